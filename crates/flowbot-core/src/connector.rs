@@ -1,0 +1,182 @@
+//! The boundary between the runner and the apps: the `Connector` trait and its errors.
+//! Core only declares it; implementations live in `flowbot-connectors`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::manifest::AppManifest;
+
+/// A configured connection: the settings a user saved for one app (credentials included).
+#[derive(Clone)]
+pub struct Connection {
+    /// The slot or saved-connection name.
+    pub name: String,
+    pub app: String,
+    pub settings: Map<String, Value>,
+}
+
+// Settings hold credentials: Debug shows only which settings exist.
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("name", &self.name)
+            .field("app", &self.app)
+            .field("settings", &self.settings.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Connection {
+    pub fn setting_str(&self, key: &str) -> Option<&str> {
+        self.settings.get(key).and_then(Value::as_str)
+    }
+}
+
+/// One call of an action.
+#[derive(Debug, Clone, Copy)]
+pub struct ActionCall<'a> {
+    pub action: &'a str,
+    /// The rendered input, a JSON object.
+    pub input: &'a Map<String, Value>,
+    pub connection: Option<&'a Connection>,
+}
+
+/// Whether trying again can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// Network trouble, timeouts, 429, 5xx, lock contention: try again later.
+    Retryable,
+    /// Bad data or configuration: retrying would fail the same way.
+    Fatal,
+}
+
+/// What went wrong in an action, in words a user can act on.
+#[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ActionError {
+    pub class: ErrorClass,
+    pub message: String,
+    /// The remote side's error code (e.g. Salesforce's `REQUIRED_FIELD_MISSING`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The fields the remote side blamed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
+    /// How long the remote side asked us to wait.
+    #[serde(skip_serializing_if = "Option::is_none", with = "opt_secs")]
+    pub retry_after: Option<Duration>,
+    /// Anything else worth showing (e.g. the HTTP status and body).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+}
+
+impl ActionError {
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Self::new(ErrorClass::Retryable, message)
+    }
+
+    pub fn fatal(message: impl Into<String>) -> Self {
+        Self::new(ErrorClass::Fatal, message)
+    }
+
+    fn new(class: ErrorClass, message: impl Into<String>) -> Self {
+        ActionError {
+            class,
+            message: message.into(),
+            code: None,
+            fields: Vec::new(),
+            retry_after: None,
+            details: None,
+        }
+    }
+
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    pub fn with_fields(mut self, fields: Vec<String>) -> Self {
+        self.fields = fields;
+        self
+    }
+
+    pub fn with_retry_after(mut self, d: Option<Duration>) -> Self {
+        self.retry_after = d;
+        self
+    }
+
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        self.class == ErrorClass::Retryable
+    }
+}
+
+mod opt_secs {
+    use serde::Serializer;
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+/// An app's implementation.
+#[async_trait]
+pub trait Connector: Send + Sync {
+    fn manifest(&self) -> &AppManifest;
+
+    /// Run one action. The runner bounds the call with the step's timeout; connectors
+    /// classify their own errors as retryable or fatal.
+    async fn execute(&self, call: ActionCall<'_>) -> Result<Value, ActionError>;
+
+    /// A cheap authenticated call proving the connection works.
+    async fn test_connection(&self, _connection: &Connection) -> Result<(), ActionError> {
+        Ok(())
+    }
+}
+
+/// The installed apps, by id.
+#[derive(Clone, Default)]
+pub struct Apps {
+    by_id: BTreeMap<String, Arc<dyn Connector>>,
+}
+
+impl Apps {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, c: Arc<dyn Connector>) {
+        self.by_id.insert(c.manifest().id.clone(), c);
+    }
+
+    pub fn get(&self, app: &str) -> Option<&Arc<dyn Connector>> {
+        self.by_id.get(app)
+    }
+
+    pub fn manifest(&self, app: &str) -> Option<&AppManifest> {
+        self.get(app).map(|c| c.manifest())
+    }
+
+    pub fn manifests(&self) -> impl Iterator<Item = &AppManifest> {
+        self.by_id.values().map(|c| c.manifest())
+    }
+
+    pub fn ids(&self) -> Vec<&str> {
+        self.by_id.keys().map(String::as_str).collect()
+    }
+}

@@ -1,0 +1,701 @@
+//! The step runner: walks a flow's steps against a trigger payload, journaling every step.
+//!
+//! One call of [`Runner::run`] is one attempt of a run. It is given the records of earlier
+//! attempts and resumes from them:
+//! - a step whose latest record succeeded is not executed again; its output is replayed;
+//! - a step that failed, or started and never finished, is executed again (at least once);
+//! - but a non-idempotent step (a create, a sent message) that started and never finished is
+//!   *in doubt*: the call may or may not have happened. The run then starts over in a new
+//!   generation, so the reads before that step see whatever the lost call did (the Account
+//!   search finds the Account, and the branch updates instead of creating a second one).
+//!
+//! A step is journaled as *started* before its call and *finished* after it; the journal
+//! must have made the started record durable before the call goes out.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use tracing::Instrument;
+
+use crate::condition::evaluate;
+use crate::connector::{ActionCall, ActionError, Apps, Connection, ErrorClass};
+use crate::manifest::redact_input;
+use crate::model::*;
+use crate::template::{render_value, Scope};
+
+/// How long a step may take when neither the step nor the flow says.
+pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Started,
+    Succeeded,
+    Failed,
+}
+
+/// What a run record says about one execution of one step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// Unique within the run, also inside loops: `each_customer[3].create`.
+    pub path: String,
+    pub step_id: String,
+    pub kind: String,
+    /// Increases when an in-doubt create makes the run start over.
+    pub generation: u32,
+    /// 1 for the first execution of this path in this generation.
+    pub attempt: u32,
+    pub status: StepStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    pub idempotent: bool,
+    /// The rendered input, secrets redacted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Value>,
+    /// The obtained values this step produced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<StepError>,
+    /// The lane a branch or switch took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane: Option<String>,
+    pub started_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Timestamp>,
+}
+
+impl StepRecord {
+    pub fn duration(&self) -> Option<Duration> {
+        let end = self.finished_at?;
+        Duration::try_from(end.duration_since(self.started_at)).ok()
+    }
+}
+
+/// A step's failure as recorded and shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepError {
+    pub message: String,
+    pub retryable: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+}
+
+impl StepError {
+    fn fatal(message: String) -> StepError {
+        StepError {
+            message,
+            retryable: false,
+            code: None,
+            fields: Vec::new(),
+            details: None,
+        }
+    }
+}
+
+impl From<&ActionError> for StepError {
+    fn from(e: &ActionError) -> Self {
+        StepError {
+            message: e.message.clone(),
+            retryable: e.class == ErrorClass::Retryable,
+            code: e.code.clone(),
+            fields: e.fields.clone(),
+            details: e.details.clone(),
+        }
+    }
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunOutcome {
+    Succeeded,
+    /// Not retryable, or out of attempts.
+    Failed {
+        path: String,
+        error: StepError,
+    },
+    /// A retryable failure: run again after `delay`; the run resumes at `path`.
+    RetryLater {
+        path: String,
+        error: StepError,
+        delay: Duration,
+        attempt: u32,
+        max_attempts: u32,
+    },
+    /// A wait step: run again at `until`.
+    WaitUntil {
+        path: String,
+        until: Timestamp,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the run record could not be saved: {0}")]
+pub struct JournalError(pub String);
+
+/// Where step records go. The store's implementation makes a *started* record durable
+/// before returning, because the call that follows may not be repeatable.
+#[async_trait]
+pub trait Journal: Send + Sync {
+    async fn record(&self, rec: &StepRecord) -> Result<(), JournalError>;
+}
+
+/// Time and randomness, injectable so retry scheduling is testable without sleeping.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+    /// A draw in [0, 1) for retry jitter.
+    fn random_unit(&self) -> f64 {
+        fastrand::f64()
+    }
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// A journal that keeps records in memory: for `flowbot run` and tests.
+#[derive(Default)]
+pub struct MemoryJournal {
+    records: std::sync::Mutex<Vec<StepRecord>>,
+}
+
+impl MemoryJournal {
+    pub fn records(&self) -> Vec<StepRecord> {
+        self.records.lock().expect("journal lock").clone()
+    }
+}
+
+#[async_trait]
+impl Journal for MemoryJournal {
+    async fn record(&self, rec: &StepRecord) -> Result<(), JournalError> {
+        self.records.lock().expect("journal lock").push(rec.clone());
+        Ok(())
+    }
+}
+
+/// Everything one attempt needs.
+pub struct Runner<'a> {
+    pub flow: &'a Flow,
+    pub apps: &'a Apps,
+    /// Connection slot name → the connection configured for it.
+    pub connections: &'a HashMap<String, Connection>,
+    pub journal: &'a dyn Journal,
+    pub clock: &'a dyn Clock,
+}
+
+/// What the records of earlier attempts say.
+struct Resume<'r> {
+    generation: u32,
+    /// The latest record of each path in the current generation.
+    latest: HashMap<&'r str, &'r StepRecord>,
+}
+
+impl<'r> Resume<'r> {
+    fn plan(prior: &'r [StepRecord]) -> Resume<'r> {
+        let generation = prior.iter().map(|r| r.generation).max().unwrap_or(0);
+        let mut latest: HashMap<&str, &StepRecord> = HashMap::new();
+        for r in prior.iter().filter(|r| r.generation == generation) {
+            // Records arrive in order; a finished record of the same attempt replaces
+            // its started record.
+            match latest.get(r.path.as_str()) {
+                Some(prev) if prev.attempt > r.attempt => {}
+                _ => {
+                    latest.insert(&r.path, r);
+                }
+            }
+        }
+        let in_doubt = latest
+            .values()
+            .any(|r| r.status == StepStatus::Started && !r.idempotent);
+        if in_doubt {
+            return Resume {
+                generation: generation + 1,
+                latest: HashMap::new(),
+            };
+        }
+        Resume { generation, latest }
+    }
+
+    fn succeeded(&self, path: &str) -> Option<&'r StepRecord> {
+        self.latest
+            .get(path)
+            .copied()
+            .filter(|r| r.status == StepStatus::Succeeded)
+    }
+
+    /// The attempt number for the next execution of `path`.
+    fn next_attempt(&self, path: &str) -> u32 {
+        self.latest.get(path).map_or(1, |r| r.attempt + 1)
+    }
+}
+
+/// Whether to go on with the next step.
+enum Flow_ {
+    Continue,
+    Stop(RunOutcome),
+}
+
+type StepResult = Result<Flow_, JournalError>;
+
+impl Runner<'_> {
+    /// Run one attempt. `prior` holds every record of earlier attempts of this run.
+    /// An `Err` means the journal failed: nothing can be trusted to have been recorded, so
+    /// the caller must let the run be picked up again rather than mark it finished.
+    pub async fn run(
+        &self,
+        trigger: &Value,
+        prior: &[StepRecord],
+    ) -> Result<RunOutcome, JournalError> {
+        let resume = Resume::plan(prior);
+        let mut scope = Scope::new();
+        scope.insert("trigger".to_string(), trigger.clone());
+        match self
+            .steps(&self.flow.steps, "", &mut scope, &resume)
+            .await?
+        {
+            Flow_::Continue => Ok(RunOutcome::Succeeded),
+            Flow_::Stop(outcome) => Ok(outcome),
+        }
+    }
+
+    async fn steps(
+        &self,
+        steps: &[Step],
+        prefix: &str,
+        scope: &mut Scope,
+        resume: &Resume<'_>,
+    ) -> StepResult {
+        for step in steps {
+            let path = format!("{prefix}{}", step.id);
+            let span = tracing::info_span!("step", step = %path);
+            let flow = Box::pin(self.step(step, &path, prefix, scope, resume))
+                .instrument(span)
+                .await?;
+            if let Flow_::Stop(_) = flow {
+                return Ok(flow);
+            }
+        }
+        Ok(Flow_::Continue)
+    }
+
+    fn record(&self, step: &Step, path: &str, resume: &Resume<'_>) -> StepRecord {
+        StepRecord {
+            path: path.to_string(),
+            step_id: step.id.clone(),
+            kind: step.kind.label().to_string(),
+            generation: resume.generation,
+            attempt: resume.next_attempt(path),
+            status: StepStatus::Started,
+            app: None,
+            action: None,
+            idempotent: true,
+            input: None,
+            output: None,
+            error: None,
+            lane: None,
+            started_at: self.clock.now(),
+            finished_at: None,
+        }
+    }
+
+    /// Record a failure that no retry can fix and stop the run.
+    async fn fail(&self, mut rec: StepRecord, message: String) -> StepResult {
+        let error = StepError::fatal(message);
+        rec.status = StepStatus::Failed;
+        rec.error = Some(error.clone());
+        rec.finished_at = Some(self.clock.now());
+        self.journal.record(&rec).await?;
+        tracing::warn!(error = %error.message, "step failed");
+        Ok(Flow_::Stop(RunOutcome::Failed {
+            path: rec.path,
+            error,
+        }))
+    }
+
+    async fn succeed(&self, mut rec: StepRecord, output: Value) -> Result<(), JournalError> {
+        rec.status = StepStatus::Succeeded;
+        rec.output = Some(output);
+        rec.finished_at = Some(self.clock.now());
+        self.journal.record(&rec).await
+    }
+
+    async fn step(
+        &self,
+        step: &Step,
+        path: &str,
+        prefix: &str,
+        scope: &mut Scope,
+        resume: &Resume<'_>,
+    ) -> StepResult {
+        let done = resume.succeeded(path);
+        match &step.kind {
+            StepKind::Action(a) => {
+                if let Some(r) = done {
+                    scope.insert(step.id.clone(), r.output.clone().unwrap_or(Value::Null));
+                    return Ok(Flow_::Continue);
+                }
+                self.action(step, a, path, scope, resume).await
+            }
+            StepKind::Set(values) => {
+                if let Some(r) = done {
+                    scope.insert(step.id.clone(), r.output.clone().unwrap_or(Value::Null));
+                    return Ok(Flow_::Continue);
+                }
+                let rec = self.record(step, path, resume);
+                match render_value(&Value::Object(values.clone()), scope) {
+                    Ok(out) => {
+                        self.succeed(rec, out.clone()).await?;
+                        scope.insert(step.id.clone(), out);
+                        Ok(Flow_::Continue)
+                    }
+                    Err((field, e)) => {
+                        self.fail(rec, format!("value `{field}`: {}", e.message))
+                            .await
+                    }
+                }
+            }
+            StepKind::Wait(d) => self.wait(step, *d, path, resume).await,
+            StepKind::Branch(b) => {
+                let lane = match done.and_then(|r| r.lane.clone()) {
+                    Some(lane) => lane,
+                    None => {
+                        let rec = self.record(step, path, resume);
+                        let matched = match evaluate(&b.condition, scope) {
+                            Ok(m) => m,
+                            Err(e) => {
+                                return self
+                                    .fail(rec, format!("condition `{}`: {}", e.path, e.message))
+                                    .await
+                            }
+                        };
+                        let lane = if matched { "then" } else { "else" };
+                        self.decide(rec, lane, json!({"lane": lane, "matched": matched}))
+                            .await?;
+                        lane.to_string()
+                    }
+                };
+                let matched = lane == "then";
+                scope.insert(step.id.clone(), json!({"lane": lane, "matched": matched}));
+                let steps = if matched {
+                    &b.then_steps
+                } else {
+                    &b.else_steps
+                };
+                self.steps(steps, prefix, scope, resume).await
+            }
+            StepKind::Switch(sw) => {
+                let lane = match done.and_then(|r| r.lane.clone()) {
+                    Some(lane) => lane,
+                    None => {
+                        let rec = self.record(step, path, resume);
+                        let mut chosen = "default".to_string();
+                        for (i, c) in sw.cases.iter().enumerate() {
+                            match evaluate(&c.condition, scope) {
+                                Ok(true) => {
+                                    chosen = c.name.clone();
+                                    break;
+                                }
+                                Ok(false) => {}
+                                Err(e) => {
+                                    return self
+                                        .fail(
+                                            rec,
+                                            format!(
+                                                "case {} condition `{}`: {}",
+                                                i + 1,
+                                                e.path,
+                                                e.message
+                                            ),
+                                        )
+                                        .await
+                                }
+                            }
+                        }
+                        self.decide(rec, &chosen, json!({ "lane": chosen })).await?;
+                        chosen
+                    }
+                };
+                scope.insert(step.id.clone(), json!({ "lane": lane }));
+                let steps = sw
+                    .cases
+                    .iter()
+                    .find(|c| c.name == lane)
+                    .map_or(&sw.default, |c| &c.steps);
+                self.steps(steps, prefix, scope, resume).await
+            }
+            StepKind::ForEach(f) => self.for_each(step, f, path, scope, resume).await,
+        }
+    }
+
+    /// Record which lane a branch or switch took, before the lane runs, so that a resumed
+    /// run takes the same lane even if the values it tested have changed since.
+    async fn decide(
+        &self,
+        mut rec: StepRecord,
+        lane: &str,
+        output: Value,
+    ) -> Result<(), JournalError> {
+        rec.lane = Some(lane.to_string());
+        self.succeed(rec, output).await
+    }
+
+    async fn action(
+        &self,
+        step: &Step,
+        a: &ActionStep,
+        path: &str,
+        scope: &mut Scope,
+        resume: &Resume<'_>,
+    ) -> StepResult {
+        let mut rec = self.record(step, path, resume);
+        rec.app = Some(a.app.clone());
+        rec.action = Some(a.action.clone());
+        let Some(connector) = self.apps.get(&a.app) else {
+            return self
+                .fail(rec, format!("app `{}` is not installed", a.app))
+                .await;
+        };
+        let Some(spec) = connector.manifest().action(&a.action) else {
+            return self
+                .fail(rec, format!("app `{}` has no action `{}`", a.app, a.action))
+                .await;
+        };
+        rec.idempotent = spec.idempotent;
+        let input = match render_value(&Value::Object(a.input.clone()), scope) {
+            Ok(Value::Object(m)) => with_defaults(m, spec),
+            Ok(_) => unreachable!("rendering an object gives an object"),
+            Err((field, e)) => {
+                return self
+                    .fail(rec, format!("input `{field}`: {}", e.message))
+                    .await
+            }
+        };
+        rec.input = Some(redact_input(spec, &Value::Object(input.clone())));
+        let connection = match &a.connection {
+            None => None,
+            Some(slot) => match self.connections.get(slot) {
+                Some(c) => Some(c),
+                None => return self
+                    .fail(
+                        rec,
+                        format!(
+                            "connection `{slot}` is not set up: connect it before running the flow"
+                        ),
+                    )
+                    .await,
+            },
+        };
+
+        self.journal.record(&rec).await?;
+        let timeout = step
+            .timeout
+            .or(self.flow.timeout)
+            .unwrap_or(DEFAULT_STEP_TIMEOUT);
+        let call = ActionCall {
+            action: &a.action,
+            input: &input,
+            connection,
+        };
+        let result = match tokio::time::timeout(timeout, connector.execute(call)).await {
+            Ok(r) => r,
+            Err(_) => Err(ActionError::retryable(format!(
+                "no answer within {}",
+                humantime::format_duration(timeout)
+            ))),
+        };
+        match result {
+            Ok(output) => {
+                tracing::debug!("step succeeded");
+                self.succeed(rec, output.clone()).await?;
+                scope.insert(step.id.clone(), output);
+                Ok(Flow_::Continue)
+            }
+            Err(e) => {
+                let error = StepError::from(&e);
+                rec.status = StepStatus::Failed;
+                rec.error = Some(error.clone());
+                rec.finished_at = Some(self.clock.now());
+                self.journal.record(&rec).await?;
+                let policy = self.flow.retry.with_override(step.retry.as_ref());
+                if e.is_retryable() && rec.attempt < policy.max_attempts {
+                    let delay = policy.delay(rec.attempt, e.retry_after, self.clock.random_unit());
+                    tracing::info!(error = %e.message, attempt = rec.attempt, ?delay, "step will be retried");
+                    Ok(Flow_::Stop(RunOutcome::RetryLater {
+                        path: path.to_string(),
+                        error,
+                        delay,
+                        attempt: rec.attempt,
+                        max_attempts: policy.max_attempts,
+                    }))
+                } else {
+                    tracing::warn!(error = %e.message, attempt = rec.attempt, "step failed");
+                    Ok(Flow_::Stop(RunOutcome::Failed {
+                        path: path.to_string(),
+                        error,
+                    }))
+                }
+            }
+        }
+    }
+
+    async fn wait(&self, step: &Step, d: Duration, path: &str, resume: &Resume<'_>) -> StepResult {
+        if resume.succeeded(path).is_some() {
+            return Ok(Flow_::Continue);
+        }
+        let now = self.clock.now();
+        // A started wait knows when it ends; resuming before then waits for the rest.
+        let started = resume
+            .latest
+            .get(path)
+            .filter(|r| r.status == StepStatus::Started);
+        let until = started
+            .and_then(|r| {
+                r.output
+                    .as_ref()?
+                    .get("until")?
+                    .as_str()?
+                    .parse::<Timestamp>()
+                    .ok()
+            })
+            .unwrap_or_else(|| {
+                now.checked_add(jiff::SignedDuration::try_from(d).unwrap_or_default())
+                    .unwrap_or(now)
+            });
+        if now >= until {
+            let mut rec = match started {
+                Some(r) => (*r).clone(),
+                None => self.record(step, path, resume),
+            };
+            rec.output = None;
+            self.succeed(rec, json!({ "until": until.to_string() }))
+                .await?;
+            return Ok(Flow_::Continue);
+        }
+        if started.is_none() {
+            let mut rec = self.record(step, path, resume);
+            rec.output = Some(json!({ "until": until.to_string() }));
+            self.journal.record(&rec).await?;
+        }
+        Ok(Flow_::Stop(RunOutcome::WaitUntil {
+            path: path.to_string(),
+            until,
+        }))
+    }
+
+    async fn for_each(
+        &self,
+        step: &Step,
+        f: &ForEachStep,
+        path: &str,
+        scope: &mut Scope,
+        resume: &Resume<'_>,
+    ) -> StepResult {
+        // The items are fixed when the loop starts, so indices stay stable across resumes.
+        let items = match resume.succeeded(path).and_then(|r| r.input.clone()) {
+            Some(Value::Object(mut m)) => match m.remove("items") {
+                Some(Value::Array(items)) => items,
+                _ => Vec::new(),
+            },
+            _ => {
+                let rec = self.record(step, path, resume);
+                let items = match render_value(&f.items, scope) {
+                    Ok(Value::Array(items)) => items,
+                    Ok(Value::Null) => Vec::new(),
+                    Ok(other) => {
+                        return self
+                            .fail(
+                                rec,
+                                format!(
+                                    "`items` must give a list, but gave {}",
+                                    crate::template::kind_of(&other)
+                                ),
+                            )
+                            .await
+                    }
+                    Err((_, e)) => return self.fail(rec, format!("`items`: {}", e.message)).await,
+                };
+                if items.len() > f.max_iterations {
+                    return self
+                        .fail(
+                            rec,
+                            format!(
+                                "the loop has {} items, more than its max_iterations of {}",
+                                items.len(),
+                                f.max_iterations
+                            ),
+                        )
+                        .await;
+                }
+                let mut rec = rec;
+                rec.input = Some(json!({ "items": items }));
+                self.succeed(rec, json!({ "count": items.len() })).await?;
+                items
+            }
+        };
+        let mut results = Vec::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            let mut inner = scope.clone();
+            inner.insert(step.id.clone(), json!({ "item": item, "index": index }));
+            let prefix = format!("{path}[{index}].");
+            if let Flow_::Stop(o) = self.steps(&f.steps, &prefix, &mut inner, resume).await? {
+                return Ok(Flow_::Stop(o));
+            }
+            let mut result = Map::new();
+            result.insert("item".to_string(), item.clone());
+            result.insert("index".to_string(), json!(index));
+            for s in walk_lanes(&f.steps) {
+                if let Some(v) = inner.get(&s.id) {
+                    result.insert(s.id.clone(), v.clone());
+                }
+            }
+            results.push(Value::Object(result));
+        }
+        scope.insert(
+            step.id.clone(),
+            json!({ "count": items.len(), "results": results }),
+        );
+        Ok(Flow_::Continue)
+    }
+}
+
+/// Steps of a loop body including those in nested branch lanes (not nested loop bodies,
+/// whose results live in their own loop's value).
+fn walk_lanes(steps: &[Step]) -> Vec<&Step> {
+    let mut out = Vec::new();
+    for s in steps {
+        out.push(s);
+        if !matches!(s.kind, StepKind::ForEach(_)) {
+            for lane in s.lanes() {
+                out.extend(walk_lanes(lane.steps));
+            }
+        }
+    }
+    out
+}
+
+/// Inputs the user left out take the manifest's defaults.
+fn with_defaults(
+    mut input: Map<String, Value>,
+    spec: &crate::manifest::ActionSpec,
+) -> Map<String, Value> {
+    for f in &spec.inputs {
+        if let Some(d) = &f.default {
+            input.entry(f.name.clone()).or_insert_with(|| d.clone());
+        }
+    }
+    input
+}

@@ -1,0 +1,71 @@
+//! `flowbot apps`: the catalogue of apps, triggers and actions.
+
+use std::process::ExitCode;
+
+use flowbot_core::manifest::FieldSpec;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Print the manifests as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn main(args: Args) -> anyhow::Result<ExitCode> {
+    let apps = flowbot_connectors::registry();
+    if args.json {
+        let all: Vec<_> = apps.manifests().collect();
+        println!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for app in apps.manifests() {
+        println!("{} — {} / {}", app.id, app.name.en, app.name.ja);
+        if !app.connection.is_empty() {
+            println!("  connection:");
+            print_fields(&app.connection);
+        }
+        for t in &app.triggers {
+            println!("  trigger {} — {} / {}", t.id, t.name.en, t.name.ja);
+            print_fields(&t.options);
+            for o in &t.outputs {
+                println!("      → {} ({})", o.name, o.kind.name());
+            }
+        }
+        for a in &app.actions {
+            let repeat = if a.idempotent {
+                "safe to repeat"
+            } else {
+                "not idempotent"
+            };
+            println!(
+                "  action {} — {} / {} [{repeat}]",
+                a.id, a.name.en, a.name.ja
+            );
+            print_fields(&a.inputs);
+            for o in &a.outputs {
+                println!("      → {} ({})", o.name, o.kind.name());
+            }
+        }
+        println!();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_fields(fields: &[FieldSpec]) {
+    for f in fields {
+        let mut notes = vec![f.kind.name().to_string()];
+        if f.required {
+            notes.push("required".into());
+        }
+        if f.secret {
+            notes.push("secret".into());
+        }
+        if !f.choices.is_empty() {
+            notes.push(f.choices.join("|"));
+        }
+        if let Some(d) = &f.default {
+            notes.push(format!("default {d}"));
+        }
+        println!("      {} ({})", f.name, notes.join(", "));
+    }
+}
