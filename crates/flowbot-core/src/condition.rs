@@ -78,11 +78,22 @@ pub fn compare(a: &Value, op: Operator, b: &Value) -> Result<bool, String> {
         Operator::IsNotEmpty => !is_empty(a),
         Operator::Matches => {
             let pattern = text(b).unwrap_or_default();
-            let re = Regex::new(&pattern)
-                .map_err(|e| format!("`{pattern}` is not a valid regular expression: {e}"))?;
+            let re = Regex::new(&pattern).map_err(|e| {
+                format!(
+                    "`{pattern}` is not a valid regular expression: {}",
+                    regex_reason(&e)
+                )
+            })?;
             text(a).is_some_and(|a| re.is_match(&a))
         }
     })
+}
+
+/// The one-line reason of a regex error (its Display spans several lines).
+pub fn regex_reason(e: &regex::Error) -> String {
+    let text = e.to_string();
+    let last = text.lines().last().unwrap_or(&text).trim();
+    last.strip_prefix("error: ").unwrap_or(last).to_string()
 }
 
 /// A number, or text that reads as one.

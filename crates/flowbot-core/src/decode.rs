@@ -37,8 +37,13 @@ const RETRY_KEYS: &[&str] = &[
 
 /// The result of reading a file: the flow if its structure was readable, and every problem.
 pub struct Decoded {
+    /// The flow, possibly partial: steps that could not be read are left out (and
+    /// reported), so that the rest can still be checked in the same pass.
     pub flow: Option<Flow>,
     pub diagnostics: Vec<Diagnostic>,
+    /// Ids of the steps left out, with those nested in them: references to them are not
+    /// reported again as unknown.
+    pub broken_ids: Vec<String>,
 }
 
 /// Parse and decode a flow file. Semantic checks (references, manifests, templates) are
@@ -50,6 +55,7 @@ pub fn decode(source: &str, positions: &Positions) -> Decoded {
             let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
             return Decoded {
                 flow: None,
+                broken_ids: Vec::new(),
                 diagnostics: vec![Diagnostic {
                     line,
                     column,
@@ -61,11 +67,16 @@ pub fn decode(source: &str, positions: &Positions) -> Decoded {
     };
     let mut d = Decoder {
         sink: Sink::new(positions),
+        broken_ids: Vec::new(),
     };
     let flow = d.flow(&yaml);
     let mut diagnostics = d.sink.diags;
     diagnostics.sort_by_key(|d| (d.line, d.column));
-    Decoded { flow, diagnostics }
+    Decoded {
+        flow,
+        diagnostics,
+        broken_ids: d.broken_ids,
+    }
 }
 
 /// serde_yaml appends " at line L column C" to its messages; the position is reported apart.
@@ -78,6 +89,7 @@ fn strip_location(msg: &str) -> &str {
 
 struct Decoder<'p> {
     sink: Sink<'p>,
+    broken_ids: Vec<String>,
 }
 
 impl Decoder<'_> {
@@ -281,14 +293,13 @@ impl Decoder<'_> {
             }
         };
         let mut out = Vec::new();
-        let mut ok = true;
         for (i, s) in seq.iter().enumerate() {
             match self.step(s, &format!("{path}[{i}]")) {
                 Some(step) => out.push(step),
-                None => ok = false,
+                None => collect_ids(s, &mut self.broken_ids),
             }
         }
-        ok.then_some(out)
+        Some(out)
     }
 
     fn step(&mut self, y: &Yaml, path: &str) -> Option<Step> {
@@ -352,7 +363,8 @@ impl Decoder<'_> {
         } else {
             allowed.push(kind_key);
         }
-        self.check_keys(map, path, &allowed, &format!("a `{kind_key}` step"));
+        let article = if kind_key == "action" { "an" } else { "a" };
+        self.check_keys(map, path, &allowed, &format!("{article} `{kind_key}` step"));
 
         let kpath = join_key(path, kind_key);
         let kind = match kind_key {
@@ -389,6 +401,7 @@ impl Decoder<'_> {
         };
         Some(Step {
             id: id?,
+            source: path.to_string(),
             name,
             kind: kind?,
             retry,
@@ -680,7 +693,13 @@ impl Decoder<'_> {
                 None
             }
             None => {
-                let what = if path.is_empty() { "the flow" } else { "this" };
+                let what = if path.is_empty() {
+                    "the flow".to_string()
+                } else if path.ends_with(']') && last(path).starts_with("steps") {
+                    "this step".to_string()
+                } else {
+                    format!("`{}`", last(path))
+                };
                 self.sink
                     .at_value(path, format!("missing `{key}` in {what}"));
                 None
@@ -793,6 +812,26 @@ pub const RESERVED_NAMES: &[&str] = &[
     "super",
     "namespace",
 ];
+
+/// Every `id:` inside a YAML value.
+fn collect_ids(y: &Yaml, out: &mut Vec<String>) {
+    match y {
+        Yaml::Mapping(m) => {
+            if let Some(Yaml::String(id)) = m.get("id") {
+                out.push(id.clone());
+            }
+            for v in m.values() {
+                collect_ids(v, out);
+            }
+        }
+        Yaml::Sequence(s) => {
+            for v in s {
+                collect_ids(v, out);
+            }
+        }
+        _ => {}
+    }
+}
 
 fn all_step_keys() -> Vec<&'static str> {
     let mut v = COMMON_STEP_KEYS.to_vec();

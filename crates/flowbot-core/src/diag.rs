@@ -82,14 +82,18 @@ impl Positions {
 
     /// Where the value at `path` stands, or the nearest enclosing value that has a position.
     pub fn value(&self, path: &str) -> (usize, usize) {
+        // What is missing from the whole file is reported at its start.
+        if path.is_empty() {
+            return (1, 1);
+        }
         let mut p = path;
         loop {
             if let Some(pos) = self.values.get(p) {
                 return *pos;
             }
             match parent(p) {
+                Some("") | None => return (1, 1),
                 Some(up) => p = up,
-                None => return (1, 1),
             }
         }
     }
@@ -152,6 +156,8 @@ impl<'p> Sink<'p> {
     }
 
     fn push(&mut self, line: usize, column: usize, path: &str, message: String) {
+        // One problem, one line: messages from libraries may span several.
+        let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
         self.diags.push(Diagnostic {
             line,
             column,

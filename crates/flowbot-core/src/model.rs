@@ -45,6 +45,9 @@ pub struct Trigger {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
     pub id: String,
+    /// Where the step stands in its file, as a field path (`steps[2].branch.then[0]`), for
+    /// diagnostics; empty for steps built in code.
+    pub source: String,
     pub name: Option<String>,
     pub kind: StepKind,
     /// Overrides of the flow's retry policy for this step.

@@ -489,14 +489,16 @@ impl Runner<'_> {
             None => None,
             Some(slot) => match self.connections.get(slot) {
                 Some(c) => Some(c),
-                None => return self
-                    .fail(
-                        rec,
-                        format!(
+                None => {
+                    return self
+                        .fail(
+                            rec,
+                            format!(
                             "connection `{slot}` is not set up: connect it before running the flow"
                         ),
-                    )
-                    .await,
+                        )
+                        .await
+                }
             },
         };
 

@@ -26,7 +26,7 @@ pub fn check(source: &str, apps: &Apps) -> Checked {
     let decoded = decode(source, &positions);
     let mut diagnostics = decoded.diagnostics;
     if let Some(flow) = &decoded.flow {
-        diagnostics.extend(validate(flow, apps, &positions));
+        diagnostics.extend(validate(flow, apps, &positions, &decoded.broken_ids));
     }
     diagnostics.sort_by(|a, b| (a.line, a.column).cmp(&(b.line, b.column)));
     diagnostics.dedup();
@@ -50,14 +50,22 @@ struct Place {
 }
 
 /// Semantic checks on a decoded flow.
-pub fn validate(flow: &Flow, apps: &Apps, positions: &Positions) -> Vec<Diagnostic> {
+/// `broken_ids` are steps the decoder reported and left out; references to them are not
+/// reported a second time.
+pub fn validate(
+    flow: &Flow,
+    apps: &Apps,
+    positions: &Positions,
+    broken_ids: &[String],
+) -> Vec<Diagnostic> {
     let mut v = Validator {
         flow,
         apps,
         sink: Sink::new(positions),
         places: HashMap::new(),
+        broken_ids,
     };
-    v.index_places(&flow.steps, "steps", &mut Vec::new(), &mut 0);
+    v.index_places(&flow.steps, &mut Vec::new(), &mut 0);
     v.connections();
     v.trigger();
     if let Some(key) = &flow.concurrency_key {
@@ -65,7 +73,7 @@ pub fn validate(flow: &Flow, apps: &Apps, positions: &Positions) -> Vec<Diagnost
         v.template(key, "concurrency_key", &avail, None);
     }
     let mut avail = BTreeSet::from(["trigger".to_string()]);
-    v.steps(&flow.steps, "steps", &mut avail);
+    v.steps(&flow.steps, &mut avail);
     v.sink.diags
 }
 
@@ -74,18 +82,18 @@ struct Validator<'a, 'p> {
     apps: &'a Apps,
     sink: Sink<'p>,
     places: HashMap<&'a str, Place>,
+    broken_ids: &'a [String],
 }
 
 impl<'a> Validator<'a, '_> {
     fn index_places(
         &mut self,
         steps: &'a [Step],
-        path: &str,
         lanes: &mut Vec<(String, String, bool)>,
         order: &mut usize,
     ) {
-        for (i, s) in steps.iter().enumerate() {
-            let yaml = format!("{path}[{i}]");
+        for s in steps {
+            let yaml = s.source.clone();
             *order += 1;
             if let Some(first) = self.places.get(s.id.as_str()) {
                 let (line, _) = self.sink.positions().value(&first.yaml);
@@ -106,9 +114,9 @@ impl<'a> Validator<'a, '_> {
                     },
                 );
             }
-            for (lane, lane_path) in lanes_with_paths(s, &yaml) {
+            for lane in s.lanes() {
                 lanes.push((s.id.clone(), lane.name.to_string(), lane.is_loop_body));
-                self.index_places(lane.steps, &lane_path, lanes, order);
+                self.index_places(lane.steps, lanes, order);
                 lanes.pop();
             }
         }
@@ -311,10 +319,9 @@ impl<'a> Validator<'a, '_> {
         }
     }
 
-    fn steps(&mut self, steps: &'a [Step], path: &str, avail: &mut BTreeSet<String>) {
-        for (i, s) in steps.iter().enumerate() {
-            let yaml = format!("{path}[{i}]");
-            self.step(s, &yaml, avail);
+    fn steps(&mut self, steps: &'a [Step], avail: &mut BTreeSet<String>) {
+        for s in steps {
+            self.step(s, &s.source, avail);
             avail.insert(s.id.clone());
         }
     }
@@ -354,7 +361,7 @@ impl<'a> Validator<'a, '_> {
             StepKind::Wait(_) => {}
             StepKind::Branch(b) => {
                 self.condition(&b.condition, &format!("{yaml}.branch.if"), avail, &s.id);
-                self.lanes(s, yaml, avail);
+                self.lanes(s, avail);
             }
             StepKind::Switch(sw) => {
                 for (i, c) in sw.cases.iter().enumerate() {
@@ -365,7 +372,7 @@ impl<'a> Validator<'a, '_> {
                         &s.id,
                     );
                 }
-                self.lanes(s, yaml, avail);
+                self.lanes(s, avail);
             }
             StepKind::ForEach(f) => {
                 let ipath = format!("{yaml}.for_each.items");
@@ -382,18 +389,18 @@ impl<'a> Validator<'a, '_> {
                         ),
                     ),
                 }
-                self.lanes(s, yaml, avail);
+                self.lanes(s, avail);
             }
         }
     }
 
-    fn lanes(&mut self, s: &'a Step, yaml: &str, avail: &BTreeSet<String>) {
-        for (lane, lane_path) in lanes_with_paths(s, yaml) {
+    fn lanes(&mut self, s: &'a Step, avail: &BTreeSet<String>) {
+        for lane in s.lanes() {
             // Inside its lanes a container's own value (the lane taken, the loop item) is
             // available; the lane's steps are not available after it.
             let mut inner = avail.clone();
             inner.insert(s.id.clone());
-            self.steps(lane.steps, &lane_path, &mut inner);
+            self.steps(lane.steps, &mut inner);
         }
     }
 
@@ -420,7 +427,10 @@ impl<'a> Validator<'a, '_> {
                                 if let Err(e) = regex::Regex::new(p) {
                                     self.sink.at_value(
                                         &tpath,
-                                        format!("`{p}` is not a valid regular expression: {e}"),
+                                        format!(
+                                            "`{p}` is not a valid regular expression: {}",
+                                            crate::condition::regex_reason(&e)
+                                        ),
                                     );
                                 }
                             }
@@ -454,7 +464,7 @@ impl<'a> Validator<'a, '_> {
             }
         };
         for name in refs {
-            if avail.contains(&name) {
+            if avail.contains(&name) || self.broken_ids.contains(&name) {
                 continue;
             }
             let msg = self.unavailable(&name, me, avail);
@@ -465,11 +475,15 @@ impl<'a> Validator<'a, '_> {
     /// Explain why `name` cannot be used from step `me`.
     fn unavailable(&self, name: &str, me: Option<&str>, avail: &BTreeSet<String>) -> String {
         let Some(me) = me else {
-            return if self.places.contains_key(name) {
-                format!("`{name}` is a step; here only `trigger` is available")
+            let what = if self.places.contains_key(name) {
+                format!("`{name}` is a step")
             } else {
-                format!("unknown value `{name}`: here only `trigger` is available")
+                format!("`{name}` is unknown")
             };
+            return format!(
+                "the concurrency key can use only `trigger` (it is rendered when the event \
+                 arrives, before any step runs); {what}"
+            );
         };
         let Some(target) = self.places.get(name) else {
             let names: Vec<&str> = avail.iter().map(String::as_str).collect();
@@ -518,23 +532,4 @@ fn kind_article(kind: &str) -> String {
         "boolean" => "true or false".to_string(),
         other => format!("a {other}"),
     }
-}
-
-/// Each lane of a container step with its YAML path.
-pub fn lanes_with_paths<'s>(s: &'s Step, yaml: &str) -> Vec<(Lane<'s>, String)> {
-    s.lanes()
-        .into_iter()
-        .enumerate()
-        .map(|(i, lane)| {
-            let path = match &s.kind {
-                StepKind::Branch(_) => format!("{yaml}.branch.{}", lane.name),
-                StepKind::Switch(sw) if i < sw.cases.len() => {
-                    format!("{yaml}.switch.cases[{i}].steps")
-                }
-                StepKind::Switch(_) => format!("{yaml}.switch.default"),
-                _ => format!("{yaml}.for_each.steps"),
-            };
-            (lane, path)
-        })
-        .collect()
 }

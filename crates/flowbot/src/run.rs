@@ -149,8 +149,10 @@ fn read_payload(path: Option<&PathBuf>) -> anyhow::Result<Value> {
         crate::read_file(path)?
     };
     serde_json::from_str(text.trim_start_matches('\u{feff}')).map_err(|e| {
+        let msg = e.to_string();
+        let reason = msg.split(" at line ").next().unwrap_or(&msg);
         anyhow!(
-            "{}:{}:{}: the payload is not valid JSON: {e}",
+            "{}:{}:{}: the payload is not valid JSON: {reason}",
             path.display(),
             e.line(),
             e.column()

@@ -62,11 +62,19 @@ pub fn summary(flow: &Flow) -> String {
         format!(" ({})", flow.trigger.events.join(", "))
     };
     format!(
-        "flow `{}` \"{}\": trigger {}{events}, {} steps ({} actions)",
+        "flow `{}` \"{}\": trigger {}{events}, {} ({})",
         flow.id,
         flow.name,
         flow.trigger.app,
-        steps.len(),
-        actions
+        plural(steps.len(), "step"),
+        plural(actions, "action")
     )
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }
