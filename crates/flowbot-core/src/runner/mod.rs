@@ -701,3 +701,6 @@ fn with_defaults(
     }
     input
 }
+
+#[cfg(test)]
+mod tests;
