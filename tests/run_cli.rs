@@ -310,3 +310,50 @@ async fn bad_payloads_and_missing_values_are_explained() {
         "{stdout}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_example_runs_without_any_outside_service() {
+    let flow = root()
+        .join("flows/examples/order-triage.yaml")
+        .display()
+        .to_string();
+    let payload = root()
+        .join("flows/examples/order-triage.payload.json")
+        .display()
+        .to_string();
+    let out = flowbot(vec![
+        "run".into(),
+        flow,
+        "--payload".into(),
+        payload,
+        "--json".into(),
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let output = |path: &str| {
+        run["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["path"] == path)
+            .unwrap_or_else(|| panic!("no {path}"))["output"]
+            .clone()
+    };
+    assert_eq!(
+        output("lines[1].line"),
+        json!({"sku": "CUP-02", "amount": 3000})
+    );
+    assert_eq!(output("order")["total"], 5400);
+    assert_eq!(output("order")["ordered_jst"], "2026-11-29 09:30");
+    assert_eq!(output("tier"), json!({"lane": "remote"}));
+    assert_eq!(output("remote_fee")["shipping"], 1500);
+    assert_eq!(
+        output("welcome_back")["message"],
+        "山田 太郎 様、いつもありがとうございます（2026-11-29 09:30 のご注文）"
+    );
+}

@@ -72,9 +72,10 @@ pub struct ActionError {
     /// How long the remote side asked us to wait.
     #[serde(skip_serializing_if = "Option::is_none", with = "opt_secs")]
     pub retry_after: Option<Duration>,
-    /// Anything else worth showing (e.g. the HTTP status and body).
+    /// Anything else worth showing (e.g. the HTTP status and body). Boxed: errors travel
+    /// in `Result`s and most carry none.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub details: Option<Value>,
+    pub details: Option<Box<Value>>,
 }
 
 impl ActionError {
@@ -113,7 +114,7 @@ impl ActionError {
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
+        self.details = Some(Box::new(details));
         self
     }
 

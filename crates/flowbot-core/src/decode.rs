@@ -94,9 +94,7 @@ struct Decoder<'p> {
 
 impl Decoder<'_> {
     fn flow(&mut self, y: &Yaml) -> Option<Flow> {
-        let Some(map) = self.mapping(y, "", "the flow file") else {
-            return None;
-        };
+        let map = self.mapping(y, "", "the flow file")?;
         self.check_keys(map, "", TOP_KEYS, "the flow");
         match map.get("version") {
             None => self

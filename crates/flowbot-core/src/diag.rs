@@ -182,7 +182,7 @@ pub fn suggest<'a>(got: &str, allowed: impl IntoIterator<Item = &'a str>) -> Opt
 }
 
 /// The message tail for an unknown name: a suggestion if one is close, else the choices.
-pub fn did_you_mean<'a>(got: &str, allowed: &[&'a str]) -> String {
+pub fn did_you_mean(got: &str, allowed: &[&str]) -> String {
     match suggest(got, allowed.iter().copied()) {
         Some(s) => format!("; did you mean `{s}`?"),
         None if allowed.is_empty() => String::new(),

@@ -28,7 +28,7 @@ pub fn check(source: &str, apps: &Apps) -> Checked {
     if let Some(flow) = &decoded.flow {
         diagnostics.extend(validate(flow, apps, &positions, &decoded.broken_ids));
     }
-    diagnostics.sort_by(|a, b| (a.line, a.column).cmp(&(b.line, b.column)));
+    diagnostics.sort_by_key(|d| (d.line, d.column));
     diagnostics.dedup();
     Checked {
         flow: if diagnostics.is_empty() {

@@ -250,7 +250,13 @@ fn print_text(flow: &flowbot_core::Flow, outcome: &RunOutcome, records: &[StepRe
     }
 }
 
+/// Short values on one line, longer ones pretty-printed and indented under their label.
 fn print_value(pad: &str, label: &str, v: &Value) {
+    let compact = serde_json::to_string(v).unwrap_or_default();
+    if compact.chars().count() <= 100 {
+        println!("{pad}    {label}: {compact}");
+        return;
+    }
     let text = serde_json::to_string_pretty(v).unwrap_or_default();
     let mut lines = text.lines();
     if let Some(first) = lines.next() {

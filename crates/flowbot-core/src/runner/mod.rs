@@ -110,7 +110,7 @@ impl From<&ActionError> for StepError {
             retryable: e.class == ErrorClass::Retryable,
             code: e.code.clone(),
             fields: e.fields.clone(),
-            details: e.details.clone(),
+            details: e.details.as_deref().cloned(),
         }
     }
 }
