@@ -236,14 +236,24 @@ impl Harness {
 
     async fn run(&self, trigger: Value) -> RunOutcome {
         let prior = self.journal.records();
+        self.run_on(&self.journal, trigger, &prior).await.unwrap()
+    }
+
+    /// One attempt journaled elsewhere, from records the test has shaped.
+    async fn run_on(
+        &self,
+        journal: &dyn Journal,
+        trigger: Value,
+        prior: &[StepRecord],
+    ) -> Result<RunOutcome, JournalError> {
         let runner = Runner {
             flow: &self.flow,
             apps: &self.apps,
             connections: &self.conns,
-            journal: &self.journal,
+            journal,
             clock: &self.clock,
         };
-        runner.run(&trigger, &prior).await.unwrap()
+        runner.run(&trigger, prior).await
     }
 
     fn last(&self, path: &str) -> StepRecord {
@@ -397,15 +407,8 @@ async fn an_in_doubt_create_makes_the_run_start_over_and_update_instead() {
     }
     // The lost create did happen: the search now finds the Account.
     h.crm.answer("search", found());
-    let runner = Runner {
-        flow: &h.flow,
-        apps: &h.apps,
-        connections: &h.conns,
-        journal: &journal,
-        clock: &h.clock,
-    };
-    let out = runner
-        .run(&json!({"email": "a@b", "name": "A"}), &records)
+    let out = h
+        .run_on(&journal, json!({"email": "a@b", "name": "A"}), &records)
         .await
         .unwrap();
     assert_eq!(out, RunOutcome::Succeeded);
@@ -431,15 +434,8 @@ async fn an_in_doubt_idempotent_step_is_simply_run_again() {
     records.retain(|r| !(r.path == "update" && r.status == StepStatus::Succeeded));
     records.retain(|r| r.path != "done");
     let journal = MemoryJournal::default();
-    let runner = Runner {
-        flow: &h.flow,
-        apps: &h.apps,
-        connections: &h.conns,
-        journal: &journal,
-        clock: &h.clock,
-    };
-    let out = runner
-        .run(&json!({"email": "a@b"}), &records)
+    let out = h
+        .run_on(&journal, json!({"email": "a@b"}), &records)
         .await
         .unwrap();
     assert_eq!(out, RunOutcome::Succeeded);
@@ -671,14 +667,10 @@ impl Journal for BrokenJournal {
 #[tokio::test]
 async fn a_journal_failure_stops_before_the_call() {
     let h = Harness::new(SYNC);
-    let runner = Runner {
-        flow: &h.flow,
-        apps: &h.apps,
-        connections: &h.conns,
-        journal: &BrokenJournal,
-        clock: &h.clock,
-    };
-    assert!(runner.run(&json!({"email": "a@b"}), &[]).await.is_err());
+    assert!(h
+        .run_on(&BrokenJournal, json!({"email": "a@b"}), &[])
+        .await
+        .is_err());
     assert!(
         h.crm.calls().is_empty(),
         "no call without a durable started record"
