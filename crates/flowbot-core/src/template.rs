@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
-use jiff::{civil, tz::TimeZone, Timestamp, ZonedDateTime as Zoned};
+use jiff::{civil, tz::TimeZone, Timestamp, Zoned};
 use minijinja::value::{Kwargs, Value as MjValue};
 use minijinja::{AutoEscape, Environment, Error as MjError, ErrorKind, UndefinedBehavior};
 use serde_json::{Map, Value};
@@ -339,22 +339,22 @@ pub fn parse_datetime(v: &Value, tz: &TimeZone) -> Option<Zoned> {
             } else {
                 Timestamp::from_second(f as i64).ok()?
             };
-            Some(ts.to_zoned_datetime(tz.clone()))
+            Some(ts.to_zoned(tz.clone()))
         }
         Value::String(s) => {
             let s = s.trim();
             if let Ok(ts) = s.parse::<Timestamp>() {
-                return Some(ts.to_zoned_datetime(tz.clone()));
+                return Some(ts.to_zoned(tz.clone()));
             }
             if let Ok(z) = s.parse::<Zoned>() {
                 return Some(z.with_time_zone(tz.clone()));
             }
             let normalized = s.replace('/', "-");
             if let Ok(dt) = normalized.parse::<civil::DateTime>() {
-                return dt.to_zoned_datetime(tz.clone()).ok();
+                return dt.to_zoned(tz.clone()).ok();
             }
             if let Ok(d) = normalized.parse::<civil::Date>() {
-                return d.to_zoned_datetime(tz.clone()).ok();
+                return d.to_zoned(tz.clone()).ok();
             }
             if let Ok(n) = s.parse::<f64>() {
                 return parse_datetime(&serde_json::json!(n), tz);
@@ -392,12 +392,12 @@ fn date_parse(v: &MjValue, format: Option<String>, kwargs: Kwargs) -> Result<Str
                     format!("`{text}` does not match `{fmt}`: {e}"),
                 )
             })?;
-            match tm.to_zoned_datetime() {
+            match tm.to_zoned() {
                 Ok(z) => z,
                 Err(_) => tm
                     .to_datetime()
                     .or_else(|_| tm.to_date().map(|d| d.to_datetime(civil::Time::midnight())))
-                    .and_then(|dt| dt.to_zoned_datetime(tz.clone()))
+                    .and_then(|dt| dt.to_zoned(tz.clone()))
                     .map_err(|e| {
                         MjError::new(ErrorKind::InvalidOperation, format!("incomplete date: {e}"))
                     })?,
@@ -424,7 +424,7 @@ fn to_zoned(v: &MjValue, tz: &TimeZone) -> Result<Zoned, MjError> {
 fn now(kwargs: Kwargs) -> Result<String, MjError> {
     let tz = time_zone(kwargs.get("tz")?)?;
     kwargs.assert_all_used()?;
-    let z = Timestamp::now().to_zoned_datetime(tz);
+    let z = Timestamp::now().to_zoned(tz);
     Ok(jiff::fmt::strtime::format("%Y-%m-%dT%H:%M:%S%:z", &z).unwrap_or_default())
 }
 
