@@ -135,6 +135,24 @@ mod opt_secs {
     }
 }
 
+/// One poll of a polling trigger.
+#[derive(Debug, Clone, Copy)]
+pub struct PollCall<'a> {
+    /// The trigger (event) id.
+    pub trigger: &'a str,
+    pub options: &'a Map<String, Value>,
+    pub connection: Option<&'a Connection>,
+    /// Where the previous poll stopped; `None` (or empty) the first time.
+    pub cursor: Option<&'a str>,
+}
+
+/// What a poll found: new items (each becomes an event) and where to continue next time.
+#[derive(Debug, Clone, Default)]
+pub struct Polled {
+    pub items: Vec<Value>,
+    pub cursor: Option<String>,
+}
+
 /// An app's implementation.
 #[async_trait]
 pub trait Connector: Send + Sync {
@@ -143,6 +161,15 @@ pub trait Connector: Send + Sync {
     /// Run one action. The runner bounds the call with the step's timeout; connectors
     /// classify their own errors as retryable or fatal.
     async fn execute(&self, call: ActionCall<'_>) -> Result<Value, ActionError>;
+
+    /// Fetch what is new since `cursor`, for triggers whose manifest says `polling`.
+    async fn poll(&self, call: PollCall<'_>) -> Result<Polled, ActionError> {
+        Err(ActionError::fatal(format!(
+            "app `{}` cannot poll for `{}`",
+            self.manifest().id,
+            call.trigger
+        )))
+    }
 
     /// A cheap authenticated call proving the connection works.
     async fn test_connection(&self, _connection: &Connection) -> Result<(), ActionError> {

@@ -15,7 +15,9 @@ pub mod runner;
 pub mod template;
 pub mod validate;
 
-pub use connector::{ActionCall, ActionError, Apps, Connection, Connector, ErrorClass};
+pub use connector::{
+    ActionCall, ActionError, Apps, Connection, Connector, ErrorClass, PollCall, Polled,
+};
 pub use diag::Diagnostic;
 pub use model::Flow;
 pub use runner::{

@@ -53,6 +53,10 @@ pub struct TriggerSpec {
     pub options: Vec<FieldSpec>,
     /// What the trigger makes available as `trigger.*`.
     pub outputs: Vec<OutputSpec>,
+    /// The workers poll the app for this trigger (every `interval` option) instead of
+    /// waiting for it to call.
+    #[serde(default)]
+    pub polling: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -140,6 +140,7 @@ impl ManualOnly {
                 name: Text::new("r", "r"),
                 options: vec![],
                 outputs: vec![],
+                polling: false,
             }],
             actions: vec![],
         })

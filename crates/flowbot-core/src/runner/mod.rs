@@ -689,6 +689,22 @@ fn walk_lanes(steps: &[Step]) -> Vec<&Step> {
     out
 }
 
+/// Render a flow's concurrency key against a trigger payload: `Ok(None)` when the flow has
+/// none, `Err` with a message naming the missing value when it cannot be rendered.
+pub fn concurrency_key(flow: &Flow, trigger: &Value) -> Result<Option<String>, String> {
+    let Some(template) = &flow.concurrency_key else {
+        return Ok(None);
+    };
+    let mut scope = Scope::new();
+    scope.insert("trigger".to_string(), trigger.clone());
+    match crate::template::render_str(template, &scope) {
+        Ok(Value::String(s)) => Ok(Some(s)),
+        Ok(Value::Null) => Ok(None),
+        Ok(other) => Ok(Some(other.to_string())),
+        Err(e) => Err(e.message),
+    }
+}
+
 /// Inputs the user left out take the manifest's defaults.
 fn with_defaults(
     mut input: Map<String, Value>,

@@ -187,6 +187,7 @@ fn apps(crm: &Arc<Scripted>) -> Apps {
             name: Text::new("e", "e"),
             options: vec![],
             outputs: vec![],
+            polling: false,
         }],
         actions: vec![],
     })));

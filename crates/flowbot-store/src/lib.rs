@@ -1,0 +1,337 @@
+//! flowbot's durable store and run queue: flows and their versions, connections (their
+//! settings encrypted), the event inbox, runs and step records, over SQLite (the embedded
+//! default) or PostgreSQL (many workers sharing one database).
+//!
+//! SQL lives only here. Both backends run the same statements through sqlx's `Any` driver
+//! (numbered `$N` parameters, integers as 64-bit, times as Unix milliseconds, JSON as text);
+//! where they differ (row locking) the statement says so.
+//!
+//! Every write goes through one writer task per process that groups concurrent writes into
+//! one transaction, so N concurrent acceptances cost far fewer than N fsyncs (see
+//! [`writer`]). The store never holds a transaction across a call to an app: the worker
+//! claims (commit), calls, then records (commit).
+
+pub mod crypto;
+mod flows;
+mod queue;
+mod retention;
+mod schedule;
+pub mod worker;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use flowbot_core::{Clock, SystemClock};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Executor};
+
+pub use crypto::Cipher;
+pub use flows::AuditEntry;
+pub use flows::{ConnectionInfo, FlowInfo, FlowVersion};
+pub use queue::{
+    Claimed, EnqueueOutcome, Lease, NewEvent, RunFilter, RunInfo, RunStatus, Source, StepRow,
+};
+pub use retention::Retention;
+pub use schedule::{MissedSlots, Schedule, SlotDecision};
+pub use worker::{Worker, WorkerConfig, WorkerStats};
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("the write could not be committed: {0}")]
+    Commit(String),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("flow `{0}` not found")]
+    FlowNotFound(String),
+    #[error("run `{0}` not found")]
+    RunNotFound(String),
+    #[error("connection `{0}` not found")]
+    ConnectionNotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("another flowbot process is already using {0}: stop it, or give this one another --data-dir")]
+    Locked(PathBuf),
+    #[error("secret key: {0}")]
+    Key(String),
+    #[error("the store is shutting down")]
+    Closed,
+    #[error("stored data cannot be read: {0}")]
+    Corrupt(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Where the store lives.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `postgres://…` for PostgreSQL; `None` for SQLite in `data_dir`.
+    pub database_url: Option<String>,
+    /// Holds the SQLite file, its lock and the secret key file.
+    pub data_dir: PathBuf,
+    /// The master key (base64 of 32 bytes); when absent, a key file in `data_dir` is used,
+    /// created on first start.
+    pub secret_key: Option<String>,
+}
+
+impl StoreConfig {
+    /// From the environment: `DATABASE_URL`, `FLOWBOT_SECRET_KEY`, and the given data dir.
+    pub fn from_env(data_dir: impl Into<PathBuf>) -> StoreConfig {
+        StoreConfig {
+            database_url: std::env::var("DATABASE_URL").ok().filter(|s| !s.is_empty()),
+            data_dir: data_dir.into(),
+            secret_key: std::env::var("FLOWBOT_SECRET_KEY")
+                .ok()
+                .filter(|s| !s.is_empty()),
+        }
+    }
+}
+
+/// Counters a test or `/metrics` can read.
+#[derive(Debug, Default)]
+pub struct StoreMetrics {
+    /// Transactions committed by the writer.
+    pub commits: AtomicU64,
+    /// Writes those transactions carried.
+    pub writes: AtomicU64,
+}
+
+/// The store. Cheap to clone; every clone shares the pool and the writer.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backend: Backend,
+    pool: AnyPool,
+    writer: writer::Writer,
+    /// Replaced during a key rotation; read for every seal and open.
+    cipher: std::sync::RwLock<crypto::Cipher>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<StoreMetrics>,
+    data_dir: PathBuf,
+    /// Held for the store's lifetime: a second process on the same SQLite file is refused.
+    _lock: Option<std::fs::File>,
+}
+
+impl Store {
+    /// Open (creating and migrating as needed) the store the config describes.
+    pub async fn open(config: &StoreConfig) -> Result<Store> {
+        Self::open_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// As [`Store::open`], with an injected clock (tests schedule retries without sleeping).
+    pub async fn open_with_clock(config: &StoreConfig, clock: Arc<dyn Clock>) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StoreError::Io {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let (backend, url, lock) = match &config.database_url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                (Backend::Postgres, url.clone(), None)
+            }
+            Some(url) if url.starts_with("sqlite:") => (
+                Backend::Sqlite,
+                url.clone(),
+                Some(lock_file(&config.data_dir)?),
+            ),
+            Some(other) => {
+                return Err(StoreError::Conflict(format!(
+                    "DATABASE_URL must start with postgres:// or sqlite:, not `{}`",
+                    other.split(':').next().unwrap_or(other)
+                )))
+            }
+            None => {
+                let lock = lock_file(&config.data_dir)?;
+                let path = config.data_dir.join("flowbot.db");
+                (
+                    Backend::Sqlite,
+                    format!("sqlite://{}?mode=rwc", path.display()),
+                    Some(lock),
+                )
+            }
+        };
+        let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
+        let pool = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => 4,
+                Backend::Postgres => 8,
+            })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    configure(conn, backend).await?;
+                    Ok(())
+                })
+            })
+            .connect_with(options.clone())
+            .await?;
+        migrate(&pool, backend).await?;
+        let cipher = crypto::Cipher::load(config.secret_key.as_deref(), &config.data_dir)?;
+        let metrics = Arc::new(StoreMetrics::default());
+        let writer = writer::Writer::start(options, backend, metrics.clone());
+        let store = Store {
+            inner: Arc::new(Inner {
+                backend,
+                pool,
+                writer,
+                cipher: std::sync::RwLock::new(cipher),
+                clock,
+                metrics,
+                data_dir: config.data_dir.clone(),
+                _lock: lock,
+            }),
+        };
+        store.finish_key_rotation().await?;
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.inner.backend
+    }
+
+    pub fn metrics(&self) -> &StoreMetrics {
+        &self.inner.metrics
+    }
+
+    /// Transactions the writer has committed so far.
+    pub fn commits(&self) -> u64 {
+        self.inner.metrics.commits.load(Ordering::Relaxed)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.data_dir
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.inner.pool
+    }
+
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.inner.clock.now().as_millisecond()
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// Whether the database answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(self.pool()).await?;
+        Ok(())
+    }
+}
+
+/// Per-connection settings. Durability first: a 2xx is only given after the event is on
+/// disk, so SQLite runs WAL with synchronous=FULL and PostgreSQL keeps synchronous_commit on.
+async fn configure(conn: &mut sqlx::AnyConnection, backend: Backend) -> sqlx::Result<()> {
+    match backend {
+        Backend::Sqlite => {
+            conn.execute(
+                "PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; \
+                 PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; \
+                 PRAGMA foreign_keys = ON;",
+            )
+            .await?;
+        }
+        Backend::Postgres => {
+            conn.execute("SET synchronous_commit = on; SET application_name = 'flowbot'")
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+fn lock_file(dir: &Path) -> Result<std::fs::File> {
+    let path = dir.join("flowbot.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| StoreError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked(dir.to_path_buf())),
+        Err(std::fs::TryLockError::Error(source)) => Err(StoreError::Io { path, source }),
+    }
+}
+
+/// The migrations, embedded in the binary.
+fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
+    use sqlx::migrate::{Migration, MigrationType};
+    use std::borrow::Cow;
+    let files: &[(i64, &str, &str, bool)] = match backend {
+        Backend::Sqlite => &[
+            (
+                1,
+                "auto vacuum",
+                include_str!("../../../migrations/sqlite/0001_auto_vacuum.sql"),
+                true,
+            ),
+            (
+                2,
+                "schema",
+                include_str!("../../../migrations/sqlite/0002_schema.sql"),
+                false,
+            ),
+        ],
+        Backend::Postgres => &[(
+            1,
+            "schema",
+            include_str!("../../../migrations/postgres/0001_schema.sql"),
+            false,
+        )],
+    };
+    let migrations: Vec<Migration> = files
+        .iter()
+        .map(|(v, d, sql, no_tx)| {
+            Migration::new(
+                *v,
+                Cow::Borrowed(*d),
+                MigrationType::Simple,
+                Cow::Borrowed(*sql),
+                *no_tx,
+            )
+        })
+        .collect();
+    sqlx::migrate::Migrator {
+        migrations: Cow::Owned(migrations),
+        ignore_missing: false,
+        locking: true,
+        no_tx: false,
+    }
+}
+
+/// Apply pending migrations (also done by [`Store::open`]; `flowbot migrate` calls it alone).
+pub async fn migrate(pool: &AnyPool, backend: Backend) -> Result<()> {
+    migrator(backend).run(pool).await?;
+    Ok(())
+}
+
+/// A new random id (time-ordered, so ids sort roughly by creation).
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}

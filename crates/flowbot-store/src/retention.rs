@@ -1,0 +1,111 @@
+//! Retention: run history is purged by age and/or count per flow, in small batches (so a
+//! purge never holds the write lock for long), and SQLite gives the space back.
+
+use std::time::Duration;
+
+use sqlx::Executor;
+
+use crate::{Backend, Result, Store};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Finished runs older than this are purged.
+    pub max_age: Option<Duration>,
+    /// At most this many finished runs are kept per flow (the newest).
+    pub max_runs_per_flow: Option<u64>,
+    /// Runs deleted per transaction.
+    pub batch: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_age: Some(Duration::from_secs(30 * 24 * 3600)),
+            max_runs_per_flow: None,
+            batch: 500,
+        }
+    }
+}
+
+const FINISHED: &str = "status IN ('succeeded', 'failed', 'canceled')";
+
+impl Store {
+    /// Purge what the policy says, batch by batch. Returns how many runs were deleted.
+    pub async fn purge(&self, policy: &Retention) -> Result<u64> {
+        let mut total = 0;
+        if let Some(age) = policy.max_age {
+            let cutoff = self.now_ms() - age.as_millis() as i64;
+            let select = format!(
+                "SELECT id FROM runs WHERE {FINISHED} AND finished_at < {cutoff} ORDER BY seq LIMIT {}",
+                policy.batch
+            );
+            total += self.delete_runs_batched(&select).await?;
+        }
+        if let Some(keep) = policy.max_runs_per_flow {
+            let flows: Vec<String> = sqlx::query_scalar("SELECT DISTINCT flow_id FROM runs")
+                .fetch_all(self.pool())
+                .await?;
+            for flow in flows {
+                let flow = flow.replace('\'', "''");
+                // The newest `keep` finished runs stay; older ones go, oldest first.
+                let select = format!(
+                    "SELECT id FROM runs WHERE flow_id = '{flow}' AND {FINISHED} AND seq < COALESCE(( \
+                       SELECT seq FROM runs WHERE flow_id = '{flow}' AND {FINISHED} \
+                       ORDER BY seq DESC LIMIT 1 OFFSET {}), -1) \
+                     ORDER BY seq LIMIT {}",
+                    keep.saturating_sub(1),
+                    policy.batch
+                );
+                total += self.delete_runs_batched(&select).await?;
+            }
+        }
+        if total > 0 && self.backend() == Backend::Sqlite {
+            // Hand freed pages back to the file system (the file was created with
+            // incremental auto-vacuum).
+            self.pool().execute("PRAGMA incremental_vacuum").await?;
+        }
+        Ok(total)
+    }
+
+    async fn delete_runs_batched(&self, select_ids: &str) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            let select = select_ids.to_string();
+            let n = self
+                .inner
+                .writer
+                .write(move |conn| {
+                    Box::pin(async move {
+                        let ids: Vec<String> = sqlx::query_scalar(&select).fetch_all(&mut *conn).await?;
+                        if ids.is_empty() {
+                            return Ok(0u64);
+                        }
+                        let list = ids
+                            .iter()
+                            .map(|i| format!("'{}'", i.replace('\'', "''")))
+                            .collect::<Vec<_>>()
+                            .join(",");
+                        sqlx::query(&format!("DELETE FROM step_records WHERE run_id IN ({list})"))
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query(&format!(
+                            "DELETE FROM events WHERE id IN (SELECT event_id FROM runs WHERE id IN ({list}) AND event_id IS NOT NULL) \
+                             AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.event_id = events.id AND r.id NOT IN ({list}))"
+                        ))
+                        .execute(&mut *conn)
+                        .await?;
+                        let n = sqlx::query(&format!("DELETE FROM runs WHERE id IN ({list})"))
+                            .execute(&mut *conn)
+                            .await?
+                            .rows_affected();
+                        Ok(n)
+                    })
+                })
+                .await?;
+            if n == 0 {
+                return Ok(total);
+            }
+            total += n;
+        }
+    }
+}

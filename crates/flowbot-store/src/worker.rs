@@ -1,0 +1,505 @@
+//! A worker: claims due runs, executes them with the core runner, records every step, and
+//! concludes or reschedules each run; it also fires schedules and polls polling triggers.
+//!
+//! Claim, commit, call, record: no transaction is held while an app is called. A run's
+//! lease is extended by a heartbeat; a run whose lease is lost (canceled, or reclaimed after
+//! this worker stalled) is abandoned at once, and every write it might still attempt is
+//! refused by the lease fence.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use flowbot_core::runner::{concurrency_key, JournalError, StepRecord};
+use flowbot_core::{check, Apps, Flow, Journal, RunOutcome, Runner};
+use serde_json::{json, Value};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::queue::{Claimed, Lease, NewEvent, Source};
+use crate::schedule::{MissedSlots, Schedule, SlotDecision};
+use crate::{Result, Store, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Names this worker in leases and logs; unique per process.
+    pub id: String,
+    /// Runs executed at the same time.
+    pub concurrency: usize,
+    /// How long a claim lasts without a heartbeat.
+    pub lease: Duration,
+    /// How often an idle worker looks for due runs.
+    pub idle_poll: Duration,
+    /// How long shutdown waits for runs in flight before releasing them.
+    pub shutdown_grace: Duration,
+    /// Fire schedules and polling triggers (every worker may; each slot fires once).
+    pub triggers: bool,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            id: format!(
+                "worker-{}-{}",
+                std::process::id(),
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            ),
+            concurrency: 64,
+            lease: Duration::from_secs(30),
+            idle_poll: Duration::from_millis(200),
+            shutdown_grace: Duration::from_secs(10),
+            triggers: true,
+        }
+    }
+}
+
+/// What a worker did before it stopped.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerStats {
+    pub attempts: u64,
+    pub released: u64,
+}
+
+pub struct Worker {
+    store: Store,
+    apps: Apps,
+    cfg: WorkerConfig,
+    flows: FlowCache,
+}
+
+/// Parsed flow versions; a version never changes once stored.
+#[derive(Default, Clone)]
+struct FlowCache {
+    parsed: Arc<Mutex<HashMap<(String, i64), Arc<Flow>>>>,
+}
+
+impl FlowCache {
+    async fn get(
+        &self,
+        store: &Store,
+        apps: &Apps,
+        flow_id: &str,
+        version: i64,
+    ) -> std::result::Result<Arc<Flow>, String> {
+        if let Some(f) = self
+            .parsed
+            .lock()
+            .expect("flow cache")
+            .get(&(flow_id.to_string(), version))
+        {
+            return Ok(f.clone());
+        }
+        let v = store
+            .flow_version(flow_id, version)
+            .await
+            .map_err(|e| e.to_string())?;
+        let checked = check(&v.yaml, apps);
+        let flow = Arc::new(checked.flow.ok_or_else(|| {
+            let first = checked
+                .diagnostics
+                .first()
+                .map(|d| d.to_string())
+                .unwrap_or_default();
+            format!("flow {flow_id} version {version} is no longer valid: {first}")
+        })?);
+        self.parsed
+            .lock()
+            .expect("flow cache")
+            .insert((flow_id.to_string(), version), flow.clone());
+        Ok(flow)
+    }
+}
+
+/// Step records go to the store, fenced on the run's lease.
+struct StoreJournal {
+    store: Store,
+    lease: Lease,
+}
+
+#[async_trait]
+impl Journal for StoreJournal {
+    async fn record(&self, rec: &StepRecord) -> std::result::Result<(), JournalError> {
+        self.store
+            .record_step(&self.lease, rec)
+            .await
+            .map_err(|e| JournalError(e.to_string()))
+    }
+}
+
+impl Worker {
+    pub fn new(store: Store, apps: Apps, cfg: WorkerConfig) -> Worker {
+        Worker {
+            store,
+            apps,
+            cfg,
+            flows: FlowCache::default(),
+        }
+    }
+
+    /// Work until `shutdown` is cancelled; then stop claiming, give runs in flight the grace
+    /// period to finish, and release the rest so another worker resumes them.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<WorkerStats> {
+        let worker = Arc::new(self);
+        let mut stats = WorkerStats::default();
+        let mut inflight: JoinSet<()> = JoinSet::new();
+        let held: Arc<Mutex<HashMap<String, (Lease, tokio::task::AbortHandle)>>> = Arc::default();
+        let stop_side_tasks = CancellationToken::new();
+
+        let heartbeat = tokio::spawn(heartbeat_loop(
+            worker.clone(),
+            held.clone(),
+            stop_side_tasks.clone(),
+        ));
+        let triggers = worker
+            .cfg
+            .triggers
+            .then(|| tokio::spawn(trigger_loop(worker.clone(), stop_side_tasks.clone())));
+
+        tracing::info!(worker = %worker.cfg.id, concurrency = worker.cfg.concurrency, "worker started");
+        loop {
+            while let Some(done) = inflight.try_join_next() {
+                if let Err(e) = done {
+                    if e.is_panic() {
+                        tracing::error!("a run task panicked: {e}");
+                    }
+                }
+            }
+            if shutdown.is_cancelled() {
+                break;
+            }
+            let capacity = worker.cfg.concurrency.saturating_sub(inflight.len());
+            let mut claimed = Vec::new();
+            if capacity > 0 {
+                match worker
+                    .store
+                    .claim(&worker.cfg.id, worker.cfg.lease, capacity as i64)
+                    .await
+                {
+                    Ok(c) => claimed = c,
+                    Err(e) => tracing::warn!(error = %e, "cannot claim runs"),
+                }
+            }
+            let got_any = !claimed.is_empty();
+            for c in claimed {
+                stats.attempts += 1;
+                let w = worker.clone();
+                let run_id = c.lease.run_id.clone();
+                let lease = c.lease.clone();
+                let held2 = held.clone();
+                let handle = inflight.spawn(async move {
+                    let run_id = c.lease.run_id.clone();
+                    w.execute(c).await;
+                    held2.lock().expect("held runs").remove(&run_id);
+                });
+                held.lock()
+                    .expect("held runs")
+                    .insert(run_id, (lease, handle));
+            }
+            if !got_any {
+                tokio::select! {
+                    _ = tokio::time::sleep(worker.cfg.idle_poll) => {}
+                    _ = shutdown.cancelled() => {}
+                    Some(_) = inflight.join_next(), if !inflight.is_empty() => {}
+                }
+            }
+        }
+
+        // Shutdown: no more claims; let runs in flight finish within the grace period.
+        let deadline = tokio::time::sleep(worker.cfg.shutdown_grace);
+        tokio::pin!(deadline);
+        while !inflight.is_empty() {
+            tokio::select! {
+                _ = inflight.join_next() => {}
+                _ = &mut deadline => break,
+            }
+        }
+        let leftovers: Vec<Lease> = held
+            .lock()
+            .expect("held runs")
+            .drain()
+            .map(|(_, (lease, handle))| {
+                handle.abort();
+                lease
+            })
+            .collect();
+        inflight.shutdown().await;
+        for lease in leftovers {
+            match worker.store.release(&lease).await {
+                Ok(()) => stats.released += 1,
+                Err(e) => {
+                    tracing::warn!(run_id = %lease.run_id, error = %e, "could not release a run; its lease will expire")
+                }
+            }
+        }
+        stop_side_tasks.cancel();
+        let _ = heartbeat.await;
+        if let Some(t) = triggers {
+            let _ = t.await;
+        }
+        tracing::info!(worker = %worker.cfg.id, attempts = stats.attempts, released = stats.released, "worker stopped");
+        Ok(stats)
+    }
+
+    async fn execute(&self, c: Claimed) {
+        let span = tracing::info_span!("run", run_id = %c.lease.run_id, flow_id = %c.flow_id, attempt = c.attempt);
+        async {
+            let outcome = match self.attempt(&c).await {
+                Ok(o) => o,
+                Err(AttemptError::Journal(e)) => {
+                    // Nothing can be trusted to have been recorded; the lease will expire
+                    // and the run resume from what the store holds.
+                    tracing::warn!(error = %e, "the run record could not be saved; leaving the run to be resumed");
+                    return;
+                }
+                Err(AttemptError::Setup(message)) => RunOutcome::Failed {
+                    path: String::new(),
+                    error: flowbot_core::runner::StepError {
+                        message,
+                        retryable: false,
+                        code: None,
+                        fields: Vec::new(),
+                        details: None,
+                    },
+                },
+            };
+            match self.store.finish(&c.lease, &outcome).await {
+                Ok(status) => tracing::info!(status = status.as_str(), "attempt finished"),
+                Err(e) => tracing::warn!(error = %e, "could not conclude the run"),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn attempt(&self, c: &Claimed) -> std::result::Result<RunOutcome, AttemptError> {
+        let flow = self
+            .flows
+            .get(&self.store, &self.apps, &c.flow_id, c.flow_version)
+            .await
+            .map_err(AttemptError::Setup)?;
+        let connections = self
+            .store
+            .flow_connections(&c.flow_id)
+            .await
+            .map_err(|e| setup_or_journal(e, "the flow's connections cannot be read"))?;
+        let prior = self
+            .store
+            .step_records(&c.lease.run_id)
+            .await
+            .map_err(|e| setup_or_journal(e, "the run's records cannot be read"))?;
+        let journal = StoreJournal {
+            store: self.store.clone(),
+            lease: c.lease.clone(),
+        };
+        let runner = Runner {
+            flow: &flow,
+            apps: &self.apps,
+            connections: &connections,
+            journal: &journal,
+            clock: self.store.clock().as_ref(),
+        };
+        runner
+            .run(&c.trigger, &prior)
+            .await
+            .map_err(|e| AttemptError::Journal(e.to_string()))
+    }
+}
+
+enum AttemptError {
+    /// The store could not be reached: leave the run for its lease to expire.
+    Journal(String),
+    /// The run cannot start at all: fail it with this message.
+    Setup(String),
+}
+
+fn setup_or_journal(e: StoreError, what: &str) -> AttemptError {
+    match e {
+        StoreError::Database(_) | StoreError::Commit(_) | StoreError::Closed => {
+            AttemptError::Journal(e.to_string())
+        }
+        other => AttemptError::Setup(format!("{what}: {other}")),
+    }
+}
+
+async fn heartbeat_loop(
+    worker: Arc<Worker>,
+    held: Arc<Mutex<HashMap<String, (Lease, tokio::task::AbortHandle)>>>,
+    stop: CancellationToken,
+) {
+    let every = worker.cfg.lease / 3;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.cancelled() => return,
+        }
+        if held.lock().expect("held runs").is_empty() {
+            continue;
+        }
+        match worker
+            .store
+            .heartbeat(&worker.cfg.id, worker.cfg.lease)
+            .await
+        {
+            Ok(still) => {
+                let still: HashSet<String> = still.into_iter().collect();
+                let mut held = held.lock().expect("held runs");
+                held.retain(|run_id, (_, handle)| {
+                    if still.contains(run_id) {
+                        return true;
+                    }
+                    tracing::warn!(run_id = %run_id, "lease lost (canceled or reclaimed): abandoning the run");
+                    handle.abort();
+                    false
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+        }
+    }
+}
+
+/// Schedules and polling triggers of enabled flows.
+async fn trigger_loop(worker: Arc<Worker>, stop: CancellationToken) {
+    let started = worker.store.clock().now();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.cancelled() => return,
+        }
+        let flows = match worker.store.flows().await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list flows for their triggers");
+                continue;
+            }
+        };
+        for info in flows.into_iter().filter(|f| f.enabled) {
+            let flow = match worker
+                .flows
+                .get(&worker.store, &worker.apps, &info.id, info.current_version)
+                .await
+            {
+                Ok(f) => f,
+                Err(_) => continue,
+            };
+            let result = if flow.trigger.app == "schedule" {
+                fire_schedule(&worker, &flow, started).await
+            } else if is_polling(&worker.apps, &flow) {
+                poll(&worker, &flow).await
+            } else {
+                Ok(())
+            };
+            if let Err(e) = result {
+                tracing::warn!(flow_id = %flow.id, error = %e, "trigger failed");
+            }
+        }
+    }
+}
+
+fn is_polling(apps: &Apps, flow: &Flow) -> bool {
+    apps.manifest(&flow.trigger.app).is_some_and(|m| {
+        m.triggers.iter().any(|t| {
+            t.polling && (flow.trigger.events.is_empty() || flow.trigger.events.contains(&t.id))
+        })
+    })
+}
+
+fn option_str<'a>(flow: &'a Flow, key: &str) -> Option<&'a str> {
+    flow.trigger.options.get(key).and_then(Value::as_str)
+}
+
+/// The event a trigger produces, with the flow's concurrency key rendered against it.
+fn new_event(flow: &Flow, source: Source, trigger: Value) -> NewEvent {
+    NewEvent {
+        flow_id: flow.id.clone(),
+        source,
+        headers: json!({}),
+        body: trigger.clone(),
+        concurrency_key: concurrency_key(flow, &trigger),
+        trigger,
+        dedupe: None,
+    }
+}
+
+async fn fire_schedule(worker: &Worker, flow: &Flow, started: jiff::Timestamp) -> Result<()> {
+    let missed = match option_str(flow, "missed") {
+        Some("catch_up") => MissedSlots::CatchUp,
+        _ => MissedSlots::Skip,
+    };
+    let schedule = Schedule::parse(
+        option_str(flow, "cron").unwrap_or("0 9 * * *"),
+        option_str(flow, "timezone").unwrap_or("UTC"),
+        missed,
+    )
+    .map_err(StoreError::Conflict)?;
+    let now = worker.store.clock().now();
+    let last = worker.store.last_schedule_slot(&flow.id).await?;
+    match schedule.decide(last, started, now) {
+        Some(SlotDecision::Fire(slot)) => {
+            let trigger = json!({ "slot": slot.to_string(), "fired_at": now.to_string() });
+            if let Some(outcome) = worker
+                .store
+                .fire_schedule_slot(slot, new_event(flow, Source::Schedule, trigger))
+                .await?
+            {
+                tracing::info!(flow_id = %flow.id, slot = %slot, ?outcome, "schedule fired");
+            }
+        }
+        Some(SlotDecision::Skip(slot)) => {
+            tracing::info!(flow_id = %flow.id, slot = %slot, "missed schedule slot skipped");
+            worker.store.skip_schedule_slot(&flow.id, slot).await?;
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+async fn poll(worker: &Worker, flow: &Flow) -> Result<()> {
+    let interval = option_str(flow, "interval")
+        .and_then(flowbot_core::model::parse_duration)
+        .unwrap_or(Duration::from_secs(300));
+    let cursor = worker.store.poll_cursor(&flow.id).await?;
+    let now = worker.store.clock().now().as_millisecond();
+    if let Some((_, at)) = &cursor {
+        if now - at < interval.as_millis() as i64 {
+            return Ok(());
+        }
+    }
+    let Some(connector) = worker.apps.get(&flow.trigger.app) else {
+        return Ok(());
+    };
+    let connections = worker.store.flow_connections(&flow.id).await?;
+    let connection = flow
+        .trigger
+        .connection
+        .as_ref()
+        .and_then(|slot| connections.get(slot));
+    let event = flow.trigger.events.first().cloned().unwrap_or_default();
+    let expected = cursor.map(|(c, _)| c);
+    let polled = connector
+        .poll(flowbot_core::connector::PollCall {
+            trigger: &event,
+            options: &flow.trigger.options,
+            connection,
+            cursor: expected.as_deref(),
+        })
+        .await
+        .map_err(|e| StoreError::Conflict(format!("polling failed: {}", e.message)))?;
+    let events: Vec<NewEvent> = polled
+        .items
+        .into_iter()
+        .map(|item| new_event(flow, Source::Poll, item))
+        .collect();
+    let n = events.len();
+    let new_cursor = polled.cursor.or(expected.clone()).unwrap_or_default();
+    if worker
+        .store
+        .commit_poll(&flow.id, expected, new_cursor, events)
+        .await?
+        && n > 0
+    {
+        tracing::info!(flow_id = %flow.id, events = n, "poll produced events");
+    }
+    Ok(())
+}
