@@ -2,7 +2,7 @@
 //! arrive through the server or the CLI, so they have no actions to execute.
 
 use async_trait::async_trait;
-use flowbot_core::manifest::{AppManifest, FieldKind, OutputSpec, Text, TriggerSpec};
+use flowbot_core::manifest::{AppManifest, FieldKind, FieldSpec, OutputSpec, Text, TriggerSpec};
 use flowbot_core::{ActionCall, ActionError, Connector};
 use serde_json::Value;
 
@@ -43,6 +43,38 @@ pub fn trigger_apps() -> Vec<TriggerApp> {
                         OutputSpec::new("body", FieldKind::Json, Text::new("Body", "ボディ")),
                         OutputSpec::new("headers", FieldKind::Map, Text::new("Headers", "ヘッダー")),
                         OutputSpec::new("query", FieldKind::Map, Text::new("Query", "クエリ")),
+                    ],
+                    polling: false,
+                }],
+                actions: Vec::new(),
+            },
+        },
+        TriggerApp {
+            manifest: AppManifest {
+                id: "schedule".into(),
+                name: Text::new("Schedule", "スケジュール"),
+                description: Text::new(
+                    "Start the flow at set times, e.g. every day at 09:00 Asia/Tokyo.",
+                    "決まった時刻にフローを開始します（例: 毎日 9:00 日本時間）。",
+                ),
+                connection: Vec::new(),
+                triggers: vec![TriggerSpec {
+                    id: "cron".into(),
+                    name: Text::new("At scheduled times", "指定した日時になったら"),
+                    options: vec![
+                        FieldSpec::new("cron", FieldKind::Text, Text::new("Schedule (cron)", "スケジュール（cron 形式）"))
+                            .required()
+                            .help("Five fields: minute hour day month weekday, e.g. `0 9 * * *` for every day at 09:00", "分 時 日 月 曜日 の5項目。例: 毎日9時は `0 9 * * *`"),
+                        FieldSpec::new("timezone", FieldKind::Text, Text::new("Time zone", "タイムゾーン"))
+                            .default_value(serde_json::json!("Asia/Tokyo")),
+                        FieldSpec::new("missed", FieldKind::Select, Text::new("Missed times", "実行できなかった時刻"))
+                            .choices(&["skip", "catch_up"])
+                            .default_value(serde_json::json!("skip"))
+                            .help("What to do about times that passed while flowbot was stopped: skip them, or run once to catch up", "flowbot が停止中に過ぎた時刻の扱い: スキップする、または1回だけ実行する"),
+                    ],
+                    outputs: vec![
+                        OutputSpec::new("slot", FieldKind::Text, Text::new("Scheduled time", "予定時刻")),
+                        OutputSpec::new("fired_at", FieldKind::Text, Text::new("Started at", "開始時刻")),
                     ],
                     polling: false,
                 }],

@@ -186,6 +186,14 @@ impl Store {
             .connect_with(options.clone())
             .await?;
         migrate(&pool, backend).await?;
+        if backend == Backend::Sqlite {
+            let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum").fetch_one(&pool).await?;
+            if mode != 2 {
+                // 2 = INCREMENTAL; VACUUM rebuilds the file with it (outside any transaction).
+                pool.execute("PRAGMA auto_vacuum = INCREMENTAL").await?;
+                pool.execute("VACUUM").await?;
+            }
+        }
         let cipher = crypto::Cipher::load(config.secret_key.as_deref(), &config.data_dir)?;
         let metrics = Arc::new(StoreMetrics::default());
         let writer = writer::Writer::start(options, backend, metrics.clone());
@@ -289,7 +297,7 @@ fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
                 1,
                 "auto vacuum",
                 include_str!("../../../migrations/sqlite/0001_auto_vacuum.sql"),
-                true,
+                false,
             ),
             (
                 2,

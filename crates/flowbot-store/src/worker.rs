@@ -361,7 +361,6 @@ async fn heartbeat_loop(
 
 /// Schedules and polling triggers of enabled flows.
 async fn trigger_loop(worker: Arc<Worker>, stop: CancellationToken) {
-    let started = worker.store.clock().now();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -384,7 +383,8 @@ async fn trigger_loop(worker: Arc<Worker>, stop: CancellationToken) {
                 Err(_) => continue,
             };
             let result = if flow.trigger.app == "schedule" {
-                fire_schedule(&worker, &flow, started).await
+                let enabled_since = jiff::Timestamp::from_millisecond(info.updated_at).unwrap_or_default();
+                fire_schedule(&worker, &flow, enabled_since).await
             } else if is_polling(&worker.apps, &flow) {
                 poll(&worker, &flow).await
             } else {
@@ -422,20 +422,20 @@ fn new_event(flow: &Flow, source: Source, trigger: Value) -> NewEvent {
     }
 }
 
-async fn fire_schedule(worker: &Worker, flow: &Flow, started: jiff::Timestamp) -> Result<()> {
+async fn fire_schedule(worker: &Worker, flow: &Flow, enabled_since: jiff::Timestamp) -> Result<()> {
     let missed = match option_str(flow, "missed") {
         Some("catch_up") => MissedSlots::CatchUp,
         _ => MissedSlots::Skip,
     };
     let schedule = Schedule::parse(
         option_str(flow, "cron").unwrap_or("0 9 * * *"),
-        option_str(flow, "timezone").unwrap_or("UTC"),
+        option_str(flow, "timezone").unwrap_or("Asia/Tokyo"),
         missed,
     )
     .map_err(StoreError::Conflict)?;
     let now = worker.store.clock().now();
     let last = worker.store.last_schedule_slot(&flow.id).await?;
-    match schedule.decide(last, started, now) {
+    match schedule.decide(last, enabled_since, now) {
         Some(SlotDecision::Fire(slot)) => {
             let trigger = json!({ "slot": slot.to_string(), "fired_at": now.to_string() });
             if let Some(outcome) = worker
