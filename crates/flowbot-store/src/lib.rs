@@ -187,7 +187,9 @@ impl Store {
             .await?;
         migrate(&pool, backend).await?;
         if backend == Backend::Sqlite {
-            let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum").fetch_one(&pool).await?;
+            let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum")
+                .fetch_one(&pool)
+                .await?;
             if mode != 2 {
                 // 2 = INCREMENTAL; VACUUM rebuilds the file with it (outside any transaction).
                 pool.execute("PRAGMA auto_vacuum = INCREMENTAL").await?;

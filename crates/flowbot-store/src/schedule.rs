@@ -67,8 +67,13 @@ impl Schedule {
         enabled_since: Timestamp,
         now: Timestamp,
     ) -> Option<SlotDecision> {
+        // Slots strictly after the last handled one; without one, from the moment the
+        // flow was enabled (a slot at that very moment included).
         let floor = last_handled
-            .unwrap_or(enabled_since)
+            .unwrap_or_else(|| {
+                Timestamp::from_millisecond(enabled_since.as_millisecond() - 1)
+                    .unwrap_or(enabled_since)
+            })
             .max(Timestamp::from_millisecond(now.as_millisecond() - LOOKBACK_MS).unwrap_or(now));
         let start = floor.to_zoned(self.tz.clone());
         let mut latest = None;

@@ -383,7 +383,8 @@ async fn trigger_loop(worker: Arc<Worker>, stop: CancellationToken) {
                 Err(_) => continue,
             };
             let result = if flow.trigger.app == "schedule" {
-                let enabled_since = jiff::Timestamp::from_millisecond(info.updated_at).unwrap_or_default();
+                let enabled_since =
+                    jiff::Timestamp::from_millisecond(info.updated_at).unwrap_or_default();
                 fire_schedule(&worker, &flow, enabled_since).await
             } else if is_polling(&worker.apps, &flow) {
                 poll(&worker, &flow).await

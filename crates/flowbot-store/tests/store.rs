@@ -26,22 +26,39 @@ async fn flows_are_versioned_and_switched() {
         assert_eq!((f.current_version, f.enabled), (1, false), "{}", t.name);
         assert!(f.webhook_token.len() >= 32, "at least 128 bits");
         let same = s.import_flow("sync", "sync", FLOW, "alice").await.unwrap();
-        assert_eq!(same.current_version, 1, "re-importing the same YAML changes nothing");
-        let v2 = s.import_flow("sync", "sync 2", &FLOW.replace("x: 1", "x: 2"), "bob").await.unwrap();
+        assert_eq!(
+            same.current_version, 1,
+            "re-importing the same YAML changes nothing"
+        );
+        let v2 = s
+            .import_flow("sync", "sync 2", &FLOW.replace("x: 1", "x: 2"), "bob")
+            .await
+            .unwrap();
         assert_eq!((v2.current_version, v2.name.as_str()), (2, "sync 2"));
         let versions = s.flow_versions("sync").await.unwrap();
-        assert_eq!(versions.iter().map(|v| v.version).collect::<Vec<_>>(), [2, 1]);
+        assert_eq!(
+            versions.iter().map(|v| v.version).collect::<Vec<_>>(),
+            [2, 1]
+        );
         assert_eq!(s.flow_version("sync", 1).await.unwrap().yaml, FLOW);
         s.set_enabled("sync", true, "alice").await.unwrap();
         assert!(s.flow("sync").await.unwrap().enabled);
         let token = s.regenerate_webhook_token("sync", "alice").await.unwrap();
         assert_ne!(token, f.webhook_token);
-        assert!(matches!(s.set_enabled("nope", true, "x").await, Err(StoreError::FlowNotFound(_))));
+        assert!(matches!(
+            s.set_enabled("nope", true, "x").await,
+            Err(StoreError::FlowNotFound(_))
+        ));
         let log = s.audit_log(10).await.unwrap();
         assert_eq!(log[0].action, "flow.regenerate_token");
-        assert!(log.iter().any(|e| e.action == "flow.import" && e.actor == "bob"));
+        assert!(log
+            .iter()
+            .any(|e| e.action == "flow.import" && e.actor == "bob"));
         s.delete_flow("sync", "alice").await.unwrap();
-        assert!(matches!(s.flow("sync").await, Err(StoreError::FlowNotFound(_))));
+        assert!(matches!(
+            s.flow("sync").await,
+            Err(StoreError::FlowNotFound(_))
+        ));
     }
 }
 
@@ -52,19 +69,29 @@ async fn events_are_queued_ignored_deduplicated_or_failed() {
         s.import_flow("sync", "sync", FLOW, "t").await.unwrap();
         // Trigger OFF: recorded, no run.
         let off = s.enqueue(event("c1")).await.unwrap();
-        assert!(matches!(off, EnqueueOutcome::Ignored { .. }), "{}: {off:?}", t.name);
+        assert!(
+            matches!(off, EnqueueOutcome::Ignored { .. }),
+            "{}: {off:?}",
+            t.name
+        );
         s.set_enabled("sync", true, "t").await.unwrap();
         let run_id = queued(&s.enqueue(event("c1")).await.unwrap());
         let run = s.run(&run_id).await.unwrap();
         assert_eq!(run.status, RunStatus::Queued);
-        assert_eq!(run.flow_version, 1, "pinned to the version it was enqueued with");
+        assert_eq!(
+            run.flow_version, 1,
+            "pinned to the version it was enqueued with"
+        );
         assert_eq!(run.concurrency_key.as_deref(), Some("c1"));
         assert_eq!(run.trigger, json!({"customer": "c1"}));
 
         let mut dup = event("c2");
         dup.dedupe = Some(("order-9".into(), Duration::from_secs(60)));
         queued(&s.enqueue(dup.clone()).await.unwrap());
-        assert!(matches!(s.enqueue(dup.clone()).await.unwrap(), EnqueueOutcome::Duplicate { .. }));
+        assert!(matches!(
+            s.enqueue(dup.clone()).await.unwrap(),
+            EnqueueOutcome::Duplicate { .. }
+        ));
         t.clock.advance(Duration::from_secs(61));
         queued(&s.enqueue(dup).await.unwrap());
 
@@ -95,8 +122,18 @@ async fn concurrent_acceptances_share_commits() {
             queued(&task.await.unwrap().unwrap());
         }
         let commits = t.store.commits() - before;
-        assert!(commits < 64, "{}: 64 acceptances took {commits} commits", t.name);
-        assert_eq!(t.store.count_runs(Some("sync"), RunStatus::Queued).await.unwrap(), 64);
+        assert!(
+            commits < 64,
+            "{}: 64 acceptances took {commits} commits",
+            t.name
+        );
+        assert_eq!(
+            t.store
+                .count_runs(Some("sync"), RunStatus::Queued)
+                .await
+                .unwrap(),
+            64
+        );
     }
 }
 
@@ -111,9 +148,16 @@ async fn runs_of_one_key_never_overlap_and_start_in_arrival_order() {
         let lease = Duration::from_secs(30);
         let first = s.claim("w1", lease, 10).await.unwrap();
         let ids: Vec<&str> = first.iter().map(|c| c.lease.run_id.as_str()).collect();
-        assert_eq!(ids, [a1.as_str(), b1.as_str()], "{}: a2 waits for a1", t.name);
+        assert_eq!(
+            ids,
+            [a1.as_str(), b1.as_str()],
+            "{}: a2 waits for a1",
+            t.name
+        );
         assert!(s.claim("w2", lease, 10).await.unwrap().is_empty());
-        s.finish(&first[0].lease, &RunOutcome::Succeeded).await.unwrap();
+        s.finish(&first[0].lease, &RunOutcome::Succeeded)
+            .await
+            .unwrap();
         let next = s.claim("w2", lease, 10).await.unwrap();
         assert_eq!(next.len(), 1);
         assert_eq!(next[0].lease.run_id, a2);
@@ -127,7 +171,11 @@ async fn a_retry_is_scheduled_by_the_clock_and_blocks_later_runs_of_its_key() {
         enabled_flow(s).await;
         let a1 = queued(&s.enqueue(event("a")).await.unwrap());
         let _a2 = queued(&s.enqueue(event("a")).await.unwrap());
-        let c = s.claim("w", Duration::from_secs(30), 1).await.unwrap().remove(0);
+        let c = s
+            .claim("w", Duration::from_secs(30), 1)
+            .await
+            .unwrap()
+            .remove(0);
         assert_eq!(c.lease.run_id, a1);
         let retry = RunOutcome::RetryLater {
             path: "a".into(),
@@ -146,7 +194,14 @@ async fn a_retry_is_scheduled_by_the_clock_and_blocks_later_runs_of_its_key() {
         let run = s.run(&a1).await.unwrap();
         assert_eq!(run.error.as_deref(), Some("busy"));
         // Not due yet, and a2 may not overtake it.
-        assert!(s.claim("w", Duration::from_secs(30), 10).await.unwrap().is_empty(), "{}", t.name);
+        assert!(
+            s.claim("w", Duration::from_secs(30), 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{}",
+            t.name
+        );
         t.clock.advance(Duration::from_secs(8));
         let again = s.claim("w", Duration::from_secs(30), 10).await.unwrap();
         assert_eq!(again.len(), 1);
@@ -181,18 +236,45 @@ async fn an_expired_lease_is_reclaimed_and_the_old_holder_is_fenced_off() {
         let s = &t.store;
         enabled_flow(s).await;
         let id = queued(&s.enqueue(event("a")).await.unwrap());
-        let old = s.claim("w1", Duration::from_secs(5), 1).await.unwrap().remove(0);
-        s.record_step(&old.lease, &record("a", StepStatus::Started)).await.unwrap();
-        assert_eq!(s.heartbeat("w1", Duration::from_secs(5)).await.unwrap(), [id.clone()]);
-        assert!(s.claim("w2", Duration::from_secs(5), 1).await.unwrap().is_empty(), "{}: still leased", t.name);
+        let old = s
+            .claim("w1", Duration::from_secs(5), 1)
+            .await
+            .unwrap()
+            .remove(0);
+        s.record_step(&old.lease, &record("a", StepStatus::Started))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.heartbeat("w1", Duration::from_secs(5)).await.unwrap(),
+            [id.clone()]
+        );
+        assert!(
+            s.claim("w2", Duration::from_secs(5), 1)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{}: still leased",
+            t.name
+        );
         t.clock.advance(Duration::from_secs(6));
-        let new = s.claim("w2", Duration::from_secs(5), 1).await.unwrap().remove(0);
+        let new = s
+            .claim("w2", Duration::from_secs(5), 1)
+            .await
+            .unwrap()
+            .remove(0);
         assert_eq!(new.lease.run_id, id);
         assert_eq!(new.attempt, 2);
         // The stalled worker can no longer write anything about the run.
-        assert!(s.record_step(&old.lease, &record("a", StepStatus::Succeeded)).await.is_err());
+        assert!(s
+            .record_step(&old.lease, &record("a", StepStatus::Succeeded))
+            .await
+            .is_err());
         assert!(s.finish(&old.lease, &RunOutcome::Succeeded).await.is_err());
-        assert!(s.heartbeat("w1", Duration::from_secs(5)).await.unwrap().is_empty());
+        assert!(s
+            .heartbeat("w1", Duration::from_secs(5))
+            .await
+            .unwrap()
+            .is_empty());
         // The records so far are there for the new holder to resume from.
         let recs = s.step_records(&id).await.unwrap();
         assert_eq!(recs.len(), 1);
@@ -201,7 +283,11 @@ async fn an_expired_lease_is_reclaimed_and_the_old_holder_is_fenced_off() {
         done.output = Some(json!({"ok": true}));
         s.record_step(&new.lease, &done).await.unwrap();
         let recs = s.step_records(&id).await.unwrap();
-        assert_eq!(recs.len(), 1, "the finished record replaces its started record");
+        assert_eq!(
+            recs.len(),
+            1,
+            "the finished record replaces its started record"
+        );
         assert_eq!(recs[0].output, Some(json!({"ok": true})));
         s.finish(&new.lease, &RunOutcome::Succeeded).await.unwrap();
         assert_eq!(s.run(&id).await.unwrap().status, RunStatus::Succeeded);
@@ -214,10 +300,23 @@ async fn runs_can_be_released_canceled_and_rerun() {
         let s = &t.store;
         enabled_flow(s).await;
         let id = queued(&s.enqueue(event("a")).await.unwrap());
-        let c = s.claim("w", Duration::from_secs(30), 1).await.unwrap().remove(0);
+        let c = s
+            .claim("w", Duration::from_secs(30), 1)
+            .await
+            .unwrap()
+            .remove(0);
         s.release(&c.lease).await.unwrap();
-        assert_eq!(s.run(&id).await.unwrap().status, RunStatus::Queued, "{}", t.name);
-        let c = s.claim("w", Duration::from_secs(30), 1).await.unwrap().remove(0);
+        assert_eq!(
+            s.run(&id).await.unwrap().status,
+            RunStatus::Queued,
+            "{}",
+            t.name
+        );
+        let c = s
+            .claim("w", Duration::from_secs(30), 1)
+            .await
+            .unwrap()
+            .remove(0);
         let failed = RunOutcome::Failed {
             path: "a".into(),
             error: StepError {
@@ -230,19 +329,29 @@ async fn runs_can_be_released_canceled_and_rerun() {
         };
         s.finish(&c.lease, &failed).await.unwrap();
         let run = s.run(&id).await.unwrap();
-        assert_eq!((run.status, run.error_step.as_deref()), (RunStatus::Failed, Some("a")));
+        assert_eq!(
+            (run.status, run.error_step.as_deref()),
+            (RunStatus::Failed, Some("a"))
+        );
         s.rerun_from_failed(&id).await.unwrap();
         assert_eq!(s.run(&id).await.unwrap().status, RunStatus::Queued);
         assert!(s.rerun_from_failed(&id).await.is_err(), "only failed runs");
 
         let fresh = s.rerun_from_start(&id, true).await.unwrap();
         assert_ne!(fresh, id);
-        assert_eq!(s.run(&fresh).await.unwrap().trigger, json!({"customer": "a"}));
+        assert_eq!(
+            s.run(&fresh).await.unwrap().trigger,
+            json!({"customer": "a"})
+        );
         s.cancel(&fresh).await.unwrap();
         assert_eq!(s.run(&fresh).await.unwrap().status, RunStatus::Canceled);
 
         // Bulk: every failed run of the flow goes back to the queue.
-        let c = s.claim("w", Duration::from_secs(30), 1).await.unwrap().remove(0);
+        let c = s
+            .claim("w", Duration::from_secs(30), 1)
+            .await
+            .unwrap()
+            .remove(0);
         s.finish(&c.lease, &failed).await.unwrap();
         assert_eq!(s.rerun_failed("sync").await.unwrap(), 1);
         let page = s
@@ -266,15 +375,34 @@ async fn connection_secrets_never_reach_the_database_in_clear() {
         let mut settings = serde_json::Map::new();
         settings.insert("token".into(), json!(secret));
         settings.insert("base_url".into(), json!("https://shop.example.com"));
-        let info = s.save_connection("shop", "ecforce", &settings, "t").await.unwrap();
+        let info = s
+            .save_connection("shop", "ecforce", &settings, "t")
+            .await
+            .unwrap();
         let back = s.connection(&info.id).await.unwrap();
         assert_eq!(back.settings["token"], secret);
-        assert!(!format!("{back:?}").contains(secret), "Debug never shows settings");
+        assert!(
+            !format!("{back:?}").contains(secret),
+            "Debug never shows settings"
+        );
         s.import_flow("sync", "sync", FLOW, "t").await.unwrap();
-        s.bind_connection("sync", "shop", &info.id, "t").await.unwrap();
-        assert_eq!(s.flow_connections("sync").await.unwrap()["shop"].settings["token"], secret);
-        assert!(!found_in_database(&t, secret).await, "{}: the secret is stored in clear", t.name);
-        assert!(found_in_database(&t, "shop").await, "{}: the search itself works", t.name);
+        s.bind_connection("sync", "shop", &info.id, "t")
+            .await
+            .unwrap();
+        assert_eq!(
+            s.flow_connections("sync").await.unwrap()["shop"].settings["token"],
+            secret
+        );
+        assert!(
+            !found_in_database(&t, secret).await,
+            "{}: the secret is stored in clear",
+            t.name
+        );
+        assert!(
+            found_in_database(&t, "shop").await,
+            "{}: the search itself works",
+            t.name
+        );
     }
 }
 
@@ -283,7 +411,9 @@ async fn found_in_database(t: &TestStore, needle: &str) -> bool {
     match &t.config.database_url {
         None => {
             // Checkpoint so every page is in the main file, then read the files' bytes.
-            let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&pool(t).await).await;
+            let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&pool(t).await)
+                .await;
             ["flowbot.db", "flowbot.db-wal"].iter().any(|f| {
                 std::fs::read(t.dir.path().join(f))
                     .map(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
@@ -292,11 +422,22 @@ async fn found_in_database(t: &TestStore, needle: &str) -> bool {
         }
         Some(_) => {
             let pool = pool(t).await;
-            for table in ["flows", "flow_versions", "connections", "flow_connections", "events", "runs", "step_records", "audit_log"] {
-                let rows: Vec<String> = sqlx::query_scalar(&format!("SELECT CAST(row_to_json(t) AS TEXT) FROM {table} t"))
-                    .fetch_all(&pool)
-                    .await
-                    .unwrap();
+            for table in [
+                "flows",
+                "flow_versions",
+                "connections",
+                "flow_connections",
+                "events",
+                "runs",
+                "step_records",
+                "audit_log",
+            ] {
+                let rows: Vec<String> = sqlx::query_scalar(&format!(
+                    "SELECT CAST(row_to_json(t) AS TEXT) FROM {table} t"
+                ))
+                .fetch_all(&pool)
+                .await
+                .unwrap();
                 if rows.iter().any(|r| r.contains(needle)) {
                     return true;
                 }
@@ -322,16 +463,31 @@ async fn key_rotation_reseals_every_secret_and_retires_the_old_key() {
         let s = &t.store;
         let mut settings = serde_json::Map::new();
         settings.insert("token".into(), json!("rotate-me"));
-        let a = s.save_connection("a", "http", &settings, "t").await.unwrap();
-        let b = s.save_connection("b", "http", &settings, "t").await.unwrap();
+        let a = s
+            .save_connection("a", "http", &settings, "t")
+            .await
+            .unwrap();
+        let b = s
+            .save_connection("b", "http", &settings, "t")
+            .await
+            .unwrap();
         let old_key = std::fs::read_to_string(t.dir.path().join("secret.key")).unwrap();
         let (new_key, n) = s.rotate_key(None, "t").await.unwrap();
         assert_eq!(n, 2, "{}", t.name);
         assert_ne!(new_key, old_key);
-        assert_eq!(std::fs::read_to_string(t.dir.path().join("secret.key")).unwrap(), new_key);
+        assert_eq!(
+            std::fs::read_to_string(t.dir.path().join("secret.key")).unwrap(),
+            new_key
+        );
         assert!(!t.dir.path().join("secret.key.next").exists());
-        assert_eq!(s.connection(&a.id).await.unwrap().settings["token"], "rotate-me");
-        assert_eq!(s.connection(&b.id).await.unwrap().settings["token"], "rotate-me");
+        assert_eq!(
+            s.connection(&a.id).await.unwrap().settings["token"],
+            "rotate-me"
+        );
+        assert_eq!(
+            s.connection(&b.id).await.unwrap().settings["token"],
+            "rotate-me"
+        );
         // The old key opens nothing any more.
         let old = flowbot_store::crypto::MasterKey::from_base64(&old_key).unwrap();
         let sealed: Vec<Vec<u8>> = sqlx::query_scalar("SELECT secret_box FROM connections")
@@ -347,7 +503,11 @@ async fn key_rotation_reseals_every_secret_and_retires_the_old_key() {
 async fn a_second_process_cannot_open_the_same_sqlite_store() {
     let t = open("sqlite", None).await;
     let again = Store::open(&t.config).await;
-    assert!(matches!(again, Err(StoreError::Locked(_))), "{:?}", again.err());
+    assert!(
+        matches!(again, Err(StoreError::Locked(_))),
+        "{:?}",
+        again.err()
+    );
 }
 
 #[tokio::test]
@@ -369,7 +529,10 @@ async fn schedule_slots_fire_exactly_once_across_racing_workers() {
             }
         }
         assert_eq!(fired, 1, "{}", t.name);
-        assert_eq!(s.count_runs(Some("sync"), RunStatus::Queued).await.unwrap(), 1);
+        assert_eq!(
+            s.count_runs(Some("sync"), RunStatus::Queued).await.unwrap(),
+            1
+        );
         assert_eq!(s.last_schedule_slot("sync").await.unwrap(), Some(slot));
     }
 }
@@ -381,17 +544,36 @@ async fn a_poll_cursor_moves_with_its_events_and_survives_a_restart() {
         let s = t.store.clone();
         enabled_flow(&s).await;
         assert_eq!(s.poll_cursor("sync").await.unwrap(), None);
-        assert!(s.commit_poll("sync", None, "10".into(), vec![event("p1"), event("p2")]).await.unwrap());
+        assert!(s
+            .commit_poll("sync", None, "10".into(), vec![event("p1"), event("p2")])
+            .await
+            .unwrap());
         // A poll that started from a stale cursor writes nothing.
-        assert!(!s.commit_poll("sync", None, "11".into(), vec![event("p3")]).await.unwrap());
-        assert_eq!(s.count_runs(Some("sync"), RunStatus::Queued).await.unwrap(), 2);
+        assert!(!s
+            .commit_poll("sync", None, "11".into(), vec![event("p3")])
+            .await
+            .unwrap());
+        assert_eq!(
+            s.count_runs(Some("sync"), RunStatus::Queued).await.unwrap(),
+            2
+        );
         drop(s);
         // Reopen: the cursor is where the committed poll left it.
         t.store = reopen(t).await;
         let (cursor, _) = t.store.poll_cursor("sync").await.unwrap().unwrap();
         assert_eq!(cursor, "10", "{}", t.name);
-        assert!(t.store.commit_poll("sync", Some("10".into()), "12".into(), vec![event("p3")]).await.unwrap());
-        assert_eq!(t.store.count_runs(Some("sync"), RunStatus::Queued).await.unwrap(), 3);
+        assert!(t
+            .store
+            .commit_poll("sync", Some("10".into()), "12".into(), vec![event("p3")])
+            .await
+            .unwrap());
+        assert_eq!(
+            t.store
+                .count_runs(Some("sync"), RunStatus::Queued)
+                .await
+                .unwrap(),
+            3
+        );
     }
 }
 
@@ -428,7 +610,11 @@ async fn retention_purges_old_history_and_the_file_stops_growing() {
                 let mut ev = event(&format!("r{round}-{i}"));
                 ev.trigger = json!({ "customer": format!("r{round}-{i}"), "pad": big });
                 let id = queued(&s.enqueue(ev).await.unwrap());
-                let c = s.claim("w", Duration::from_secs(30), 1).await.unwrap().remove(0);
+                let c = s
+                    .claim("w", Duration::from_secs(30), 1)
+                    .await
+                    .unwrap()
+                    .remove(0);
                 assert_eq!(c.lease.run_id, id);
                 s.finish(&c.lease, &RunOutcome::Succeeded).await.unwrap();
             }
@@ -439,17 +625,31 @@ async fn retention_purges_old_history_and_the_file_stops_growing() {
         max_runs_per_flow: None,
         batch: 50,
     };
-    let size = || std::fs::metadata(t.dir.path().join("flowbot.db")).unwrap().len()
-        + std::fs::metadata(t.dir.path().join("flowbot.db-wal")).map(|m| m.len()).unwrap_or(0);
+    let size = || {
+        std::fs::metadata(t.dir.path().join("flowbot.db"))
+            .unwrap()
+            .len()
+            + std::fs::metadata(t.dir.path().join("flowbot.db-wal"))
+                .map(|m| m.len())
+                .unwrap_or(0)
+    };
     let mut sizes = Vec::new();
     for round in 0..4 {
         fill(round).await;
         t.clock.advance(Duration::from_secs(7200));
         assert_eq!(s.purge(&policy).await.unwrap(), 200);
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&pool(&t).await).await.unwrap();
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&pool(&t).await)
+            .await
+            .unwrap();
         sizes.push(size());
     }
-    assert_eq!(s.count_runs(Some("sync"), RunStatus::Succeeded).await.unwrap(), 0);
+    assert_eq!(
+        s.count_runs(Some("sync"), RunStatus::Succeeded)
+            .await
+            .unwrap(),
+        0
+    );
     assert!(sizes[3] <= sizes[1], "the file kept growing: {sizes:?}");
 
     // Count-based retention keeps the newest runs of each flow.
@@ -460,5 +660,10 @@ async fn retention_purges_old_history_and_the_file_stops_growing() {
         batch: 50,
     };
     assert_eq!(s.purge(&keep).await.unwrap(), 170);
-    assert_eq!(s.count_runs(Some("sync"), RunStatus::Succeeded).await.unwrap(), 30);
+    assert_eq!(
+        s.count_runs(Some("sync"), RunStatus::Succeeded)
+            .await
+            .unwrap(),
+        30
+    );
 }

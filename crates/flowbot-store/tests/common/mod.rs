@@ -13,7 +13,17 @@ pub struct ManualClock(Mutex<Timestamp>);
 
 impl ManualClock {
     pub fn new() -> Arc<ManualClock> {
-        Arc::new(ManualClock(Mutex::new("2026-11-29T00:00:00Z".parse().unwrap())))
+        Arc::new(ManualClock(Mutex::new(
+            "2026-11-29T00:00:00Z".parse().unwrap(),
+        )))
+    }
+
+    pub fn set(&self, t: &str) {
+        *self.0.lock().unwrap() = t.parse().unwrap();
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.0.lock().unwrap().as_millisecond()
     }
 
     pub fn advance(&self, d: Duration) {
@@ -42,14 +52,20 @@ pub struct TestStore {
 
 /// A fresh PostgreSQL database on the server `TEST_DATABASE_URL` points at.
 pub async fn fresh_pg_url() -> Option<String> {
-    let base = std::env::var("TEST_DATABASE_URL").ok().filter(|s| !s.is_empty())?;
+    let base = std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|s| !s.is_empty())?;
     sqlx::any::install_default_drivers();
     let db = format!("flowbot_t_{}", uuid::Uuid::new_v4().simple());
-    let mut conn: sqlx::AnyConnection = sqlx::Connection::connect(&base).await.expect("connect to TEST_DATABASE_URL");
+    let mut conn: sqlx::AnyConnection = sqlx::Connection::connect(&base)
+        .await
+        .expect("connect to TEST_DATABASE_URL");
     sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {db}").as_str())
         .await
         .expect("create a test database");
-    let (prefix, _) = base.rsplit_once('/').expect("a database URL ends with /name");
+    let (prefix, _) = base
+        .rsplit_once('/')
+        .expect("a database URL ends with /name");
     Some(format!("{prefix}/{db}"))
 }
 
@@ -70,7 +86,9 @@ pub async fn open(name: &'static str, database_url: Option<String>) -> TestStore
         data_dir: dir.path().to_path_buf(),
         secret_key: None,
     };
-    let store = Store::open_with_clock(&config, clock.clone()).await.expect("open store");
+    let store = Store::open_with_clock(&config, clock.clone())
+        .await
+        .expect("open store");
     TestStore {
         store,
         clock,
@@ -91,7 +109,10 @@ steps:
 "#;
 
 pub async fn enabled_flow(store: &Store) {
-    store.import_flow("sync", "sync", FLOW, "test").await.unwrap();
+    store
+        .import_flow("sync", "sync", FLOW, "test")
+        .await
+        .unwrap();
     store.set_enabled("sync", true, "test").await.unwrap();
 }
 

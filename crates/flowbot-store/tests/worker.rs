@@ -1,0 +1,361 @@
+//! Workers executing runs from the store against a real HTTP server on loopback.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use common::*;
+use flowbot_store::{EnqueueOutcome, NewEvent, RunStatus, Source, Store, Worker, WorkerConfig};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+/// What the test server saw: for each key, (seq, start, end) of every call.
+#[derive(Default)]
+struct Seen {
+    calls: Vec<(String, u64, Instant, Instant)>,
+    fail_next: u32,
+}
+
+type Shared = Arc<Mutex<Seen>>;
+
+async fn server(delay: Duration) -> (String, Shared) {
+    let seen: Shared = Arc::default();
+    let app = Router::new()
+        .route(
+            "/step",
+            get(move |State(s): State<Shared>, Query(q): Query<HashMap<String, String>>| async move {
+                let start = Instant::now();
+                {
+                    let mut seen = s.lock().unwrap();
+                    if seen.fail_next > 0 {
+                        seen.fail_next -= 1;
+                        return StatusCode::SERVICE_UNAVAILABLE;
+                    }
+                }
+                tokio::time::sleep(delay).await;
+                let key = q.get("key").cloned().unwrap_or_default();
+                let seq: u64 = q.get("seq").and_then(|s| s.parse().ok()).unwrap_or(0);
+                s.lock().unwrap().calls.push((key, seq, start, Instant::now()));
+                StatusCode::OK
+            }),
+        )
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), seen)
+}
+
+const CALL_FLOW: &str = r#"version: 1
+id: calls
+name: calls
+trigger: { app: manual }
+concurrency_key: "{{ trigger.key }}"
+retry: { max_attempts: 3, initial_interval: 4s, jitter: false }
+steps:
+  - id: call
+    app: http
+    action: get
+    input:
+      url: "{{ trigger.base }}/step"
+      query: { key: "{{ trigger.key }}", seq: "{{ trigger.seq }}" }
+"#;
+
+async fn import_calls(store: &Store) {
+    store
+        .import_flow("calls", "calls", CALL_FLOW, "t")
+        .await
+        .unwrap();
+    store.set_enabled("calls", true, "t").await.unwrap();
+}
+
+fn call_event(base: &str, key: &str, seq: u64) -> NewEvent {
+    let trigger = json!({ "base": base, "key": key, "seq": seq });
+    NewEvent {
+        flow_id: "calls".into(),
+        source: Source::Webhook,
+        headers: json!({}),
+        body: trigger.clone(),
+        trigger,
+        concurrency_key: Ok(Some(key.to_string())),
+        dedupe: None,
+    }
+}
+
+fn config(id: &str) -> WorkerConfig {
+    WorkerConfig {
+        id: id.to_string(),
+        concurrency: 16,
+        lease: Duration::from_secs(30),
+        idle_poll: Duration::from_millis(20),
+        shutdown_grace: Duration::from_secs(5),
+        triggers: false,
+    }
+}
+
+async fn wait_until<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn runs_of_a_key_stay_ordered_with_eight_workers() {
+    let (base, seen) = server(Duration::from_millis(5)).await;
+    for t in stores().await {
+        seen.lock().unwrap().calls.clear();
+        import_calls(&t.store).await;
+        // Interleaved keys: k0 k1 k2 k3 k0 k1 …, 15 runs per key.
+        let keys = 4;
+        let per_key = 15;
+        for seq in 0..per_key {
+            for k in 0..keys {
+                let out = t
+                    .store
+                    .enqueue(call_event(&base, &format!("k{k}"), seq))
+                    .await
+                    .unwrap();
+                assert!(matches!(out, EnqueueOutcome::Queued { .. }));
+            }
+        }
+        let stop = CancellationToken::new();
+        let mut workers = Vec::new();
+        for i in 0..8 {
+            // On PostgreSQL each worker has its own pool and writer, as separate processes do.
+            let store = match &t.config.database_url {
+                Some(_) => Store::open_with_clock(&t.config, t.clock.clone())
+                    .await
+                    .unwrap(),
+                None => t.store.clone(),
+            };
+            let w = Worker::new(
+                store,
+                flowbot_connectors::registry(),
+                config(&format!("w{i}")),
+            );
+            workers.push(tokio::spawn(w.run(stop.clone())));
+        }
+        let store = t.store.clone();
+        wait_until("every run to succeed", || {
+            let store = store.clone();
+            async move {
+                store
+                    .count_runs(Some("calls"), RunStatus::Succeeded)
+                    .await
+                    .unwrap()
+                    == (keys * per_key) as i64
+            }
+        })
+        .await;
+        stop.cancel();
+        let mut attempts = 0;
+        for w in workers {
+            attempts += w.await.unwrap().unwrap().attempts;
+        }
+        assert_eq!(
+            attempts,
+            keys * per_key,
+            "{}: each run claimed exactly once",
+            t.name
+        );
+        let calls = seen.lock().unwrap().calls.clone();
+        assert_eq!(calls.len() as u64, keys * per_key);
+        for k in 0..keys {
+            let mut of_key: Vec<_> = calls.iter().filter(|c| c.0 == format!("k{k}")).collect();
+            of_key.sort_by_key(|c| c.2);
+            let seqs: Vec<u64> = of_key.iter().map(|c| c.1).collect();
+            assert_eq!(
+                seqs,
+                (0..per_key).collect::<Vec<_>>(),
+                "{}: arrival order of k{k}",
+                t.name
+            );
+            for pair in of_key.windows(2) {
+                assert!(
+                    pair[0].3 <= pair[1].2,
+                    "{}: two runs of k{k} overlapped",
+                    t.name
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_waits_for_the_clock_and_repeats_only_the_failed_step() {
+    let (base, seen) = server(Duration::ZERO).await;
+    for t in stores().await {
+        seen.lock().unwrap().calls.clear();
+        seen.lock().unwrap().fail_next = 1;
+        import_calls(&t.store).await;
+        let EnqueueOutcome::Queued { run_id, .. } =
+            t.store.enqueue(call_event(&base, "r", 1)).await.unwrap()
+        else {
+            panic!()
+        };
+        let stop = CancellationToken::new();
+        let worker = tokio::spawn(
+            Worker::new(t.store.clone(), flowbot_connectors::registry(), config("w"))
+                .run(stop.clone()),
+        );
+        let store = t.store.clone();
+        let id = run_id.clone();
+        wait_until("the first attempt to fail", || {
+            let (store, id) = (store.clone(), id.clone());
+            async move { store.run(&id).await.unwrap().error.is_some() }
+        })
+        .await;
+        let run = t.store.run(&run_id).await.unwrap();
+        assert_eq!(run.status, RunStatus::Queued, "{}", t.name);
+        assert_eq!(
+            run.next_attempt_at - t.clock.now_ms(),
+            4000,
+            "the policy's 4 s, by the injected clock"
+        );
+        // Real time passes, the injected clock does not: the retry waits.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            t.store.run(&run_id).await.unwrap().status,
+            RunStatus::Queued
+        );
+        t.clock.advance(Duration::from_secs(4));
+        wait_until("the retry to succeed", || {
+            let (store, id) = (store.clone(), run_id.clone());
+            async move { store.run(&id).await.unwrap().status == RunStatus::Succeeded }
+        })
+        .await;
+        stop.cancel();
+        worker.await.unwrap().unwrap();
+        let records = t.store.step_records(&run_id).await.unwrap();
+        let attempts: Vec<(u32, String)> = records
+            .iter()
+            .map(|r| {
+                (
+                    r.attempt,
+                    serde_json::to_value(r.status)
+                        .unwrap()
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            attempts,
+            [(1, "failed".to_string()), (2, "succeeded".to_string())]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_releases_runs_still_in_flight() {
+    let (base, _seen) = server(Duration::from_secs(10)).await;
+    for t in stores().await {
+        import_calls(&t.store).await;
+        let EnqueueOutcome::Queued { run_id, .. } =
+            t.store.enqueue(call_event(&base, "slow", 1)).await.unwrap()
+        else {
+            panic!()
+        };
+        let stop = CancellationToken::new();
+        let mut cfg = config("w");
+        cfg.shutdown_grace = Duration::from_millis(200);
+        let worker = tokio::spawn(
+            Worker::new(t.store.clone(), flowbot_connectors::registry(), cfg).run(stop.clone()),
+        );
+        let store = t.store.clone();
+        let id = run_id.clone();
+        wait_until("the run to start", || {
+            let (store, id) = (store.clone(), id.clone());
+            async move { store.run(&id).await.unwrap().status == RunStatus::Running }
+        })
+        .await;
+        stop.cancel();
+        let stats = worker.await.unwrap().unwrap();
+        assert_eq!(stats.released, 1, "{}", t.name);
+        let run = t.store.run(&run_id).await.unwrap();
+        assert_eq!(run.status, RunStatus::Queued, "released for another worker");
+        assert_eq!(run.lease_owner, None);
+    }
+}
+
+const SCHEDULED: &str = r#"version: 1
+id: daily
+name: daily
+trigger:
+  app: schedule
+  options: { cron: "0 9 * * *", timezone: Asia/Tokyo }
+steps:
+  - id: note
+    set: { at: "{{ trigger.slot }}" }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_schedule_slot_fires_once_with_three_workers() {
+    for t in stores().await {
+        // Enabled at 08:59:50 JST; the workers look at 09:00:05 JST.
+        t.clock.set("2026-11-28T23:59:50Z");
+        t.store
+            .import_flow("daily", "daily", SCHEDULED, "t")
+            .await
+            .unwrap();
+        t.store.set_enabled("daily", true, "t").await.unwrap();
+        t.clock.set("2026-11-29T00:00:05Z");
+        let stop = CancellationToken::new();
+        let mut workers = Vec::new();
+        for i in 0..3 {
+            let store = match &t.config.database_url {
+                Some(_) => Store::open_with_clock(&t.config, t.clock.clone())
+                    .await
+                    .unwrap(),
+                None => t.store.clone(),
+            };
+            let mut cfg = config(&format!("w{i}"));
+            cfg.triggers = true;
+            workers.push(tokio::spawn(
+                Worker::new(store, flowbot_connectors::registry(), cfg).run(stop.clone()),
+            ));
+        }
+        let store = t.store.clone();
+        wait_until("the scheduled run", || {
+            let store = store.clone();
+            async move {
+                store
+                    .count_runs(Some("daily"), RunStatus::Succeeded)
+                    .await
+                    .unwrap()
+                    >= 1
+            }
+        })
+        .await;
+        // Give the other workers several more chances to fire the same slot.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        stop.cancel();
+        for w in workers {
+            w.await.unwrap().unwrap();
+        }
+        let runs = t
+            .store
+            .runs(&flowbot_store::RunFilter {
+                flow_id: Some("daily".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(runs.len(), 1, "{}: exactly one run for the slot", t.name);
+        assert_eq!(runs[0].trigger["slot"], "2026-11-29T00:00:00Z");
+    }
+}
