@@ -69,10 +69,16 @@ pub struct Worker {
     flows: FlowCache,
 }
 
+/// Parsed flows by (flow id, version).
+type Parsed = HashMap<(String, i64), Arc<Flow>>;
+
+/// Runs this worker holds: run id → (lease, the task executing it).
+type Held = Arc<Mutex<HashMap<String, (Lease, tokio::task::AbortHandle)>>>;
+
 /// Parsed flow versions; a version never changes once stored.
 #[derive(Default, Clone)]
 struct FlowCache {
-    parsed: Arc<Mutex<HashMap<(String, i64), Arc<Flow>>>>,
+    parsed: Arc<Mutex<Parsed>>,
 }
 
 impl FlowCache {
@@ -144,7 +150,7 @@ impl Worker {
         let worker = Arc::new(self);
         let mut stats = WorkerStats::default();
         let mut inflight: JoinSet<()> = JoinSet::new();
-        let held: Arc<Mutex<HashMap<String, (Lease, tokio::task::AbortHandle)>>> = Arc::default();
+        let held: Held = Arc::default();
         let stop_side_tasks = CancellationToken::new();
 
         let heartbeat = tokio::spawn(heartbeat_loop(
@@ -323,11 +329,7 @@ fn setup_or_journal(e: StoreError, what: &str) -> AttemptError {
     }
 }
 
-async fn heartbeat_loop(
-    worker: Arc<Worker>,
-    held: Arc<Mutex<HashMap<String, (Lease, tokio::task::AbortHandle)>>>,
-    stop: CancellationToken,
-) {
+async fn heartbeat_loop(worker: Arc<Worker>, held: Held, stop: CancellationToken) {
     let every = worker.cfg.lease / 3;
     loop {
         tokio::select! {

@@ -244,10 +244,8 @@ async fn an_expired_lease_is_reclaimed_and_the_old_holder_is_fenced_off() {
         s.record_step(&old.lease, &record("a", StepStatus::Started))
             .await
             .unwrap();
-        assert_eq!(
-            s.heartbeat("w1", Duration::from_secs(5)).await.unwrap(),
-            [id.clone()]
-        );
+        let held = s.heartbeat("w1", Duration::from_secs(5)).await.unwrap();
+        assert_eq!(held, vec![id.clone()]);
         assert!(
             s.claim("w2", Duration::from_secs(5), 1)
                 .await

@@ -6,6 +6,7 @@
 mod apps;
 mod connections;
 mod run;
+mod store_cmds;
 mod validate;
 
 use std::path::PathBuf;
@@ -38,6 +39,16 @@ enum Command {
     Run(run::Args),
     /// List the apps with their triggers, actions, inputs and outputs
     Apps(apps::Args),
+    /// Validate a flow file and store it (a new flow, or a new version of one)
+    Import(store_cmds::ImportArgs),
+    /// Queue a manual run of a stored flow with a payload
+    Trigger(store_cmds::TriggerArgs),
+    /// Execute queued runs until stopped (SIGTERM/SIGINT stop it gracefully)
+    Worker(store_cmds::WorkerArgs),
+    /// Create or update the database schema
+    Migrate(store_cmds::MigrateArgs),
+    /// Re-encrypt every stored connection under a new master key
+    RotateKey(store_cmds::RotateKeyArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +64,11 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate::main(args),
         Command::Run(args) => run::main(args),
         Command::Apps(args) => apps::main(args),
+        Command::Import(args) => store_cmds::import(args),
+        Command::Trigger(args) => store_cmds::trigger(args),
+        Command::Worker(args) => store_cmds::worker(args),
+        Command::Migrate(args) => store_cmds::migrate(args),
+        Command::RotateKey(args) => store_cmds::rotate_key(args),
     };
     match result {
         Ok(code) => code,

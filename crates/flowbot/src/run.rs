@@ -135,7 +135,7 @@ fn strip_step_retries(steps: &mut [flowbot_core::model::Step]) {
     }
 }
 
-fn read_payload(path: Option<&PathBuf>) -> anyhow::Result<Value> {
+pub fn read_payload(path: Option<&PathBuf>) -> anyhow::Result<Value> {
     let Some(path) = path else {
         return Ok(json!({}));
     };

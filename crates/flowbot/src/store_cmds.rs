@@ -1,0 +1,274 @@
+//! Commands over the durable store: `migrate`, `worker`, `rotate-key`, `trigger`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use flowbot_core::runner::concurrency_key;
+use flowbot_core::{check, Flow};
+use flowbot_store::{EnqueueOutcome, NewEvent, Source, Store, StoreConfig, Worker, WorkerConfig};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+/// Where the store is: shared by every command that opens it.
+#[derive(clap::Args, Clone)]
+pub struct StoreArgs {
+    /// Directory for the SQLite database, its lock and the secret key file
+    #[arg(
+        long,
+        env = "FLOWBOT_DATA_DIR",
+        default_value = "flowbot-data",
+        value_name = "DIR"
+    )]
+    pub data_dir: PathBuf,
+    /// PostgreSQL URL (postgres://…) to share one database between many workers; SQLite in
+    /// the data directory when not given
+    #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+impl StoreArgs {
+    pub fn config(&self) -> StoreConfig {
+        StoreConfig {
+            database_url: self.database_url.clone().filter(|u| !u.is_empty()),
+            data_dir: self.data_dir.clone(),
+            secret_key: std::env::var("FLOWBOT_SECRET_KEY")
+                .ok()
+                .filter(|k| !k.is_empty()),
+        }
+    }
+
+    pub async fn open(&self) -> anyhow::Result<Store> {
+        let cfg = self.config();
+        Store::open(&cfg)
+            .await
+            .with_context(|| match &cfg.database_url {
+                Some(_) => "cannot open the PostgreSQL store (DATABASE_URL)".to_string(),
+                None => format!("cannot open the store in {}", cfg.data_dir.display()),
+            })
+    }
+}
+
+#[derive(clap::Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+pub fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let store = args.store.open().await?;
+        println!("the {:?} store is up to date", store.backend());
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[derive(clap::Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Runs executed at the same time
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// How long a claimed run stays this worker's without a heartbeat
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    lease: Duration,
+    /// How often an idle worker looks for due runs
+    #[arg(long, default_value = "200ms", value_parser = duration)]
+    idle_poll: Duration,
+    /// On SIGTERM/SIGINT, how long to let runs in flight finish before releasing them
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    shutdown_grace: Duration,
+    /// Do not fire schedules or poll polling triggers
+    #[arg(long)]
+    no_triggers: bool,
+}
+
+pub fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let store = args.store.open().await?;
+        let cfg = WorkerConfig {
+            concurrency: args.concurrency.max(1),
+            lease: args.lease,
+            idle_poll: args.idle_poll,
+            shutdown_grace: args.shutdown_grace,
+            triggers: !args.no_triggers,
+            ..WorkerConfig::default()
+        };
+        let shutdown = CancellationToken::new();
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        eprintln!(
+            "flowbot worker {} on the {:?} store",
+            cfg.id,
+            store.backend()
+        );
+        let stats = Worker::new(store, flowbot_connectors::registry(), cfg)
+            .run(shutdown)
+            .await?;
+        eprintln!(
+            "worker stopped: {} attempts, {} runs released",
+            stats.attempts, stats.released
+        );
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Cancel on the first SIGTERM or SIGINT.
+pub async fn cancel_on_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler can be installed");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    token.cancel();
+}
+
+#[derive(clap::Args)]
+pub struct RotateKeyArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The new key (base64 of 32 bytes); a random one when not given
+    #[arg(long, env = "FLOWBOT_NEW_SECRET_KEY", hide_env_values = true)]
+    new_key: Option<String>,
+}
+
+pub fn rotate_key(args: RotateKeyArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let store = args.store.open().await?;
+        let from_env = std::env::var("FLOWBOT_SECRET_KEY").is_ok_and(|k| !k.is_empty());
+        let (key, n) = store.rotate_key(args.new_key, "cli").await?;
+        println!("re-encrypted {n} connection(s) with the new key");
+        if from_env {
+            // The key lives outside flowbot: the operator must store the new one.
+            println!("set FLOWBOT_SECRET_KEY to the new key before the next start:\n{key}");
+        } else {
+            println!(
+                "the new key replaced {}",
+                store
+                    .data_dir()
+                    .join(flowbot_store::crypto::KEY_FILE)
+                    .display()
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[derive(clap::Args)]
+pub struct TriggerArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The flow's id
+    flow: String,
+    /// The trigger payload as JSON; `{}` when not given
+    #[arg(long, value_name = "FILE.json")]
+    payload: Option<PathBuf>,
+}
+
+/// A manual run with a user-given payload, queued for the workers.
+pub fn trigger(args: TriggerArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let store = args.store.open().await?;
+        let info = store.flow(&args.flow).await?;
+        let yaml = store
+            .flow_version(&info.id, info.current_version)
+            .await?
+            .yaml;
+        let flow = parse(&yaml)?;
+        let payload = crate::run::read_payload(args.payload.as_ref())?;
+        let outcome = store
+            .enqueue(NewEvent {
+                flow_id: flow.id.clone(),
+                source: Source::Manual,
+                headers: json!({}),
+                body: payload.clone(),
+                concurrency_key: concurrency_key(&flow, &payload),
+                trigger: payload,
+                dedupe: None,
+            })
+            .await?;
+        match outcome {
+            EnqueueOutcome::Queued { run_id, .. } => println!("queued run {run_id}"),
+            EnqueueOutcome::Failed { run_id, reason, .. } => {
+                println!("run {run_id} failed at once: {reason}");
+                return Ok(ExitCode::FAILURE);
+            }
+            other => println!("{other:?}"),
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn parse(yaml: &str) -> anyhow::Result<Flow> {
+    let checked = check(yaml, &flowbot_connectors::registry());
+    checked.flow.ok_or_else(|| {
+        anyhow::anyhow!(
+            "the stored flow is not valid: {}",
+            checked
+                .diagnostics
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    })
+}
+
+pub fn duration(s: &str) -> Result<Duration, String> {
+    flowbot_core::model::parse_duration(s)
+        .ok_or_else(|| format!("`{s}` is not a duration such as 500ms, 30s or 5m"))
+}
+
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+#[derive(clap::Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The flow file (YAML)
+    file: PathBuf,
+    /// Turn the flow's trigger ON after importing
+    #[arg(long)]
+    enable: bool,
+}
+
+/// Validate a flow file and store it as a new flow or a new version of an existing one.
+pub fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
+    let source = crate::read_file(&args.file)?;
+    let checked = check(&source, &flowbot_connectors::registry());
+    let Some(flow) = checked.flow else {
+        for d in &checked.diagnostics {
+            eprintln!("{}:{d}", args.file.display());
+        }
+        return Ok(ExitCode::from(crate::EXIT_INVALID));
+    };
+    runtime()?.block_on(async {
+        let store = args.store.open().await?;
+        let info = store
+            .import_flow(&flow.id, &flow.name, &source, "cli")
+            .await?;
+        if args.enable {
+            store.set_enabled(&flow.id, true, "cli").await?;
+        }
+        println!(
+            "imported flow `{}` as version {}{}",
+            info.id,
+            info.current_version,
+            if args.enable { ", trigger ON" } else { "" }
+        );
+        Ok(ExitCode::SUCCESS)
+    })
+}

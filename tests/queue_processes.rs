@@ -1,0 +1,519 @@
+//! The queue across real processes: `flowbot worker` processes sharing one store, killed
+//! with SIGKILL mid-run, and a loopback HTTP server counting what reached it.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use flowbot_store::{EnqueueOutcome, NewEvent, RunStatus, Source, Store, StoreConfig};
+use serde_json::{json, Value};
+
+#[derive(Default)]
+struct Seen {
+    /// route → seq → calls
+    calls: HashMap<String, HashMap<String, u32>>,
+    records: Vec<Value>,
+    slow_ms: u64,
+    /// POST /records stores the record, then does not answer for this long.
+    hang_after_create_ms: u64,
+}
+
+type Shared = Arc<Mutex<Seen>>;
+
+fn count(seen: &Shared, route: &str, seq: &str) -> u32 {
+    seen.lock()
+        .unwrap()
+        .calls
+        .get(route)
+        .and_then(|m| m.get(seq))
+        .copied()
+        .unwrap_or(0)
+}
+
+fn total(seen: &Shared, route: &str) -> u32 {
+    seen.lock()
+        .unwrap()
+        .calls
+        .get(route)
+        .map(|m| m.values().sum())
+        .unwrap_or(0)
+}
+
+fn note(s: &Shared, route: &str, seq: &str) {
+    *s.lock()
+        .unwrap()
+        .calls
+        .entry(route.to_string())
+        .or_default()
+        .entry(seq.to_string())
+        .or_default() += 1;
+}
+
+async fn server() -> (String, Shared) {
+    let seen: Shared = Arc::default();
+    let app =
+        Router::new()
+            .route(
+                "/fast",
+                get(
+                    |State(s): State<Shared>, Query(q): Query<HashMap<String, String>>| async move {
+                        note(&s, "fast", &q["seq"]);
+                        Json(json!({"ok": true}))
+                    },
+                ),
+            )
+            .route(
+                "/slow",
+                get(
+                    |State(s): State<Shared>, Query(q): Query<HashMap<String, String>>| async move {
+                        note(&s, "slow-start", &q["seq"]);
+                        let ms = s.lock().unwrap().slow_ms;
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                        note(&s, "slow", &q["seq"]);
+                        Json(json!({"ok": true}))
+                    },
+                ),
+            )
+            .route(
+                "/records",
+                get(
+                    |State(s): State<Shared>, Query(q): Query<HashMap<String, String>>| async move {
+                        note(&s, "search", "all");
+                        let found: Vec<Value> = s
+                            .lock()
+                            .unwrap()
+                            .records
+                            .iter()
+                            .filter(|r| r["email"] == q["email"].as_str())
+                            .cloned()
+                            .collect();
+                        Json(json!(found))
+                    },
+                )
+                .post(
+                    |State(s): State<Shared>, Json(mut body): Json<Value>| async move {
+                        let hang = {
+                            let mut seen = s.lock().unwrap();
+                            let id = format!("001{:03}", seen.records.len());
+                            body["id"] = json!(id);
+                            seen.records.push(body.clone());
+                            seen.hang_after_create_ms
+                        };
+                        note(&s, "create", "all");
+                        // The record exists; the answer is lost if the caller dies meanwhile.
+                        tokio::time::sleep(Duration::from_millis(hang)).await;
+                        Json(json!({"id": body["id"]}))
+                    },
+                ),
+            )
+            .route(
+                "/records/{id}",
+                put(
+                    |State(s): State<Shared>,
+                     UrlPath(id): UrlPath<String>,
+                     Json(body): Json<Value>| async move {
+                        note(&s, "update", "all");
+                        let mut seen = s.lock().unwrap();
+                        if let Some(r) = seen.records.iter_mut().find(|r| r["id"] == id.as_str()) {
+                            r["name"] = body["name"].clone();
+                        }
+                        Json(json!({"ok": true}))
+                    },
+                ),
+            )
+            .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), seen)
+}
+
+const TWO_STEPS: &str = r#"version: 1
+id: proc
+name: proc
+trigger: { app: manual }
+retry: { max_attempts: 5, initial_interval: 100ms, jitter: false }
+steps:
+  - id: first
+    app: http
+    action: get
+    input: { url: "{{ trigger.base }}/fast", query: { seq: "{{ trigger.seq }}" } }
+  - id: second
+    app: http
+    action: get
+    input: { url: "{{ trigger.base }}/slow", query: { seq: "{{ trigger.seq }}" } }
+"#;
+
+const SEARCH_THEN_CREATE: &str = r#"version: 1
+id: crm
+name: crm
+trigger: { app: manual }
+concurrency_key: "{{ trigger.email }}"
+steps:
+  - id: search
+    app: http
+    action: get
+    input: { url: "{{ trigger.base }}/records", query: { email: "{{ trigger.email }}" } }
+  - id: decide
+    branch:
+      if: { value: "{{ search.body | length }}", op: equals, to: 0 }
+      then:
+        - id: create
+          app: http
+          action: request
+          input:
+            method: POST
+            url: "{{ trigger.base }}/records"
+            body: { email: "{{ trigger.email }}", name: "{{ trigger.name }}" }
+      else:
+        - id: update
+          app: http
+          action: request
+          input:
+            method: PUT
+            url: "{{ trigger.base }}/records/{{ search.body[0].id }}"
+            body: { name: "{{ trigger.name }}" }
+"#;
+
+/// A store location: SQLite in a temporary directory, or a fresh PostgreSQL database.
+struct Place {
+    dir: tempfile::TempDir,
+    url: Option<String>,
+    name: &'static str,
+}
+
+impl Place {
+    fn config(&self) -> StoreConfig {
+        StoreConfig {
+            database_url: self.url.clone(),
+            data_dir: self.dir.path().to_path_buf(),
+            secret_key: None,
+        }
+    }
+
+    /// Open the store briefly (a SQLite store is locked while open).
+    async fn with<T>(&self, f: impl AsyncFnOnce(&Store) -> T) -> T {
+        let store = Store::open(&self.config()).await.expect("open the store");
+        let out = f(&store).await;
+        drop(store);
+        out
+    }
+
+    fn worker(&self, lease: &str) -> Child {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_flowbot"));
+        cmd.args([
+            "worker",
+            "--lease",
+            lease,
+            "--idle-poll",
+            "50ms",
+            "--concurrency",
+            "32",
+            "--no-triggers",
+        ])
+        .arg("--data-dir")
+        .arg(self.dir.path())
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        if let Some(url) = &self.url {
+            cmd.env("DATABASE_URL", url);
+        }
+        cmd.spawn().expect("start a worker")
+    }
+}
+
+/// A fresh database on the PostgreSQL server `TEST_DATABASE_URL` points at.
+async fn fresh_pg() -> Option<String> {
+    let base = std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|s| !s.is_empty())?;
+    let db = format!("flowbot_t_{}", uuid::Uuid::new_v4().simple());
+    let (prefix, _) = base.rsplit_once('/')?;
+    let status = Command::new("psql")
+        .args([base.as_str(), "-q", "-c", &format!("CREATE DATABASE {db}")])
+        .status()
+        .expect("psql runs");
+    assert!(status.success(), "psql could not create a test database");
+    Some(format!("{prefix}/{db}"))
+}
+
+async fn places() -> Vec<Place> {
+    let mut out = vec![Place {
+        dir: tempfile::tempdir().unwrap(),
+        url: None,
+        name: "sqlite",
+    }];
+    if let Some(url) = fresh_pg().await {
+        out.push(Place {
+            dir: tempfile::tempdir().unwrap(),
+            url: Some(url),
+            name: "postgres",
+        });
+    }
+    out
+}
+
+async fn import(store: &Store, id: &str, yaml: &str) {
+    store.import_flow(id, id, yaml, "test").await.unwrap();
+    store.set_enabled(id, true, "test").await.unwrap();
+}
+
+fn event(flow: &str, trigger: Value, key: Option<String>) -> NewEvent {
+    NewEvent {
+        flow_id: flow.into(),
+        source: Source::Manual,
+        headers: json!({}),
+        body: trigger.clone(),
+        trigger,
+        concurrency_key: Ok(key),
+        dedupe: None,
+    }
+}
+
+async fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn stop(child: Child) -> String {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().expect("the worker exits");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_worker_processes_drain_a_thousand_runs_exactly_once() {
+    let (base, seen) = server().await;
+    let Some(url) = fresh_pg().await else {
+        eprintln!("TEST_DATABASE_URL is not set: this PostgreSQL test has nothing to run against");
+        return;
+    };
+    let place = Place {
+        dir: tempfile::tempdir().unwrap(),
+        url: Some(url),
+        name: "postgres",
+    };
+    place
+        .with(async |s: &Store| {
+            import(s, "proc", TWO_STEPS).await;
+            let tasks: Vec<_> = (0..1000)
+                .map(|i| {
+                    let s = s.clone();
+                    let ev = event("proc", json!({"base": base, "seq": i}), None);
+                    tokio::spawn(async move { s.enqueue(ev).await })
+                })
+                .collect();
+            for t in tasks {
+                assert!(matches!(
+                    t.await.unwrap().unwrap(),
+                    EnqueueOutcome::Queued { .. }
+                ));
+            }
+        })
+        .await;
+    let a = place.worker("30s");
+    let b = place.worker("30s");
+    wait_for("1000 runs", Duration::from_secs(240), || {
+        total(&seen, "slow") >= 1000
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (log_a, log_b) = (stop(a), stop(b));
+    for seq in 0..1000 {
+        let s = seq.to_string();
+        assert_eq!(
+            (count(&seen, "fast", &s), count(&seen, "slow", &s)),
+            (1, 1),
+            "run {seq}"
+        );
+    }
+    let attempts = |log: &str| -> u64 {
+        log.lines()
+            .find_map(|l| l.strip_prefix("worker stopped: "))
+            .and_then(|l| l.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no summary in: {log}"))
+    };
+    let (na, nb) = (attempts(&log_a), attempts(&log_b));
+    assert_eq!(na + nb, 1000, "each run claimed once ({na} + {nb})");
+    assert!(na > 0 && nb > 0, "both workers took part ({na} + {nb})");
+    place
+        .with(async |s: &Store| {
+            assert_eq!(
+                s.count_runs(Some("proc"), RunStatus::Succeeded)
+                    .await
+                    .unwrap(),
+                1000
+            );
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_on_one_sqlite_store_is_refused() {
+    let place = Place {
+        dir: tempfile::tempdir().unwrap(),
+        url: None,
+        name: "sqlite",
+    };
+    let first = place.worker("30s");
+    // Wait until the first holds the store.
+    wait_for("the first worker", Duration::from_secs(30), || {
+        place.dir.path().join("flowbot.db").exists()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = place.worker("30s").wait_with_output().unwrap();
+    assert_eq!(second.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("another flowbot process is already using"),
+        "{stderr}"
+    );
+    stop(first);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_worker_s_run_is_finished_elsewhere_without_repeating_completed_steps() {
+    let (base, seen) = server().await;
+    for place in places().await {
+        seen.lock().unwrap().calls.clear();
+        seen.lock().unwrap().slow_ms = 60_000;
+        let run_id = place
+            .with(async |s: &Store| {
+                import(s, "proc", TWO_STEPS).await;
+                match s
+                    .enqueue(event("proc", json!({"base": base, "seq": 7}), None))
+                    .await
+                    .unwrap()
+                {
+                    EnqueueOutcome::Queued { run_id, .. } => run_id,
+                    other => panic!("{other:?}"),
+                }
+            })
+            .await;
+        let mut a = place.worker("2s");
+        wait_for("the second step to start", Duration::from_secs(30), || {
+            count(&seen, "slow-start", "7") == 1
+        })
+        .await;
+        a.kill().unwrap();
+        a.wait().unwrap();
+        seen.lock().unwrap().slow_ms = 0;
+        let b = place.worker("2s");
+        wait_for(
+            "another worker to finish the run",
+            Duration::from_secs(60),
+            || count(&seen, "slow", "7") >= 1,
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop(b);
+        assert_eq!(
+            count(&seen, "fast", "7"),
+            1,
+            "{}: the completed first step ran once",
+            place.name
+        );
+        assert_eq!(
+            count(&seen, "slow-start", "7"),
+            2,
+            "{}: the unfinished step ran again",
+            place.name
+        );
+        place
+            .with(async |s: &Store| {
+                let run = s.run(&run_id).await.unwrap();
+                assert_eq!(run.status, RunStatus::Succeeded, "{}", place.name);
+                assert_eq!(run.attempt, 2);
+            })
+            .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_in_doubt_when_the_worker_died_is_redecided_not_repeated() {
+    let (base, seen) = server().await;
+    for place in places().await {
+        {
+            let mut s = seen.lock().unwrap();
+            s.calls.clear();
+            s.records.clear();
+            s.hang_after_create_ms = 60_000;
+        }
+        let run_id = place
+            .with(async |s: &Store| {
+                import(s, "crm", SEARCH_THEN_CREATE).await;
+                let trigger =
+                    json!({"base": base, "email": "taro@example.com", "name": "山田 太郎"});
+                match s
+                    .enqueue(event("crm", trigger, Some("taro@example.com".into())))
+                    .await
+                    .unwrap()
+                {
+                    EnqueueOutcome::Queued { run_id, .. } => run_id,
+                    other => panic!("{other:?}"),
+                }
+            })
+            .await;
+        let mut a = place.worker("2s");
+        wait_for("the create call", Duration::from_secs(30), || {
+            total(&seen, "create") == 1
+        })
+        .await;
+        a.kill().unwrap();
+        a.wait().unwrap();
+        let b = place.worker("2s");
+        wait_for("the run to be re-decided", Duration::from_secs(60), || {
+            total(&seen, "update") == 1
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop(b);
+        assert_eq!(
+            total(&seen, "create"),
+            1,
+            "{}: nothing created twice",
+            place.name
+        );
+        assert_eq!(seen.lock().unwrap().records.len(), 1);
+        assert_eq!(
+            total(&seen, "search"),
+            2,
+            "the run started over and searched again"
+        );
+        place
+            .with(async |s: &Store| {
+                assert_eq!(
+                    s.run(&run_id).await.unwrap().status,
+                    RunStatus::Succeeded,
+                    "{}",
+                    place.name
+                );
+                let records = s.step_records(&run_id).await.unwrap();
+                let update = records
+                    .iter()
+                    .find(|r| r.path == "update")
+                    .expect("an update record");
+                assert_eq!(update.generation, 1, "a new generation");
+                let decide = records
+                    .iter()
+                    .filter(|r| r.path == "decide")
+                    .map(|r| r.lane.clone())
+                    .collect::<Vec<_>>();
+                assert_eq!(decide, [Some("then".into()), Some("else".into())]);
+            })
+            .await;
+    }
+}
