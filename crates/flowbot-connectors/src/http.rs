@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use flowbot_core::manifest::{
-    redact_headers, ActionSpec, AppManifest, FieldKind, FieldSpec, OutputSpec, Text,
+    redact_headers, ActionSpec, AppManifest, FieldKind, FieldSpec, OutputSpec, Text, TriggerSpec,
 };
-use flowbot_core::{ActionCall, ActionError, Connector};
+use flowbot_core::{ActionCall, ActionError, Connector, PollCall, Polled};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::Method;
 use serde_json::{json, Map, Value};
@@ -124,7 +124,27 @@ fn manifest() -> AppManifest {
             "HTTP で任意の Web API を呼び出します。",
         ),
         connection: Vec::new(),
-        triggers: Vec::new(),
+        triggers: vec![TriggerSpec {
+            id: "poll".into(),
+            name: Text::new("New items at a URL", "URL に新しい項目があったら"),
+            options: vec![
+                FieldSpec::new("url", FieldKind::Text, Text::new("URL", "URL"))
+                    .required()
+                    .help("Answers a JSON list of items (or an object holding one)", "項目の JSON リスト（またはそれを含むオブジェクト）を返す URL"),
+                FieldSpec::new("items_path", FieldKind::Text, Text::new("Path to the list", "リストの場所"))
+                    .help("Where the list is in the answer, e.g. `data.items`; empty when the answer is the list", "応答内のリストの場所（例: `data.items`）。応答がリストそのものなら空"),
+                FieldSpec::new("cursor_field", FieldKind::Text, Text::new("Cursor field", "カーソル項目"))
+                    .required()
+                    .help("A field that grows with each new item, e.g. `id` or `updated_at`", "新しい項目ほど大きくなる項目（例: `id`、`updated_at`）"),
+                FieldSpec::new("cursor_param", FieldKind::Text, Text::new("Cursor parameter", "カーソルのパラメータ"))
+                    .help("Query parameter that sends the last cursor, e.g. `since`", "前回のカーソルを送るクエリパラメータ（例: `since`）"),
+                FieldSpec::new("headers", FieldKind::Headers, Text::new("Headers", "ヘッダー")),
+                FieldSpec::new("interval", FieldKind::Text, Text::new("Every", "間隔"))
+                    .default_value(json!("5m")),
+            ],
+            outputs: Vec::new(),
+            polling: true,
+        }],
         actions: vec![
             ActionSpec {
                 id: "get".into(),
@@ -159,6 +179,15 @@ fn manifest() -> AppManifest {
 impl Connector for HttpConnector {
     fn manifest(&self) -> &AppManifest {
         &self.manifest
+    }
+
+    async fn poll(&self, call: PollCall<'_>) -> Result<Polled, ActionError> {
+        match call.trigger {
+            "poll" | "" => self.poll_url(call).await,
+            other => Err(ActionError::fatal(format!(
+                "the http app has no trigger `{other}`"
+            ))),
+        }
     }
 
     async fn execute(&self, call: ActionCall<'_>) -> Result<Value, ActionError> {
@@ -283,6 +312,85 @@ impl Connector for HttpConnector {
                 .with_details(output));
         }
         Ok(output)
+    }
+}
+
+impl HttpConnector {
+    async fn poll_url(&self, call: PollCall<'_>) -> Result<Polled, ActionError> {
+        let opts = call.options;
+        let url =
+            str_input(opts, "url").ok_or_else(|| ActionError::fatal("option `url` is required"))?;
+        let field = str_input(opts, "cursor_field")
+            .ok_or_else(|| ActionError::fatal("option `cursor_field` is required"))?;
+        let parsed = reqwest::Url::parse(url).map_err(|e| {
+            ActionError::fatal(format!("option `url`: `{url}` is not a valid URL ({e})"))
+        })?;
+        let cursor = call.cursor.filter(|c| !c.is_empty());
+        let mut req = self
+            .client
+            .get(parsed.clone())
+            .timeout(Duration::from_secs(30))
+            .headers(headers(opts.get("headers"))?);
+        if let (Some(param), Some(c)) = (str_input(opts, "cursor_param"), cursor) {
+            req = req.query(&[(param, c)]);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| transport_error(&Method::GET, &parsed, e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let message = format!("GET {parsed} answered {status}");
+            return Err(if status.is_server_error() || status.as_u16() == 429 {
+                ActionError::retryable(message)
+            } else {
+                ActionError::fatal(message)
+            });
+        }
+        let body: Value = resp.json().await.map_err(|e| {
+            ActionError::retryable(format!("GET {parsed}: the answer is not JSON ({e})"))
+        })?;
+        let mut list = &body;
+        for part in str_input(opts, "items_path")
+            .unwrap_or("")
+            .split('.')
+            .filter(|p| !p.is_empty())
+        {
+            list = list.get(part).unwrap_or(&Value::Null);
+        }
+        let Value::Array(items) = list else {
+            return Err(ActionError::fatal(format!(
+                "GET {parsed}: no list of items at `{}`",
+                str_input(opts, "items_path").unwrap_or("")
+            )));
+        };
+        let mut fresh: Vec<(Value, Value)> = items
+            .iter()
+            .filter_map(|it| it.get(field).map(|c| (c.clone(), it.clone())))
+            .filter(|(c, _)| cursor.is_none_or(|old| newer(c, old)))
+            .collect();
+        fresh.sort_by(|a, b| order(&a.0, &b.0));
+        let next = fresh
+            .last()
+            .map(|(c, _)| text(c))
+            .or(cursor.map(str::to_string));
+        Ok(Polled {
+            items: fresh.into_iter().map(|(_, it)| it).collect(),
+            cursor: next,
+        })
+    }
+}
+
+/// Cursors compare as numbers when both read as numbers, else as text (ISO dates sort).
+fn newer(value: &Value, cursor: &str) -> bool {
+    order(value, &Value::String(cursor.to_string())).is_gt()
+}
+
+fn order(a: &Value, b: &Value) -> std::cmp::Ordering {
+    let num = |v: &Value| flowbot_core::condition::as_number(v);
+    match (num(a), num(b)) {
+        (Some(x), Some(y)) => x.total_cmp(&y),
+        _ => text(a).cmp(&text(b)),
     }
 }
 

@@ -20,7 +20,7 @@ use tracing::Instrument;
 
 use crate::queue::{Claimed, Lease, NewEvent, Source};
 use crate::schedule::{MissedSlots, Schedule, SlotDecision};
-use crate::{Result, Store, StoreError};
+use crate::{Result, Retention, Store, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -36,6 +36,9 @@ pub struct WorkerConfig {
     pub shutdown_grace: Duration,
     /// Fire schedules and polling triggers (every worker may; each slot fires once).
     pub triggers: bool,
+    /// Purge run history by this policy, every `retention_every`.
+    pub retention: Option<Retention>,
+    pub retention_every: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -51,6 +54,8 @@ impl Default for WorkerConfig {
             idle_poll: Duration::from_millis(200),
             shutdown_grace: Duration::from_secs(10),
             triggers: true,
+            retention: Some(Retention::default()),
+            retention_every: Duration::from_secs(600),
         }
     }
 }
@@ -162,6 +167,13 @@ impl Worker {
             .cfg
             .triggers
             .then(|| tokio::spawn(trigger_loop(worker.clone(), stop_side_tasks.clone())));
+        let retention = worker.cfg.retention.map(|policy| {
+            tokio::spawn(retention_loop(
+                worker.clone(),
+                policy,
+                stop_side_tasks.clone(),
+            ))
+        });
 
         tracing::info!(worker = %worker.cfg.id, concurrency = worker.cfg.concurrency, "worker started");
         loop {
@@ -241,7 +253,7 @@ impl Worker {
         }
         stop_side_tasks.cancel();
         let _ = heartbeat.await;
-        if let Some(t) = triggers {
+        for t in [triggers, retention].into_iter().flatten() {
             let _ = t.await;
         }
         tracing::info!(worker = %worker.cfg.id, attempts = stats.attempts, released = stats.released, "worker stopped");
@@ -357,6 +369,21 @@ async fn heartbeat_loop(worker: Arc<Worker>, held: Held, stop: CancellationToken
                 });
             }
             Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+        }
+    }
+}
+
+/// Purge old run history now and then; any worker may, deletes are by id and batched.
+async fn retention_loop(worker: Arc<Worker>, policy: Retention, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(worker.cfg.retention_every) => {}
+            _ = stop.cancelled() => return,
+        }
+        match worker.store.purge(&policy).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(runs = n, "purged old run history"),
+            Err(e) => tracing::warn!(error = %e, "purging run history failed"),
         }
     }
 }

@@ -96,6 +96,8 @@ fn config(id: &str) -> WorkerConfig {
         idle_poll: Duration::from_millis(20),
         shutdown_grace: Duration::from_secs(5),
         triggers: false,
+        retention: None,
+        retention_every: Duration::from_secs(600),
     }
 }
 
@@ -357,5 +359,130 @@ async fn a_schedule_slot_fires_once_with_three_workers() {
             .unwrap();
         assert_eq!(runs.len(), 1, "{}: exactly one run for the slot", t.name);
         assert_eq!(runs[0].trigger["slot"], "2026-11-29T00:00:00Z");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_polling_trigger_misses_and_repeats_nothing_across_a_restart() {
+    // The polled service: a list of items that grows while flowbot is stopped.
+    let items: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let served = items.clone();
+    let app = Router::new().route(
+        "/items",
+        get(move || {
+            let served = served.clone();
+            async move { axum::Json(json!({ "data": *served.lock().unwrap() })) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let flow = format!(
+        r#"version: 1
+id: polled
+name: polled
+trigger:
+  app: http
+  event: poll
+  options: {{ url: "http://{addr}/items", items_path: data, cursor_field: id, interval: 1m }}
+steps:
+  - id: seen
+    set: {{ id: "{{{{ trigger.id }}}}" }}
+"#
+    );
+    for mut t in stores().await {
+        items.lock().unwrap().clear();
+        items
+            .lock()
+            .unwrap()
+            .extend((1..=3).map(|i| json!({"id": i, "name": format!("n{i}")})));
+        t.store
+            .import_flow("polled", "polled", &flow, "t")
+            .await
+            .unwrap();
+        t.store.set_enabled("polled", true, "t").await.unwrap();
+        let run_worker = |store: Store| {
+            let stop = CancellationToken::new();
+            let mut cfg = config("poller");
+            cfg.triggers = true;
+            (
+                stop.clone(),
+                tokio::spawn(Worker::new(store, flowbot_connectors::registry(), cfg).run(stop)),
+            )
+        };
+        let (stop, w) = run_worker(t.store.clone());
+        {
+            let store = t.store.clone();
+            wait_until("the first poll's runs", || {
+                let store = store.clone();
+                async move {
+                    store
+                        .count_runs(Some("polled"), RunStatus::Succeeded)
+                        .await
+                        .unwrap()
+                        == 3
+                }
+            })
+            .await;
+        }
+        stop.cancel();
+        w.await.unwrap().unwrap();
+
+        // While stopped, two more items arrive; flowbot restarts on the same database.
+        items
+            .lock()
+            .unwrap()
+            .extend((4..=5).map(|i| json!({"id": i, "name": format!("n{i}")})));
+        let config = t.config.clone();
+        let clock = t.clock.clone();
+        drop(std::mem::replace(
+            &mut t.store,
+            open("sqlite", None).await.store,
+        ));
+        let mut tries = 0;
+        let store = loop {
+            match Store::open_with_clock(&config, clock.clone()).await {
+                Ok(s) => break s,
+                Err(flowbot_store::StoreError::Locked(_)) if tries < 250 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        t.clock.advance(Duration::from_secs(61));
+        let (stop, w) = run_worker(store.clone());
+        let s2 = store.clone();
+        wait_until("the second poll's runs", || {
+            let store = s2.clone();
+            async move {
+                store
+                    .count_runs(Some("polled"), RunStatus::Succeeded)
+                    .await
+                    .unwrap()
+                    == 5
+            }
+        })
+        .await;
+        // More chances to repeat an item: none is taken.
+        t.clock.advance(Duration::from_secs(61));
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        stop.cancel();
+        w.await.unwrap().unwrap();
+        let runs = store
+            .runs(&flowbot_store::RunFilter {
+                flow_id: Some("polled".into()),
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let mut ids: Vec<i64> = runs
+            .iter()
+            .map(|r| r.trigger["id"].as_i64().unwrap())
+            .collect();
+        ids.sort();
+        assert_eq!(ids, [1, 2, 3, 4, 5], "{}: every item once", t.name);
+        assert_eq!(store.poll_cursor("polled").await.unwrap().unwrap().0, "5");
     }
 }

@@ -83,6 +83,12 @@ pub struct WorkerArgs {
     /// Do not fire schedules or poll polling triggers
     #[arg(long)]
     no_triggers: bool,
+    /// Purge finished runs older than this (`0` keeps them forever)
+    #[arg(long, default_value = "30d", value_parser = duration)]
+    retain: Duration,
+    /// Keep at most this many finished runs per flow
+    #[arg(long, value_name = "N")]
+    retain_runs: Option<u64>,
 }
 
 pub fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
@@ -94,6 +100,11 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
             idle_poll: args.idle_poll,
             shutdown_grace: args.shutdown_grace,
             triggers: !args.no_triggers,
+            retention: Some(flowbot_store::Retention {
+                max_age: (!args.retain.is_zero()).then_some(args.retain),
+                max_runs_per_flow: args.retain_runs,
+                ..flowbot_store::Retention::default()
+            }),
             ..WorkerConfig::default()
         };
         let shutdown = CancellationToken::new();
