@@ -762,6 +762,27 @@ impl Store {
             .await
     }
 
+    /// Cancel every queued run of a flow (a flow gone wrong). Returns how many.
+    pub async fn cancel_queued(&self, flow_id: &str) -> Result<u64> {
+        let flow_id = flow_id.to_string();
+        let now = self.now_ms();
+        self.inner
+            .writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    Ok(sqlx::query(
+                        "UPDATE runs SET status = 'canceled', finished_at = $1 WHERE flow_id = $2 AND status = 'queued'",
+                    )
+                    .bind(now)
+                    .bind(flow_id)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected())
+                })
+            })
+            .await
+    }
+
     /// How many runs are due now, and since when the oldest has waited (ms).
     pub async fn queue_depth(&self) -> Result<(i64, Option<i64>)> {
         let now = self.now_ms();

@@ -4,6 +4,7 @@
 //! the library crates.
 
 mod apps;
+mod bench;
 mod connections;
 mod run;
 mod store_cmds;
@@ -49,6 +50,8 @@ enum Command {
     Migrate(store_cmds::MigrateArgs),
     /// Re-encrypt every stored connection under a new master key
     RotateKey(store_cmds::RotateKeyArgs),
+    /// Measure throughput on this machine (figures for docs/benchmarks.md)
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Command::Worker(args) => store_cmds::worker(args),
         Command::Migrate(args) => store_cmds::migrate(args),
         Command::RotateKey(args) => store_cmds::rotate_key(args),
+        Command::Bench(args) => bench::main(args),
     };
     match result {
         Ok(code) => code,
