@@ -20,6 +20,7 @@ const TOP_KEYS: &[&str] = &[
     "connections",
     "trigger",
     "concurrency_key",
+    "dedupe",
     "retry",
     "timeout",
     "steps",
@@ -126,6 +127,7 @@ impl Decoder<'_> {
             }
         };
         let concurrency_key = self.optional_str(map, "", "concurrency_key");
+        let dedupe = map.get("dedupe").and_then(|d| self.dedupe(d));
         let retry = self
             .retry(map.get("retry"), "retry")
             .map(|o| RetryPolicy::default().with_override(Some(&o)))
@@ -145,6 +147,7 @@ impl Decoder<'_> {
             connections: connections?,
             trigger: trigger?,
             concurrency_key,
+            dedupe,
             retry,
             timeout,
             steps: steps?,
@@ -230,6 +233,20 @@ impl Decoder<'_> {
             events,
             connection,
             options,
+        })
+    }
+
+    fn dedupe(&mut self, y: &Yaml) -> Option<Dedupe> {
+        let map = self.mapping(y, "dedupe", "`dedupe`")?;
+        self.check_keys(map, "dedupe", &["key", "window"], "`dedupe`");
+        let key = self.required_str(map, "dedupe", "key");
+        let window = match map.get("window") {
+            Some(w) => self.duration(w, "dedupe.window"),
+            None => Some(Duration::from_secs(600)),
+        };
+        Some(Dedupe {
+            key: key?,
+            window: window?,
         })
     }
 

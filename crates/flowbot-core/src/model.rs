@@ -19,11 +19,20 @@ pub struct Flow {
     pub trigger: Trigger,
     /// A template rendered against the trigger; runs with the same key never overlap.
     pub concurrency_key: Option<String>,
+    /// Events whose rendered key was already seen within the window start no run.
+    pub dedupe: Option<Dedupe>,
     /// Defaults for every step; a step may override each field.
     pub retry: RetryPolicy,
     /// Default per-step timeout.
     pub timeout: Option<Duration>,
     pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dedupe {
+    /// A template over `trigger`.
+    pub key: String,
+    pub window: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -68,9 +68,12 @@ pub fn validate(
     v.index_places(&flow.steps, &mut Vec::new(), &mut 0);
     v.connections();
     v.trigger();
+    let trigger_only = BTreeSet::from(["trigger".to_string()]);
     if let Some(key) = &flow.concurrency_key {
-        let avail = BTreeSet::from(["trigger".to_string()]);
-        v.template(key, "concurrency_key", &avail, None);
+        v.template(key, "concurrency_key", &trigger_only, None);
+    }
+    if let Some(d) = &flow.dedupe {
+        v.template(&d.key, "dedupe.key", &trigger_only, None);
     }
     let mut avail = BTreeSet::from(["trigger".to_string()]);
     v.steps(&flow.steps, &mut avail);
@@ -481,8 +484,8 @@ impl<'a> Validator<'a, '_> {
                 format!("`{name}` is unknown")
             };
             return format!(
-                "the concurrency key can use only `trigger` (it is rendered when the event \
-                 arrives, before any step runs); {what}"
+                "this key can use only `trigger` (it is rendered when the event arrives, \
+                 before any step runs); {what}"
             );
         };
         let Some(target) = self.places.get(name) else {

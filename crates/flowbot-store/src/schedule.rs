@@ -237,7 +237,7 @@ mod tests {
     #[test]
     fn a_daily_slot_in_tokyo_fires_at_nine_local() {
         let s = Schedule::parse("0 9 * * *", "Asia/Tokyo", MissedSlots::Skip).unwrap();
-        let since = ts("2026-11-28T00:00:00Z");
+        let since = ts("2026-11-28T00:00:01Z");
         // 09:00 JST is 00:00 UTC.
         assert_eq!(s.decide(None, since, ts("2026-11-28T23:59:00Z")), None);
         assert_eq!(

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use flowbot_core::runner::{concurrency_key, JournalError, StepRecord};
+use flowbot_core::runner::{concurrency_key, dedupe_key, JournalError, StepRecord};
 use flowbot_core::{check, Apps, Flow, Journal, RunOutcome, Runner};
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
@@ -447,8 +447,8 @@ fn new_event(flow: &Flow, source: Source, trigger: Value) -> NewEvent {
         headers: json!({}),
         body: trigger.clone(),
         concurrency_key: concurrency_key(flow, &trigger),
+        dedupe: dedupe_key(flow, &trigger),
         trigger,
-        dedupe: None,
     }
 }
 

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use flowbot_store::{EnqueueOutcome, NewEvent, RunStatus, Source, Store, StoreConfig, Worker, WorkerConfig};
+use flowbot_store::{
+    EnqueueOutcome, NewEvent, RunStatus, Source, Store, StoreConfig, Worker, WorkerConfig,
+};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -106,7 +108,11 @@ async fn queue(args: QueueArgs) -> anyhow::Result<ExitCode> {
                     Worker::new(s, flowbot_connectors::registry(), cfg).run(stop.clone()),
                 ));
             }
-            while (store.count_runs(Some(&flow_id), RunStatus::Succeeded).await? as usize) < args.events {
+            while (store
+                .count_runs(Some(&flow_id), RunStatus::Succeeded)
+                .await? as usize)
+                < args.events
+            {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             let secs = started.elapsed().as_secs_f64();
@@ -114,7 +120,8 @@ async fn queue(args: QueueArgs) -> anyhow::Result<ExitCode> {
             for h in handles {
                 h.await??;
             }
-            let commits = store.commits() - commits0 + worker_stores.iter().map(Store::commits).sum::<u64>();
+            let commits =
+                store.commits() - commits0 + worker_stores.iter().map(Store::commits).sum::<u64>();
             println!(
                 "| {name} | no-op runs completed | {workers} | {} | {secs:.2} | {:.0} | {commits} |",
                 args.events,
@@ -138,7 +145,9 @@ fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
 
 async fn fresh_flow(store: &Store) -> anyhow::Result<String> {
     let id = format!("bench-{}", &uuid_like());
-    store.import_flow(&id, "bench", &NOOP.replace("ID", &id), "bench").await?;
+    store
+        .import_flow(&id, "bench", &NOOP.replace("ID", &id), "bench")
+        .await?;
     store.set_enabled(&id, true, "bench").await?;
     Ok(id)
 }
@@ -157,11 +166,22 @@ async fn accept(store: &Store, flow: &str, n: usize, concurrency: usize) -> anyh
     enqueue_all(store, flow, n, concurrency, Source::Webhook).await
 }
 
-async fn accept_manual(store: &Store, flow: &str, n: usize, concurrency: usize) -> anyhow::Result<()> {
+async fn accept_manual(
+    store: &Store,
+    flow: &str,
+    n: usize,
+    concurrency: usize,
+) -> anyhow::Result<()> {
     enqueue_all(store, flow, n, concurrency, Source::Manual).await
 }
 
-async fn enqueue_all(store: &Store, flow: &str, n: usize, concurrency: usize, source: Source) -> anyhow::Result<()> {
+async fn enqueue_all(
+    store: &Store,
+    flow: &str,
+    n: usize,
+    concurrency: usize,
+    source: Source,
+) -> anyhow::Result<()> {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..concurrency.max(1) {
@@ -184,7 +204,10 @@ async fn enqueue_all(store: &Store, flow: &str, n: usize, concurrency: usize, so
                         dedupe: None,
                     })
                     .await?;
-                anyhow::ensure!(matches!(out, EnqueueOutcome::Queued { .. }), "not queued: {out:?}");
+                anyhow::ensure!(
+                    matches!(out, EnqueueOutcome::Queued { .. }),
+                    "not queued: {out:?}"
+                );
             }
         }));
     }

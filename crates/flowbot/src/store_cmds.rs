@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use flowbot_core::runner::concurrency_key;
+use flowbot_core::runner::{concurrency_key, dedupe_key};
 use flowbot_core::{check, Flow};
 use flowbot_store::{EnqueueOutcome, NewEvent, Source, Store, StoreConfig, Worker, WorkerConfig};
 use serde_json::json;
@@ -202,8 +202,8 @@ pub fn trigger(args: TriggerArgs) -> anyhow::Result<ExitCode> {
                 headers: json!({}),
                 body: payload.clone(),
                 concurrency_key: concurrency_key(&flow, &payload),
+                dedupe: dedupe_key(&flow, &payload),
                 trigger: payload,
-                dedupe: None,
             })
             .await?;
         match outcome {

@@ -705,6 +705,19 @@ pub fn concurrency_key(flow: &Flow, trigger: &Value) -> Result<Option<String>, S
     }
 }
 
+/// Render a flow's de-duplication key against a trigger payload, with its window. A key
+/// that cannot be rendered de-duplicates nothing (the event is never dropped for it).
+pub fn dedupe_key(flow: &Flow, trigger: &Value) -> Option<(String, Duration)> {
+    let d = flow.dedupe.as_ref()?;
+    let mut scope = Scope::new();
+    scope.insert("trigger".to_string(), trigger.clone());
+    match crate::template::render_str(&d.key, &scope) {
+        Ok(Value::String(s)) if !s.is_empty() => Some((s, d.window)),
+        Ok(Value::Null) | Ok(Value::String(_)) | Err(_) => None,
+        Ok(other) => Some((other.to_string(), d.window)),
+    }
+}
+
 /// Inputs the user left out take the manifest's defaults.
 fn with_defaults(
     mut input: Map<String, Value>,
