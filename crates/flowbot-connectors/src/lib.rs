@@ -4,6 +4,7 @@
 
 pub mod builtin;
 pub mod http;
+pub mod salesforce;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +19,8 @@ pub fn registry() -> Apps {
         .build()
         .expect("the HTTP client's configuration is static and valid");
     let mut apps = Apps::new();
-    apps.add(Arc::new(http::HttpConnector::new(client)));
+    apps.add(Arc::new(http::HttpConnector::new(client.clone())));
+    apps.add(Arc::new(salesforce::SalesforceConnector::new(client)));
     for app in builtin::trigger_apps() {
         apps.add(Arc::new(app));
     }
