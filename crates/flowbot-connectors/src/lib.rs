@@ -3,8 +3,10 @@
 //! service's errors as retryable or fatal; it never touches the store.
 
 pub mod builtin;
+pub mod ecforce;
 pub mod http;
 pub mod salesforce;
+pub mod templates;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +22,10 @@ pub fn registry() -> Apps {
         .expect("the HTTP client's configuration is static and valid");
     let mut apps = Apps::new();
     apps.add(Arc::new(http::HttpConnector::new(client.clone())));
-    apps.add(Arc::new(salesforce::SalesforceConnector::new(client)));
+    apps.add(Arc::new(salesforce::SalesforceConnector::new(
+        client.clone(),
+    )));
+    apps.add(Arc::new(ecforce::EcforceConnector::new(client)));
     for app in builtin::trigger_apps() {
         apps.add(Arc::new(app));
     }

@@ -153,6 +153,18 @@ pub struct Polled {
     pub cursor: Option<String>,
 }
 
+/// A request that reached a flow's webhook URL, for the trigger's app to interpret.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookCall<'a> {
+    /// The flow's trigger events.
+    pub events: &'a [String],
+    pub options: &'a Map<String, Value>,
+    /// Header names in lower case.
+    pub headers: &'a Map<String, Value>,
+    pub query: &'a Map<String, Value>,
+    pub body: &'a Value,
+}
+
 /// An app's implementation.
 #[async_trait]
 pub trait Connector: Send + Sync {
@@ -169,6 +181,18 @@ pub trait Connector: Send + Sync {
             self.manifest().id,
             call.trigger
         )))
+    }
+
+    /// Turn a webhook request into the trigger's obtained values: `Ok(None)` when the
+    /// request is not for this flow's events (recorded, no run), `Err` with a message the
+    /// user can act on when it cannot be read. By default, as the generic webhook: the
+    /// request's body, headers and query.
+    fn webhook_event(&self, call: WebhookCall<'_>) -> Result<Option<Value>, String> {
+        Ok(Some(serde_json::json!({
+            "body": call.body,
+            "headers": call.headers,
+            "query": call.query,
+        })))
     }
 
     /// A cheap authenticated call proving the connection works.

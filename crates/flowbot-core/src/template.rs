@@ -41,6 +41,7 @@ pub fn environment() -> &'static Environment<'static> {
         env.add_filter("date_format", date_format);
         env.add_filter("date_parse", date_parse);
         env.add_filter("soql_quote", soql_quote);
+        env.add_filter("required", required);
         env.add_function("now", now);
         env
     })
@@ -304,6 +305,23 @@ fn truncate(s: String, length: usize, kwargs: Kwargs) -> Result<String, MjError>
     }
     let keep = length.saturating_sub(end.chars().count());
     Ok(s.chars().take(keep).chain(end.chars()).collect())
+}
+
+/// `required(name)`: the value, or an error naming it when it is missing, null or empty —
+/// so an empty value stops the step instead of being sent on.
+fn required(v: &MjValue, name: Option<String>) -> Result<MjValue, MjError> {
+    let empty = v.is_undefined()
+        || v.is_none()
+        || v.as_str().is_some_and(|s| s.trim().is_empty())
+        || (v.len() == Some(0) && v.as_str().is_none());
+    if empty {
+        let what = name.unwrap_or_else(|| "this value".to_string());
+        return Err(MjError::new(
+            ErrorKind::InvalidOperation,
+            format!("{what} is empty, but it is required here"),
+        ));
+    }
+    Ok(v.clone())
 }
 
 /// `json`: the value as compact JSON text, without HTML escaping (unlike `tojson`).
@@ -583,6 +601,29 @@ mod tests {
         ];
         for (src, want) in cases {
             assert_eq!(r(src).unwrap(), want, "{src}");
+        }
+    }
+
+    #[test]
+    fn required_stops_an_empty_value() {
+        let mut s = scope();
+        s.insert("blank".into(), json!({"email": " ", "none": null}));
+        assert_eq!(
+            render_str("{{ customer.email | required('customer.email') }}", &s).unwrap(),
+            json!("taro@example.com")
+        );
+        for src in [
+            "{{ blank.email | required('email') }}",
+            "{{ blank.none | required('email') }}",
+            "x {{ blank.email | required('email') }}",
+        ] {
+            let e = render_str(src, &s).unwrap_err();
+            assert!(
+                e.message
+                    .contains("email is empty, but it is required here"),
+                "{src}: {}",
+                e.message
+            );
         }
     }
 

@@ -51,6 +51,43 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+#[derive(clap::Args)]
+pub struct TemplatesArgs {
+    /// Print this template's YAML (to import, or to save and edit)
+    id: Option<String>,
+}
+
+pub fn templates(args: TemplatesArgs) -> anyhow::Result<ExitCode> {
+    use flowbot_connectors::templates::{template, TEMPLATES};
+    if let Some(id) = args.id {
+        let Some(t) = template(&id) else {
+            let ids: Vec<&str> = TEMPLATES.iter().map(|t| t.id).collect();
+            anyhow::bail!("no template `{id}` (there are: {})", ids.join(", "));
+        };
+        print!("{}", t.yaml);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let apps = flowbot_connectors::registry();
+    for t in TEMPLATES {
+        let checked = flowbot_core::check(t.yaml, &apps);
+        let name = checked
+            .flow
+            .as_ref()
+            .map(|f| f.name.clone())
+            .unwrap_or_default();
+        let description = checked.flow.and_then(|f| f.description).unwrap_or_default();
+        println!(
+            "{}
+  {name}
+  {description}
+  (flows/{})
+",
+            t.id, t.file
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn print_fields(fields: &[FieldSpec]) {
     for f in fields {
         let mut notes = vec![f.kind.name().to_string()];

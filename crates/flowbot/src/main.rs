@@ -40,6 +40,8 @@ enum Command {
     Run(run::Args),
     /// List the apps with their triggers, actions, inputs and outputs
     Apps(apps::Args),
+    /// List the built-in template flows, or print one
+    Templates(apps::TemplatesArgs),
     /// Validate a flow file and store it (a new flow, or a new version of one)
     Import(store_cmds::ImportArgs),
     /// Queue a manual run of a stored flow with a payload
@@ -67,6 +69,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate::main(args),
         Command::Run(args) => run::main(args),
         Command::Apps(args) => apps::main(args),
+        Command::Templates(args) => apps::templates(args),
         Command::Import(args) => store_cmds::import(args),
         Command::Trigger(args) => store_cmds::trigger(args),
         Command::Worker(args) => store_cmds::worker(args),
