@@ -5,6 +5,7 @@
 pub mod builtin;
 pub mod ecforce;
 pub mod http;
+pub mod messaging;
 pub mod salesforce;
 pub mod templates;
 
@@ -25,7 +26,10 @@ pub fn registry() -> Apps {
     apps.add(Arc::new(salesforce::SalesforceConnector::new(
         client.clone(),
     )));
-    apps.add(Arc::new(ecforce::EcforceConnector::new(client)));
+    apps.add(Arc::new(ecforce::EcforceConnector::new(client.clone())));
+    apps.add(Arc::new(messaging::SlackConnector::new(client.clone())));
+    apps.add(Arc::new(messaging::ChatworkConnector::new(client)));
+    apps.add(Arc::new(messaging::EmailConnector::new()));
     for app in builtin::trigger_apps() {
         apps.add(Arc::new(app));
     }
