@@ -37,7 +37,7 @@ pub use queue::{
 };
 pub use retention::Retention;
 pub use schedule::{MissedSlots, Schedule, SlotDecision};
-pub use worker::{Worker, WorkerConfig, WorkerStats};
+pub use worker::{FlowCache, Worker, WorkerConfig, WorkerStats};
 
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

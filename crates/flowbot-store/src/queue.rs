@@ -315,6 +315,30 @@ impl Store {
         body: Value,
         reason: &str,
     ) -> Result<String> {
+        self.record_event_only(flow_id, headers, body, "invalid", reason)
+            .await
+    }
+
+    /// Record an event that starts no run because it is not one the flow listens to.
+    pub async fn record_ignored_event(
+        &self,
+        flow_id: &str,
+        headers: Value,
+        body: Value,
+        reason: &str,
+    ) -> Result<String> {
+        self.record_event_only(flow_id, headers, body, "ignored", reason)
+            .await
+    }
+
+    async fn record_event_only(
+        &self,
+        flow_id: &str,
+        headers: Value,
+        body: Value,
+        outcome: &'static str,
+        reason: &str,
+    ) -> Result<String> {
         let (flow_id, reason) = (flow_id.to_string(), reason.to_string());
         let now = self.now_ms();
         let id = new_id();
@@ -325,13 +349,14 @@ impl Store {
                 Box::pin(async move {
                     sqlx::query(
                         "INSERT INTO events (id, flow_id, source, received_at, headers, body, outcome, detail) \
-                         VALUES ($1, $2, 'webhook', $3, $4, $5, 'invalid', $6)",
+                         VALUES ($1, $2, 'webhook', $3, $4, $5, $6, $7)",
                     )
                     .bind(event_id)
                     .bind(flow_id)
                     .bind(now)
                     .bind(headers.to_string())
                     .bind(body.to_string())
+                    .bind(outcome)
                     .bind(reason)
                     .execute(&mut *conn)
                     .await?;

@@ -80,14 +80,15 @@ type Parsed = HashMap<(String, i64), Arc<Flow>>;
 /// Runs this worker holds: run id → (lease, the task executing it).
 type Held = Arc<Mutex<HashMap<String, (Lease, tokio::task::AbortHandle)>>>;
 
-/// Parsed flow versions; a version never changes once stored.
+/// Parsed flow versions; a version never changes once stored, so it is parsed once.
 #[derive(Default, Clone)]
-struct FlowCache {
+pub struct FlowCache {
     parsed: Arc<Mutex<Parsed>>,
 }
 
 impl FlowCache {
-    async fn get(
+    /// The flow version, parsed; an error says why it cannot be used.
+    pub async fn get(
         &self,
         store: &Store,
         apps: &Apps,

@@ -6,6 +6,7 @@
 mod apps;
 mod bench;
 mod connections;
+mod demo;
 mod run;
 mod store_cmds;
 mod validate;
@@ -54,6 +55,8 @@ enum Command {
     RotateKey(store_cmds::RotateKeyArgs),
     /// Measure throughput on this machine (figures for docs/benchmarks.md)
     Bench(bench::Args),
+    /// The customer sync end to end against simulated ecforce and Salesforce
+    Demo(demo::Args),
 }
 
 fn main() -> ExitCode {
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
         Command::Migrate(args) => store_cmds::migrate(args),
         Command::RotateKey(args) => store_cmds::rotate_key(args),
         Command::Bench(args) => bench::main(args),
+        Command::Demo(args) => demo::main(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,195 @@
+//! `POST /hooks/{flow_id}/{token}`: store the event and enqueue its run in one transaction,
+//! then answer. Any JSON value (object, array, null) is accepted, a leading UTF-8 BOM is
+//! tolerated, form bodies are read as fields; malformed JSON is recorded for inspection and
+//! answered 400; a wrong token is 404 with nothing stored.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use flowbot_core::runner::{concurrency_key, dedupe_key};
+use flowbot_core::WebhookCall;
+use flowbot_store::{EnqueueOutcome, NewEvent, Source, StoreError};
+use serde_json::{json, Map, Value};
+
+use crate::AppState;
+
+fn answer(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({ "error": { "code": code, "message": message } })),
+    )
+        .into_response()
+}
+
+/// The store could not take the event: the sender must try again.
+fn unavailable(e: &StoreError) -> Response {
+    tracing::error!(error = %e, "a webhook could not be stored");
+    let mut r = answer(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "the event could not be stored; try again",
+    );
+    r.headers_mut().insert(header::RETRY_AFTER, 5.into());
+    r
+}
+
+/// Equal-time comparison, so the token cannot be guessed from response times.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+pub(crate) async fn webhook(
+    State(s): State<AppState>,
+    Path((flow_id, token)): Path<(String, String)>,
+    Query(query): Query<Map<String, Value>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let info = match s.store.flow(&flow_id).await {
+        Ok(f) => f,
+        Err(StoreError::FlowNotFound(_)) => {
+            return answer(StatusCode::NOT_FOUND, "not_found", "no such webhook")
+        }
+        Err(e) => return unavailable(&e),
+    };
+    if !same(&info.webhook_token, &token) {
+        return answer(StatusCode::NOT_FOUND, "not_found", "no such webhook");
+    }
+    let mut hdrs = Map::new();
+    for (name, value) in &headers {
+        if let Ok(v) = value.to_str() {
+            hdrs.insert(
+                name.as_str().to_ascii_lowercase(),
+                Value::String(v.to_string()),
+            );
+        }
+    }
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    let raw = body
+        .strip_prefix(b"\xEF\xBB\xBF".as_slice())
+        .unwrap_or(&body);
+    let parsed: Result<Value, String> = if is_form {
+        serde_urlencoded_map(raw)
+    } else if raw.iter().all(u8::is_ascii_whitespace) {
+        Ok(Value::Null)
+    } else {
+        serde_json::from_slice(raw).map_err(|e| format!("the body is not valid JSON: {e}"))
+    };
+    let body = match parsed {
+        Ok(b) => b,
+        Err(reason) => {
+            let kept = Value::String(
+                String::from_utf8_lossy(raw)
+                    .chars()
+                    .take(64 * 1024)
+                    .collect(),
+            );
+            return match s
+                .store
+                .record_rejected_event(&flow_id, Value::Object(hdrs), kept, &reason)
+                .await
+            {
+                Ok(_) => answer(StatusCode::BAD_REQUEST, "malformed_body", &reason),
+                Err(e) => unavailable(&e),
+            };
+        }
+    };
+    let flow = match s
+        .flows
+        .get(&s.store, &s.apps, &info.id, info.current_version)
+        .await
+    {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(flow_id = %info.id, error = %e, "a stored flow cannot be used");
+            return answer(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "invalid_flow",
+                "the flow cannot be used",
+            );
+        }
+    };
+    // The trigger's app reads the request; a request it cannot read still becomes a run,
+    // failed with the app's explanation, so it shows in the run history.
+    let read = match s.apps.get(&flow.trigger.app) {
+        Some(app) => app.webhook_event(WebhookCall {
+            events: &flow.trigger.events,
+            options: &flow.trigger.options,
+            headers: &hdrs,
+            query: &query,
+            body: &body,
+        }),
+        None => Err(format!("app `{}` is not installed", flow.trigger.app)),
+    };
+    let (trigger, key, dedupe) = match read {
+        Ok(Some(trigger)) => {
+            let key = concurrency_key(&flow, &trigger);
+            let dedupe = dedupe_key(&flow, &trigger);
+            (trigger, key, dedupe)
+        }
+        Ok(None) => {
+            let note = "the event is not one this flow's trigger listens to";
+            return match s
+                .store
+                .record_ignored_event(&flow_id, Value::Object(hdrs), body, note)
+                .await
+            {
+                Ok(event_id) => (
+                    StatusCode::OK,
+                    Json(json!({ "outcome": "ignored", "event_id": event_id })),
+                )
+                    .into_response(),
+                Err(e) => unavailable(&e),
+            };
+        }
+        Err(reason) => (
+            json!({ "body": body, "headers": hdrs, "query": query }),
+            Err(reason),
+            None,
+        ),
+    };
+    let event = NewEvent {
+        flow_id: flow_id.clone(),
+        source: Source::Webhook,
+        headers: Value::Object(hdrs),
+        body,
+        trigger,
+        concurrency_key: key,
+        dedupe,
+    };
+    match s.store.enqueue(event).await {
+        Ok(outcome) => {
+            let status = match outcome {
+                EnqueueOutcome::Queued { .. } | EnqueueOutcome::Failed { .. } => {
+                    StatusCode::ACCEPTED
+                }
+                EnqueueOutcome::Ignored { .. } | EnqueueOutcome::Duplicate { .. } => StatusCode::OK,
+            };
+            (status, Json(json!(outcome))).into_response()
+        }
+        Err(StoreError::FlowNotFound(_)) => {
+            answer(StatusCode::NOT_FOUND, "not_found", "no such webhook")
+        }
+        Err(e) => unavailable(&e),
+    }
+}
+
+/// `a=1&b=x` as a JSON object of text values (a repeated name keeps its last value).
+fn serde_urlencoded_map(raw: &[u8]) -> Result<Value, String> {
+    if std::str::from_utf8(raw).is_err() {
+        return Err("the form body is not UTF-8".into());
+    }
+    let out: Map<String, Value> = form_urlencoded::parse(raw)
+        .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+        .collect();
+    Ok(Value::Object(out))
+}

@@ -1,0 +1,83 @@
+//! flowbot's HTTP server. For now: durable webhook ingress and health checks; the REST API
+//! and the web UI come next.
+//!
+//! **Invariant:** a webhook is answered 2xx only after its event and run are committed; when
+//! they cannot be stored the answer is 503, so the sender retries. Only this crate knows
+//! HTTP.
+
+mod ingress;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use flowbot_core::Apps;
+use flowbot_store::{FlowCache, Store};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Larger webhook bodies are refused with 413.
+    pub max_body: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_body: 1024 * 1024,
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub apps: Apps,
+    pub config: ServerConfig,
+    pub(crate) flows: FlowCache,
+}
+
+impl AppState {
+    pub fn new(store: Store, apps: Apps, config: ServerConfig) -> AppState {
+        AppState {
+            store,
+            apps,
+            config,
+            flows: FlowCache::default(),
+        }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.max_body;
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route(
+            "/hooks/{flow_id}/{token}",
+            post(ingress::webhook).layer(axum::extract::DefaultBodyLimit::max(limit)),
+        )
+        .with_state(state)
+}
+
+async fn readyz(State(s): State<AppState>) -> (StatusCode, &'static str) {
+    match s.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready"),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the database cannot be reached",
+        ),
+    }
+}
+
+/// Serve until `shutdown` is cancelled, finishing requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

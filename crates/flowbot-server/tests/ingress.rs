@@ -1,0 +1,271 @@
+//! Webhook ingress against the real server on port 0 and a real SQLite store.
+
+use flowbot_server::{AppState, ServerConfig};
+use flowbot_store::{RunFilter, RunStatus, Store, StoreConfig};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+const GENERIC: &str = r#"version: 1
+id: generic
+name: generic
+trigger: { app: webhook }
+concurrency_key: "{{ trigger.body.customer }}"
+steps:
+  - id: note
+    set: { got: "{{ trigger.body }}" }
+"#;
+
+const ECF: &str = r#"version: 1
+id: ecf
+name: ecf
+connections: { ecforce: { app: ecforce } }
+trigger: { app: ecforce, events: [customer_created], connection: ecforce, options: { customer_id_path: id } }
+concurrency_key: "{{ trigger.customer_id }}"
+steps:
+  - id: note
+    set: { id: "{{ trigger.customer_id }}" }
+"#;
+
+struct App {
+    url: String,
+    store: Store,
+    _dir: tempfile::TempDir,
+    token: String,
+    ecf_token: String,
+    client: reqwest::Client,
+}
+
+async fn app() -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&StoreConfig {
+        database_url: None,
+        data_dir: dir.path().into(),
+        secret_key: None,
+    })
+    .await
+    .unwrap();
+    let generic = store
+        .import_flow("generic", "generic", GENERIC, "t")
+        .await
+        .unwrap();
+    store.set_enabled("generic", true, "t").await.unwrap();
+    let ecf = store.import_flow("ecf", "ecf", ECF, "t").await.unwrap();
+    store.set_enabled("ecf", true, "t").await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let state = AppState::new(
+        store.clone(),
+        flowbot_connectors::registry(),
+        ServerConfig {
+            max_body: 64 * 1024,
+        },
+    );
+    tokio::spawn(flowbot_server::serve(
+        listener,
+        state,
+        CancellationToken::new(),
+    ));
+    App {
+        url,
+        store,
+        _dir: dir,
+        token: generic.webhook_token,
+        ecf_token: ecf.webhook_token,
+        client: reqwest::Client::new(),
+    }
+}
+
+impl App {
+    async fn post(
+        &self,
+        flow: &str,
+        token: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
+        let resp = self
+            .client
+            .post(format!("{}/hooks/{flow}/{token}", self.url))
+            .header("content-type", content_type)
+            .header("x-ecf-event", "customer_created")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (
+            resp.status().as_u16(),
+            resp.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    async fn runs(&self, flow: &str) -> Vec<flowbot_store::RunInfo> {
+        self.store
+            .runs(&RunFilter {
+                flow_id: Some(flow.into()),
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn an_accepted_webhook_is_stored_with_its_run_before_the_answer() {
+    let a = app().await;
+    let (status, body) = a
+        .post(
+            "generic",
+            &a.token,
+            "application/json",
+            r#"{"customer": "c1", "email": "a@b"}"#,
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["outcome"], "queued");
+    // The answer came after the commit: the run is there now.
+    let run = a.store.run(body["run_id"].as_str().unwrap()).await.unwrap();
+    assert_eq!(run.status, RunStatus::Queued);
+    assert_eq!(run.concurrency_key.as_deref(), Some("c1"));
+    assert_eq!(run.trigger["body"]["email"], "a@b");
+    assert_eq!(run.trigger["headers"]["content-type"], "application/json");
+}
+
+#[tokio::test]
+async fn any_json_value_a_bom_and_form_bodies_are_accepted() {
+    let a = app().await;
+    for body in ["[1, 2]", "null", "\u{feff}{\"customer\": \"bom\"}"] {
+        let (status, _) = a.post("generic", &a.token, "application/json", body).await;
+        // No customer key in [1,2] or null: stored, with a failed run saying why.
+        assert!(status == 202, "{body}: {status}");
+    }
+    let (status, body) = a
+        .post(
+            "generic",
+            &a.token,
+            "application/x-www-form-urlencoded",
+            "customer=f%C3%B6rm&name=%E5%B1%B1%E7%94%B0+%E5%A4%AA%E9%83%8E",
+        )
+        .await;
+    assert_eq!(status, 202);
+    let run = a.store.run(body["run_id"].as_str().unwrap()).await.unwrap();
+    assert_eq!(
+        run.trigger["body"],
+        json!({"customer": "förm", "name": "山田 太郎"})
+    );
+    let runs = a.runs("generic").await;
+    assert_eq!(runs.len(), 4);
+    let failed: Vec<_> = runs
+        .iter()
+        .filter(|r| r.status == RunStatus::Failed)
+        .collect();
+    assert_eq!(
+        failed.len(),
+        2,
+        "the array and the null have no customer to key on"
+    );
+    assert!(
+        failed[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("concurrency key could not be rendered"),
+        "{:?}",
+        failed[0].error
+    );
+}
+
+#[tokio::test]
+async fn wrong_tokens_big_and_malformed_bodies_are_refused() {
+    let a = app().await;
+    let (status, _) = a.post("generic", "0000", "application/json", "{}").await;
+    assert_eq!(status, 404);
+    let (status, _) = a.post("nope", &a.token, "application/json", "{}").await;
+    assert_eq!(status, 404);
+    assert!(
+        a.runs("generic").await.is_empty(),
+        "nothing stored for a wrong token"
+    );
+
+    let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(70 * 1024));
+    let (status, _) = a.post("generic", &a.token, "application/json", big).await;
+    assert_eq!(status, 413);
+
+    let (status, body) = a
+        .post("generic", &a.token, "application/json", "{\"customer\": ")
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON"),
+        "{body}"
+    );
+    assert!(a.runs("generic").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_flow_whose_trigger_is_off_acknowledges_and_ignores() {
+    let a = app().await;
+    a.store.set_enabled("generic", false, "t").await.unwrap();
+    let (status, body) = a
+        .post(
+            "generic",
+            &a.token,
+            "application/json",
+            r#"{"customer": "c"}"#,
+        )
+        .await;
+    assert_eq!((status, body["outcome"].clone()), (200, json!("ignored")));
+    assert!(a.runs("generic").await.is_empty());
+}
+
+#[tokio::test]
+async fn ecforce_events_are_read_by_the_trigger_app() {
+    let a = app().await;
+    let (status, body) = a
+        .post("ecf", &a.ecf_token, "application/json", r#"{"id": "42"}"#)
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let run = a.store.run(body["run_id"].as_str().unwrap()).await.unwrap();
+    assert_eq!(
+        (
+            run.trigger["customer_id"].clone(),
+            run.concurrency_key.clone()
+        ),
+        (json!("42"), Some("42".to_string()))
+    );
+    // A body without the id: stored, and the run fails saying where the id was expected.
+    let (status, body) = a
+        .post(
+            "ecf",
+            &a.ecf_token,
+            "application/json",
+            r#"{"email": "a@b"}"#,
+        )
+        .await;
+    assert_eq!(status, 202);
+    let run = a.store.run(body["run_id"].as_str().unwrap()).await.unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(run.error.unwrap().contains("customer_id_path"));
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer() {
+    let a = app().await;
+    let r = a
+        .client
+        .get(format!("{}/healthz", a.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = a
+        .client
+        .get(format!("{}/readyz", a.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
