@@ -261,3 +261,23 @@ async fn the_simulator_sends_webhooks_and_retries_until_a_2xx() {
     );
     assert_eq!(ec.sim.deliveries()[0].attempts, 3);
 }
+
+#[tokio::test]
+async fn an_order_is_fetched() {
+    let ec = ecforce::start(EcforceConfig::default(), 0).await.unwrap();
+    let customer = ec
+        .sim
+        .create_customer(&fields(json!({"email": "a@example.com"})));
+    let order = ec.sim.add_order(customer, 12800);
+    let c = conn(&ec.url, &ec.sim.config().access_token);
+    let out = run(&c, "get_order", json!({"order_id": order.to_string()}))
+        .await
+        .unwrap();
+    assert_eq!(out["id"], order.to_string());
+    assert_eq!(out["total"], 12800);
+    assert_eq!(out["customer_id"], customer);
+    let e = run(&c, "get_order", json!({"order_id": "999"}))
+        .await
+        .unwrap_err();
+    assert_eq!(e.message, "ecforce: order 999 was not found (404)");
+}
