@@ -47,6 +47,8 @@ enum Command {
     Import(store_cmds::ImportArgs),
     /// Queue a manual run of a stored flow with a payload
     Trigger(store_cmds::TriggerArgs),
+    /// Serve webhooks (and health checks), with a worker in this process unless --no-worker
+    Serve(store_cmds::ServeArgs),
     /// Execute queued runs until stopped (SIGTERM/SIGINT stop it gracefully)
     Worker(store_cmds::WorkerArgs),
     /// Create or update the database schema
@@ -75,6 +77,7 @@ fn main() -> ExitCode {
         Command::Templates(args) => apps::templates(args),
         Command::Import(args) => store_cmds::import(args),
         Command::Trigger(args) => store_cmds::trigger(args),
+        Command::Serve(args) => store_cmds::serve(args),
         Command::Worker(args) => store_cmds::worker(args),
         Command::Migrate(args) => store_cmds::migrate(args),
         Command::RotateKey(args) => store_cmds::rotate_key(args),

@@ -280,6 +280,73 @@ pub fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
             info.current_version,
             if args.enable { ", trigger ON" } else { "" }
         );
+        println!("webhook path: /hooks/{}/{}", info.id, info.webhook_token);
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Address to listen on (use 0.0.0.0 to accept connections from other machines)
+    #[arg(long, env = "FLOWBOT_BIND", default_value = "127.0.0.1")]
+    bind: String,
+    /// Port to listen on
+    #[arg(long, env = "FLOWBOT_PORT", default_value_t = 8080)]
+    port: u16,
+    /// The address users and senders reach this server at, used when showing webhook URLs
+    #[arg(long, env = "FLOWBOT_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
+    /// Serve only: no runs are executed in this process (run `flowbot worker`s)
+    #[arg(long)]
+    no_worker: bool,
+    /// Runs executed at the same time by the in-process worker
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Largest webhook body accepted, in bytes
+    #[arg(long, default_value_t = 1024 * 1024)]
+    max_body: usize,
+}
+
+/// The server (webhook ingress and health checks) with an in-process worker by default.
+pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let store = args.store.open().await?;
+        let apps = flowbot_connectors::registry();
+        let listener = tokio::net::TcpListener::bind((args.bind.as_str(), args.port))
+            .await
+            .with_context(|| format!("cannot listen on {}:{}", args.bind, args.port))?;
+        let addr = listener.local_addr()?;
+        let public = args
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+        let shutdown = CancellationToken::new();
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        let worker = (!args.no_worker).then(|| {
+            let cfg = WorkerConfig {
+                concurrency: args.concurrency.max(1),
+                ..WorkerConfig::default()
+            };
+            tokio::spawn(Worker::new(store.clone(), apps.clone(), cfg).run(shutdown.clone()))
+        });
+        eprintln!(
+            "flowbot serving on http://{addr} ({:?} store{}); webhook URLs start with {public}/hooks/",
+            store.backend(),
+            if args.no_worker { ", no worker" } else { ", with a worker" }
+        );
+        let state = flowbot_server::AppState::new(
+            store,
+            apps,
+            flowbot_server::ServerConfig {
+                max_body: args.max_body,
+            },
+        );
+        flowbot_server::serve(listener, state, shutdown).await?;
+        if let Some(w) = worker {
+            w.await??;
+        }
         Ok(ExitCode::SUCCESS)
     })
 }
