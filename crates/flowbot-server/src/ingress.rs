@@ -35,15 +35,6 @@ fn unavailable(e: &StoreError) -> Response {
     r
 }
 
-/// Equal-time comparison, so the token cannot be guessed from response times.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
 pub(crate) async fn webhook(
     State(s): State<AppState>,
     Path((flow_id, token)): Path<(String, String)>,
@@ -58,7 +49,7 @@ pub(crate) async fn webhook(
         }
         Err(e) => return unavailable(&e),
     };
-    if !same(&info.webhook_token, &token) {
+    if !crate::same(&info.webhook_token, &token) {
         return answer(StatusCode::NOT_FOUND, "not_found", "no such webhook");
     }
     let mut hdrs = Map::new();

@@ -5,7 +5,13 @@
 //! they cannot be stored the answer is 503, so the sender retries. Only this crate knows
 //! HTTP.
 
+mod api;
+pub mod auth;
+mod error;
 mod ingress;
+pub mod openapi;
+
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -36,6 +42,9 @@ pub struct AppState {
     pub apps: Apps,
     pub config: ServerConfig,
     pub(crate) flows: FlowCache,
+    pub(crate) limiter: Arc<auth::LoginLimiter>,
+    /// (id, YAML) of the built-in templates.
+    pub(crate) templates: Vec<(&'static str, &'static str)>,
 }
 
 impl AppState {
@@ -45,13 +54,24 @@ impl AppState {
             apps,
             config,
             flows: FlowCache::default(),
+            limiter: Arc::default(),
+            templates: flowbot_connectors::templates::TEMPLATES
+                .iter()
+                .map(|t| (t.id, t.yaml))
+                .collect(),
         }
     }
 }
 
 pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body;
+    let protected = api::protected().route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_auth,
+    ));
     Router::new()
+        .merge(protected)
+        .merge(api::public())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route(
@@ -71,13 +91,25 @@ async fn readyz(State(s): State<AppState>) -> (StatusCode, &'static str) {
     }
 }
 
+/// Equal-time comparison, so a token cannot be guessed from response times.
+pub(crate) fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
 /// Serve until `shutdown` is cancelled, finishing requests in flight.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
 }

@@ -11,6 +11,7 @@
 //! [`writer`]). The store never holds a transaction across a call to an app: the worker
 //! claims (commit), calls, then records (commit).
 
+mod auth;
 pub mod crypto;
 mod flows;
 mod queue;
@@ -29,11 +30,13 @@ use flowbot_core::{Clock, SystemClock};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
+pub use auth::{ApiTokenInfo, SessionInfo, User};
 pub use crypto::Cipher;
 pub use flows::AuditEntry;
 pub use flows::{ConnectionInfo, FlowInfo, FlowVersion};
 pub use queue::{
-    Claimed, EnqueueOutcome, Lease, NewEvent, RunFilter, RunInfo, RunStatus, Source, StepRow,
+    Claimed, EnqueueOutcome, EventInfo, Lease, NewEvent, RunFilter, RunInfo, RunStatus, Source,
+    StepRow,
 };
 pub use retention::Retention;
 pub use schedule::{MissedSlots, Schedule, SlotDecision};
@@ -307,13 +310,27 @@ fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
                 include_str!("../../../migrations/sqlite/0002_schema.sql"),
                 false,
             ),
+            (
+                3,
+                "auth",
+                include_str!("../../../migrations/sqlite/0003_auth.sql"),
+                false,
+            ),
         ],
-        Backend::Postgres => &[(
-            1,
-            "schema",
-            include_str!("../../../migrations/postgres/0001_schema.sql"),
-            false,
-        )],
+        Backend::Postgres => &[
+            (
+                1,
+                "schema",
+                include_str!("../../../migrations/postgres/0001_schema.sql"),
+                false,
+            ),
+            (
+                2,
+                "auth",
+                include_str!("../../../migrations/postgres/0002_auth.sql"),
+                false,
+            ),
+        ],
     };
     let migrations: Vec<Migration> = files
         .iter()

@@ -150,6 +150,19 @@ pub struct RunInfo {
     pub finished_at: Option<i64>,
 }
 
+/// An event as the inbox keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventInfo {
+    pub id: String,
+    pub flow_id: String,
+    pub source: String,
+    pub received_at: i64,
+    pub outcome: String,
+    pub detail: Option<String>,
+    pub headers: Value,
+    pub body: Value,
+}
+
 /// A step record as stored.
 pub type StepRow = StepRecord;
 
@@ -785,6 +798,40 @@ impl Store {
                 })
             })
             .await
+    }
+
+    /// The newest events of a flow (or of every flow), newest first.
+    pub async fn events(&self, flow_id: Option<&str>, limit: i64) -> Result<Vec<EventInfo>> {
+        let limit = limit.clamp(1, 1000);
+        let rows = match flow_id {
+            Some(f) => {
+                sqlx::query("SELECT * FROM events WHERE flow_id = $1 ORDER BY received_at DESC, id DESC LIMIT $2")
+                    .bind(f.to_string())
+                    .bind(limit)
+                    .fetch_all(self.pool())
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT * FROM events ORDER BY received_at DESC, id DESC LIMIT $1")
+                    .bind(limit)
+                    .fetch_all(self.pool())
+                    .await?
+            }
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(EventInfo {
+                    id: r.try_get("id")?,
+                    flow_id: r.try_get("flow_id")?,
+                    source: r.try_get("source")?,
+                    received_at: r.try_get("received_at")?,
+                    outcome: r.try_get("outcome")?,
+                    detail: r.try_get("detail")?,
+                    headers: json_col(r, "headers")?,
+                    body: json_col(r, "body")?,
+                })
+            })
+            .collect()
     }
 
     /// Cancel every queued run of a flow (a flow gone wrong). Returns how many.

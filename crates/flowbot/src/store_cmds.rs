@@ -314,6 +314,14 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let store = args.store.open().await?;
         let apps = flowbot_connectors::registry();
+        let admin = std::env::var("FLOWBOT_ADMIN_PASSWORD").ok();
+        if let Some(generated) = flowbot_server::auth::ensure_admin(&store, admin.as_deref())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot create the admin account: {e}"))?
+        {
+            // Shown once: only its hash is stored.
+            eprintln!("created the admin account: user `admin`, password `{generated}` (set FLOWBOT_ADMIN_PASSWORD to choose it)");
+        }
         let listener = tokio::net::TcpListener::bind((args.bind.as_str(), args.port))
             .await
             .with_context(|| format!("cannot listen on {}:{}", args.bind, args.port))?;

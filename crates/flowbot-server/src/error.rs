@@ -1,0 +1,72 @@
+//! The one error type of the HTTP edge: each variant has its status; 5xx are logged with
+//! their cause and answered without it; 4xx answer `{"error":{"code","message"}}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use flowbot_store::StoreError;
+use serde_json::{json, Value};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("sign in first")]
+    Unauthorized,
+    #[error("the request lacks a valid CSRF token")]
+    Csrf,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// A flow file with problems: every diagnostic with its line and column.
+    #[error("the flow has problems")]
+    InvalidFlow(Vec<Value>),
+    #[error("too many attempts; wait a few minutes")]
+    TooManyAttempts,
+    #[error("the database cannot be reached; try again")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::FlowNotFound(x) => ApiError::NotFound(format!("flow `{x}` not found")),
+            StoreError::RunNotFound(x) => ApiError::NotFound(format!("run `{x}` not found")),
+            StoreError::ConnectionNotFound(x) => {
+                ApiError::NotFound(format!("connection `{x}` not found"))
+            }
+            StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::Database(_) | StoreError::Commit(_) | StoreError::Closed => {
+                ApiError::Unavailable(e.to_string())
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Csrf => (StatusCode::FORBIDDEN, "csrf"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::InvalidFlow(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_flow"),
+            ApiError::TooManyAttempts => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        if let ApiError::Unavailable(cause) | ApiError::Internal(cause) = &self {
+            tracing::error!(error = %cause, "request failed");
+        }
+        let mut body = json!({ "error": { "code": code, "message": self.to_string() } });
+        if let ApiError::InvalidFlow(d) = &self {
+            body["error"]["diagnostics"] = json!(d);
+        }
+        (status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,131 @@
+//! The API's OpenAPI document, served at `/api/v1/openapi.json`. Written from one table of
+//! routes, which the tests also walk to check that every one refuses a caller without a
+//! session or token.
+
+use axum::Json;
+use serde_json::{json, Map, Value};
+
+/// (method, path, summary) of every `/api/v1` route that needs a caller.
+pub const PROTECTED: &[(&str, &str, &str)] = &[
+    ("get", "/api/v1/me", "The signed-in user"),
+    ("post", "/api/v1/logout", "End the login session"),
+    ("get", "/api/v1/tokens", "List your API tokens"),
+    ("post", "/api/v1/tokens", "Create an API token (shown once)"),
+    ("delete", "/api/v1/tokens/{id}", "Delete an API token"),
+    ("get", "/api/v1/flows", "List flows"),
+    (
+        "post",
+        "/api/v1/flows",
+        "Import a flow (YAML); problems come back with line and column",
+    ),
+    (
+        "get",
+        "/api/v1/flows/{id}",
+        "A flow with its YAML and webhook path",
+    ),
+    (
+        "delete",
+        "/api/v1/flows/{id}",
+        "Delete a flow and its history",
+    ),
+    ("get", "/api/v1/flows/{id}/export", "The flow's YAML"),
+    ("get", "/api/v1/flows/{id}/versions", "The flow's versions"),
+    (
+        "post",
+        "/api/v1/flows/{id}/enable",
+        "Turn the trigger ON (after checking the flow and its connections)",
+    ),
+    ("post", "/api/v1/flows/{id}/disable", "Turn the trigger OFF"),
+    (
+        "post",
+        "/api/v1/flows/{id}/token",
+        "Regenerate the webhook token",
+    ),
+    (
+        "post",
+        "/api/v1/flows/{id}/connections",
+        "Choose the connection for a slot",
+    ),
+    (
+        "post",
+        "/api/v1/flows/{id}/rerun-failed",
+        "Re-run every failed run from its failed step",
+    ),
+    ("get", "/api/v1/templates", "List the built-in templates"),
+    ("post", "/api/v1/templates/{id}/import", "Import a template"),
+    (
+        "get",
+        "/api/v1/connections",
+        "List connections (never their secrets)",
+    ),
+    ("post", "/api/v1/connections", "Create a connection"),
+    (
+        "put",
+        "/api/v1/connections/{id}",
+        "Update a connection (unsent settings keep their value)",
+    ),
+    ("delete", "/api/v1/connections/{id}", "Delete a connection"),
+    ("post", "/api/v1/connections/{id}/test", "Test a connection"),
+    (
+        "get",
+        "/api/v1/runs",
+        "List runs (filters: flow, status, since, until; paginated by before)",
+    ),
+    (
+        "get",
+        "/api/v1/runs/{id}",
+        "A run with every step's input, obtained values, timing and errors",
+    ),
+    (
+        "post",
+        "/api/v1/runs/{id}/rerun",
+        "Re-run from the failed step or from the start",
+    ),
+    (
+        "post",
+        "/api/v1/runs/{id}/cancel",
+        "Cancel a queued or running run",
+    ),
+    ("get", "/api/v1/events", "The event inbox"),
+    ("get", "/api/v1/apps", "The apps and their manifests"),
+];
+
+/// Routes open to anyone.
+pub const PUBLIC: &[(&str, &str, &str)] = &[
+    (
+        "post",
+        "/api/v1/login",
+        "Sign in; sets the session cookie and returns the CSRF token",
+    ),
+    ("get", "/api/v1/openapi.json", "This document"),
+    ("post", "/hooks/{flow_id}/{token}", "Webhook ingress"),
+    ("get", "/healthz", "Liveness"),
+    ("get", "/readyz", "Readiness (the database answers)"),
+];
+
+pub async fn document() -> Json<Value> {
+    let mut paths: Map<String, Value> = Map::new();
+    for (public, table) in [(false, PROTECTED), (true, PUBLIC)] {
+        for (method, path, summary) in table {
+            let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
+            let mut op = json!({
+                "summary": summary,
+                "responses": { "200": { "description": "OK" }, "4XX": { "description": "{\"error\":{\"code\",\"message\"}}" } },
+            });
+            if !public {
+                op["security"] = json!([{ "session": [] }, { "bearer": [] }]);
+            }
+            entry[*method] = op;
+        }
+    }
+    Json(json!({
+        "openapi": "3.1.0",
+        "info": { "title": "flowbot API", "version": env!("CARGO_PKG_VERSION") },
+        "paths": paths,
+        "components": { "securitySchemes": {
+            "session": { "type": "apiKey", "in": "cookie", "name": crate::auth::SESSION_COOKIE,
+                         "description": "Unsafe methods also need the X-CSRF-Token header" },
+            "bearer": { "type": "http", "scheme": "bearer" },
+        }},
+    }))
+}

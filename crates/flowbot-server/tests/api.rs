@@ -1,0 +1,432 @@
+//! The REST API against the real server on port 0, on SQLite and (with TEST_DATABASE_URL)
+//! PostgreSQL.
+
+use flowbot_server::openapi::{PROTECTED, PUBLIC};
+use flowbot_server::{AppState, ServerConfig};
+use flowbot_store::{Store, StoreConfig};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+struct Api {
+    url: String,
+    _dir: tempfile::TempDir,
+    http: reqwest::Client,
+    name: &'static str,
+}
+
+async fn fresh_pg() -> Option<String> {
+    let base = std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|s| !s.is_empty())?;
+    let db = format!(
+        "flowbot_t_{:x}{:x}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let ok = std::process::Command::new("psql")
+        .args([base.as_str(), "-q", "-c", &format!("CREATE DATABASE {db}")])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "psql could not create a test database");
+    Some(format!("{}/{db}", base.rsplit_once('/').unwrap().0))
+}
+
+async fn apis() -> Vec<Api> {
+    let mut out = vec![api(None, "sqlite").await];
+    if let Some(url) = fresh_pg().await {
+        out.push(api(Some(url), "postgres").await);
+    }
+    out
+}
+
+async fn api(database_url: Option<String>, name: &'static str) -> Api {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&StoreConfig {
+        database_url,
+        data_dir: dir.path().into(),
+        secret_key: None,
+    })
+    .await
+    .unwrap();
+    flowbot_server::auth::ensure_admin(&store, Some("correct horse"))
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let state = AppState::new(
+        store,
+        flowbot_connectors::registry(),
+        ServerConfig::default(),
+    );
+    tokio::spawn(flowbot_server::serve(
+        listener,
+        state,
+        CancellationToken::new(),
+    ));
+    Api {
+        url,
+        _dir: dir,
+        http: reqwest::Client::new(),
+        name,
+    }
+}
+
+/// A signed-in browser-like client: its session cookie and CSRF token.
+struct Session {
+    cookie: String,
+    csrf: String,
+}
+
+impl Api {
+    async fn login(&self, password: &str) -> Result<Session, StatusCode> {
+        let r = self
+            .http
+            .post(format!("{}/api/v1/login", self.url))
+            .json(&json!({"username": "admin", "password": password}))
+            .send()
+            .await
+            .unwrap();
+        if r.status() != 200 {
+            return Err(r.status());
+        }
+        let cookie = r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        assert!(r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("HttpOnly"));
+        let body: Value = r.json().await.unwrap();
+        Ok(Session {
+            cookie,
+            csrf: body["csrf_token"].as_str().unwrap().to_string(),
+        })
+    }
+
+    fn req(&self, s: &Session, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.url))
+            .header("cookie", &s.cookie)
+            .header("x-csrf-token", &s.csrf)
+    }
+}
+
+#[tokio::test]
+async fn every_api_route_refuses_a_caller_without_session_or_token() {
+    let a = api(None, "sqlite").await;
+    for (method, path, _) in PROTECTED {
+        let path = path.replace("{id}", "x");
+        let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let r = a
+            .http
+            .request(m.clone(), format!("{}{path}", a.url))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{method} {path}");
+        let r = a
+            .http
+            .request(m, format!("{}{path}", a.url))
+            .header("authorization", "Bearer fbt_nope")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{method} {path} with a wrong token");
+    }
+    let doc: Value = a
+        .http
+        .get(format!("{}/api/v1/openapi.json", a.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for (method, path, _) in PROTECTED.iter().chain(PUBLIC) {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} is documented"
+        );
+    }
+}
+
+#[tokio::test]
+async fn logins_are_checked_rate_limited_and_csrf_protected() {
+    let a = api(None, "sqlite").await;
+    assert_eq!(a.login("wrong").await.err(), Some(StatusCode::UNAUTHORIZED));
+    let s = a.login("correct horse").await.unwrap();
+    let me: Value = a
+        .req(&s, reqwest::Method::GET, "/api/v1/me")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["user"]["username"], "admin");
+    // A cookie alone cannot change anything: the CSRF token must come with it.
+    let r = a
+        .http
+        .post(format!("{}/api/v1/tokens", a.url))
+        .header("cookie", &s.cookie)
+        .json(&json!({"name": "ci"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = a
+        .req(&s, reqwest::Method::POST, "/api/v1/tokens")
+        .json(&json!({"name": "ci"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let token: Value = r.json().await.unwrap();
+    let bearer = token["token"].as_str().unwrap().to_string();
+    // Scripts use the token, without cookie or CSRF.
+    let r = a
+        .http
+        .get(format!("{}/api/v1/flows", a.url))
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let id = token["info"]["id"].as_str().unwrap();
+    a.req(&s, reqwest::Method::DELETE, &format!("/api/v1/tokens/{id}"))
+        .send()
+        .await
+        .unwrap();
+    let r = a
+        .http
+        .get(format!("{}/api/v1/flows", a.url))
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a deleted token stops working");
+    // Logout ends the session.
+    a.req(&s, reqwest::Method::POST, "/api/v1/logout")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        a.req(&s, reqwest::Method::GET, "/api/v1/me")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    for _ in 0..10 {
+        let _ = a.login("guess").await;
+    }
+    assert_eq!(
+        a.login("correct horse").await.err(),
+        Some(StatusCode::TOO_MANY_REQUESTS),
+        "locked out for a while"
+    );
+}
+
+#[tokio::test]
+async fn flows_are_imported_with_located_errors_exported_and_versioned() {
+    for a in apis().await {
+        let s = a.login("correct horse").await.unwrap();
+        let bad = "version: 1\nid: x\nname: x\ntrigger: { app: webhook }\nstpes: []\n";
+        let r = a
+            .req(&s, reqwest::Method::POST, "/api/v1/flows")
+            .header("content-type", "application/yaml")
+            .body(bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422, "{}", a.name);
+        let e: Value = r.json().await.unwrap();
+        let d = &e["error"]["diagnostics"];
+        assert!(
+            d.as_array().unwrap().iter().any(|x| x["line"] == 5
+                && x["column"] == 1
+                && x["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("did you mean `steps`")),
+            "{e}"
+        );
+
+        let good = "version: 1\nid: hello\nname: こんにちは\ntrigger: { app: webhook }\nsteps:\n  - id: a\n    set: { x: 1 }\n";
+        let r = a
+            .req(&s, reqwest::Method::POST, "/api/v1/flows")
+            .json(&json!({"yaml": good}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let v: Value = r.json().await.unwrap();
+        assert!(v["webhook_path"]
+            .as_str()
+            .unwrap()
+            .starts_with("/hooks/hello/"));
+        let yaml = a
+            .req(&s, reqwest::Method::GET, "/api/v1/flows/hello/export")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(yaml, good);
+        a.req(&s, reqwest::Method::POST, "/api/v1/flows")
+            .body(good.replace("x: 1", "x: 2"))
+            .send()
+            .await
+            .unwrap();
+        let versions: Value = a
+            .req(&s, reqwest::Method::GET, "/api/v1/flows/hello/versions")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(versions.as_array().unwrap().len(), 2);
+        // Nothing to check before ON: no connections.
+        let on: Value = a
+            .req(&s, reqwest::Method::POST, "/api/v1/flows/hello/enable")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(on["flow"]["enabled"], true);
+        let r = a
+            .req(&s, reqwest::Method::DELETE, "/api/v1/flows/hello")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+        assert_eq!(
+            a.req(&s, reqwest::Method::GET, "/api/v1/flows/hello")
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            404
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_template_stays_off_until_its_connections_work_and_secrets_are_never_shown() {
+    let a = api(None, "sqlite").await;
+    let s = a.login("correct horse").await.unwrap();
+    let r = a
+        .req(
+            &s,
+            reqwest::Method::POST,
+            "/api/v1/templates/ecforce-customer-to-salesforce/import",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = a
+        .req(
+            &s,
+            reqwest::Method::POST,
+            "/api/v1/flows/ecforce-customer-to-salesforce/enable",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let e: Value = r.json().await.unwrap();
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("connection `ecforce` (ecforce) is not chosen"),
+        "{e}"
+    );
+
+    let ec = flowbot_sandbox::ecforce::start(Default::default(), 0)
+        .await
+        .unwrap();
+    let token = ec.sim.config().access_token.clone();
+    let created: Value = a
+        .req(&s, reqwest::Method::POST, "/api/v1/connections")
+        .json(&json!({"name": "shop", "app": "ecforce", "settings": {"base_url": ec.url, "access_token": "wrong-token"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        created["settings"]["access_token"],
+        json!({"set": true}),
+        "the secret is write-only"
+    );
+    assert!(!created.to_string().contains("wrong-token"));
+    let id = created["connection"]["id"].as_str().unwrap().to_string();
+    let test: Value = a
+        .req(
+            &s,
+            reqwest::Method::POST,
+            &format!("/api/v1/connections/{id}/test"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(test["ok"], false);
+    a.req(
+        &s,
+        reqwest::Method::PUT,
+        &format!("/api/v1/connections/{id}"),
+    )
+    .json(&json!({"name": "shop", "app": "ecforce", "settings": {"access_token": token}}))
+    .send()
+    .await
+    .unwrap();
+    let test: Value = a
+        .req(
+            &s,
+            reqwest::Method::POST,
+            &format!("/api/v1/connections/{id}/test"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(test["ok"], true, "{test}");
+    let r = a
+        .req(
+            &s,
+            reqwest::Method::POST,
+            "/api/v1/flows/ecforce-customer-to-salesforce/connections",
+        )
+        .json(&json!({"slot": "salesforce", "connection_id": id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        400,
+        "an ecforce connection cannot fill the Salesforce slot"
+    );
+}
