@@ -53,6 +53,10 @@ pub fn protected() -> Router<AppState> {
         .route("/api/v1/runs/{id}/cancel", post(cancel))
         .route("/api/v1/events", get(list_events))
         .route("/api/v1/apps", get(list_apps))
+        .route(
+            "/api/v1/settings/notifications",
+            get(get_notifications).put(put_notifications),
+        )
 }
 
 /// Routes open to anyone: login, and the API description.
@@ -538,6 +542,62 @@ async fn test_connection(State(s): State<AppState>, Path(id): Path<String>) -> A
         Ok(()) => json!({ "ok": true }),
         Err(e) => json!({ "ok": false, "message": e.message }),
     }))
+}
+
+// ---- failure notifications ----
+
+async fn get_notifications(State(s): State<AppState>) -> ApiResult {
+    Ok(Json(json!(s.store.notifications().await?)))
+}
+
+async fn put_notifications(
+    State(s): State<AppState>,
+    Extension(c): Extension<Caller>,
+    Json(n): Json<flowbot_store::notify::Notifications>,
+) -> ApiResult {
+    for (i, ch) in n.channels.iter().enumerate() {
+        let conn = s.store.connection(&ch.connection_id).await.map_err(|_| {
+            ApiError::BadRequest(format!(
+                "channel {}: no connection `{}`",
+                i + 1,
+                ch.connection_id
+            ))
+        })?;
+        let ok = match ch.app.as_str() {
+            "email" => ch.to.as_deref().is_some_and(|t| t.contains('@')),
+            "chatwork" => ch.room_id.as_deref().is_some_and(|r| !r.is_empty()),
+            "slack" => true,
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "channel {}: notifications go by email, slack or chatwork, not {other}",
+                    i + 1
+                )))
+            }
+        };
+        if !ok {
+            return Err(ApiError::BadRequest(format!(
+                "channel {}: email needs `to`, chatwork needs `room_id`",
+                i + 1
+            )));
+        }
+        if conn.app != ch.app {
+            return Err(ApiError::BadRequest(format!(
+                "channel {}: connection `{}` is for {}, not {}",
+                i + 1,
+                conn.name,
+                conn.app,
+                ch.app
+            )));
+        }
+    }
+    s.store
+        .set_setting(
+            flowbot_store::notify::NOTIFICATIONS,
+            &json!(n),
+            &c.user.username,
+        )
+        .await?;
+    Ok(Json(json!(n)))
 }
 
 // ---- runs and events ----

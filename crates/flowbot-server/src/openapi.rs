@@ -88,6 +88,16 @@ pub const PROTECTED: &[(&str, &str, &str)] = &[
     ),
     ("get", "/api/v1/events", "The event inbox"),
     ("get", "/api/v1/apps", "The apps and their manifests"),
+    (
+        "get",
+        "/api/v1/settings/notifications",
+        "Failure-notification channels",
+    ),
+    (
+        "put",
+        "/api/v1/settings/notifications",
+        "Set the failure-notification channels (email, Slack, Chatwork)",
+    ),
 ];
 
 /// Routes open to anyone.

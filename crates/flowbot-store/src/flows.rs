@@ -525,6 +525,36 @@ impl Store {
             .collect()
     }
 
+    /// An instance-wide setting.
+    pub async fn setting(&self, key: &str) -> Result<Option<Value>> {
+        let v: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+            .bind(key.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(v.and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
+    pub async fn set_setting(&self, key: &str, value: &Value, actor: &str) -> Result<()> {
+        let (key, text, actor) = (key.to_string(), value.to_string(), actor.to_string());
+        let now = self.now_ms();
+        self.inner
+            .writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3)                          ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                    )
+                    .bind(key.clone())
+                    .bind(text)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+                    audit(conn, now, &actor, "settings.set", &key, json!({})).await
+                })
+            })
+            .await
+    }
+
     pub(crate) fn cipher(&self) -> crypto::Cipher {
         self.inner.cipher.read().expect("cipher lock").clone()
     }

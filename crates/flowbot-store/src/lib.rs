@@ -14,6 +14,7 @@
 mod auth;
 pub mod crypto;
 mod flows;
+pub mod notify;
 mod queue;
 mod retention;
 mod schedule;
@@ -316,6 +317,12 @@ fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
                 include_str!("../../../migrations/sqlite/0003_auth.sql"),
                 false,
             ),
+            (
+                4,
+                "settings",
+                include_str!("../../../migrations/sqlite/0004_settings.sql"),
+                false,
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -328,6 +335,12 @@ fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
                 2,
                 "auth",
                 include_str!("../../../migrations/postgres/0002_auth.sql"),
+                false,
+            ),
+            (
+                3,
+                "settings",
+                include_str!("../../../migrations/postgres/0003_settings.sql"),
                 false,
             ),
         ],

@@ -284,7 +284,14 @@ impl Worker {
                 },
             };
             match self.store.finish(&c.lease, &outcome).await {
-                Ok(status) => tracing::info!(status = status.as_str(), "attempt finished"),
+                Ok(status) => {
+                    tracing::info!(status = status.as_str(), "attempt finished");
+                    if status == crate::RunStatus::Failed {
+                        if let Ok(run) = self.store.run(&c.lease.run_id).await {
+                            crate::notify::notify_failure(&self.store, &self.apps, &run).await;
+                        }
+                    }
+                }
                 Err(e) => tracing::warn!(error = %e, "could not conclude the run"),
             }
         }

@@ -486,3 +486,110 @@ steps:
         assert_eq!(store.poll_cursor("polled").await.unwrap().unwrap().0, "5");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_final_failure_is_notified_once_per_channel() {
+    // A Slack-shaped incoming webhook and an SMTP server, both on loopback.
+    let slack: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let seen = slack.clone();
+    let app = Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(v): axum::Json<serde_json::Value>| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(v);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let smtp = flowbot_sandbox::smtp::start().await.unwrap();
+    let (base, _seen) = server(Duration::ZERO).await;
+
+    for t in stores().await {
+        slack.lock().unwrap().clear();
+        let s = &t.store;
+        // A flow whose call is refused for good (404): no retry, one final failure.
+        let flow = CALL_FLOW.replace("/step", "/missing");
+        s.import_flow("calls", "顧客同期", &flow, "t")
+            .await
+            .unwrap();
+        s.set_enabled("calls", true, "t").await.unwrap();
+        let mut slack_settings = serde_json::Map::new();
+        slack_settings.insert("webhook_url".into(), json!(format!("http://{addr}/hook")));
+        let sc = s
+            .save_connection("ops slack", "slack", &slack_settings, "t")
+            .await
+            .unwrap();
+        let mut mail_settings = serde_json::Map::new();
+        for (k, v) in [
+            ("host", json!("127.0.0.1")),
+            ("port", json!(smtp.port)),
+            ("security", json!("plain")),
+            ("from", json!("flowbot@example.com")),
+        ] {
+            mail_settings.insert(k.into(), v);
+        }
+        let mc = s
+            .save_connection("ops mail", "email", &mail_settings, "t")
+            .await
+            .unwrap();
+        let channels = json!({"channels": [
+            {"app": "slack", "connection_id": sc.id},
+            {"app": "email", "connection_id": mc.id, "to": "ops@example.com"},
+        ]});
+        s.set_setting(flowbot_store::notify::NOTIFICATIONS, &channels, "t")
+            .await
+            .unwrap();
+        s.set_setting(
+            flowbot_store::notify::PUBLIC_URL,
+            &json!("https://flowbot.example.com"),
+            "t",
+        )
+        .await
+        .unwrap();
+        let mails_before = smtp.mails().len();
+        let EnqueueOutcome::Queued { run_id, .. } =
+            s.enqueue(call_event(&base, "k", 1)).await.unwrap()
+        else {
+            panic!()
+        };
+        let stop = CancellationToken::new();
+        let w = tokio::spawn(
+            Worker::new(s.clone(), flowbot_connectors::registry(), config("w")).run(stop.clone()),
+        );
+        let store = s.clone();
+        let id = run_id.clone();
+        wait_until("the run to fail", || {
+            let (store, id) = (store.clone(), id.clone());
+            async move { store.run(&id).await.unwrap().status == RunStatus::Failed }
+        })
+        .await;
+        let sl = slack.clone();
+        wait_until("the Slack notification", || {
+            let sl = sl.clone();
+            async move { !sl.lock().unwrap().is_empty() }
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop.cancel();
+        w.await.unwrap().unwrap();
+        let posts = slack.lock().unwrap().clone();
+        assert_eq!(posts.len(), 1, "{}: one Slack message", t.name);
+        let text = posts[0]["text"].as_str().unwrap();
+        assert!(
+            text.contains("顧客同期") && text.contains("call") && text.contains("404"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("https://flowbot.example.com/runs/{run_id}")),
+            "{text}"
+        );
+        let mails = smtp.mails();
+        assert_eq!(mails.len() - mails_before, 1, "{}: one email", t.name);
+        // The body is encoded (it is Japanese); the envelope says where it went.
+        assert_eq!(mails.last().unwrap().to, ["ops@example.com"]);
+    }
+}

@@ -330,6 +330,10 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
+        // Workers anywhere link to run pages through this.
+        store
+            .set_setting(flowbot_store::notify::PUBLIC_URL, &serde_json::json!(public), "flowbot")
+            .await?;
         let shutdown = CancellationToken::new();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
         let worker = (!args.no_worker).then(|| {
