@@ -49,12 +49,16 @@ async fn a_webhook_is_accepted_and_run_by_the_server_s_worker() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let addr = first
-        .strip_prefix("flowbot serving on ")
-        .and_then(|r| r.split(' ').next())
-        .unwrap_or_else(|| panic!("{first}"))
-        .to_string();
+    // The first start also prints the generated admin password; then the address.
+    let addr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("flowbot serving on ")
+                .and_then(|r| r.split(' ').next())
+                .map(str::to_string)
+        })
+        .expect("the server prints its address");
     let client = reqwest::Client::new();
     let health = client.get(format!("{addr}/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
