@@ -10,6 +10,7 @@ pub mod auth;
 mod error;
 mod ingress;
 pub mod openapi;
+mod ui;
 
 use std::sync::Arc;
 
@@ -72,6 +73,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(protected)
         .merge(api::public())
+        .merge(ui::router())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route(

@@ -504,6 +504,18 @@ impl Store {
         Ok(out)
     }
 
+    /// Which saved connection fills each slot of a flow: slot → connection id.
+    pub async fn flow_bindings(&self, flow_id: &str) -> Result<HashMap<String, String>> {
+        let rows =
+            sqlx::query("SELECT slot, connection_id FROM flow_connections WHERE flow_id = $1")
+                .bind(flow_id.to_string())
+                .fetch_all(self.pool())
+                .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("slot")?, r.try_get("connection_id")?)))
+            .collect()
+    }
+
     pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>> {
         let rows = sqlx::query(
             "SELECT at, actor, action, target, detail FROM audit_log ORDER BY id DESC LIMIT $1",

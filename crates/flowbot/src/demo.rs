@@ -122,6 +122,17 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     let server_url = format!("http://{}", listener.local_addr()?);
+    store
+        .set_setting(
+            flowbot_store::notify::PUBLIC_URL,
+            &json!(server_url),
+            "demo",
+        )
+        .await?;
+    let admin_password = std::env::var("FLOWBOT_ADMIN_PASSWORD").ok();
+    let generated = flowbot_server::auth::ensure_admin(&store, admin_password.as_deref())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create the admin account: {e}"))?;
     let stop = CancellationToken::new();
     let server = tokio::spawn(flowbot_server::serve(
         listener,
@@ -179,7 +190,13 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
     println!("flowbot demo — {}", t.id);
     println!("  ecforce simulator:    {}", ec.url);
     println!("  Salesforce simulator: {}", sf.url);
-    println!("  flowbot server:       {server_url} (health: {server_url}/healthz)");
+    println!(
+        "  web UI:               {server_url}/ (user `admin`{})",
+        match &generated {
+            Some(p) => format!(", password `{p}`"),
+            None => String::new(),
+        }
+    );
     println!("  webhook URL:          {hook}");
     println!("  data directory:       {}", data_dir.display());
 

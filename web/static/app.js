@@ -1,0 +1,58 @@
+// The UI's few behaviours: calls to the API with the session's CSRF token, copy buttons.
+const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content || '';
+
+async function api(method, path, body) {
+  const opts = { method, headers: { 'x-csrf-token': csrf() } };
+  if (body !== undefined) {
+    opts.headers['content-type'] = 'application/json';
+    opts.body = JSON.stringify(body);
+  }
+  const r = await fetch(path, opts);
+  const text = await r.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = text; }
+  if (!r.ok) throw new Error((data && data.error && data.error.message) || r.statusText);
+  return data;
+}
+
+function say(el, msg, bad) {
+  const box = document.getElementById(el);
+  if (box) { box.textContent = msg; box.className = bad ? 'error' : 'notice'; }
+}
+
+document.addEventListener('click', async (e) => {
+  const b = e.target.closest('[data-action]');
+  if (!b) return;
+  e.preventDefault();
+  const { action, path, body, target, reload, copy } = b.dataset;
+  try {
+    if (action === 'copy') {
+      await navigator.clipboard.writeText(document.getElementById(copy).textContent.trim());
+      say(target || 'message', b.dataset.done || 'OK');
+      return;
+    }
+    if (b.dataset.confirm && !confirm(b.dataset.confirm)) return;
+    const data = await api(action, path, body ? JSON.parse(body) : undefined);
+    if (reload) { location.href = reload === 'same' ? location.href : reload; return; }
+    say(target || 'message', b.dataset.done || JSON.stringify(data));
+  } catch (err) {
+    say(target || 'message', err.message, true);
+  }
+});
+
+document.addEventListener('submit', async (e) => {
+  const f = e.target.closest('form[data-api]');
+  if (!f) return;
+  e.preventDefault();
+  const body = {};
+  for (const [k, v] of new FormData(f).entries()) {
+    if (k.startsWith('settings.')) { (body.settings ||= {})[k.slice(9)] = v; } else { body[k] = v; }
+  }
+  try {
+    const data = await api(f.method.toUpperCase(), f.dataset.api, body);
+    if (f.dataset.next) location.href = f.dataset.next;
+    else say(f.dataset.target || 'message', f.dataset.done || 'OK');
+  } catch (err) {
+    say(f.dataset.target || 'message', err.message, true);
+  }
+});
