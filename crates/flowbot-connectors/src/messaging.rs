@@ -68,6 +68,26 @@ fn http_failure(app: &str, status: StatusCode, body: &str, retry: Option<Duratio
         .with_retry_after(retry)
 }
 
+/// Send a chat request; the answer's text, or the failure classified.
+async fn send(
+    app: &str,
+    url: &reqwest::Url,
+    req: reqwest::RequestBuilder,
+) -> Result<String, ActionError> {
+    let resp = req
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .map_err(|e| transport_error(&Method::POST, url, e))?;
+    let status = resp.status();
+    let retry = retry_after(resp.headers());
+    let text = resp.text().await.unwrap_or_default();
+    if !status.is_success() {
+        return Err(http_failure(app, status, &text, retry));
+    }
+    Ok(text)
+}
+
 // ---- Slack ----
 
 pub struct SlackConnector {
@@ -143,20 +163,12 @@ impl Connector for SlackConnector {
         }
         let parsed = reqwest::Url::parse(url)
             .map_err(|_| ActionError::fatal("the Slack connection's webhook_url is not a URL"))?;
-        let resp = self
-            .client
-            .post(parsed.clone())
-            .json(&body)
-            .timeout(Duration::from_secs(30))
-            .send()
-            .await
-            .map_err(|e| transport_error(&Method::POST, &parsed, e))?;
-        let status = resp.status();
-        let retry = retry_after(resp.headers());
-        let text = resp.text().await.unwrap_or_default();
-        if !status.is_success() {
-            return Err(http_failure("Slack", status, &text, retry));
-        }
+        send(
+            "Slack",
+            &parsed,
+            self.client.post(parsed.clone()).json(&body),
+        )
+        .await?;
         Ok(json!({ "ok": true }))
     }
 }
@@ -243,21 +255,12 @@ impl Connector for ChatworkConnector {
         let url = format!("{}/v2/rooms/{room}/messages", base.trim_end_matches('/'));
         let parsed = reqwest::Url::parse(&url)
             .map_err(|_| ActionError::fatal("the Chatwork base_url is not a URL"))?;
-        let resp = self
+        let req = self
             .client
             .post(parsed.clone())
             .header("X-ChatWorkToken", token)
-            .form(&[("body", text_in(call.input, "body")?)])
-            .timeout(Duration::from_secs(30))
-            .send()
-            .await
-            .map_err(|e| transport_error(&Method::POST, &parsed, e))?;
-        let status = resp.status();
-        let retry = retry_after(resp.headers());
-        let text = resp.text().await.unwrap_or_default();
-        if !status.is_success() {
-            return Err(http_failure("Chatwork", status, &text, retry));
-        }
+            .form(&[("body", text_in(call.input, "body")?)]);
+        let text = send("Chatwork", &parsed, req).await?;
         let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         Ok(json!({ "message_id": v.get("message_id").cloned().unwrap_or(Value::Null) }))
     }
