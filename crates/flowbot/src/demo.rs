@@ -142,7 +142,11 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
 
     // The template, with connections pointing at the simulators, trigger ON.
     let t = template(template_id).expect("the templates are embedded");
-    let info = store.import_flow(t.id, t.id, t.yaml, "demo").await?;
+    let name = flowbot_core::check(t.yaml, &apps)
+        .flow
+        .map(|f| f.name)
+        .unwrap_or_else(|| t.id.to_string());
+    let info = store.import_flow(t.id, &name, t.yaml, "demo").await?;
     let ecf = store
         .save_connection(
             "ecforce (sandbox)",
