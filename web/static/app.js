@@ -40,6 +40,38 @@ document.addEventListener('click', async (e) => {
   }
 });
 
+// The YAML editor: check without saving, or save as a new version; problems are listed
+// with their line and column.
+document.addEventListener('click', async (e) => {
+  const b = e.target.closest('[data-yaml]');
+  if (!b) return;
+  e.preventDefault();
+  const list = document.getElementById('yaml-problems');
+  const yaml = document.getElementById('yaml').value;
+  const show = (diags) => {
+    list.replaceChildren(...diags.map((d) => {
+      const li = document.createElement('li');
+      li.textContent = `${d.line}:${d.column}: ${d.message}`;
+      return li;
+    }));
+  };
+  try {
+    if (b.dataset.yaml === 'validate') {
+      const r = await api('POST', '/api/v1/validate', { yaml });
+      show(r.diagnostics);
+      if (r.valid) say('message', 'OK');
+    } else {
+      const r = await fetch('/api/v1/flows', { method: 'POST', headers: { 'x-csrf-token': csrf(), 'content-type': 'application/json' }, body: JSON.stringify({ yaml }) });
+      const data = await r.json();
+      if (r.ok) { location.href = '/flows/' + data.flow.id; return; }
+      show((data.error && data.error.diagnostics) || []);
+      say('message', data.error.message, true);
+    }
+  } catch (err) {
+    say('message', err.message, true);
+  }
+});
+
 document.addEventListener('submit', async (e) => {
   const f = e.target.closest('form[data-api]');
   if (!f) return;

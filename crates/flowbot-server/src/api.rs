@@ -57,6 +57,12 @@ pub fn protected() -> Router<AppState> {
             "/api/v1/settings/notifications",
             get(get_notifications).put(put_notifications),
         )
+        .route("/api/v1/settings/notifications/channels", post(add_channel))
+        .route(
+            "/api/v1/settings/notifications/channels/{index}",
+            axum::routing::delete(remove_channel),
+        )
+        .route("/api/v1/validate", post(validate_flow))
 }
 
 /// Routes open to anyone: login, and the API description.
@@ -212,15 +218,29 @@ fn yaml_of(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
         })
 }
 
+fn diagnostics(checked: &flowbot_core::Checked) -> Vec<Value> {
+    checked
+        .diagnostics
+        .iter()
+        .map(
+            |d| json!({ "line": d.line, "column": d.column, "path": d.path, "message": d.message }),
+        )
+        .collect()
+}
+
+/// Check a flow file without saving it: every problem with its line and column.
+async fn validate_flow(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let yaml = yaml_of(&headers, &body)?;
+    let checked = check(&yaml, &s.apps);
+    Ok(Json(
+        json!({ "valid": checked.flow.is_some(), "diagnostics": diagnostics(&checked) }),
+    ))
+}
+
 async fn import_yaml(s: &AppState, yaml: &str, actor: &str) -> Result<Value, ApiError> {
     let checked = check(yaml, &s.apps);
-    let Some(flow) = checked.flow else {
-        let d = checked
-            .diagnostics
-            .iter()
-            .map(|d| json!({ "line": d.line, "column": d.column, "path": d.path, "message": d.message }))
-            .collect();
-        return Err(ApiError::InvalidFlow(d));
+    let Some(flow) = checked.flow.clone() else {
+        return Err(ApiError::InvalidFlow(diagnostics(&checked)));
     };
     s.store
         .import_flow(&flow.id, &flow.name, yaml, actor)
@@ -548,6 +568,29 @@ async fn test_connection(State(s): State<AppState>, Path(id): Path<String>) -> A
 
 async fn get_notifications(State(s): State<AppState>) -> ApiResult {
     Ok(Json(json!(s.store.notifications().await?)))
+}
+
+async fn add_channel(
+    State(s): State<AppState>,
+    c: Extension<Caller>,
+    Json(ch): Json<flowbot_store::notify::Channel>,
+) -> ApiResult {
+    let mut n = s.store.notifications().await?;
+    n.channels.push(ch);
+    put_notifications(State(s), c, Json(n)).await
+}
+
+async fn remove_channel(
+    State(s): State<AppState>,
+    c: Extension<Caller>,
+    Path(index): Path<usize>,
+) -> ApiResult {
+    let mut n = s.store.notifications().await?;
+    if index >= n.channels.len() {
+        return Err(ApiError::NotFound(format!("no channel {index}")));
+    }
+    n.channels.remove(index);
+    put_notifications(State(s), c, Json(n)).await
 }
 
 async fn put_notifications(

@@ -98,6 +98,21 @@ pub const PROTECTED: &[(&str, &str, &str)] = &[
         "/api/v1/settings/notifications",
         "Set the failure-notification channels (email, Slack, Chatwork)",
     ),
+    (
+        "post",
+        "/api/v1/settings/notifications/channels",
+        "Add a failure-notification channel",
+    ),
+    (
+        "delete",
+        "/api/v1/settings/notifications/channels/{index}",
+        "Remove a failure-notification channel",
+    ),
+    (
+        "post",
+        "/api/v1/validate",
+        "Check a flow file without saving it",
+    ),
 ];
 
 /// Routes open to anyone.

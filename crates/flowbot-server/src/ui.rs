@@ -50,6 +50,10 @@ const PAGES: &[(&str, &str)] = &[
         "connections.html",
         include_str!("../../../web/templates/connections.html"),
     ),
+    (
+        "settings.html",
+        include_str!("../../../web/templates/settings.html"),
+    ),
 ];
 
 /// UI text: key → (English, Japanese).
@@ -113,6 +117,17 @@ const TEXT: &[(&str, &str, &str)] = &[
     ("failed", "Failed", "失敗"),
     ("canceled", "Canceled", "キャンセル"),
     ("started_step", "In progress", "実行中"),
+    ("settings", "Settings", "設定"),
+    ("notifications", "Failure notifications", "エラー通知"),
+    ("destination", "Sent to", "送信先"),
+    ("remove", "Remove", "削除"),
+    ("no_channels", "No notification channel yet: failures are only in the run history.", "通知先はまだありません。失敗は実行履歴にのみ表示されます。"),
+    ("add_channel", "Add a channel", "通知先を追加"),
+    ("email_to", "Email address (email)", "メールアドレス（メール）"),
+    ("room_id", "Room ID (Chatwork)", "ルーム ID（Chatwork）"),
+    ("yaml_editor", "Edit the flow as YAML (saving makes a new version)", "YAML で編集（保存すると新しいバージョンになります）"),
+    ("validate", "Check", "チェック"),
+    ("save_version", "Save as a new version", "新しいバージョンとして保存"),
 ];
 
 fn env() -> &'static Environment<'static> {
@@ -138,6 +153,7 @@ pub fn router() -> Router<AppState> {
         .route("/runs", get(runs))
         .route("/runs/{id}", get(run))
         .route("/connections", get(connections))
+        .route("/settings", get(settings))
         .route(
             "/static/app.css",
             get(|| async {
@@ -629,5 +645,47 @@ async fn connections(
         title,
         "connections",
         json!({ "connections": list, "apps": apps }),
+    )
+}
+
+async fn settings(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<LangQuery>,
+) -> Response {
+    let p = match page(&s, &headers, &q).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let all = s.store.connections().await.unwrap_or_default();
+    let usable: Vec<Value> = all
+        .iter()
+        .filter(|c| matches!(c.app.as_str(), "email" | "slack" | "chatwork"))
+        .map(|c| json!({ "id": c.id, "name": c.name, "app": c.app }))
+        .collect();
+    let channels: Vec<Value> = s
+        .store
+        .notifications()
+        .await
+        .unwrap_or_default()
+        .channels
+        .iter()
+        .map(|ch| {
+            let name = all
+                .iter()
+                .find(|c| c.id == ch.connection_id)
+                .map(|c| c.name.clone())
+                .unwrap_or_default();
+            let dest = ch.to.clone().or(ch.room_id.clone()).unwrap_or_default();
+            json!({ "app": ch.app, "connection": name, "destination": dest })
+        })
+        .collect();
+    let title = texts(p.lang)["settings"];
+    render(
+        &p,
+        "settings.html",
+        title,
+        "settings",
+        json!({ "channels": channels, "connections": usable }),
     )
 }

@@ -322,6 +322,35 @@ async fn a_user_imports_connects_enables_watches_and_reruns_in_the_browser() {
         .text()
         .await
         .unwrap();
+
+    // The YAML editor checks a change and lists its problems with line and column.
+    c.execute(
+        "document.getElementById('yaml').value = arguments[0];",
+        vec![json!("version: 1\nid: ecforce-customer-to-salesforce\nname: x\ntrigger: { app: ecforce, events: [customer_created], connection: ecforce }\nstpes: []\n")],
+    )
+    .await
+    .unwrap();
+    c.find(Locator::Css(r#"button[data-yaml="validate"]"#))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css("#yaml-problems li"))
+        .await
+        .unwrap();
+    let problems = c
+        .find(Locator::Id("yaml-problems"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(problems.contains("did you mean `steps`"), "{problems}");
+    shot(&c, "05b-yaml-problems").await;
+    c.goto(&format!("{url}/settings")).await.unwrap();
+    shot(&c, "05c-settings").await;
     assert!(
         hook.starts_with(&format!("{url}/hooks/ecforce-customer-to-salesforce/")),
         "{hook}"

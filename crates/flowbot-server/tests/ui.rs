@@ -122,6 +122,7 @@ async fn every_page_renders_in_both_languages_and_escapes_user_data() {
             "/runs".into(),
             format!("/runs/{run_id}"),
             "/connections".into(),
+            "/settings".into(),
         ] {
             let (status, body) = get(&url, &cookie, &path, lang).await;
             assert_eq!(status, 200, "{path} ({lang})");
