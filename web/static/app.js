@@ -72,6 +72,25 @@ document.addEventListener('click', async (e) => {
   }
 });
 
+// "Test trigger": wait for the next request to the webhook and show what the flow gets.
+document.addEventListener('click', async (e) => {
+  const b = e.target.closest('[data-test-trigger]');
+  if (!b) return;
+  e.preventDefault();
+  const out = document.getElementById('test-trigger-result');
+  out.hidden = false;
+  out.textContent = '…';
+  b.disabled = true;
+  try {
+    const r = await api('GET', b.dataset.testTrigger);
+    out.textContent = r.received ? JSON.stringify(r.trigger, null, 2) : '—';
+  } catch (err) {
+    out.textContent = err.message;
+  } finally {
+    b.disabled = false;
+  }
+});
+
 document.addEventListener('submit', async (e) => {
   const f = e.target.closest('form[data-api]');
   if (!f) return;

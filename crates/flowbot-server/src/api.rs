@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use flowbot_core::check;
@@ -63,6 +63,8 @@ pub fn protected() -> Router<AppState> {
             axum::routing::delete(remove_channel),
         )
         .route("/api/v1/validate", post(validate_flow))
+        .route("/api/v1/flows/{id}/test-trigger", get(test_trigger))
+        .route("/api/v1/connections/{id}/oauth/start", get(oauth_start))
 }
 
 /// Routes open to anyone: login, and the API description.
@@ -70,6 +72,7 @@ pub fn public() -> Router<AppState> {
     Router::new()
         .route("/api/v1/login", post(login))
         .route("/api/v1/openapi.json", get(crate::openapi::document))
+        .route("/oauth/callback", get(oauth_callback))
 }
 
 // ---- login ----
@@ -731,4 +734,180 @@ async fn list_events(State(s): State<AppState>, Query(q): Query<EventsQuery>) ->
             .events(q.flow.as_deref(), q.limit.unwrap_or(50))
             .await?
     )))
+}
+
+// ---- test trigger ----
+
+#[derive(Deserialize)]
+struct WaitQuery {
+    wait: Option<u64>,
+}
+
+/// Wait for the next request to the flow's webhook and show what the flow would receive —
+/// as Yoom's テスト button, so fields can be mapped from a real sample.
+async fn test_trigger(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<WaitQuery>,
+) -> ApiResult {
+    s.store.flow(&id).await?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    s.captures
+        .lock()
+        .expect("captures")
+        .entry(id.clone())
+        .or_default()
+        .push(tx);
+    let wait = std::time::Duration::from_secs(q.wait.unwrap_or(60).clamp(1, 300));
+    Ok(Json(match tokio::time::timeout(wait, rx).await {
+        Ok(Ok(sample)) => json!({ "received": true, "trigger": sample }),
+        _ => json!({ "received": false }),
+    }))
+}
+
+// ---- connecting Salesforce through OAuth (authorization code with PKCE) ----
+
+fn pkce_pair() -> (String, String) {
+    use base64::Engine;
+    let verifier = format!("{}{}", auth::random_token(), auth::random_token());
+    let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
+    (
+        verifier,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref()),
+    )
+}
+
+async fn public_url(s: &AppState, headers: &HeaderMap) -> String {
+    if let Ok(Some(Value::String(u))) = s.store.setting(flowbot_store::notify::PUBLIC_URL).await {
+        return u;
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1:8080");
+    format!("http://{host}")
+}
+
+/// Send the browser to Salesforce's approval page ("connect", as Yoom's マイアプリ連携).
+async fn oauth_start(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let conn = s.store.connection(&id).await?;
+    if conn.app != "salesforce" {
+        return Err(ApiError::BadRequest(
+            "only Salesforce connections connect through OAuth".into(),
+        ));
+    }
+    let domain = conn
+        .setting_str("my_domain_url")
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| ApiError::BadRequest("set the connection's My Domain URL first".into()))?;
+    let client_id = conn
+        .setting_str("client_id")
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| ApiError::BadRequest("set the connection's consumer key first".into()))?;
+    let redirect = format!(
+        "{}/oauth/callback",
+        public_url(&s, &headers).await.trim_end_matches('/')
+    );
+    let (verifier, challenge) = pkce_pair();
+    let state = auth::random_token();
+    s.oauth
+        .lock()
+        .expect("oauth")
+        .insert(state.clone(), (id, verifier, redirect.clone()));
+    let mut url = reqwest::Url::parse(&format!(
+        "{}/services/oauth2/authorize",
+        domain.trim_end_matches('/')
+    ))
+    .map_err(|_| ApiError::BadRequest("the connection's My Domain URL is not a URL".into()))?;
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", &redirect)
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("state", &state);
+    Ok((StatusCode::FOUND, [(header::LOCATION, url.to_string())]).into_response())
+}
+
+#[derive(Deserialize)]
+struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// Salesforce sends the browser back here: trade the code for a refresh token and keep it,
+/// encrypted, in the connection, which from now on signs in with it.
+async fn oauth_callback(
+    State(s): State<AppState>,
+    Query(q): Query<CallbackQuery>,
+) -> ApiResult<Response> {
+    if let Some(e) = q.error {
+        return Err(ApiError::BadRequest(format!(
+            "Salesforce did not connect: {e}: {}",
+            q.error_description.unwrap_or_default()
+        )));
+    }
+    let pending = q
+        .state
+        .as_ref()
+        .and_then(|st| s.oauth.lock().expect("oauth").remove(st));
+    let (Some((id, verifier, redirect)), Some(code)) = (pending, q.code) else {
+        return Err(ApiError::BadRequest(
+            "this connection attempt is unknown or expired; start again".into(),
+        ));
+    };
+    let conn = s.store.connection(&id).await?;
+    let domain = conn
+        .setting_str("my_domain_url")
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .to_string();
+    let form = [
+        ("grant_type", "authorization_code".to_string()),
+        ("code", code),
+        ("redirect_uri", redirect),
+        (
+            "client_id",
+            conn.setting_str("client_id")
+                .unwrap_or_default()
+                .to_string(),
+        ),
+        (
+            "client_secret",
+            conn.setting_str("client_secret")
+                .unwrap_or_default()
+                .to_string(),
+        ),
+        ("code_verifier", verifier),
+    ];
+    let resp = s
+        .http
+        .post(format!("{domain}/services/oauth2/token"))
+        .form(&form)
+        .send()
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("Salesforce could not be reached: {e}")))?;
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    let Some(refresh) = body.get("refresh_token").and_then(Value::as_str) else {
+        let why = body
+            .get("error_description")
+            .and_then(Value::as_str)
+            .unwrap_or("no refresh token in the answer");
+        return Err(ApiError::BadRequest(format!(
+            "Salesforce did not connect: {why}"
+        )));
+    };
+    let mut settings = conn.settings.clone();
+    settings.insert("auth".into(), json!("refresh_token"));
+    settings.insert("refresh_token".into(), json!(refresh));
+    s.store
+        .save_connection(&conn.name, &conn.app, &settings, "oauth")
+        .await?;
+    Ok(Redirect::to("/connections?connected=1").into_response())
 }

@@ -121,6 +121,25 @@ pub(crate) async fn webhook(
         }),
         None => Err(format!("app `{}` is not installed", flow.trigger.app)),
     };
+    // A "test trigger" waiting for this flow sees what the request gives the flow.
+    let waiting: Vec<_> = s
+        .captures
+        .lock()
+        .expect("captures")
+        .remove(&flow_id)
+        .unwrap_or_default();
+    if !waiting.is_empty() {
+        let sample = match &read {
+            Ok(Some(t)) => t.clone(),
+            Ok(None) => {
+                json!({ "ignored": "the event is not one this flow's trigger listens to", "body": body })
+            }
+            Err(reason) => json!({ "error": reason, "body": body, "headers": hdrs }),
+        };
+        for w in waiting {
+            let _ = w.send(sample.clone());
+        }
+    }
     let (trigger, key, dedupe) = match read {
         Ok(Some(trigger)) => {
             let key = concurrency_key(&flow, &trigger);

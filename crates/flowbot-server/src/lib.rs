@@ -12,7 +12,8 @@ mod ingress;
 pub mod openapi;
 mod ui;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -36,6 +37,9 @@ impl Default for ServerConfig {
     }
 }
 
+type Captures = Arc<Mutex<HashMap<String, Vec<tokio::sync::oneshot::Sender<serde_json::Value>>>>>;
+type PendingOauth = Arc<Mutex<HashMap<String, (String, String, String)>>>;
+
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
@@ -46,6 +50,11 @@ pub struct AppState {
     pub(crate) limiter: Arc<auth::LoginLimiter>,
     /// (id, YAML) of the built-in templates.
     pub(crate) templates: Vec<(&'static str, &'static str)>,
+    /// "Test trigger": callers waiting for the next request to a flow's webhook.
+    pub(crate) captures: Captures,
+    /// OAuth connections under way: state → (connection id, PKCE verifier, redirect URI).
+    pub(crate) oauth: PendingOauth,
+    pub(crate) http: reqwest::Client,
 }
 
 impl AppState {
@@ -56,6 +65,9 @@ impl AppState {
             config,
             flows: FlowCache::default(),
             limiter: Arc::default(),
+            captures: Arc::default(),
+            oauth: Arc::default(),
+            http: reqwest::Client::new(),
             templates: flowbot_connectors::templates::TEMPLATES
                 .iter()
                 .map(|t| (t.id, t.yaml))

@@ -113,6 +113,16 @@ pub const PROTECTED: &[(&str, &str, &str)] = &[
         "/api/v1/validate",
         "Check a flow file without saving it",
     ),
+    (
+        "get",
+        "/api/v1/flows/{id}/test-trigger",
+        "Wait for the next webhook request and show what the flow receives",
+    ),
+    (
+        "get",
+        "/api/v1/connections/{id}/oauth/start",
+        "Connect Salesforce through OAuth (authorization code with PKCE)",
+    ),
 ];
 
 /// Routes open to anyone.
@@ -123,6 +133,11 @@ pub const PUBLIC: &[(&str, &str, &str)] = &[
         "Sign in; sets the session cookie and returns the CSRF token",
     ),
     ("get", "/api/v1/openapi.json", "This document"),
+    (
+        "get",
+        "/oauth/callback",
+        "Where Salesforce sends the browser back after approval",
+    ),
     ("post", "/hooks/{flow_id}/{token}", "Webhook ingress"),
     ("get", "/healthz", "Liveness"),
     ("get", "/readyz", "Readiness (the database answers)"),

@@ -127,6 +127,9 @@ const TEXT: &[(&str, &str, &str)] = &[
     ("room_id", "Room ID (Chatwork)", "ルーム ID（Chatwork）"),
     ("yaml_editor", "Edit the flow as YAML (saving makes a new version)", "YAML で編集（保存すると新しいバージョンになります）"),
     ("validate", "Check", "チェック"),
+    ("test_trigger", "Test the trigger", "トリガーのテスト"),
+    ("test_trigger_help", "Press Test, then make the app send an event (e.g. save a customer in ecforce): its obtained values appear here.", "「テスト」を押してから、アプリでイベントを起こしてください（例: ecforce で顧客を保存）。取得した値がここに表示されます。"),
+    ("connect_salesforce", "Connect to Salesforce", "Salesforce に接続"),
     ("save_version", "Save as a new version", "新しいバージョンとして保存"),
 ];
 

@@ -430,3 +430,123 @@ async fn a_template_stays_off_until_its_connections_work_and_secrets_are_never_s
         "an ecforce connection cannot fill the Salesforce slot"
     );
 }
+
+#[tokio::test]
+async fn test_trigger_shows_the_next_request_s_obtained_values() {
+    let a = api(None, "sqlite").await;
+    let s = a.login("correct horse").await.unwrap();
+    let good = "version: 1\nid: hook\nname: hook\ntrigger: { app: webhook }\nsteps:\n  - id: a\n    set: { x: 1 }\n";
+    let v: Value = a
+        .req(&s, reqwest::Method::POST, "/api/v1/flows")
+        .body(good)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let path = v["webhook_path"].as_str().unwrap().to_string();
+    let waiting = a
+        .req(
+            &s,
+            reqwest::Method::GET,
+            "/api/v1/flows/hook/test-trigger?wait=20",
+        )
+        .send();
+    let waiter = tokio::spawn(async move { waiting.await.unwrap().json::<Value>().await.unwrap() });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    a.http
+        .post(format!("{}{path}?src=test", a.url))
+        .json(&json!({"email": "taro@example.jp"}))
+        .send()
+        .await
+        .unwrap();
+    let got = waiter.await.unwrap();
+    assert_eq!(got["received"], true);
+    assert_eq!(got["trigger"]["body"]["email"], "taro@example.jp");
+    assert_eq!(got["trigger"]["query"]["src"], "test");
+}
+
+#[tokio::test]
+async fn salesforce_connects_through_oauth_with_pkce_and_keeps_the_refresh_token() {
+    let a = api(None, "sqlite").await;
+    let s = a.login("correct horse").await.unwrap();
+    let sf = flowbot_sandbox::salesforce::start(Default::default(), 0)
+        .await
+        .unwrap();
+    let cfg = sf.sim.config().clone();
+    let created: Value = a
+        .req(&s, reqwest::Method::POST, "/api/v1/connections")
+        .json(&json!({"name": "org", "app": "salesforce", "settings": {"my_domain_url": sf.url, "client_id": cfg.client_id, "client_secret": cfg.client_secret}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["connection"]["id"].as_str().unwrap().to_string();
+    // Follow the browser's trip by hand: flowbot → Salesforce's approval → flowbot.
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = no_redirect
+        .get(format!("{}/api/v1/connections/{id}/oauth/start", a.url))
+        .header("cookie", &s.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let authorize = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        authorize.starts_with(&format!("{}/services/oauth2/authorize?", sf.url))
+            && authorize.contains("code_challenge="),
+        "{authorize}"
+    );
+    let r = no_redirect.get(&authorize).send().await.unwrap();
+    let callback = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(callback.contains("/oauth/callback?code="), "{callback}");
+    let callback = callback.replacen("http://127.0.0.1:8080", &a.url, 1);
+    let r = no_redirect
+        .get(&callback)
+        .header("cookie", &s.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
+    let shown: Value = a
+        .req(&s, reqwest::Method::GET, "/api/v1/connections")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown.as_array().unwrap().len(), 1);
+    let test: Value = a
+        .req(
+            &s,
+            reqwest::Method::POST,
+            &format!("/api/v1/connections/{id}/test"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(test["ok"], true, "{test}");
+    assert_eq!(
+        sf.sim.stats()["refreshes"],
+        1,
+        "the connection now signs in with the refresh token"
+    );
+    // A replayed callback is refused.
+    let r = no_redirect
+        .get(&callback)
+        .header("cookie", &s.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
