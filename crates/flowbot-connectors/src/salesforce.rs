@@ -43,6 +43,8 @@ pub struct SalesforceConnector {
     client: reqwest::Client,
     slots: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<Slot>>>>,
     usage: Mutex<Option<(u64, u64)>>,
+    /// Rotated refresh tokens not yet saved: connection name → token.
+    rotated: Mutex<HashMap<String, String>>,
 }
 
 impl SalesforceConnector {
@@ -52,6 +54,7 @@ impl SalesforceConnector {
             client,
             slots: Mutex::new(HashMap::new()),
             usage: Mutex::new(None),
+            rotated: Mutex::new(HashMap::new()),
         }
     }
 
@@ -590,6 +593,10 @@ impl SalesforceConnector {
         if let Some(rotated) = body.get("refresh_token").and_then(Value::as_str) {
             // Rotation retires the old refresh token: only the new one works from now on.
             slot.refresh_token = Some(rotated.to_string());
+            self.rotated
+                .lock()
+                .expect("rotated tokens")
+                .insert(c.name.clone(), rotated.to_string());
         }
         let token = body.get("access_token").and_then(Value::as_str);
         let instance = body.get("instance_url").and_then(Value::as_str);
@@ -923,6 +930,15 @@ impl Connector for SalesforceConnector {
         self.call(c, Method::GET, "/sobjects/", None)
             .await
             .map(|_| ())
+    }
+
+    fn take_settings_updates(&self) -> Vec<(String, String, Value)> {
+        self.rotated
+            .lock()
+            .expect("rotated tokens")
+            .drain()
+            .map(|(name, token)| (name, "refresh_token".to_string(), Value::String(token)))
+            .collect()
     }
 }
 

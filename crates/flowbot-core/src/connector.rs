@@ -195,6 +195,13 @@ pub trait Connector: Send + Sync {
         })))
     }
 
+    /// Settings the app changed on its own since last asked — e.g. a refresh token that
+    /// Salesforce rotated, which must be kept or the connection stops working — as
+    /// (connection name, setting, new value). The worker saves them into the connection.
+    fn take_settings_updates(&self) -> Vec<(String, String, Value)> {
+        Vec::new()
+    }
+
     /// A cheap authenticated call proving the connection works.
     async fn test_connection(&self, _connection: &Connection) -> Result<(), ActionError> {
         Ok(())

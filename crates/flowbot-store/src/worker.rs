@@ -283,6 +283,7 @@ impl Worker {
                     },
                 },
             };
+            self.save_settings_updates().await;
             match self.store.finish(&c.lease, &outcome).await {
                 Ok(status) => {
                     tracing::info!(status = status.as_str(), "attempt finished");
@@ -297,6 +298,40 @@ impl Worker {
         }
         .instrument(span)
         .await
+    }
+
+    /// Keep what apps changed on their own (a rotated refresh token) in the stored
+    /// connection, so the next process signs in with it.
+    async fn save_settings_updates(&self) {
+        let ids: Vec<String> = self.apps.manifests().map(|m| m.id.clone()).collect();
+        for app in ids {
+            let Some(connector) = self.apps.get(&app) else {
+                continue;
+            };
+            for (name, key, value) in connector.take_settings_updates() {
+                let saved = async {
+                    let found = self
+                        .store
+                        .connections()
+                        .await?
+                        .into_iter()
+                        .find(|c| c.name == name);
+                    let Some(info) = found else {
+                        return Ok(());
+                    };
+                    let mut conn = self.store.connection(&info.id).await?;
+                    conn.settings.insert(key.clone(), value.clone());
+                    self.store
+                        .save_connection(&conn.name, &conn.app, &conn.settings, "flowbot")
+                        .await
+                        .map(|_| ())
+                };
+                let result: Result<()> = saved.await;
+                if let Err(e) = result {
+                    tracing::warn!(connection = %name, setting = %key, error = %e, "a changed connection setting could not be saved");
+                }
+            }
+        }
     }
 
     async fn attempt(&self, c: &Claimed) -> std::result::Result<RunOutcome, AttemptError> {

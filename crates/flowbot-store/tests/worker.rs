@@ -593,3 +593,138 @@ async fn a_final_failure_is_notified_once_per_channel() {
         assert_eq!(mails.last().unwrap().to, ["ops@example.com"]);
     }
 }
+
+/// A refresh token from the simulator's authorization-code flow (PKCE left out).
+async fn refresh_token(
+    sf: &flowbot_sandbox::Running<flowbot_sandbox::salesforce::SalesforceSim>,
+) -> String {
+    let cfg = sf.sim.config().clone();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http
+        .get(format!("{}/services/oauth2/authorize", sf.url))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", cfg.client_id.as_str()),
+            ("redirect_uri", "http://127.0.0.1:9/cb"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let location = reqwest::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    let code = location
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let tokens: serde_json::Value = http
+        .post(format!("{}/services/oauth2/token", sf.url))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", "http://127.0.0.1:9/cb"),
+            ("client_id", cfg.client_id.as_str()),
+            ("client_secret", cfg.client_secret.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    tokens["refresh_token"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_refresh_token_is_kept_for_the_next_process() {
+    let sf = flowbot_sandbox::salesforce::start(
+        flowbot_sandbox::salesforce::SalesforceConfig {
+            rotate_refresh_tokens: true,
+            ..Default::default()
+        },
+        0,
+    )
+    .await
+    .unwrap();
+    let t = open("sqlite", None).await;
+    let s = &t.store;
+    let flow = r#"version: 1
+id: sf
+name: sf
+connections: { org: { app: salesforce } }
+trigger: { app: manual }
+steps:
+  - id: create
+    app: salesforce
+    action: create_record
+    connection: org
+    input: { object: Account, fields: { Name: "{{ trigger.name }}" } }
+"#;
+    s.import_flow("sf", "sf", flow, "t").await.unwrap();
+    let first = refresh_token(&sf).await;
+    let cfg = sf.sim.config().clone();
+    let mut settings = serde_json::Map::new();
+    for (k, v) in [
+        ("my_domain_url", json!(sf.url)),
+        ("client_id", json!(cfg.client_id)),
+        ("client_secret", json!(cfg.client_secret)),
+        ("auth", json!("refresh_token")),
+        ("refresh_token", json!(first)),
+    ] {
+        settings.insert(k.into(), v);
+    }
+    let conn = s
+        .save_connection("org", "salesforce", &settings, "t")
+        .await
+        .unwrap();
+    s.bind_connection("sf", "org", &conn.id, "t").await.unwrap();
+    for round in 0..2 {
+        // Each round is a fresh process: new connectors, no session or token in memory.
+        sf.sim.expire_tokens();
+        let trigger = json!({ "name": format!("r{round}") });
+        let ev = NewEvent {
+            flow_id: "sf".into(),
+            source: Source::Manual,
+            headers: json!({}),
+            body: trigger.clone(),
+            trigger,
+            concurrency_key: Ok(None),
+            dedupe: None,
+        };
+        let EnqueueOutcome::Queued { run_id, .. } = s.enqueue(ev).await.unwrap() else {
+            panic!()
+        };
+        let stop = CancellationToken::new();
+        let w = tokio::spawn(
+            Worker::new(s.clone(), flowbot_connectors::registry(), config("w")).run(stop.clone()),
+        );
+        let (store, id) = (s.clone(), run_id.clone());
+        wait_until("the run to finish", || {
+            let (store, id) = (store.clone(), id.clone());
+            async move {
+                matches!(
+                    store.run(&id).await.unwrap().status,
+                    RunStatus::Succeeded | RunStatus::Failed
+                )
+            }
+        })
+        .await;
+        stop.cancel();
+        w.await.unwrap().unwrap();
+        assert_eq!(
+            s.run(&run_id).await.unwrap().status,
+            RunStatus::Succeeded,
+            "round {round}"
+        );
+        let kept = s.connection(&conn.id).await.unwrap().settings["refresh_token"].clone();
+        assert_ne!(
+            kept,
+            json!(first),
+            "the rotated token replaced the first one"
+        );
+    }
+    assert_eq!(sf.sim.records("Account").len(), 2);
+}
