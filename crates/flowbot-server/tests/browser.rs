@@ -437,6 +437,20 @@ async fn a_user_imports_connects_enables_watches_and_reruns_in_the_browser() {
     // The completed steps of the failed run were not repeated: one get_customer each.
     assert_eq!(ec.sim.stats()["calls"]["get_customer"], 2);
 
+    // On a phone's width the pages still work.
+    c.set_window_size(390, 844).await.unwrap();
+    for (path, name) in [("/flows", "11-phone-flows"), ("/runs", "12-phone-runs")] {
+        c.goto(&format!("{url}{path}")).await.unwrap();
+        let width: f64 = c
+            .execute("return document.documentElement.scrollWidth;", vec![])
+            .await
+            .unwrap()
+            .as_f64()
+            .unwrap();
+        assert!(width <= 400.0, "{path} fits a phone's width ({width} px)");
+        shot(&c, name).await;
+    }
+
     c.close().await.unwrap();
     stop.cancel();
 }
