@@ -98,3 +98,86 @@ async fn a_webhook_is_accepted_and_run_by_the_server_s_worker() {
     let steps = store.step_records(&runs[0].id).await.unwrap();
     assert_eq!(steps[0].output.as_ref().unwrap()["text"], "こんにちは 山田");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_and_export_go_through_the_api_with_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&StoreConfig {
+        database_url: None,
+        data_dir: dir.path().join("data"),
+        secret_key: None,
+    })
+    .await
+    .unwrap();
+    flowbot_server::auth::ensure_admin(&store, Some("pw"))
+        .await
+        .unwrap();
+    let (user, _) = store.user_for_login("admin").await.unwrap().unwrap();
+    let token = "fbt_cli_test_token_0123456789";
+    store
+        .create_api_token(&user, "cli", &flowbot_server::auth::token_hash(token))
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let state = flowbot_server::AppState::new(
+        store.clone(),
+        flowbot_connectors::registry(),
+        flowbot_server::ServerConfig::default(),
+    );
+    tokio::spawn(flowbot_server::serve(
+        listener,
+        state,
+        tokio_util::sync::CancellationToken::new(),
+    ));
+
+    let flow = dir.path().join("hello.yaml");
+    std::fs::write(&flow, FLOW).unwrap();
+    let bin = env!("CARGO_BIN_EXE_flowbot").to_string();
+    let (u, f) = (url.clone(), flow.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(bin)
+            .args(["import", "--enable", "--server", &u, "--token", token])
+            .arg(&f)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("imported flow `hello` as version 1, trigger ON"));
+    assert!(store.flow("hello").await.unwrap().enabled);
+
+    let bin = env!("CARGO_BIN_EXE_flowbot").to_string();
+    let u = url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(bin)
+            .args(["export", "hello", "--server", &u, "--token", token])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), FLOW);
+
+    let bin = env!("CARGO_BIN_EXE_flowbot").to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(bin)
+            .args(["export", "hello", "--server", &url, "--token", "wrong"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -24,6 +24,7 @@ type ApiResult<T = Json<Value>> = Result<T, ApiError>;
 pub fn protected() -> Router<AppState> {
     Router::new()
         .route("/api/v1/me", get(me))
+        .route("/api/v1/openapi.json", get(crate::openapi::document))
         .route("/api/v1/logout", post(logout))
         .route("/api/v1/tokens", get(list_tokens).post(create_token))
         .route("/api/v1/tokens/{id}", axum::routing::delete(delete_token))
@@ -71,7 +72,6 @@ pub fn protected() -> Router<AppState> {
 pub fn public() -> Router<AppState> {
     Router::new()
         .route("/api/v1/login", post(login))
-        .route("/api/v1/openapi.json", get(crate::openapi::document))
         .route("/oauth/callback", get(oauth_callback))
 }
 

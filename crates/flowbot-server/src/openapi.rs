@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 
 /// (method, path, summary) of every `/api/v1` route that needs a caller.
 pub const PROTECTED: &[(&str, &str, &str)] = &[
+    ("get", "/api/v1/openapi.json", "This document"),
     ("get", "/api/v1/me", "The signed-in user"),
     ("post", "/api/v1/logout", "End the login session"),
     ("get", "/api/v1/tokens", "List your API tokens"),
@@ -132,7 +133,6 @@ pub const PUBLIC: &[(&str, &str, &str)] = &[
         "/api/v1/login",
         "Sign in; sets the session cookie and returns the CSRF token",
     ),
-    ("get", "/api/v1/openapi.json", "This document"),
     (
         "get",
         "/oauth/callback",

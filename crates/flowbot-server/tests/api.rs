@@ -143,9 +143,9 @@ async fn every_api_route_refuses_a_caller_without_session_or_token() {
             .unwrap();
         assert_eq!(r.status(), 401, "{method} {path} with a wrong token");
     }
+    let s = a.login("correct horse").await.unwrap();
     let doc: Value = a
-        .http
-        .get(format!("{}/api/v1/openapi.json", a.url))
+        .req(&s, reqwest::Method::GET, "/api/v1/openapi.json")
         .send()
         .await
         .unwrap()

@@ -45,6 +45,8 @@ enum Command {
     Templates(apps::TemplatesArgs),
     /// Validate a flow file and store it (a new flow, or a new version of one)
     Import(store_cmds::ImportArgs),
+    /// Print a stored flow's YAML
+    Export(store_cmds::ExportArgs),
     /// Queue a manual run of a stored flow with a payload
     Trigger(store_cmds::TriggerArgs),
     /// Serve webhooks (and health checks), with a worker in this process unless --no-worker
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
         Command::Apps(args) => apps::main(args),
         Command::Templates(args) => apps::templates(args),
         Command::Import(args) => store_cmds::import(args),
+        Command::Export(args) => store_cmds::export(args),
         Command::Trigger(args) => store_cmds::trigger(args),
         Command::Serve(args) => store_cmds::serve(args),
         Command::Worker(args) => store_cmds::worker(args),

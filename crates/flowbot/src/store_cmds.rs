@@ -245,10 +245,55 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// A running flowbot server to talk to instead of opening the store.
+#[derive(clap::Args, Clone)]
+pub struct RemoteArgs {
+    /// The server's address, e.g. http://127.0.0.1:8080 (then the REST API is used)
+    #[arg(long, env = "FLOWBOT_SERVER", value_name = "URL")]
+    server: Option<String>,
+    /// An API token (create one in the UI or with POST /api/v1/tokens)
+    #[arg(long, env = "FLOWBOT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl RemoteArgs {
+    fn client(&self) -> anyhow::Result<Option<(String, String)>> {
+        match (&self.server, &self.token) {
+            (None, _) => Ok(None),
+            (Some(s), Some(t)) => Ok(Some((s.trim_end_matches('/').to_string(), t.clone()))),
+            (Some(_), None) => {
+                anyhow::bail!("--server needs --token (or FLOWBOT_TOKEN): an API token")
+            }
+        }
+    }
+}
+
+async fn api_error(resp: reqwest::Response) -> anyhow::Error {
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    let mut msg = format!(
+        "the server answered {status}: {}",
+        body["error"]["message"].as_str().unwrap_or("")
+    );
+    if let Some(diags) = body["error"]["diagnostics"].as_array() {
+        for d in diags {
+            msg.push_str(&format!(
+                "\n{}:{}: {}",
+                d["line"],
+                d["column"],
+                d["message"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    anyhow::anyhow!(msg)
+}
+
 #[derive(clap::Args)]
 pub struct ImportArgs {
     #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
+    remote: RemoteArgs,
     /// The flow file (YAML)
     file: PathBuf,
     /// Turn the flow's trigger ON after importing
@@ -266,6 +311,41 @@ pub fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::from(crate::EXIT_INVALID));
     };
+    if let Some((server, token)) = args.remote.client()? {
+        return runtime()?.block_on(async {
+            let http = reqwest::Client::new();
+            let resp = http
+                .post(format!("{server}/api/v1/flows"))
+                .bearer_auth(&token)
+                .header("content-type", "application/yaml")
+                .body(source.clone())
+                .send()
+                .await
+                .with_context(|| format!("cannot reach {server}"))?;
+            if !resp.status().is_success() {
+                return Err(api_error(resp).await);
+            }
+            let v: serde_json::Value = resp.json().await?;
+            if args.enable {
+                let r = http
+                    .post(format!("{server}/api/v1/flows/{}/enable", flow.id))
+                    .bearer_auth(&token)
+                    .send()
+                    .await?;
+                if !r.status().is_success() {
+                    return Err(api_error(r).await);
+                }
+            }
+            println!(
+                "imported flow `{}` as version {}{}",
+                flow.id,
+                v["flow"]["current_version"],
+                if args.enable { ", trigger ON" } else { "" }
+            );
+            println!("webhook path: {}", v["webhook_path"].as_str().unwrap_or(""));
+            Ok(ExitCode::SUCCESS)
+        });
+    }
     runtime()?.block_on(async {
         let store = args.store.open().await?;
         let info = store
@@ -359,6 +439,46 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         if let Some(w) = worker {
             w.await??;
         }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    remote: RemoteArgs,
+    /// The flow's id
+    flow: String,
+}
+
+/// Print a stored flow's current YAML.
+pub fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let yaml = match args.remote.client()? {
+            Some((server, token)) => {
+                let resp = reqwest::Client::new()
+                    .get(format!("{server}/api/v1/flows/{}/export", args.flow))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .with_context(|| format!("cannot reach {server}"))?;
+                if !resp.status().is_success() {
+                    return Err(api_error(resp).await);
+                }
+                resp.text().await?
+            }
+            None => {
+                let store = args.store.open().await?;
+                let info = store.flow(&args.flow).await?;
+                store
+                    .flow_version(&info.id, info.current_version)
+                    .await?
+                    .yaml
+            }
+        };
+        print!("{yaml}");
         Ok(ExitCode::SUCCESS)
     })
 }
