@@ -181,3 +181,75 @@ async fn import_and_export_go_through_the_api_with_a_token() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_log_lines_inside_a_run_carry_run_flow_and_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = dir.path().join("hello.yaml");
+    std::fs::write(&flow, FLOW).unwrap();
+    let bin = env!("CARGO_BIN_EXE_flowbot");
+    let data = dir.path().join("data");
+    let out = Command::new(bin)
+        .args(["import", "--enable", "--data-dir"])
+        .arg(&data)
+        .arg(&flow)
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let path = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("webhook path: "))
+        .unwrap()
+        .to_string();
+    let mut server = Command::new(bin)
+        .args(["serve", "--port", "0", "--log-format", "json", "--data-dir"])
+        .arg(&data)
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "info,flowbot_core=debug")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = server.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let addr = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server starts");
+        if let Some(rest) = line.strip_prefix("flowbot serving on ") {
+            break rest.split(' ').next().unwrap().to_string();
+        }
+    };
+    reqwest::Client::new()
+        .post(format!("{addr}{path}"))
+        .json(&serde_json::json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    server.wait().unwrap();
+    let lines: Vec<serde_json::Value> = rx
+        .try_iter()
+        .filter_map(|l| serde_json::from_str(&l).ok())
+        .collect();
+    let in_step = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "step succeeded")
+        .unwrap_or_else(|| panic!("no step line in {lines:?}"));
+    let spans = in_step["spans"].as_array().unwrap();
+    let run = spans
+        .iter()
+        .find(|s| s["name"] == "run")
+        .expect("inside the run span");
+    assert!(run["run_id"].as_str().is_some_and(|id| !id.is_empty()));
+    assert_eq!(run["flow_id"], "hello");
+    assert_eq!(in_step["span"]["step"], "greet");
+}

@@ -24,6 +24,9 @@ pub struct Args {
     /// Port of the server that takes the webhooks (0: any free port)
     #[arg(long, default_value_t = 8080)]
     port: u16,
+    /// Address to listen on (0.0.0.0 to be reached from other machines or a container's host)
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: String,
     /// Customers the script creates
     #[arg(long, default_value_t = 12)]
     customers: usize,
@@ -110,14 +113,14 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
     let sf = salesforce::start(SalesforceConfig::default(), 0).await?;
     let ec = ecforce::start(EcforceConfig::default(), 0).await?;
 
-    let listener = match tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await {
+    let listener = match tokio::net::TcpListener::bind((args.bind.as_str(), args.port)).await {
         Ok(l) => l,
         Err(e) if args.port != 0 => {
             eprintln!(
                 "port {} is taken ({e}); using a free one (choose with --port)",
                 args.port
             );
-            tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?
+            tokio::net::TcpListener::bind((args.bind.as_str(), 0)).await?
         }
         Err(e) => return Err(e.into()),
     };

@@ -327,6 +327,7 @@ impl Runner<'_> {
     }
 
     async fn succeed(&self, mut rec: StepRecord, output: Value) -> Result<(), JournalError> {
+        tracing::debug!("step succeeded");
         rec.status = StepStatus::Succeeded;
         rec.output = Some(output);
         rec.finished_at = Some(self.clock.now());
@@ -521,7 +522,6 @@ impl Runner<'_> {
         };
         match result {
             Ok(output) => {
-                tracing::debug!("step succeeded");
                 self.succeed(rec, output.clone()).await?;
                 scope.insert(step.id.clone(), output);
                 Ok(Flow_::Continue)
