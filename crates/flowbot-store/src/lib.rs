@@ -37,7 +37,6 @@ pub use flows::AuditEntry;
 pub use flows::{ConnectionInfo, FlowInfo, FlowVersion};
 pub use queue::{
     Claimed, EnqueueOutcome, EventInfo, Lease, NewEvent, RunFilter, RunInfo, RunStatus, Source,
-    StepRow,
 };
 pub use retention::Retention;
 pub use schedule::{MissedSlots, Schedule, SlotDecision};

@@ -163,9 +163,6 @@ pub struct EventInfo {
     pub body: Value,
 }
 
-/// A step record as stored.
-pub type StepRow = StepRecord;
-
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {
     pub flow_id: Option<String>,
@@ -181,6 +178,11 @@ pub struct RunFilter {
 
 const RUN_COLUMNS: &str = "id, seq, flow_id, flow_version, event_id, status, attempt, next_attempt_at, \
      concurrency_key, lease_owner, trigger_value, error, error_step, created_at, started_at, finished_at";
+
+/// Back to the queue, due now, without the failure; `id = $2` or `flow_id = $2` follows.
+const REQUEUE_FAILED: &str =
+    "UPDATE runs SET status = 'queued', next_attempt_at = $1, error = NULL, \
+     error_step = NULL, finished_at = NULL WHERE status = 'failed' AND";
 
 fn run_row(r: &AnyRow) -> Result<RunInfo> {
     let status: String = r.try_get("status")?;
@@ -683,30 +685,16 @@ impl Store {
 
     /// Re-run a failed run from its failed step, on the flow version it was enqueued with.
     pub async fn rerun_from_failed(&self, run_id: &str) -> Result<()> {
-        let run_id = run_id.to_string();
-        let now = self.now_ms();
-        self.inner
-            .writer
-            .write(move |conn| {
-                Box::pin(async move {
-                    let n = sqlx::query(
-                        "UPDATE runs SET status = 'queued', next_attempt_at = $1, error = NULL, \
-                         error_step = NULL, finished_at = NULL WHERE id = $2 AND status = 'failed'",
-                    )
-                    .bind(now)
-                    .bind(run_id.clone())
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected();
-                    if n == 0 {
-                        return Err(StoreError::Conflict(format!(
-                            "run {run_id} is not a failed run, so it cannot be re-run from its failed step"
-                        )));
-                    }
-                    Ok(())
-                })
-            })
-            .await
+        if self
+            .update_runs(format!("{REQUEUE_FAILED} id = $2"), run_id)
+            .await?
+            == 0
+        {
+            return Err(StoreError::Conflict(format!(
+                "run {run_id} is not a failed run, so it cannot be re-run from its failed step"
+            )));
+        }
+        Ok(())
     }
 
     /// Start a new run with the same trigger; on the flow's current version, or the one
@@ -751,53 +739,21 @@ impl Store {
 
     /// Re-run every failed run of a flow from its failed step. Returns how many.
     pub async fn rerun_failed(&self, flow_id: &str) -> Result<u64> {
-        let flow_id = flow_id.to_string();
-        let now = self.now_ms();
-        self.inner
-            .writer
-            .write(move |conn| {
-                Box::pin(async move {
-                    Ok(sqlx::query(
-                        "UPDATE runs SET status = 'queued', next_attempt_at = $1, error = NULL, \
-                         error_step = NULL, finished_at = NULL WHERE flow_id = $2 AND status = 'failed'",
-                    )
-                    .bind(now)
-                    .bind(flow_id)
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected())
-                })
-            })
+        self.update_runs(format!("{REQUEUE_FAILED} flow_id = $2"), flow_id)
             .await
     }
 
     /// Cancel a queued or running run. A worker running it notices at its next heartbeat.
     pub async fn cancel(&self, run_id: &str) -> Result<()> {
-        let run_id = run_id.to_string();
-        let now = self.now_ms();
-        self.inner
-            .writer
-            .write(move |conn| {
-                Box::pin(async move {
-                    let n = sqlx::query(
-                        "UPDATE runs SET status = 'canceled', finished_at = $1, lease_owner = NULL, \
-                         lease_token = NULL, lease_expires_at = NULL \
-                         WHERE id = $2 AND status IN ('queued', 'running')",
-                    )
-                    .bind(now)
-                    .bind(run_id.clone())
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected();
-                    if n == 0 {
-                        return Err(StoreError::Conflict(format!(
-                            "run {run_id} has already finished"
-                        )));
-                    }
-                    Ok(())
-                })
-            })
-            .await
+        let sql = "UPDATE runs SET status = 'canceled', finished_at = $1, lease_owner = NULL, \
+                   lease_token = NULL, lease_expires_at = NULL \
+                   WHERE id = $2 AND status IN ('queued', 'running')";
+        if self.update_runs(sql.to_string(), run_id).await? == 0 {
+            return Err(StoreError::Conflict(format!(
+                "run {run_id} has already finished"
+            )));
+        }
+        Ok(())
     }
 
     /// The newest events of a flow (or of every flow), newest first.
@@ -836,20 +792,25 @@ impl Store {
 
     /// Cancel every queued run of a flow (a flow gone wrong). Returns how many.
     pub async fn cancel_queued(&self, flow_id: &str) -> Result<u64> {
-        let flow_id = flow_id.to_string();
+        let sql = "UPDATE runs SET status = 'canceled', finished_at = $1 WHERE flow_id = $2 AND status = 'queued'";
+        self.update_runs(sql.to_string(), flow_id).await
+    }
+
+    /// One `UPDATE runs` whose `$1` is now and `$2` the run or flow it is about; the number
+    /// of runs it changed.
+    async fn update_runs(&self, sql: String, key: &str) -> Result<u64> {
+        let key = key.to_string();
         let now = self.now_ms();
         self.inner
             .writer
             .write(move |conn| {
                 Box::pin(async move {
-                    Ok(sqlx::query(
-                        "UPDATE runs SET status = 'canceled', finished_at = $1 WHERE flow_id = $2 AND status = 'queued'",
-                    )
-                    .bind(now)
-                    .bind(flow_id)
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected())
+                    Ok(sqlx::query(&sql)
+                        .bind(now)
+                        .bind(key)
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected())
                 })
             })
             .await

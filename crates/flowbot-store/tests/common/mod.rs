@@ -7,7 +7,7 @@ use std::time::Duration;
 use flowbot_core::Clock;
 use flowbot_store::{NewEvent, Source, Store, StoreConfig};
 use jiff::Timestamp;
-use serde_json::{json, Value};
+use serde_json::json;
 
 pub struct ManualClock(Mutex<Timestamp>);
 
@@ -127,8 +127,4 @@ pub fn event(customer: &str) -> NewEvent {
         concurrency_key: Ok(Some(customer.to_string())),
         dedupe: None,
     }
-}
-
-pub fn value_str(v: &Value) -> String {
-    v.to_string()
 }
