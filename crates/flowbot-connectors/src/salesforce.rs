@@ -6,7 +6,7 @@
 //! Everything comes from the connection: the My Domain URL, the API version, and the
 //! `instance_url` the token endpoint answers with. Nothing assumes the simulator.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use flowbot_core::manifest::{ActionSpec, AppManifest, FieldKind, FieldSpec, OutputSpec, Text};
 use flowbot_core::template::soql_literal;
-use flowbot_core::{ActionCall, ActionError, Connection, Connector};
+use flowbot_core::{ActionCall, ActionError, ApiUsage, Connection, Connector};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 
@@ -42,7 +42,8 @@ pub struct SalesforceConnector {
     manifest: AppManifest,
     client: reqwest::Client,
     slots: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<Slot>>>>,
-    usage: Mutex<Option<(u64, u64)>>,
+    /// The latest `Sforce-Limit-Info` per connection name: (used, daily allowance).
+    usage: Mutex<BTreeMap<String, (u64, u64)>>,
     /// Rotated refresh tokens not yet saved: connection name → token.
     rotated: Mutex<HashMap<String, String>>,
 }
@@ -53,14 +54,9 @@ impl SalesforceConnector {
             manifest: manifest(),
             client,
             slots: Mutex::new(HashMap::new()),
-            usage: Mutex::new(None),
+            usage: Mutex::new(BTreeMap::new()),
             rotated: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// The org's API usage from the latest `Sforce-Limit-Info`: (used, daily allowance).
-    pub fn api_usage(&self) -> Option<(u64, u64)> {
-        *self.usage.lock().expect("usage")
     }
 }
 
@@ -652,7 +648,10 @@ impl SalesforceConnector {
                 .and_then(|v| v.to_str().ok())
                 .and_then(parse_limit_info)
             {
-                *self.usage.lock().expect("usage") = Some(usage);
+                self.usage
+                    .lock()
+                    .expect("usage")
+                    .insert(c.name.clone(), usage);
             }
             let retry = retry_after(resp.headers());
             let bytes = resp
@@ -938,6 +937,19 @@ impl Connector for SalesforceConnector {
             .expect("rotated tokens")
             .drain()
             .map(|(name, token)| (name, "refresh_token".to_string(), Value::String(token)))
+            .collect()
+    }
+
+    fn api_usage(&self) -> Vec<ApiUsage> {
+        self.usage
+            .lock()
+            .expect("usage")
+            .iter()
+            .map(|(name, (used, limit))| ApiUsage {
+                connection: name.clone(),
+                used: *used,
+                limit: *limit,
+            })
             .collect()
     }
 }

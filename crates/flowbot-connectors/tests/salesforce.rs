@@ -120,8 +120,9 @@ async fn records_are_created_searched_updated_upserted_and_deleted() {
         .map(|r| r["Name"].clone())
         .collect();
     assert_eq!(names, [json!("佐藤 一郎")]);
-    let (used, limit) = c.api_usage().expect("Sforce-Limit-Info is read");
-    assert_eq!((used, limit), (7, 100_000));
+    let usage = c.api_usage();
+    assert_eq!(usage.len(), 1, "Sforce-Limit-Info is read: {usage:?}");
+    assert_eq!((usage[0].used, usage[0].limit), (7, 100_000));
 }
 
 #[tokio::test]

@@ -206,6 +206,19 @@ pub trait Connector: Send + Sync {
     async fn test_connection(&self, _connection: &Connection) -> Result<(), ActionError> {
         Ok(())
     }
+
+    /// The API allowance the app last reported, per connection (for metrics and budgets).
+    fn api_usage(&self) -> Vec<ApiUsage> {
+        Vec::new()
+    }
+}
+
+/// An app's own report of how much of its API allowance a connection has used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiUsage {
+    pub connection: String,
+    pub used: u64,
+    pub limit: u64,
 }
 
 /// The installed apps, by id.
@@ -237,5 +250,13 @@ impl Apps {
 
     pub fn ids(&self) -> Vec<&str> {
         self.by_id.keys().map(String::as_str).collect()
+    }
+
+    /// Every app's API usage reports, with the app's id.
+    pub fn api_usage(&self) -> Vec<(String, ApiUsage)> {
+        self.by_id
+            .iter()
+            .flat_map(|(id, c)| c.api_usage().into_iter().map(move |u| (id.clone(), u)))
+            .collect()
     }
 }

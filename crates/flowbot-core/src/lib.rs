@@ -16,7 +16,8 @@ pub mod template;
 pub mod validate;
 
 pub use connector::{
-    ActionCall, ActionError, Apps, Connection, Connector, ErrorClass, PollCall, Polled, WebhookCall,
+    ActionCall, ActionError, ApiUsage, Apps, Connection, Connector, ErrorClass, PollCall, Polled,
+    WebhookCall,
 };
 pub use diag::Diagnostic;
 pub use model::Flow;

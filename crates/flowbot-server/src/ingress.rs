@@ -15,12 +15,15 @@ use serde_json::{json, Map, Value};
 
 use crate::AppState;
 
-fn answer(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        Json(json!({ "error": { "code": code, "message": message } })),
+fn answer(status: StatusCode, code: &'static str, message: &str) -> Response {
+    tagged(
+        (
+            status,
+            Json(json!({ "error": { "code": code, "message": message } })),
+        )
+            .into_response(),
+        code,
     )
-        .into_response()
 }
 
 /// The store could not take the event: the sender must try again.
@@ -37,6 +40,33 @@ fn unavailable(e: &StoreError) -> Response {
 
 pub(crate) async fn webhook(
     State(s): State<AppState>,
+    path: Path<(String, String)>,
+    query: Query<Map<String, Value>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let response = take(&s, path, query, headers, body).await;
+    let reason = response
+        .extensions()
+        .get::<Reason>()
+        .map_or("unknown", |r| r.0);
+    s.store
+        .telemetry()
+        .webhook(response.status().is_success(), reason);
+    response
+}
+
+/// Why a webhook got its answer, for the metrics.
+#[derive(Clone, Copy)]
+struct Reason(&'static str);
+
+fn tagged(mut r: Response, reason: &'static str) -> Response {
+    r.extensions_mut().insert(Reason(reason));
+    r
+}
+
+async fn take(
+    s: &AppState,
     Path((flow_id, token)): Path<(String, String)>,
     Query(query): Query<Map<String, Value>>,
     headers: HeaderMap,
@@ -153,11 +183,14 @@ pub(crate) async fn webhook(
                 .record_ignored_event(&flow_id, Value::Object(hdrs), body, note)
                 .await
             {
-                Ok(event_id) => (
-                    StatusCode::OK,
-                    Json(json!({ "outcome": "ignored", "event_id": event_id })),
-                )
-                    .into_response(),
+                Ok(event_id) => tagged(
+                    (
+                        StatusCode::OK,
+                        Json(json!({ "outcome": "ignored", "event_id": event_id })),
+                    )
+                        .into_response(),
+                    "ignored",
+                ),
                 Err(e) => unavailable(&e),
             };
         }
@@ -178,13 +211,13 @@ pub(crate) async fn webhook(
     };
     match s.store.enqueue(event).await {
         Ok(outcome) => {
-            let status = match outcome {
-                EnqueueOutcome::Queued { .. } | EnqueueOutcome::Failed { .. } => {
-                    StatusCode::ACCEPTED
-                }
-                EnqueueOutcome::Ignored { .. } | EnqueueOutcome::Duplicate { .. } => StatusCode::OK,
+            let (status, reason) = match outcome {
+                EnqueueOutcome::Queued { .. } => (StatusCode::ACCEPTED, "queued"),
+                EnqueueOutcome::Failed { .. } => (StatusCode::ACCEPTED, "unreadable"),
+                EnqueueOutcome::Ignored { .. } => (StatusCode::OK, "ignored"),
+                EnqueueOutcome::Duplicate { .. } => (StatusCode::OK, "duplicate"),
             };
-            (status, Json(json!(outcome))).into_response()
+            tagged((status, Json(json!(outcome))).into_response(), reason)
         }
         Err(StoreError::FlowNotFound(_)) => {
             answer(StatusCode::NOT_FOUND, "not_found", "no such webhook")

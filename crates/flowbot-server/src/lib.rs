@@ -10,6 +10,7 @@ pub mod auth;
 mod error;
 mod ingress;
 pub mod openapi;
+pub mod setup;
 mod ui;
 
 use std::collections::HashMap;
@@ -78,10 +79,12 @@ impl AppState {
 
 pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body;
-    let protected = api::protected().route_layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        auth::require_auth,
-    ));
+    let protected = api::protected()
+        .route("/metrics", get(metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_auth,
+        ));
     Router::new()
         .merge(protected)
         .merge(api::public())
@@ -93,6 +96,61 @@ pub fn router(state: AppState) -> Router {
             post(ingress::webhook).layer(axum::extract::DefaultBodyLimit::max(limit)),
         )
         .with_state(state)
+}
+
+/// Serve `GET /metrics` alone, behind the same sign-in (an API token as a bearer token), for
+/// a process that serves nothing else — a worker's `--metrics-addr`.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_auth,
+        ))
+        .with_state(state);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
+}
+
+async fn metrics(State(s): State<AppState>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let usage: Vec<flowbot_store::ApiUsageReading> = s
+        .apps
+        .api_usage()
+        .into_iter()
+        .map(|(app, u)| flowbot_store::ApiUsageReading {
+            app,
+            connection: u.connection,
+            used: u.used,
+            limit: u.limit,
+        })
+        .collect();
+    match s.store.telemetry().render(&s.store, &usage).await {
+        Ok(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics cannot be read from the database");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database cannot be reached",
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn readyz(State(s): State<AppState>) -> (StatusCode, &'static str) {

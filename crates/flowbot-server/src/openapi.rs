@@ -124,6 +124,7 @@ pub const PROTECTED: &[(&str, &str, &str)] = &[
         "/api/v1/connections/{id}/oauth/start",
         "Connect Salesforce through OAuth (authorization code with PKCE)",
     ),
+    ("get", "/metrics", "Prometheus metrics (OpenMetrics text)"),
 ];
 
 /// Routes open to anyone.

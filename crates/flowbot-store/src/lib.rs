@@ -15,9 +15,11 @@ mod auth;
 pub mod crypto;
 mod flows;
 pub mod notify;
+mod progress;
 mod queue;
 mod retention;
 mod schedule;
+pub mod telemetry;
 pub mod worker;
 mod writer;
 
@@ -40,6 +42,7 @@ pub use queue::{
 };
 pub use retention::Retention;
 pub use schedule::{MissedSlots, Schedule, SlotDecision};
+pub use telemetry::{ApiUsageReading, Telemetry};
 pub use worker::{FlowCache, Worker, WorkerConfig, WorkerStats};
 
 /// Which database is behind the store.
@@ -130,6 +133,7 @@ struct Inner {
     cipher: std::sync::RwLock<crypto::Cipher>,
     clock: Arc<dyn Clock>,
     metrics: Arc<StoreMetrics>,
+    telemetry: telemetry::Telemetry,
     data_dir: PathBuf,
     /// Held for the store's lifetime: a second process on the same SQLite file is refused.
     _lock: Option<std::fs::File>,
@@ -210,6 +214,7 @@ impl Store {
                 cipher: std::sync::RwLock::new(cipher),
                 clock,
                 metrics,
+                telemetry: telemetry::Telemetry::default(),
                 data_dir: config.data_dir.clone(),
                 _lock: lock,
             }),
@@ -224,6 +229,11 @@ impl Store {
 
     pub fn metrics(&self) -> &StoreMetrics {
         &self.inner.metrics
+    }
+
+    /// This process's Prometheus metrics.
+    pub fn telemetry(&self) -> &telemetry::Telemetry {
+        &self.inner.telemetry
     }
 
     /// Transactions the writer has committed so far.
@@ -322,6 +332,12 @@ fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
                 include_str!("../../../migrations/sqlite/0004_settings.sql"),
                 false,
             ),
+            (
+                5,
+                "workers",
+                include_str!("../../../migrations/sqlite/0005_workers.sql"),
+                false,
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -340,6 +356,12 @@ fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
                 3,
                 "settings",
                 include_str!("../../../migrations/postgres/0003_settings.sql"),
+                false,
+            ),
+            (
+                4,
+                "workers",
+                include_str!("../../../migrations/postgres/0004_workers.sql"),
                 false,
             ),
         ],

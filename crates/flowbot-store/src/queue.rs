@@ -142,6 +142,8 @@ pub struct RunInfo {
     pub next_attempt_at: i64,
     pub concurrency_key: Option<String>,
     pub lease_owner: Option<String>,
+    /// The worker that concluded the run's latest attempt.
+    pub finished_by: Option<String>,
     pub trigger: Value,
     pub error: Option<String>,
     pub error_step: Option<String>,
@@ -177,7 +179,7 @@ pub struct RunFilter {
 }
 
 const RUN_COLUMNS: &str = "id, seq, flow_id, flow_version, event_id, status, attempt, next_attempt_at, \
-     concurrency_key, lease_owner, trigger_value, error, error_step, created_at, started_at, finished_at";
+     concurrency_key, lease_owner, trigger_value, error, error_step, created_at, started_at, finished_at, finished_by";
 
 /// Back to the queue, due now, without the failure; `id = $2` or `flow_id = $2` follows.
 const REQUEUE_FAILED: &str =
@@ -198,6 +200,7 @@ fn run_row(r: &AnyRow) -> Result<RunInfo> {
         next_attempt_at: r.try_get("next_attempt_at")?,
         concurrency_key: r.try_get("concurrency_key")?,
         lease_owner: r.try_get("lease_owner")?,
+        finished_by: r.try_get("finished_by")?,
         trigger: json_col(r, "trigger_value")?,
         error: r.try_get("error")?,
         error_step: r.try_get("error_step")?,
@@ -541,7 +544,7 @@ impl Store {
                 Box::pin(async move {
                     let n = sqlx::query(
                         "UPDATE runs SET status = $1, next_attempt_at = COALESCE($2, next_attempt_at), \
-                         error = $3, error_step = $4, finished_at = $5, \
+                         error = $3, error_step = $4, finished_at = $5, finished_by = lease_owner, \
                          lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL \
                          WHERE id = $6 AND lease_token = $7 AND status = 'running'",
                     )

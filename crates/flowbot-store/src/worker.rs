@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use flowbot_core::runner::{concurrency_key, dedupe_key, JournalError, StepRecord};
+use flowbot_core::runner::{concurrency_key, dedupe_key, JournalError, StepRecord, StepStatus};
 use flowbot_core::{check, Apps, Flow, Journal, RunOutcome, Runner};
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
@@ -136,7 +136,30 @@ impl Journal for StoreJournal {
         self.store
             .record_step(&self.lease, rec)
             .await
-            .map_err(|e| JournalError(e.to_string()))
+            .map_err(|e| JournalError(e.to_string()))?;
+        observe_step(self.store.telemetry(), rec);
+        Ok(())
+    }
+}
+
+/// App steps feed the latency histogram when they end, and the retry counter when they
+/// start again.
+fn observe_step(t: &crate::Telemetry, rec: &StepRecord) {
+    let (Some(app), Some(action)) = (&rec.app, &rec.action) else {
+        return;
+    };
+    match (rec.status, rec.finished_at) {
+        (StepStatus::Started, _) if rec.attempt > 1 => t.step_retried(app, action),
+        (StepStatus::Succeeded | StepStatus::Failed, Some(end)) => {
+            let seconds = end.duration_since(rec.started_at).as_secs_f64().max(0.0);
+            let status = if rec.status == StepStatus::Succeeded {
+                "succeeded"
+            } else {
+                "failed"
+            };
+            t.step_finished(app, action, status, seconds);
+        }
+        _ => {}
     }
 }
 
@@ -158,9 +181,14 @@ impl Worker {
         let mut inflight: JoinSet<()> = JoinSet::new();
         let held: Held = Arc::default();
         let stop_side_tasks = CancellationToken::new();
+        let started_at = worker.store.clock().now().as_millisecond();
+        if let Err(e) = worker.store.worker_seen(&worker.cfg.id, started_at).await {
+            tracing::warn!(error = %e, "cannot report this worker as alive");
+        }
 
         let heartbeat = tokio::spawn(heartbeat_loop(
             worker.clone(),
+            started_at,
             held.clone(),
             stop_side_tasks.clone(),
         ));
@@ -254,6 +282,9 @@ impl Worker {
         }
         stop_side_tasks.cancel();
         let _ = heartbeat.await;
+        if let Err(e) = worker.store.worker_gone(&worker.cfg.id).await {
+            tracing::warn!(error = %e, "cannot report this worker as stopped");
+        }
         for t in [triggers, retention].into_iter().flatten() {
             let _ = t.await;
         }
@@ -287,6 +318,17 @@ impl Worker {
             match self.store.finish(&c.lease, &outcome).await {
                 Ok(status) => {
                     tracing::info!(status = status.as_str(), "attempt finished");
+                    let t = self.store.telemetry();
+                    let ended = match outcome {
+                        RunOutcome::Succeeded => "succeeded",
+                        RunOutcome::Failed { .. } => "failed",
+                        RunOutcome::RetryLater { .. } => {
+                            t.run_retry(&c.flow_id);
+                            "retrying"
+                        }
+                        RunOutcome::WaitUntil { .. } => "waiting",
+                    };
+                    t.run_finished(&c.flow_id, ended);
                     if status == crate::RunStatus::Failed {
                         if let Ok(run) = self.store.run(&c.lease.run_id).await {
                             crate::notify::notify_failure(&self.store, &self.apps, &run).await;
@@ -384,12 +426,16 @@ fn setup_or_journal(e: StoreError, what: &str) -> AttemptError {
     }
 }
 
-async fn heartbeat_loop(worker: Arc<Worker>, held: Held, stop: CancellationToken) {
-    let every = worker.cfg.lease / 3;
+async fn heartbeat_loop(worker: Arc<Worker>, started_at: i64, held: Held, stop: CancellationToken) {
+    // Often enough both to keep leases and to count as alive (seen within 30 s).
+    let every = (worker.cfg.lease / 3).min(Duration::from_secs(10));
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stop.cancelled() => return,
+        }
+        if let Err(e) = worker.store.worker_seen(&worker.cfg.id, started_at).await {
+            tracing::warn!(error = %e, "cannot report this worker as alive");
         }
         if held.lock().expect("held runs").is_empty() {
             continue;

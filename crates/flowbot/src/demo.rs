@@ -11,6 +11,7 @@ use anyhow::Context;
 use flowbot_connectors::templates::template;
 use flowbot_sandbox::ecforce::{self, EcforceConfig, EcforceSim, Webhook};
 use flowbot_sandbox::salesforce::{self, SalesforceConfig};
+use flowbot_server::setup::{install_template, SyncApps};
 use flowbot_server::{AppState, ServerConfig};
 use flowbot_store::{RunStatus, Store, StoreConfig, Worker, WorkerConfig};
 use serde_json::{json, Map, Value};
@@ -145,35 +146,21 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
 
     // The template, with connections pointing at the simulators, trigger ON.
     let t = template(template_id).expect("the templates are embedded");
-    let name = flowbot_core::check(t.yaml, &apps)
-        .flow
-        .map(|f| f.name)
-        .unwrap_or_else(|| t.id.to_string());
-    let info = store.import_flow(t.id, &name, t.yaml, "demo").await?;
-    let ecf = store
-        .save_connection(
-            "ecforce (sandbox)",
-            "ecforce",
-            &obj(json!({"account_name": "sandbox", "base_url": ec.url, "access_token": ec.sim.config().access_token})),
-            "demo",
-        )
-        .await?;
     let cfg = sf.sim.config();
-    let sfc = store
-        .save_connection(
-            "Salesforce (sandbox)",
-            "salesforce",
-            &obj(json!({"my_domain_url": sf.url, "client_id": cfg.client_id, "client_secret": cfg.client_secret})),
-            "demo",
-        )
-        .await?;
-    store
-        .bind_connection(t.id, "ecforce", &ecf.id, "demo")
-        .await?;
-    store
-        .bind_connection(t.id, "salesforce", &sfc.id, "demo")
-        .await?;
-    store.set_enabled(t.id, true, "demo").await?;
+    let info = install_template(
+        &store,
+        &apps,
+        t.id,
+        &SyncApps {
+            ecforce_url: ec.url.clone(),
+            ecforce_token: ec.sim.config().access_token.clone(),
+            salesforce_url: sf.url.clone(),
+            client_id: cfg.client_id.clone(),
+            client_secret: cfg.client_secret.clone(),
+        },
+        "demo",
+    )
+    .await?;
     let hook = format!("{server_url}/hooks/{}/{}", t.id, info.webhook_token);
     ec.sim.set_webhooks(vec![Webhook {
         url: hook.clone(),

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use flowbot_core::runner::{concurrency_key, dedupe_key};
 use flowbot_core::{check, Flow};
+use flowbot_server::{AppState, ServerConfig};
 use flowbot_store::{EnqueueOutcome, NewEvent, Source, Store, StoreConfig, Worker, WorkerConfig};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -89,6 +90,12 @@ pub struct WorkerArgs {
     /// Keep at most this many finished runs per flow
     #[arg(long, value_name = "N")]
     retain_runs: Option<u64>,
+    /// This worker's name in leases, logs and the run history (default: worker-PID-random)
+    #[arg(long, value_name = "NAME")]
+    id: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (sign in with an API token)
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<String>,
 }
 
 pub fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
@@ -107,6 +114,10 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
             }),
             ..WorkerConfig::default()
         };
+        let cfg = match args.id {
+            Some(id) => WorkerConfig { id, ..cfg },
+            None => cfg,
+        };
         let shutdown = CancellationToken::new();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
         eprintln!(
@@ -114,9 +125,26 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
             cfg.id,
             store.backend()
         );
-        let stats = Worker::new(store, flowbot_connectors::registry(), cfg)
-            .run(shutdown)
-            .await?;
+        let apps = flowbot_connectors::registry();
+        let metrics = match &args.metrics_addr {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+                eprintln!("metrics at http://{}/metrics", listener.local_addr()?);
+                let state = AppState::new(store.clone(), apps.clone(), ServerConfig::default());
+                Some(tokio::spawn(flowbot_server::serve_metrics(
+                    listener,
+                    state,
+                    shutdown.clone(),
+                )))
+            }
+            None => None,
+        };
+        let stats = Worker::new(store, apps, cfg).run(shutdown).await?;
+        if let Some(m) = metrics {
+            let _ = m.await;
+        }
         eprintln!(
             "worker stopped: {} attempts, {} runs released",
             stats.attempts, stats.released

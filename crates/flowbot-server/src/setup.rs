@@ -1,0 +1,65 @@
+//! Wiring a built-in template to a pair of ecforce and Salesforce endpoints in one go: the
+//! demo, the cluster command and the end-to-end tests all start from this state.
+
+use flowbot_core::Apps;
+use flowbot_store::{FlowInfo, Result, Store, StoreError};
+use serde_json::{json, Map, Value};
+
+/// Where the two apps of the customer-sync templates answer, and how to sign in.
+#[derive(Debug, Clone)]
+pub struct SyncApps {
+    pub ecforce_url: String,
+    pub ecforce_token: String,
+    pub salesforce_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+/// Import the template, save (or update) a connection per app, choose them for the flow's
+/// slots, and switch its trigger ON. Returns the stored flow (with its webhook token).
+pub async fn install_template(
+    store: &Store,
+    apps: &Apps,
+    template_id: &str,
+    to: &SyncApps,
+    actor: &str,
+) -> Result<FlowInfo> {
+    let t = flowbot_connectors::templates::template(template_id)
+        .ok_or_else(|| StoreError::FlowNotFound(template_id.to_string()))?;
+    let name = flowbot_core::check(t.yaml, apps)
+        .flow
+        .map(|f| f.name)
+        .unwrap_or_else(|| t.id.to_string());
+    let info = store.import_flow(t.id, &name, t.yaml, actor).await?;
+    let ecforce = store
+        .save_connection(
+            "ecforce (sandbox)",
+            "ecforce",
+            &object(json!({"account_name": "sandbox", "base_url": to.ecforce_url, "access_token": to.ecforce_token})),
+            actor,
+        )
+        .await?;
+    let salesforce = store
+        .save_connection(
+            "Salesforce (sandbox)",
+            "salesforce",
+            &object(json!({"my_domain_url": to.salesforce_url, "client_id": to.client_id, "client_secret": to.client_secret})),
+            actor,
+        )
+        .await?;
+    store
+        .bind_connection(t.id, "ecforce", &ecforce.id, actor)
+        .await?;
+    store
+        .bind_connection(t.id, "salesforce", &salesforce.id, actor)
+        .await?;
+    store.set_enabled(t.id, true, actor).await?;
+    Ok(info)
+}
+
+fn object(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}

@@ -1,0 +1,131 @@
+//! Liveness of workers, and where long jobs have got to.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::Row;
+
+use crate::{Result, Store, StoreError};
+
+impl Store {
+    /// A worker reports in (at start and then every few seconds while it runs).
+    pub async fn worker_seen(&self, id: &str, started_at: i64) -> Result<()> {
+        let id = id.to_string();
+        let now = self.now_ms();
+        self.inner
+            .writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO workers (id, started_at, last_seen) VALUES ($1, $2, $3) \
+                         ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen",
+                    )
+                    .bind(id)
+                    .bind(started_at)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    /// A worker stopped cleanly; one that died ages out of [`Store::live_workers`].
+    pub async fn worker_gone(&self, id: &str) -> Result<()> {
+        let id = id.to_string();
+        self.inner
+            .writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    sqlx::query("DELETE FROM workers WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    /// Workers that reported in within `within`, by id.
+    pub async fn live_workers(&self, within: Duration) -> Result<Vec<String>> {
+        let since = self.now_ms() - within.as_millis() as i64;
+        let rows = sqlx::query("SELECT id FROM workers WHERE last_seen >= $1 ORDER BY id")
+            .bind(since)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>("id").map_err(Into::into))
+            .collect()
+    }
+
+    /// How many runs each worker concluded, for the flow given (or all flows).
+    pub async fn runs_by_worker(&self, flow_id: Option<&str>) -> Result<Vec<(String, i64)>> {
+        let filter = if flow_id.is_some() {
+            "AND flow_id = $1"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT finished_by, COUNT(*) AS n FROM runs WHERE finished_by IS NOT NULL {filter} \
+             GROUP BY finished_by ORDER BY finished_by"
+        );
+        let mut q = sqlx::query(&sql);
+        if let Some(f) = flow_id {
+            q = q.bind(f.to_string());
+        }
+        let rows = q.fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("finished_by")?, r.try_get("n")?)))
+            .collect()
+    }
+
+    /// The saved state of a long job, if it has one.
+    pub async fn job_progress(&self, name: &str) -> Result<Option<Value>> {
+        let row = sqlx::query("SELECT state FROM job_progress WHERE name = $1")
+            .bind(name.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        match row {
+            None => Ok(None),
+            Some(r) => {
+                let text: String = r.try_get("state")?;
+                serde_json::from_str(&text)
+                    .map(Some)
+                    .map_err(|e| StoreError::Corrupt(format!("job `{name}`: {e}")))
+            }
+        }
+    }
+
+    /// Save (or, with `None`, forget) a long job's state.
+    pub async fn set_job_progress(&self, name: &str, state: Option<&Value>) -> Result<()> {
+        let name = name.to_string();
+        let text = state.map(Value::to_string);
+        let now = self.now_ms();
+        self.inner
+            .writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    match text {
+                        Some(text) => sqlx::query(
+                            "INSERT INTO job_progress (name, state, updated_at) VALUES ($1, $2, $3) \
+                             ON CONFLICT (name) DO UPDATE SET state = excluded.state, \
+                             updated_at = excluded.updated_at",
+                        )
+                        .bind(name)
+                        .bind(text)
+                        .bind(now)
+                        .execute(&mut *conn)
+                        .await?,
+                        None => sqlx::query("DELETE FROM job_progress WHERE name = $1")
+                            .bind(name)
+                            .execute(&mut *conn)
+                            .await?,
+                    };
+                    Ok(())
+                })
+            })
+            .await
+    }
+}
