@@ -2,6 +2,9 @@
 //! demo, the cluster command and the end-to-end tests all start from this state.
 
 use flowbot_core::Apps;
+use flowbot_sandbox::ecforce::EcforceSim;
+use flowbot_sandbox::salesforce::SalesforceSim;
+use flowbot_sandbox::Running;
 use flowbot_store::{FlowInfo, Result, Store, StoreError};
 use serde_json::{json, Map, Value};
 
@@ -13,6 +16,20 @@ pub struct SyncApps {
     pub salesforce_url: String,
     pub client_id: String,
     pub client_secret: String,
+}
+
+impl SyncApps {
+    /// The simulators' addresses and credentials.
+    pub fn sandbox(ec: &Running<EcforceSim>, sf: &Running<SalesforceSim>) -> SyncApps {
+        let cfg = sf.sim.config();
+        SyncApps {
+            ecforce_url: ec.url.clone(),
+            ecforce_token: ec.sim.config().access_token.clone(),
+            salesforce_url: sf.url.clone(),
+            client_id: cfg.client_id.clone(),
+            client_secret: cfg.client_secret.clone(),
+        }
+    }
 }
 
 /// Import the template, save (or update) a connection per app, choose them for the flow's

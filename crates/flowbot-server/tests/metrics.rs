@@ -36,13 +36,7 @@ async fn metrics_show_webhooks_runs_steps_retries_queue_workers_and_api_usage() 
         &store,
         &apps,
         TEMPLATE,
-        &SyncApps {
-            ecforce_url: ec.url.clone(),
-            ecforce_token: ec.sim.config().access_token.clone(),
-            salesforce_url: sf.url.clone(),
-            client_id: cfg.client_id.clone(),
-            client_secret: cfg.client_secret.clone(),
-        },
+        &SyncApps::sandbox(&ec, &sf),
         "test",
     )
     .await

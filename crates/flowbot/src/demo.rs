@@ -146,21 +146,7 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
 
     // The template, with connections pointing at the simulators, trigger ON.
     let t = template(template_id).expect("the templates are embedded");
-    let cfg = sf.sim.config();
-    let info = install_template(
-        &store,
-        &apps,
-        t.id,
-        &SyncApps {
-            ecforce_url: ec.url.clone(),
-            ecforce_token: ec.sim.config().access_token.clone(),
-            salesforce_url: sf.url.clone(),
-            client_id: cfg.client_id.clone(),
-            client_secret: cfg.client_secret.clone(),
-        },
-        "demo",
-    )
-    .await?;
+    let info = install_template(&store, &apps, t.id, &SyncApps::sandbox(&ec, &sf), "demo").await?;
     let hook = format!("{server_url}/hooks/{}/{}", t.id, info.webhook_token);
     ec.sim.set_webhooks(vec![Webhook {
         url: hook.clone(),
