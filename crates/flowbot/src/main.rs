@@ -5,6 +5,7 @@
 
 mod apps;
 mod bench;
+mod cluster;
 mod connections;
 mod demo;
 mod run;
@@ -71,6 +72,8 @@ enum Command {
     Bench(bench::Args),
     /// The customer sync end to end against simulated ecforce and Salesforce
     Demo(demo::Args),
+    /// One server and several worker processes sharing PostgreSQL, with the simulators
+    Cluster(cluster::Args),
 }
 
 fn main() -> ExitCode {
@@ -102,6 +105,7 @@ fn main() -> ExitCode {
         Command::RotateKey(args) => store_cmds::rotate_key(args),
         Command::Bench(args) => bench::main(args),
         Command::Demo(args) => demo::main(args),
+        Command::Cluster(args) => cluster::main(args),
     };
     match result {
         Ok(code) => code,
