@@ -37,13 +37,7 @@ struct App {
 
 async fn app() -> App {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&StoreConfig {
-        database_url: None,
-        data_dir: dir.path().into(),
-        secret_key: None,
-    })
-    .await
-    .unwrap();
+    let store = Store::open(&StoreConfig::sqlite(dir.path())).await.unwrap();
     let generic = store
         .import_flow("generic", "generic", GENERIC, "t")
         .await

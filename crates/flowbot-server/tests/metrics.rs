@@ -21,13 +21,7 @@ fn obj(v: Value) -> Map<String, Value> {
 #[tokio::test]
 async fn metrics_show_webhooks_runs_steps_retries_queue_workers_and_api_usage() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&StoreConfig {
-        database_url: None,
-        data_dir: dir.path().into(),
-        secret_key: None,
-    })
-    .await
-    .unwrap();
+    let store = Store::open(&StoreConfig::sqlite(dir.path())).await.unwrap();
     let apps = flowbot_connectors::registry();
     let sf = salesforce::start(Default::default(), 0).await.unwrap();
     let ec = ecforce::start(Default::default(), 0).await.unwrap();

@@ -17,13 +17,7 @@ steps:
 
 async fn app() -> (String, Store, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&StoreConfig {
-        database_url: None,
-        data_dir: dir.path().into(),
-        secret_key: None,
-    })
-    .await
-    .unwrap();
+    let store = Store::open(&StoreConfig::sqlite(dir.path())).await.unwrap();
     flowbot_server::auth::ensure_admin(&store, Some("pw"))
         .await
         .unwrap();

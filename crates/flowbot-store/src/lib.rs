@@ -98,6 +98,15 @@ pub struct StoreConfig {
 }
 
 impl StoreConfig {
+    /// SQLite in `data_dir`, with the key file there.
+    pub fn sqlite(data_dir: impl Into<PathBuf>) -> StoreConfig {
+        StoreConfig {
+            database_url: None,
+            data_dir: data_dir.into(),
+            secret_key: None,
+        }
+    }
+
     /// From the environment: `DATABASE_URL`, `FLOWBOT_SECRET_KEY`, and the given data dir.
     pub fn from_env(data_dir: impl Into<PathBuf>) -> StoreConfig {
         StoreConfig {

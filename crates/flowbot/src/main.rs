@@ -10,6 +10,7 @@ mod connections;
 mod demo;
 mod run;
 mod store_cmds;
+mod sync_jobs;
 mod validate;
 
 use std::path::PathBuf;
@@ -74,6 +75,10 @@ enum Command {
     Demo(demo::Args),
     /// One server and several worker processes sharing PostgreSQL, with the simulators
     Cluster(cluster::Args),
+    /// Sync every existing ecforce customer through a flow's mapping, 200 per Salesforce call
+    Backfill(sync_jobs::BackfillArgs),
+    /// Compare ecforce's customers with Salesforce and report (or --fix) what differs
+    Reconcile(sync_jobs::ReconcileArgs),
 }
 
 fn main() -> ExitCode {
@@ -106,6 +111,8 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::main(args),
         Command::Demo(args) => demo::main(args),
         Command::Cluster(args) => cluster::main(args),
+        Command::Backfill(args) => sync_jobs::backfill(args),
+        Command::Reconcile(args) => sync_jobs::reconcile(args),
     };
     match result {
         Ok(code) => code,

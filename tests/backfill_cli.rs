@@ -1,0 +1,175 @@
+//! `flowbot backfill` and `flowbot reconcile` against the simulators: a backfill killed after
+//! its first batch resumes without repeating it, and reconcile finds exactly the records that
+//! were corrupted or deleted behind flowbot's back, and repairs them.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use flowbot_sandbox::{ecforce, salesforce};
+use flowbot_server::setup::{install_template, SyncApps};
+use flowbot_store::{Store, StoreConfig};
+use serde_json::{json, Map, Value};
+
+const FLOW: &str = "ecforce-customer-to-salesforce-upsert";
+const CUSTOMERS: usize = 450;
+
+fn flowbot(dir: &std::path::Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_flowbot"));
+    c.args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .env_remove("DATABASE_URL");
+    c
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Customer ids named on the report's `missing`/`differs` lines.
+fn named(report: &str, kind: &str) -> BTreeSet<String> {
+    report
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix(kind))
+        .filter_map(|l| l.trim().strip_prefix("customer "))
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_backfill_resumes_and_reconcile_repairs_drift() {
+    let sf = salesforce::start(Default::default(), 0).await.unwrap();
+    let ec = ecforce::start(Default::default(), 0).await.unwrap();
+    for i in 0..CUSTOMERS {
+        let fields: Map<String, Value> = json!({
+            "email": format!("b{i}@example.jp"), "name01": "既存", "name02": format!("{i}"),
+        })
+        .as_object()
+        .cloned()
+        .unwrap();
+        ec.sim.create_customer(&fields);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(&StoreConfig::sqlite(dir.path())).await.unwrap();
+        install_template(
+            &store,
+            &flowbot_connectors::registry(),
+            FLOW,
+            &SyncApps::sandbox(&ec, &sf),
+            "test",
+        )
+        .await
+        .unwrap();
+    }
+
+    // Salesforce calls at most every 400 ms: the kill after the first saved batch lands
+    // well before the second call.
+    let mut first = flowbot(dir.path(), &["backfill", FLOW, "--calls-per-minute", "150"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(first.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    for line in stderr.lines().map_while(Result::ok) {
+        let saved = line.starts_with("batch 1 saved");
+        seen.push(line);
+        if saved {
+            first.kill().unwrap();
+            break;
+        }
+    }
+    first.wait().unwrap();
+    assert!(
+        seen.iter().any(|l| l.starts_with("batch 1 saved")),
+        "{seen:?}"
+    );
+    let calls = |op: &str| sf.sim.stats()["calls"][op].as_u64().unwrap_or(0);
+    assert_eq!(calls("collection_upsert"), 1, "killed after one batch");
+    assert_eq!(sf.sim.records("Account").len(), 200);
+
+    let resumed = flowbot(dir.path(), &["backfill", FLOW]).output().unwrap();
+    let report = stdout(&resumed);
+    assert!(
+        resumed.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&resumed.stderr).contains("resuming"),
+        "the second run resumes"
+    );
+    assert!(
+        report.contains(&format!(
+            "customers synced:   {CUSTOMERS} ({CUSTOMERS} created, 0 updated)"
+        )),
+        "every customer synced once, none twice: {report}"
+    );
+    assert_eq!(
+        calls("collection_upsert") as usize,
+        CUSTOMERS.div_ceil(200),
+        "ceil(customers / 200) Salesforce calls"
+    );
+    let listing = ec.sim.stats()["calls"]["list_customers"].as_u64().unwrap();
+    assert_eq!(
+        sf.sim.stats()["api_usage"].as_u64().unwrap() as usize,
+        CUSTOMERS.div_ceil(200),
+        "no other Salesforce API call: {}",
+        sf.sim.stats()
+    );
+    assert!(listing >= (CUSTOMERS as u64).div_ceil(100), "{listing}");
+    let accounts = sf.sim.records("Account");
+    assert_eq!(accounts.len(), CUSTOMERS);
+    let keys: BTreeSet<_> = accounts
+        .iter()
+        .map(|a| a["Ecforce_Customer_Id__c"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(keys.len(), CUSTOMERS, "one Account per customer");
+
+    // Nothing to do when in sync.
+    let clean = flowbot(dir.path(), &["reconcile", FLOW]).output().unwrap();
+    assert!(clean.status.success(), "{}", stdout(&clean));
+    assert!(stdout(&clean).contains("everything is in sync"));
+
+    // Drift behind flowbot's back: 10 records changed, 5 deleted.
+    let mut changed = BTreeSet::new();
+    let mut deleted = BTreeSet::new();
+    for (i, a) in accounts.iter().enumerate().take(15) {
+        let id = a["Id"].as_str().unwrap();
+        let customer = a["Ecforce_Customer_Id__c"].as_str().unwrap().to_string();
+        if i < 10 {
+            let field = if i % 2 == 0 { "Name" } else { "Mail__c" };
+            let mut m = Map::new();
+            m.insert(field.into(), json!("tampered"));
+            sf.sim.put_record("Account", id, m);
+            changed.insert(customer);
+        } else {
+            sf.sim.delete_record_quietly("Account", id);
+            deleted.insert(customer);
+        }
+    }
+    let found = flowbot(dir.path(), &["reconcile", FLOW]).output().unwrap();
+    let report = stdout(&found);
+    assert_eq!(found.status.code(), Some(1), "drift is a failure: {report}");
+    assert_eq!(named(&report, "differs"), changed, "{report}");
+    assert_eq!(named(&report, "missing"), deleted, "{report}");
+    assert!(report.contains("Salesforce has \"tampered\""), "{report}");
+
+    let fixed = flowbot(dir.path(), &["reconcile", FLOW, "--fix"])
+        .output()
+        .unwrap();
+    assert!(fixed.status.success(), "{}", stdout(&fixed));
+    assert!(
+        stdout(&fixed).contains("repaired: 15"),
+        "{}",
+        stdout(&fixed)
+    );
+    let again = flowbot(dir.path(), &["reconcile", FLOW]).output().unwrap();
+    assert!(again.status.success(), "{}", stdout(&again));
+    assert!(stdout(&again).contains("everything is in sync"));
+    assert_eq!(sf.sim.records("Account").len(), CUSTOMERS);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}
