@@ -85,6 +85,9 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// The PostgreSQL notification channel of queued runs.
+pub(crate) const RUNS_CHANNEL: &str = "flowbot_runs";
+
 /// Where the store lives.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -143,6 +146,11 @@ struct Inner {
     clock: Arc<dyn Clock>,
     metrics: Arc<StoreMetrics>,
     telemetry: telemetry::Telemetry,
+    /// Woken when this process queues a run that is due now, so its workers need not wait
+    /// for their next poll.
+    wake: tokio::sync::Notify,
+    /// The PostgreSQL URL, for the LISTEN connection that hears other processes' runs.
+    pg_url: Option<String>,
     data_dir: PathBuf,
     /// Held for the store's lifetime: a second process on the same SQLite file is refused.
     _lock: Option<std::fs::File>,
@@ -224,6 +232,8 @@ impl Store {
                 clock,
                 metrics,
                 telemetry: telemetry::Telemetry::default(),
+                wake: tokio::sync::Notify::new(),
+                pg_url: (backend == Backend::Postgres).then(|| url.clone()),
                 data_dir: config.data_dir.clone(),
                 _lock: lock,
             }),
@@ -238,6 +248,45 @@ impl Store {
 
     pub fn metrics(&self) -> &StoreMetrics {
         &self.inner.metrics
+    }
+
+    /// Resolves when this process next queues a due run (see [`Store::wake_workers`]).
+    pub fn queued(&self) -> tokio::sync::futures::Notified<'_> {
+        self.inner.wake.notified()
+    }
+
+    pub(crate) fn wake_workers(&self) {
+        self.inner.wake.notify_waiters();
+    }
+
+    /// On PostgreSQL, wake this process's workers whenever any process queues a run (the
+    /// enqueue sends `NOTIFY flowbot_runs` with its commit). Polling remains the fallback:
+    /// a lost listening connection only slows pickup down. Runs until `stop`.
+    pub async fn listen_for_runs(&self, stop: tokio_util::sync::CancellationToken) {
+        let Some(url) = self.inner.pg_url.clone() else {
+            return;
+        };
+        while !stop.is_cancelled() {
+            let listened = async {
+                let mut l = sqlx::postgres::PgListener::connect(&url).await?;
+                l.listen(RUNS_CHANNEL).await?;
+                loop {
+                    l.recv().await?;
+                    self.wake_workers();
+                }
+            };
+            let result: std::result::Result<(), sqlx::Error> = tokio::select! {
+                r = listened => r,
+                _ = stop.cancelled() => return,
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "listening for queued runs failed; polling until it reconnects");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = stop.cancelled() => return,
+            }
+        }
     }
 
     /// This process's Prometheus metrics.

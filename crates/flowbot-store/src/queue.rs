@@ -319,10 +319,28 @@ impl Store {
     /// Store an event and enqueue its run in one transaction; returns once committed.
     pub async fn enqueue(&self, ev: NewEvent) -> Result<EnqueueOutcome> {
         let now = self.now_ms();
-        self.inner
+        let notify = self.backend() == crate::Backend::Postgres;
+        let outcome = self
+            .inner
             .writer
-            .write(move |conn| Box::pin(async move { insert_event(conn, now, &ev).await }))
-            .await
+            .write(move |conn| {
+                Box::pin(async move {
+                    let outcome = insert_event(conn, now, &ev).await?;
+                    if notify && matches!(outcome, EnqueueOutcome::Queued { .. }) {
+                        // Delivered at commit, to every process listening.
+                        sqlx::query("SELECT pg_notify($1, '')")
+                            .bind(crate::RUNS_CHANNEL)
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(outcome)
+                })
+            })
+            .await?;
+        if matches!(outcome, EnqueueOutcome::Queued { .. }) {
+            self.wake_workers();
+        }
+        Ok(outcome)
     }
 
     /// Record an event that could not be accepted (e.g. malformed JSON), for inspection.

@@ -192,6 +192,11 @@ impl Worker {
             held.clone(),
             stop_side_tasks.clone(),
         ));
+        let listener = tokio::spawn({
+            let store = worker.store.clone();
+            let stop = stop_side_tasks.clone();
+            async move { store.listen_for_runs(stop).await }
+        });
         let triggers = worker
             .cfg
             .triggers
@@ -216,6 +221,11 @@ impl Worker {
             if shutdown.is_cancelled() {
                 break;
             }
+            // Listen before claiming: a run queued between the claim and the wait below
+            // still wakes this loop.
+            let queued = worker.store.queued();
+            tokio::pin!(queued);
+            queued.as_mut().enable();
             let capacity = worker.cfg.concurrency.saturating_sub(inflight.len());
             let mut claimed = Vec::new();
             if capacity > 0 {
@@ -247,6 +257,7 @@ impl Worker {
             if !got_any {
                 tokio::select! {
                     _ = tokio::time::sleep(worker.cfg.idle_poll) => {}
+                    _ = &mut queued => {}
                     _ = shutdown.cancelled() => {}
                     Some(_) = inflight.join_next(), if !inflight.is_empty() => {}
                 }
@@ -285,6 +296,7 @@ impl Worker {
         if let Err(e) = worker.store.worker_gone(&worker.cfg.id).await {
             tracing::warn!(error = %e, "cannot report this worker as stopped");
         }
+        let _ = listener.await;
         for t in [triggers, retention].into_iter().flatten() {
             let _ = t.await;
         }
