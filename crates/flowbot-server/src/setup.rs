@@ -41,13 +41,30 @@ pub async fn install_template(
     to: &SyncApps,
     actor: &str,
 ) -> Result<FlowInfo> {
+    install_template_as(store, apps, template_id, template_id, to, actor).await
+}
+
+/// As [`install_template`], under another flow id (several copies side by side).
+pub async fn install_template_as(
+    store: &Store,
+    apps: &Apps,
+    template_id: &str,
+    flow_id: &str,
+    to: &SyncApps,
+    actor: &str,
+) -> Result<FlowInfo> {
     let t = flowbot_connectors::templates::template(template_id)
         .ok_or_else(|| StoreError::FlowNotFound(template_id.to_string()))?;
-    let name = flowbot_core::check(t.yaml, apps)
+    let yaml = t.yaml.replacen(
+        &format!("\nid: {}\n", t.id),
+        &format!("\nid: {flow_id}\n"),
+        1,
+    );
+    let name = flowbot_core::check(&yaml, apps)
         .flow
         .map(|f| f.name)
-        .unwrap_or_else(|| t.id.to_string());
-    let info = store.import_flow(t.id, &name, t.yaml, actor).await?;
+        .unwrap_or_else(|| flow_id.to_string());
+    let info = store.import_flow(flow_id, &name, &yaml, actor).await?;
     let ecforce = store
         .save_connection(
             "ecforce (sandbox)",
@@ -65,12 +82,12 @@ pub async fn install_template(
         )
         .await?;
     store
-        .bind_connection(t.id, "ecforce", &ecforce.id, actor)
+        .bind_connection(flow_id, "ecforce", &ecforce.id, actor)
         .await?;
     store
-        .bind_connection(t.id, "salesforce", &salesforce.id, actor)
+        .bind_connection(flow_id, "salesforce", &salesforce.id, actor)
         .await?;
-    store.set_enabled(t.id, true, actor).await?;
+    store.set_enabled(flow_id, true, actor).await?;
     Ok(info)
 }
 

@@ -22,6 +22,14 @@ pub struct Args {
 enum What {
     /// Durable event acceptance and no-op run completion, SQLite and PostgreSQL
     Queue(QueueArgs),
+    /// Webhook acceptance over HTTP at several concurrencies: requests/s, p50 and p99
+    Ingress(crate::bench_e2e::IngressArgs),
+    /// Customer syncs per second through the simulators, by template, latency and workers
+    Sync(crate::bench_e2e::SyncArgs),
+    /// A real `flowbot serve` process: start-up, memory idle and at peak, one sync alone
+    Process(crate::bench_e2e::ProcessArgs),
+    /// `flowbot backfill`: time and Salesforce calls per customer
+    Backfill(crate::bench_e2e::BackfillBenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -41,8 +49,14 @@ struct QueueArgs {
 }
 
 pub fn main(args: Args) -> anyhow::Result<ExitCode> {
-    let What::Queue(q) = args.what;
-    crate::store_cmds::runtime()?.block_on(queue(q))
+    let rt = crate::store_cmds::runtime()?;
+    match args.what {
+        What::Queue(q) => rt.block_on(queue(q)),
+        What::Ingress(a) => rt.block_on(crate::bench_e2e::ingress(a)),
+        What::Sync(a) => rt.block_on(crate::bench_e2e::sync(a)),
+        What::Process(a) => rt.block_on(crate::bench_e2e::process(a)),
+        What::Backfill(a) => rt.block_on(crate::bench_e2e::backfill(a)),
+    }
 }
 
 const NOOP: &str = "version: 1\nid: ID\nname: bench\ntrigger: { app: manual }\nsteps:\n  - id: noop\n    set: { ok: true }\n";

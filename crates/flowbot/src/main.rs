@@ -5,6 +5,7 @@
 
 mod apps;
 mod bench;
+mod bench_e2e;
 mod cluster;
 mod connections;
 mod demo;

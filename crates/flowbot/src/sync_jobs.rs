@@ -3,7 +3,7 @@
 //! ecforce "get customer" step and its Salesforce upsert step — so the records they write are
 //! the ones the flow would write, and both keep within a Salesforce API budget.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -212,7 +212,7 @@ impl Plan {
     }
 
     /// One sObject Collections upsert; per-record results in the order given.
-    async fn upsert(&self, batch: &[Wanted], budget: &mut Budget) -> anyhow::Result<Vec<Value>> {
+    async fn upsert(&self, batch: &[&Wanted], budget: &mut Budget) -> anyhow::Result<Vec<Value>> {
         let records: Vec<Value> = batch
             .iter()
             .map(|w| {
@@ -415,84 +415,87 @@ pub fn backfill(args: BackfillArgs) -> anyhow::Result<ExitCode> {
         let mut bar: Option<ProgressBar> = None;
         let mut stopped: Option<String> = None;
         let mut listing_calls = 0u64;
-        'outer: loop {
-            // Gather up to one batch of customers not yet done, from the cursor on.
-            let mut batch: Vec<(Value, Wanted)> = Vec::new();
-            let mut skip: HashSet<String> = p.done_at_cursor.iter().cloned().collect();
-            let mut page = 1 + p.done_at_cursor.len() as u64 / PAGE;
-            let mut exhausted = false;
-            while batch.len() < args.batch {
+        // Customers listed but not yet sent. The listing runs ahead of what is saved: it
+        // has its own cursor, and a resumed run lists again from the saved one.
+        let mut pending: VecDeque<(Value, Result<Wanted, String>)> = VecDeque::new();
+        let mut list_cursor = p.cursor.clone();
+        let mut listed_at_cursor: HashSet<String> = p.done_at_cursor.iter().cloned().collect();
+        let mut exhausted = false;
+        loop {
+            while pending.len() < args.batch && !exhausted {
+                // Customers at exactly the cursor's time come first, by id; skip whole pages
+                // of those already seen.
+                let page = 1 + listed_at_cursor.len() as u64 / PAGE;
                 let (customers, total) = plan
-                    .list(p.cursor.as_deref(), page)
+                    .list(list_cursor.as_deref(), page)
                     .await
                     .map_err(|e| anyhow::anyhow!("cannot list ecforce's customers: {e}"))?;
                 listing_calls += 1;
                 if p.cursor.is_none() && p.total.is_none() {
                     p.total = total;
                 }
-                let bar = bar.get_or_insert_with(|| {
+                bar.get_or_insert_with(|| {
                     let b = progress_bar(p.total, p.synced + p.failed.len() as u64);
                     if !interactive {
                         b.set_draw_target(indicatif::ProgressDrawTarget::hidden());
                     }
                     b
-                });
-                bar.tick();
-                let n = customers.len() as u64;
+                })
+                .tick();
+                exhausted = (customers.len() as u64) < PAGE;
                 for c in customers {
                     let id = text(&c["id"]);
-                    if skip.remove(&id) || batch.iter().any(|(_, w)| w.customer_id == id) {
-                        continue;
+                    let at = text(&c["updated_at"]);
+                    if list_cursor.as_deref() == Some(at.as_str()) {
+                        if !listed_at_cursor.insert(id) {
+                            continue;
+                        }
+                    } else {
+                        list_cursor = Some(at);
+                        listed_at_cursor = HashSet::from([id]);
                     }
-                    match plan.wanted(&c) {
-                        Ok(w) => batch.push((c, w)),
-                        Err(e) => p.failed.push(json!({"customer_id": id, "error": e})),
-                    }
-                    if batch.len() == args.batch {
+                    let wanted = plan.wanted(&c);
+                    pending.push_back((c, wanted));
+                }
+            }
+            if pending.is_empty() {
+                break;
+            }
+            let take = pending.len().min(args.batch);
+            let batch: Vec<(Value, Result<Wanted, String>)> = pending.drain(..take).collect();
+            let wanted: Vec<&Wanted> = batch.iter().filter_map(|(_, w)| w.as_ref().ok()).collect();
+            if !wanted.is_empty() {
+                let results = match plan.upsert(&wanted, &mut budget).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        stopped = Some(e.to_string());
                         break;
                     }
-                }
-                if n < PAGE {
-                    exhausted = true;
-                    break;
-                }
-                page += 1;
-            }
-            if batch.is_empty() {
-                break 'outer;
-            }
-            let wanted: Vec<Wanted> = batch.iter().map(|(_, w)| Wanted {
-                customer_id: w.customer_id.clone(),
-                email: w.email.clone(),
-                external_id: w.external_id.clone(),
-                fields: w.fields.clone(),
-            }).collect();
-            let results = match plan.upsert(&wanted, &mut budget).await {
-                Ok(r) => r,
-                Err(e) => {
-                    stopped = Some(e.to_string());
-                    break 'outer;
-                }
-            };
-            p.salesforce_calls += 1;
-            for (i, (_, w)) in batch.iter().enumerate() {
-                let r = results.get(i).cloned().unwrap_or(Value::Null);
-                if r["success"] == true {
-                    p.synced += 1;
-                    if r["created"] == true {
-                        p.created += 1;
+                };
+                p.salesforce_calls += 1;
+                for (w, r) in wanted.iter().zip(results.iter().chain(std::iter::repeat(&Value::Null))) {
+                    if r["success"] == true {
+                        p.synced += 1;
+                        if r["created"] == true {
+                            p.created += 1;
+                        }
+                    } else {
+                        p.failed.push(json!({"customer_id": w.customer_id, "email": w.email, "errors": r["errors"]}));
                     }
-                } else {
-                    p.failed.push(json!({"customer_id": w.customer_id, "email": w.email, "errors": r["errors"]}));
                 }
             }
-            // The cursor moves to the last customer of the batch; those at exactly its time
+            for (c, w) in &batch {
+                if let Err(e) = w {
+                    p.failed.push(json!({"customer_id": text(&c["id"]), "error": e}));
+                }
+            }
+            // The saved cursor moves to the last customer sent; those at exactly its time
             // are remembered, so a resumed run neither repeats nor skips them.
             let last = text(&batch.last().expect("not empty").0["updated_at"]);
             let at_last: Vec<String> = batch
                 .iter()
                 .filter(|(c, _)| text(&c["updated_at"]) == last)
-                .map(|(_, w)| w.customer_id.clone())
+                .map(|(c, _)| text(&c["id"]))
                 .collect();
             if p.cursor.as_deref() == Some(last.as_str()) {
                 p.done_at_cursor.extend(at_last);
@@ -507,9 +510,6 @@ pub fn backfill(args: BackfillArgs) -> anyhow::Result<ExitCode> {
             }
             if !interactive {
                 eprintln!("batch {} saved: {done} customers done", p.salesforce_calls);
-            }
-            if exhausted && batch.len() < args.batch {
-                break 'outer;
             }
         }
         if let Some(b) = bar {
@@ -660,7 +660,7 @@ pub fn reconcile(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
             println!("  run again with --fix to repair");
             return Ok(ExitCode::FAILURE);
         }
-        let todo: Vec<Wanted> = drift.into_values().map(|(w, _)| w).collect();
+        let todo: Vec<&Wanted> = drift.values().map(|(w, _)| w).collect();
         let mut fixed = 0;
         let mut failed = Vec::new();
         for chunk in todo.chunks(COLLECTION_LIMIT) {
