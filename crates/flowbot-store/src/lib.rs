@@ -209,6 +209,11 @@ impl Store {
             })
             .connect_with(options.clone())
             .await?;
+        if backend == Backend::Sqlite {
+            // Before any table exists, auto-vacuum takes effect without a VACUUM.
+            pool.execute("PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL;")
+                .await?;
+        }
         migrate(&pool, backend).await?;
         if backend == Backend::Sqlite {
             let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum")
@@ -327,9 +332,11 @@ impl Store {
 async fn configure(conn: &mut sqlx::AnyConnection, backend: Backend) -> sqlx::Result<()> {
     match backend {
         Backend::Sqlite => {
+            // The wait for a lock first, so the others wait rather than fail. The journal
+            // mode and auto-vacuum belong to the file and are set once, at open: asking for
+            // them on every new connection takes a lock the busy writer may hold.
             conn.execute(
-                "PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; \
-                 PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; \
+                "PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL; \
                  PRAGMA foreign_keys = ON;",
             )
             .await?;
@@ -396,6 +403,12 @@ fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
                 include_str!("../../../migrations/sqlite/0005_workers.sql"),
                 false,
             ),
+            (
+                6,
+                "claim index",
+                include_str!("../../../migrations/sqlite/0006_claim_index.sql"),
+                false,
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -420,6 +433,12 @@ fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
                 4,
                 "workers",
                 include_str!("../../../migrations/postgres/0004_workers.sql"),
+                false,
+            ),
+            (
+                5,
+                "claim index",
+                include_str!("../../../migrations/postgres/0005_claim_index.sql"),
                 false,
             ),
         ],

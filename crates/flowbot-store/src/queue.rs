@@ -415,32 +415,53 @@ impl Store {
             // One writer per SQLite file: claims are already serialised.
             Backend::Sqlite => "",
         };
-        let sql = format!(
-            "UPDATE runs SET status = 'running', lease_owner = $1, lease_token = $2, \
-             lease_expires_at = $3, attempt = attempt + 1, started_at = COALESCE(started_at, $4) \
-             WHERE seq IN ( \
-               SELECT r.seq FROM runs r \
-               WHERE ((r.status = 'queued' AND r.next_attempt_at <= $4) \
-                      OR (r.status = 'running' AND r.lease_expires_at < $4)) \
-                 AND (r.concurrency_key IS NULL OR NOT EXISTS ( \
-                   SELECT 1 FROM runs o WHERE o.flow_id = r.flow_id \
-                     AND o.concurrency_key = r.concurrency_key AND o.seq <> r.seq \
-                     AND (o.status = 'running' OR (o.status = 'queued' AND o.seq < r.seq)))) \
-               ORDER BY r.seq LIMIT $5 {lock}) \
-             RETURNING id, flow_id, flow_version, attempt, trigger_value"
-        );
+        // Two statements, each simple enough for an index walk that stops at the limit:
+        // runs whose lease expired (few: at most the running ones), then due queued runs
+        // oldest first. A run is claimable only when no run of its key is running and no
+        // older run of its key is still queued (`status IN` lets the partial index on the
+        // key serve that check).
+        let claim = |which: &str| {
+            format!(
+                "UPDATE runs SET status = 'running', lease_owner = $1, lease_token = $2, \
+                 lease_expires_at = $3, attempt = attempt + 1, started_at = COALESCE(started_at, $4) \
+                 WHERE seq IN ( \
+                   SELECT r.seq FROM runs r WHERE {which} \
+                     AND (r.concurrency_key IS NULL OR NOT EXISTS ( \
+                       SELECT 1 FROM runs o WHERE o.flow_id = r.flow_id \
+                         AND o.concurrency_key = r.concurrency_key \
+                         AND o.status IN ('queued', 'running') AND o.seq <> r.seq \
+                         AND (o.status = 'running' OR (o.status = 'queued' AND o.seq < r.seq)))) \
+                   ORDER BY r.seq LIMIT $5 {lock}) \
+                 RETURNING id, flow_id, flow_version, attempt, trigger_value"
+            )
+        };
+        let sqls = [
+            claim("r.status = 'running' AND r.lease_expires_at < $4"),
+            // `+` keeps the planner on (status, seq), in claim order, instead of sorting
+            // every due run by seq on each claim.
+            claim("r.status = 'queued' AND +r.next_attempt_at <= $4"),
+        ];
         self.inner
             .writer
             .write(move |conn| {
                 Box::pin(async move {
-                    let rows = sqlx::query(&sql)
-                        .bind(owner.clone())
-                        .bind(token.clone())
-                        .bind(expires)
-                        .bind(now)
-                        .bind(limit)
-                        .fetch_all(&mut *conn)
-                        .await?;
+                    let mut rows = Vec::new();
+                    for sql in &sqls {
+                        let left = limit - rows.len() as i64;
+                        if left <= 0 {
+                            break;
+                        }
+                        rows.extend(
+                            sqlx::query(sql)
+                                .bind(owner.clone())
+                                .bind(token.clone())
+                                .bind(expires)
+                                .bind(now)
+                                .bind(left)
+                                .fetch_all(&mut *conn)
+                                .await?,
+                        );
+                    }
                     rows.iter()
                         .map(|r| {
                             Ok(Claimed {

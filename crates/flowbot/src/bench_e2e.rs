@@ -403,7 +403,7 @@ pub async fn process(args: ProcessArgs) -> anyhow::Result<ExitCode> {
         .env("FLOWBOT_ADMIN_PASSWORD", "bench-password")
         .env_remove("DATABASE_URL")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("serve.log"))?)
         .spawn()?;
     let pid = child.id();
     let body = json!({ "id": first.to_string() }).to_string();
@@ -424,7 +424,7 @@ pub async fn process(args: ProcessArgs) -> anyhow::Result<ExitCode> {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let startup = started.elapsed();
-    while s.sf.sim.records("Account").is_empty() {
+    while s.sf.sim.count("Account") == 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -446,7 +446,7 @@ pub async fn process(args: ProcessArgs) -> anyhow::Result<ExitCode> {
     });
     let burst = Instant::now();
     post_all(&http, webhooks(&hook, &ids), args.concurrency).await?;
-    while s.sf.sim.records("Account").len() < args.customers + 1 {
+    while s.sf.sim.count("Account") < args.customers + 1 {
         if burst.elapsed() > Duration::from_secs(600) {
             anyhow::bail!("the burst did not finish in 10 minutes");
         }
@@ -461,10 +461,10 @@ pub async fn process(args: ProcessArgs) -> anyhow::Result<ExitCode> {
     let mut singles = Vec::new();
     for i in 0..args.singles {
         let id = s.ec.sim.create_customer(&customer(args.customers + 1 + i));
-        let before = s.sf.sim.records("Account").len();
+        let before = s.sf.sim.count("Account");
         let t0 = Instant::now();
         post_all(&http, webhooks(&hook, &[id]), 1).await?;
-        while s.sf.sim.records("Account").len() == before {
+        while s.sf.sim.count("Account") == before {
             if t0.elapsed() > Duration::from_secs(10) {
                 anyhow::bail!("a single sync took over 10 s");
             }
@@ -479,7 +479,7 @@ pub async fn process(args: ProcessArgs) -> anyhow::Result<ExitCode> {
         libc::kill(pid as libc::pid_t, libc::SIGTERM);
     }
     let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("serve log: {}", dir.join("serve.log").display());
     println!("| measure | value |");
     println!("|---|---|");
     println!(

@@ -154,6 +154,14 @@ impl SalesforceSim {
             .unwrap_or_default()
     }
 
+    /// How many records of the object exist (cheaper than [`SalesforceSim::records`]).
+    pub fn count(&self, object: &str) -> usize {
+        let org = self.org.lock().expect("org");
+        self.object(object)
+            .and_then(|o| org.records.get(o.name))
+            .map_or(0, |m| m.len())
+    }
+
     /// Calls per operation, and the totals a test may want.
     pub fn stats(&self) -> Value {
         let org = self.org.lock().expect("org");
