@@ -7,6 +7,7 @@
 pub mod ecforce;
 pub mod faults;
 pub mod salesforce;
+pub mod sinks;
 pub mod smtp;
 
 use std::net::SocketAddr;

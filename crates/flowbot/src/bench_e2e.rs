@@ -419,7 +419,10 @@ pub async fn process(args: ProcessArgs) -> anyhow::Result<ExitCode> {
         }
         if started.elapsed() > Duration::from_secs(30) {
             let _ = child.kill();
-            anyhow::bail!("flowbot serve did not accept a webhook within 30 s");
+            anyhow::bail!(
+                "flowbot serve did not accept a webhook within 30 s; see {}",
+                dir.join("serve.log").display()
+            );
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
@@ -479,7 +482,7 @@ pub async fn process(args: ProcessArgs) -> anyhow::Result<ExitCode> {
         libc::kill(pid as libc::pid_t, libc::SIGTERM);
     }
     let _ = child.wait();
-    eprintln!("serve log: {}", dir.join("serve.log").display());
+    let _ = std::fs::remove_dir_all(&dir);
     println!("| measure | value |");
     println!("|---|---|");
     println!(

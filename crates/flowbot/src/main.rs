@@ -10,6 +10,7 @@ mod cluster;
 mod connections;
 mod demo;
 mod run;
+mod sandbox_cmd;
 mod store_cmds;
 mod sync_jobs;
 mod validate;
@@ -80,6 +81,8 @@ enum Command {
     Backfill(sync_jobs::BackfillArgs),
     /// Compare ecforce's customers with Salesforce and report (or --fix) what differs
     Reconcile(sync_jobs::ReconcileArgs),
+    /// Serve the simulated ecforce and Salesforce and the notification sinks on loopback
+    Sandbox(sandbox_cmd::Args),
 }
 
 fn main() -> ExitCode {
@@ -114,6 +117,7 @@ fn main() -> ExitCode {
         Command::Cluster(args) => cluster::main(args),
         Command::Backfill(args) => sync_jobs::backfill(args),
         Command::Reconcile(args) => sync_jobs::reconcile(args),
+        Command::Sandbox(args) => sandbox_cmd::main(args),
     };
     match result {
         Ok(code) => code,

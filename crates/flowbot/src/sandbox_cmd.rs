@@ -1,0 +1,42 @@
+//! `flowbot sandbox`: the simulated ecforce and Salesforce and the notification sinks as a
+//! process of their own, for black-box tests and for trying flowbot against something that
+//! answers like the real services. Everything it serves is on loopback.
+
+use std::process::ExitCode;
+
+use flowbot_sandbox::{ecforce, salesforce, sinks};
+use tokio_util::sync::CancellationToken;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Port of the ecforce simulator (0: any free port)
+    #[arg(long, default_value_t = 0)]
+    ecforce_port: u16,
+    /// Port of the Salesforce simulator (0: any free port)
+    #[arg(long, default_value_t = 0)]
+    salesforce_port: u16,
+    /// Port of the notification sinks' HTTP side (0: any free port)
+    #[arg(long, default_value_t = 0)]
+    sinks_port: u16,
+}
+
+pub fn main(args: Args) -> anyhow::Result<ExitCode> {
+    crate::store_cmds::runtime()?.block_on(async {
+        let ec = ecforce::start(Default::default(), args.ecforce_port).await?;
+        let sf = salesforce::start(Default::default(), args.salesforce_port).await?;
+        let sink = sinks::start(args.sinks_port).await?;
+        let sf_cfg = sf.sim.config();
+        // One `name: value` per line, then `ready`: easy to read for people and programs.
+        println!("ecforce: {}", ec.url);
+        println!("ecforce_token: {}", ec.sim.config().access_token);
+        println!("salesforce: {}", sf.url);
+        println!("salesforce_client_id: {}", sf_cfg.client_id);
+        println!("salesforce_client_secret: {}", sf_cfg.client_secret);
+        println!("sinks: {}", sink.url);
+        println!("smtp: 127.0.0.1:{}", sink.sim.smtp_port());
+        println!("ready");
+        let stop = CancellationToken::new();
+        crate::store_cmds::cancel_on_signal(stop.clone()).await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
