@@ -3,7 +3,7 @@
 //! tolerated, form bodies are read as fields; malformed JSON is recorded for inspection and
 //! answered 400; a wrong token is 404 with nothing stored.
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -43,9 +43,12 @@ pub(crate) async fn webhook(
     path: Path<(String, String)>,
     query: Query<Map<String, Value>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    let response = take(&s, path, query, headers, body).await;
+    let response = match read_body(&headers, body, s.config.max_body).await {
+        Ok(body) => take(&s, path, query, headers, body).await,
+        Err(r) => r,
+    };
     let reason = response
         .extensions()
         .get::<Reason>()
@@ -54,6 +57,52 @@ pub(crate) async fn webhook(
         .telemetry()
         .webhook(response.status().is_success(), reason);
     response
+}
+
+/// Bodies this many times the limit are not even read to the end: the connection is cut.
+const DRAIN_FACTOR: usize = 16;
+
+/// The body, up to `limit` bytes. A larger one is read to its end (up to `DRAIN_FACTOR`
+/// times the limit) and answered 413, so the sender sees why instead of a broken upload.
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Response> {
+    use futures_util::StreamExt;
+    let too_large = || {
+        answer(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            &format!("the body is larger than {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let drain = limit.saturating_mul(DRAIN_FACTOR);
+    if declared.is_some_and(|n| n > drain) {
+        return Err(too_large());
+    }
+    let mut kept: Vec<u8> = Vec::with_capacity(declared.unwrap_or(0).min(limit));
+    let mut seen = 0usize;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            answer(
+                StatusCode::BAD_REQUEST,
+                "incomplete_body",
+                &format!("the body could not be read to its end: {e}"),
+            )
+        })?;
+        seen += chunk.len();
+        if seen <= limit {
+            kept.extend_from_slice(&chunk);
+        } else if seen > drain {
+            return Err(too_large());
+        }
+    }
+    if seen > limit {
+        return Err(too_large());
+    }
+    Ok(Bytes::from(kept))
 }
 
 /// Why a webhook got its answer, for the metrics.

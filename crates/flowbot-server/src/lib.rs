@@ -78,7 +78,6 @@ impl AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    let limit = state.config.max_body;
     let protected = api::protected()
         .route("/metrics", get(metrics))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -93,7 +92,9 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route(
             "/hooks/{flow_id}/{token}",
-            post(ingress::webhook).layer(axum::extract::DefaultBodyLimit::max(limit)),
+            // Ingress applies the size limit itself, so an oversized body is answered 413
+            // rather than cut off mid-upload.
+            post(ingress::webhook).layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .with_state(state)
 }

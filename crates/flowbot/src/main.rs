@@ -9,6 +9,7 @@ mod bench_e2e;
 mod cluster;
 mod connections;
 mod demo;
+mod doctor;
 mod run;
 mod sandbox_cmd;
 mod store_cmds;
@@ -83,6 +84,8 @@ enum Command {
     Reconcile(sync_jobs::ReconcileArgs),
     /// Serve the simulated ecforce and Salesforce and the notification sinks on loopback
     Sandbox(sandbox_cmd::Args),
+    /// Check configuration, database, connections and webhook reachability, and say what to fix
+    Doctor(doctor::Args),
 }
 
 fn main() -> ExitCode {
@@ -118,6 +121,7 @@ fn main() -> ExitCode {
         Command::Backfill(args) => sync_jobs::backfill(args),
         Command::Reconcile(args) => sync_jobs::reconcile(args),
         Command::Sandbox(args) => sandbox_cmd::main(args),
+        Command::Doctor(args) => doctor::main(args),
     };
     match result {
         Ok(code) => code,
