@@ -913,11 +913,12 @@ async fn s9_no_route_answers_a_stranger_and_secrets_never_show() {
                 if op.get("security").is_none() {
                     continue;
                 }
-                let url = format!(
-                    "{}{}",
-                    fb.url,
-                    path.replace("{id}", "x").replace("{index}", "0")
-                );
+                // Every `{param}` becomes a made-up value.
+                let concrete: Vec<&str> = path
+                    .split('/')
+                    .map(|seg| if seg.starts_with('{') { "x" } else { seg })
+                    .collect();
+                let url = format!("{}{}", fb.url, concrete.join("/"));
                 let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
                 let r = stranger.request(m, &url).send().await.unwrap();
                 assert_eq!(r.status(), 401, "{method} {path} without a caller");

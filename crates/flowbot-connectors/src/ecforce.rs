@@ -643,6 +643,30 @@ impl Connector for EcforceConnector {
         ))
     }
 
+    /// ecforce publishes no schema API: the customer fields flowbot knows are offered.
+    async fn describe(
+        &self,
+        _connection: Option<&Connection>,
+        object: Option<&str>,
+    ) -> Result<Value, ActionError> {
+        Ok(match object {
+            None => json!([{ "name": "customer", "label": "顧客 / Customer" }]),
+            Some("customer") => Value::Array(
+                customer_outputs()
+                    .into_iter()
+                    .map(|o| {
+                        json!({ "name": o.name, "label": format!("{} / {}", o.label.ja, o.label.en), "type": o.kind.name() })
+                    })
+                    .collect(),
+            ),
+            Some(other) => {
+                return Err(ActionError::fatal(format!(
+                    "ecforce has no object `{other}` flowbot knows; `customer` is"
+                )))
+            }
+        })
+    }
+
     async fn test_connection(&self, c: &Connection) -> Result<(), ActionError> {
         self.list(c, None, 1, 1).await.map(|_| ())
     }

@@ -925,6 +925,53 @@ impl Connector for SalesforceConnector {
         }
     }
 
+    async fn describe(
+        &self,
+        connection: Option<&Connection>,
+        object: Option<&str>,
+    ) -> Result<Value, ActionError> {
+        let c = connection.ok_or_else(|| {
+            ActionError::fatal("choose a Salesforce connection to list its objects")
+        })?;
+        match object {
+            None => {
+                let (_, v) = self.call(c, Method::GET, "/sobjects/", None).await?;
+                let mut list: Vec<Value> = v["sobjects"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|o| json!({ "name": o["name"], "label": o["label"] }))
+                    .collect();
+                list.sort_by_key(|o| o["name"].as_str().unwrap_or("").to_string());
+                Ok(Value::Array(list))
+            }
+            Some(object) => {
+                let object = api_name("object", object)?;
+                let (_, v) = self
+                    .call(
+                        c,
+                        Method::GET,
+                        &format!("/sobjects/{object}/describe"),
+                        None,
+                    )
+                    .await?;
+                let fields: Vec<Value> = v["fields"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|f| {
+                        json!({
+                            "name": f["name"], "label": f["label"], "type": f["type"],
+                            "length": f["length"], "createable": f["createable"],
+                            "updateable": f["updateable"], "externalId": f["externalId"],
+                        })
+                    })
+                    .collect();
+                Ok(Value::Array(fields))
+            }
+        }
+    }
+
     async fn test_connection(&self, c: &Connection) -> Result<(), ActionError> {
         self.call(c, Method::GET, "/sobjects/", None)
             .await

@@ -207,6 +207,17 @@ pub trait Connector: Send + Sync {
         Ok(())
     }
 
+    /// Names the editor offers in lists. Without `object`: the app's objects; with one: its
+    /// fields. Each entry is `{name, label}`, fields also `type` and `length` where the app
+    /// says. Apps without a schema offer none.
+    async fn describe(
+        &self,
+        _connection: Option<&Connection>,
+        _object: Option<&str>,
+    ) -> Result<Value, ActionError> {
+        Ok(Value::Array(Vec::new()))
+    }
+
     /// The API allowance the app last reported, per connection (for metrics and budgets).
     fn api_usage(&self) -> Vec<ApiUsage> {
         Vec::new()

@@ -14,6 +14,7 @@ pub mod model;
 pub mod runner;
 pub mod template;
 pub mod validate;
+pub mod yaml_patch;
 
 pub use connector::{
     ActionCall, ActionError, ApiUsage, Apps, Connection, Connector, ErrorClass, PollCall, Polled,

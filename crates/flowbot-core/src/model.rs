@@ -301,6 +301,32 @@ impl Flow {
     pub fn find_step(&self, id: &str) -> Option<&Step> {
         self.walk().into_iter().find(|s| s.id == id)
     }
+
+    /// The obtained values certainly available to step `id`, in order: the trigger, every
+    /// earlier step on its path, and the containers it sits in (their lane or loop item).
+    /// Steps of a lane the run may not have taken are not among them. `None` when there
+    /// is no such step.
+    pub fn available_before(&self, id: &str) -> Option<Vec<String>> {
+        fn go(steps: &[Step], id: &str, avail: &mut Vec<String>) -> bool {
+            for s in steps {
+                if s.id == id {
+                    return true;
+                }
+                for lane in s.lanes() {
+                    let mut inner = avail.clone();
+                    inner.push(s.id.clone());
+                    if go(lane.steps, id, &mut inner) {
+                        *avail = inner;
+                        return true;
+                    }
+                }
+                avail.push(s.id.clone());
+            }
+            false
+        }
+        let mut avail = vec!["trigger".to_string()];
+        go(&self.steps, id, &mut avail).then_some(avail)
+    }
 }
 
 /// A nested list of steps inside a branch, switch or loop.

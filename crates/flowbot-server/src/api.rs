@@ -184,11 +184,13 @@ async fn flow_view(s: &AppState, id: &str) -> Result<Value, ApiError> {
     let info = s.store.flow(id).await?;
     let yaml = s.store.flow_version(id, info.current_version).await?.yaml;
     let slots: Vec<String> = s.store.flow_connections(id).await?.into_keys().collect();
+    let bindings = s.store.flow_bindings(id).await?;
     Ok(json!({
         "flow": info,
         "webhook_path": format!("/hooks/{}/{}", info.id, info.webhook_token),
         "yaml": yaml,
         "connected_slots": slots,
+        "bindings": bindings,
     }))
 }
 
@@ -221,7 +223,7 @@ fn yaml_of(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
         })
 }
 
-fn diagnostics(checked: &flowbot_core::Checked) -> Vec<Value> {
+pub(crate) fn diagnostics(checked: &flowbot_core::Checked) -> Vec<Value> {
     checked
         .diagnostics
         .iter()
@@ -240,7 +242,7 @@ async fn validate_flow(State(s): State<AppState>, headers: HeaderMap, body: Byte
     ))
 }
 
-async fn import_yaml(s: &AppState, yaml: &str, actor: &str) -> Result<Value, ApiError> {
+pub(crate) async fn import_yaml(s: &AppState, yaml: &str, actor: &str) -> Result<Value, ApiError> {
     let checked = check(yaml, &s.apps);
     let Some(flow) = checked.flow.clone() else {
         return Err(ApiError::InvalidFlow(diagnostics(&checked)));
@@ -760,7 +762,13 @@ async fn test_trigger(
         .push(tx);
     let wait = std::time::Duration::from_secs(q.wait.unwrap_or(60).clamp(1, 300));
     Ok(Json(match tokio::time::timeout(wait, rx).await {
-        Ok(Ok(sample)) => json!({ "received": true, "trigger": sample }),
+        Ok(Ok(sample)) => {
+            // The editor's pickers show it as the trigger's sample values.
+            if sample.get("ignored").is_none() && sample.get("error").is_none() {
+                s.store.set_sample(&id, "trigger", &sample).await?;
+            }
+            json!({ "received": true, "trigger": sample })
+        }
         _ => json!({ "received": false }),
     }))
 }

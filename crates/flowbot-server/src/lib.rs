@@ -7,6 +7,7 @@
 
 mod api;
 pub mod auth;
+mod editor;
 mod error;
 mod ingress;
 pub mod openapi;
@@ -79,6 +80,7 @@ impl AppState {
 
 pub fn router(state: AppState) -> Router {
     let protected = api::protected()
+        .merge(editor::routes())
         .route("/metrics", get(metrics))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

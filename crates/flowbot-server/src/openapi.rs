@@ -125,6 +125,61 @@ pub const PROTECTED: &[(&str, &str, &str)] = &[
         "Connect Salesforce through OAuth (authorization code with PKCE)",
     ),
     ("get", "/metrics", "Prometheus metrics (OpenMetrics text)"),
+    (
+        "post",
+        "/api/v1/editor/parse",
+        "A flow file as the editor's document, with its problems",
+    ),
+    (
+        "post",
+        "/api/v1/editor/yaml",
+        "The editor's document as a flow file, with its problems",
+    ),
+    (
+        "post",
+        "/api/v1/editor/values",
+        "The obtained values available at a step, with samples",
+    ),
+    (
+        "post",
+        "/api/v1/editor/test-step",
+        "Run one step with the samples of the steps before it",
+    ),
+    (
+        "get",
+        "/api/v1/flows/{id}/samples",
+        "The flow's sample values",
+    ),
+    (
+        "put",
+        "/api/v1/flows/{id}/samples/{step}",
+        "Enter a sample (the trigger's, or a step's)",
+    ),
+    (
+        "post",
+        "/api/v1/flows/{id}/samples/trigger/fetch",
+        "Take a recent ecforce customer as the trigger's sample",
+    ),
+    (
+        "get",
+        "/api/v1/flows/{id}/diff",
+        "A line diff between two versions",
+    ),
+    (
+        "post",
+        "/api/v1/flows/{id}/versions/{v}/restore",
+        "Make an old version current again",
+    ),
+    (
+        "get",
+        "/api/v1/connections/{id}/describe",
+        "The app's objects, or an object's fields",
+    ),
+    (
+        "get",
+        "/api/v1/apps/{app}/describe",
+        "Objects and fields an app knows without a connection",
+    ),
 ];
 
 /// Routes open to anyone.

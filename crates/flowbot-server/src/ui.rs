@@ -54,6 +54,10 @@ const PAGES: &[(&str, &str)] = &[
         "settings.html",
         include_str!("../../../web/templates/settings.html"),
     ),
+    (
+        "editor.html",
+        include_str!("../../../web/templates/editor.html"),
+    ),
 ];
 
 /// UI text: key → (English, Japanese).
@@ -131,7 +135,119 @@ const TEXT: &[(&str, &str, &str)] = &[
     ("test_trigger_help", "Press Test, then make the app send an event (e.g. save a customer in ecforce): its obtained values appear here.", "「テスト」を押してから、アプリでイベントを起こしてください（例: ecforce で顧客を保存）。取得した値がここに表示されます。"),
     ("connect_salesforce", "Connect to Salesforce", "Salesforce に接続"),
     ("save_version", "Save as a new version", "新しいバージョンとして保存"),
+    ("edit_flow", "Edit the flow", "フローを編集"),
+    ("new_flow", "New flow", "フローを新規作成"),
+    ("edit_as_new", "Open in the editor", "エディタで開く"),
+    ("editor_title", "Flow editor", "フローエディタ"),
+    ("flow_id", "Flow ID", "フロー ID"),
+    ("flow_id_help", "Letters, digits, - and _; it becomes part of the webhook URL.", "英数字と - _ が使えます。Webhook URL の一部になります。"),
+    ("flow_name", "Flow name", "フロー名"),
+    ("back_to_flow", "Back to the flow", "フローに戻る"),
+    ("add_step", "Add a step", "オペレーションを追加"),
+    ("search_catalogue", "Search apps and actions", "アプリとアクションを検索"),
+    ("close", "Close", "閉じる"),
+    ("step_settings", "Settings of the step", "オペレーションの設定"),
+    ("obtained_values", "Obtained values", "取得した値"),
+    ("obtained_values_help", "Click an input, then a value to insert it there.", "入力欄をクリックしてから値をクリックすると、そこに挿入されます。"),
+    ("problems_title", "Problems", "問題点"),
+    ("apply_yaml", "Apply the YAML to the forms", "YAML をフォームに反映"),
+    ("versions", "Versions", "バージョン"),
 ];
+
+/// The editor's own words, handed to its script: key → (English, Japanese).
+const EDITOR_TEXT: &[(&str, &str, &str)] = &[
+    ("then", "then (condition holds)", "条件に一致する場合"),
+    ("else", "else", "それ以外の場合"),
+    ("default_lane", "default (no case matches)", "どれにも一致しない場合"),
+    ("loop_body", "for each item", "各項目に対して"),
+    ("problems", "{n} problem(s): see the list below", "問題が {n} 件あります（下の一覧）"),
+    ("no_problems", "No problems", "問題はありません"),
+    ("move_up", "Move up", "上へ移動"),
+    ("move_down", "Move down", "下へ移動"),
+    ("remove", "Remove", "削除"),
+    ("remove_confirm", "Remove step {id} (and the steps inside it)?", "オペレーション {id}（と中のオペレーション）を削除しますか？"),
+    ("add_step", "Add a step", "オペレーションを追加"),
+    ("nothing_found", "Nothing matches", "一致するものがありません"),
+    ("kind_branch", "Branch (if / else)", "分岐（条件）"),
+    ("kind_switch", "Switch (cases)", "分岐（複数の条件）"),
+    ("kind_for_each", "Loop (for each item)", "繰り返し（ループ）"),
+    ("kind_set", "Computed values", "値の計算"),
+    ("kind_wait", "Wait", "待機"),
+    ("required", "required", "必須"),
+    ("key", "Key", "キー"),
+    ("value", "Value", "値"),
+    ("item", "Item", "項目"),
+    ("add_row", "Add a row", "行を追加"),
+    ("connection", "Connection", "連携アカウント"),
+    ("connection_help", "The account this step signs in with (Connections / マイアプリ連携).", "このオペレーションで使うアカウント（マイアプリ連携）。"),
+    ("condition", "Condition", "条件"),
+    ("match", "Which conditions must hold", "一致させる条件"),
+    ("cond_one", "This condition", "この条件"),
+    ("cond_all", "All of these", "すべて満たす"),
+    ("cond_any", "Any of these", "いずれかを満たす"),
+    ("cond_value", "Value", "値"),
+    ("cond_op", "Operator", "演算子"),
+    ("cond_to", "Compared with", "比較する値"),
+    ("add_condition", "Add a condition", "条件を追加"),
+    ("op_equals", "equals", "等しい"),
+    ("op_not_equals", "does not equal", "等しくない"),
+    ("op_greater_than", "greater than", "より大きい"),
+    ("op_greater_or_equal", "greater or equal", "以上"),
+    ("op_less_than", "less than", "より小さい"),
+    ("op_less_or_equal", "less or equal", "以下"),
+    ("op_contains", "contains", "含む"),
+    ("op_not_contains", "does not contain", "含まない"),
+    ("op_starts_with", "starts with", "で始まる"),
+    ("op_ends_with", "ends with", "で終わる"),
+    ("op_is_empty", "is empty", "空である"),
+    ("op_is_not_empty", "is not empty", "空でない"),
+    ("op_matches", "matches (regular expression)", "正規表現に一致"),
+    ("select_step", "Choose the trigger or a step on the left to see its settings.", "左のトリガーまたはオペレーションを選ぶと設定が表示されます。"),
+    ("step_id", "Step ID", "オペレーション ID"),
+    ("step_id_help", "Later steps refer to this step's values as {{ id.field }}.", "後のオペレーションはこの値を {{ id.項目 }} で参照します。"),
+    ("step_name", "Name", "名前"),
+    ("test_step", "Test this step", "このオペレーションをテスト"),
+    ("case", "Case", "条件"),
+    ("case_name", "Lane name", "分岐名"),
+    ("add_case", "Add a case", "条件を追加"),
+    ("loop_items", "Items (a list)", "繰り返す項目（リスト）"),
+    ("loop_items_help", "A value giving a list, e.g. {{ orders.body }}.", "リストになる値（例: {{ orders.body }}）。"),
+    ("loop_max", "At most this many items", "最大件数"),
+    ("trigger", "Trigger", "トリガー"),
+    ("trigger_app", "App", "アプリ"),
+    ("trigger_events", "Events", "イベント"),
+    ("concurrency_key", "One at a time per", "同時に実行しない単位"),
+    ("concurrency_key_help", "Runs with the same value never overlap (e.g. one customer's).", "この値が同じ実行は重ならずに順番に実行されます（例: 同じ顧客）。"),
+    ("trigger_sample", "Sample event", "テスト用のイベント"),
+    ("trigger_sample_help", "The pickers show the values of a sample event: capture one, fetch one, or enter one.", "取得した値の一覧にはサンプルのイベントの値が表示されます。受信・取得・入力のいずれかで用意してください。"),
+    ("wait_webhook", "Wait for the next webhook", "次の Webhook を待つ"),
+    ("fetch_recent", "Fetch a recent customer", "最近の顧客を取得"),
+    ("enter_sample", "Or enter a sample (JSON)", "またはサンプルを入力（JSON）"),
+    ("enter_sample_help", "The trigger's obtained values, e.g. {\"customer_id\": \"123\"}.", "トリガーの取得した値（例: {\"customer_id\": \"123\"}）。"),
+    ("save_sample", "Use this sample", "このサンプルを使う"),
+    ("sample_saved", "Sample saved", "サンプルを保存しました"),
+    ("sample_invalid", "Not valid JSON", "JSON として読めません"),
+    ("waiting", "Waiting for a webhook… send one from the app now.", "Webhook を待っています… アプリから送信してください。"),
+    ("nothing_received", "Nothing arrived in time.", "時間内に届きませんでした。"),
+    ("testing", "Testing…", "テスト中…"),
+    ("confirm_write", "This step writes to the real app. Run it with this input?", "このオペレーションは実際のアプリに書き込みます。この入力で実行しますか？"),
+    ("not_run", "Not run.", "実行しませんでした。"),
+    ("rendered_input", "Input:", "入力:"),
+    ("output", "Obtained values:", "取得した値:"),
+    ("failed", "Failed", "失敗"),
+    ("values_help", "Choose a step to see the values available to it.", "オペレーションを選ぶと使える値が表示されます。"),
+    ("no_values", "No values yet: test this step or the trigger first.", "まだ値がありません。先にテストしてください。"),
+    ("focus_first", "Click the input to insert into first.", "先に挿入先の入力欄をクリックしてください。"),
+    ("fix_first", "Fix the problems before saving.", "保存する前に問題点を直してください。"),
+    ("saved", "Saved as a new version.", "新しいバージョンとして保存しました。"),
+    ("restore", "Restore", "このバージョンに戻す"),
+    ("restore_confirm", "Make version {v} current again (as a new version)?", "バージョン {v} を現在のバージョンに戻しますか（新しいバージョンとして保存）？"),
+    ("diff_from", "From", "比較元"),
+    ("diff_to", "To", "比較先"),
+    ("show_diff", "Show the differences", "差分を表示"),
+];
+
+const BLANK_FLOW: &str = "version: 1\nid: ''\nname: ''\ntrigger: {}\nsteps: []\n";
 
 fn env() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
@@ -152,6 +268,8 @@ pub fn router() -> Router<AppState> {
         .route("/login", get(login))
         .route("/flows", get(flows))
         .route("/flows/{id}", get(flow))
+        .route("/flows/new", get(new_flow))
+        .route("/flows/{id}/edit", get(edit_flow))
         .route("/templates", get(templates))
         .route("/runs", get(runs))
         .route("/runs/{id}", get(run))
@@ -163,6 +281,15 @@ pub fn router() -> Router<AppState> {
                 (
                     [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
                     include_str!("../../../web/static/app.css"),
+                )
+            }),
+        )
+        .route(
+            "/static/editor.js",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    include_str!("../../../web/static/editor.js"),
                 )
             }),
         )
@@ -440,6 +567,69 @@ async fn flow(
             "webhook_url": format!("{public}/hooks/{}/{}", info.id, info.webhook_token),
         }),
     )
+}
+
+#[derive(Deserialize, Default)]
+pub struct NewQuery {
+    lang: Option<String>,
+    template: Option<String>,
+}
+
+fn editor(p: &Page, flow_id: &str, yaml: &str) -> Response {
+    let words: HashMap<&str, &str> = EDITOR_TEXT
+        .iter()
+        .map(|(k, en, ja)| (*k, if p.lang == "ja" { *ja } else { *en }))
+        .collect();
+    let title = texts(p.lang)["editor_title"];
+    render(
+        p,
+        "editor.html",
+        title,
+        "flows",
+        json!({ "flow_id": flow_id, "yaml": yaml, "editor_text": words }),
+    )
+}
+
+/// A new flow in the editor: blank, or a copy of a template.
+async fn new_flow(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<NewQuery>,
+) -> Response {
+    let lq = LangQuery { lang: q.lang };
+    let p = match page(&s, &headers, &lq).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let yaml = q
+        .template
+        .as_deref()
+        .and_then(|id| s.templates.iter().find(|(t, _)| *t == id))
+        .map(|(_, y)| y.to_string())
+        .unwrap_or_else(|| BLANK_FLOW.to_string());
+    editor(&p, "", &yaml)
+}
+
+async fn edit_flow(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<LangQuery>,
+) -> Response {
+    let p = match page(&s, &headers, &q).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let Ok(info) = s.store.flow(&id).await else {
+        return Redirect::to("/flows").into_response();
+    };
+    let yaml = s
+        .store
+        .flow_version(&id, info.current_version)
+        .await
+        .map(|v| v.yaml)
+        .unwrap_or_default();
+    editor(&p, &id, &yaml)
 }
 
 async fn templates(

@@ -550,3 +550,205 @@ async fn salesforce_connects_through_oauth_with_pkce_and_keeps_the_refresh_token
         .unwrap();
     assert_eq!(r.status(), 400);
 }
+
+#[tokio::test]
+async fn the_editor_round_trips_yaml_tests_steps_and_diffs_versions() {
+    let a = api(None, "sqlite").await;
+    let s = a.login("correct horse").await.unwrap();
+    let sf = flowbot_sandbox::salesforce::start(Default::default(), 0)
+        .await
+        .unwrap();
+    let cfg = sf.sim.config().clone();
+    let created: Value = a
+        .req(&s, reqwest::Method::POST, "/api/v1/connections")
+        .json(&json!({"name": "org", "app": "salesforce", "settings": {
+            "my_domain_url": sf.url, "client_id": cfg.client_id, "client_secret": cfg.client_secret}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let conn = created["connection"]["id"].as_str().unwrap().to_string();
+    let post = |path: &str, body: Value| a.req(&s, reqwest::Method::POST, path).json(&body).send();
+    let yaml = "# a comment\nversion: 1\nid: ed\nname: ed\nconnections:\n  salesforce: { app: salesforce }\ntrigger: { app: manual }\nsteps:\n  - id: prep\n    set: { name: \"{{ trigger.name }}\" }\n  - id: create\n    app: salesforce\n    action: create_record\n    connection: salesforce\n    input:\n      object: Account\n      fields:\n        Name: \"{{ prep.name }}\"\n";
+
+    // YAML → document → YAML: nothing changes; a change touches its line only.
+    let parsed: Value = post("/api/v1/editor/parse", json!({ "yaml": yaml }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(parsed["diagnostics"], json!([]));
+    let mut doc = parsed["doc"].clone();
+    doc["steps"][1]["input"]["object"] = json!("Contact");
+    let back: Value = post(
+        "/api/v1/editor/yaml",
+        json!({ "doc": doc, "header": parsed["header"], "base": yaml }),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        back["yaml"],
+        json!(yaml.replace("object: Account", "object: Contact"))
+    );
+    assert_eq!(back["diagnostics"], json!([]));
+
+    // The values available at `create`: the trigger and `prep`, with the sample.
+    let r = a
+        .req(&s, reqwest::Method::PUT, "/api/v1/flows/ed/samples/trigger")
+        .json(&json!({ "name": "x".repeat(300) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let values: Value = post(
+        "/api/v1/editor/values",
+        json!({ "yaml": yaml, "step_id": "create" }),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let groups: Vec<&str> = values["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(groups, ["trigger", "prep"]);
+    assert!(values.to_string().contains("trigger.name"), "{values}");
+
+    // Test `prep`, then `create`: a write asks first, and a 300-character Name for a
+    // 255-character field is flagged.
+    let prep: Value = post(
+        "/api/v1/editor/test-step",
+        json!({ "yaml": yaml, "step_id": "prep" }),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(prep["ok"], true, "{prep}");
+    let ask: Value = post(
+        "/api/v1/editor/test-step",
+        json!({ "yaml": yaml, "step_id": "create", "connections": { "salesforce": conn } }),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(ask["needs_confirmation"], true, "{ask}");
+    assert!(sf.sim.records("Account").is_empty(), "nothing written yet");
+    let preview: Value = post(
+        "/api/v1/editor/test-step",
+        json!({ "yaml": yaml, "step_id": "create", "dry_run": true, "connections": { "salesforce": conn } }),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let warning = preview["warnings"][0]["message"].as_str().unwrap_or("");
+    assert!(
+        warning.contains("Name takes at most 255 characters"),
+        "{preview}"
+    );
+
+    // Describe: objects with labels, fields with type and length.
+    let objects: Value = a
+        .req(
+            &s,
+            reqwest::Method::GET,
+            &format!("/api/v1/connections/{conn}/describe"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(objects["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o["name"] == "Account" && o["label"] == "取引先"));
+    let fields: Value = a
+        .req(
+            &s,
+            reqwest::Method::GET,
+            &format!("/api/v1/connections/{conn}/describe?object=Account"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(fields["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["name"] == "Mail__c" && f["label"] == "メール" && f["length"] == 80));
+
+    // Versions: a diff and a restore.
+    for y in [
+        yaml.to_string(),
+        yaml.replace("object: Account", "object: Contact"),
+    ] {
+        let r = a
+            .req(&s, reqwest::Method::POST, "/api/v1/flows")
+            .json(&json!({ "yaml": y }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    }
+    let diff: Value = a
+        .req(
+            &s,
+            reqwest::Method::GET,
+            "/api/v1/flows/ed/diff?from=1&to=2",
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let changed: Vec<String> = diff["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["op"] != " ")
+        .map(|l| {
+            format!(
+                "{}{}",
+                l["op"].as_str().unwrap(),
+                l["text"].as_str().unwrap().trim()
+            )
+        })
+        .collect();
+    assert_eq!(changed, ["-object: Account", "+object: Contact"]);
+    let r = post("/api/v1/flows/ed/versions/1/restore", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let now: Value = a
+        .req(&s, reqwest::Method::GET, "/api/v1/flows/ed")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(now["flow"]["current_version"], 3);
+    assert!(now["yaml"].as_str().unwrap().contains("object: Account"));
+}

@@ -454,3 +454,530 @@ async fn a_user_imports_connects_enables_watches_and_reruns_in_the_browser() {
     c.close().await.unwrap();
     stop.cancel();
 }
+
+// ---- the no-code editor ----
+
+/// A signed-in browser on a fresh store with the simulators' connections saved, a server,
+/// and a worker.
+struct Editor {
+    url: String,
+    store: Store,
+    ec: flowbot_sandbox::Running<ecforce::EcforceSim>,
+    sf: flowbot_sandbox::Running<salesforce::SalesforceSim>,
+    c: Client,
+    _driver: Driver,
+    _dir: tempfile::TempDir,
+    stop: CancellationToken,
+}
+
+async fn editor_session() -> Editor {
+    let ec = ecforce::start(
+        EcforceConfig {
+            webhook_backoff: Duration::from_millis(50),
+            ..Default::default()
+        },
+        0,
+    )
+    .await
+    .unwrap();
+    let sf = salesforce::start(SalesforceConfig::default(), 0)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&StoreConfig::sqlite(dir.path().join("data")))
+        .await
+        .unwrap();
+    flowbot_server::auth::ensure_admin(&store, Some("pw-editor"))
+        .await
+        .unwrap();
+    let sfc = sf.sim.config().clone();
+    store
+        .save_connection(
+            "ショップ",
+            "ecforce",
+            &obj(json!({"account_name": "shop", "base_url": ec.url, "access_token": ec.sim.config().access_token})),
+            "t",
+        )
+        .await
+        .unwrap();
+    store
+        .save_connection(
+            "本番組織",
+            "salesforce",
+            &obj(json!({"my_domain_url": sf.url, "client_id": sfc.client_id, "client_secret": sfc.client_secret})),
+            "t",
+        )
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    store
+        .set_setting(flowbot_store::notify::PUBLIC_URL, &json!(url), "t")
+        .await
+        .unwrap();
+    let stop = CancellationToken::new();
+    let apps = flowbot_connectors::registry();
+    tokio::spawn(flowbot_server::serve(
+        listener,
+        AppState::new(store.clone(), apps.clone(), ServerConfig::default()),
+        stop.clone(),
+    ));
+    let cfg = WorkerConfig {
+        idle_poll: Duration::from_millis(50),
+        ..WorkerConfig::default()
+    };
+    tokio::spawn(Worker::new(store.clone(), apps, cfg).run(stop.clone()));
+    let (driver, c) = chromium(&dir.path().join("chromium")).await;
+    c.goto(&format!("{url}/login")).await.unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys("pw-editor")
+        .await
+        .unwrap();
+    c.find(Locator::Css("form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    at(&c, "/flows").await;
+    Editor {
+        url,
+        store,
+        ec,
+        sf,
+        c,
+        _driver: driver,
+        _dir: dir,
+        stop,
+    }
+}
+
+impl Editor {
+    async fn find(&self, css: &str) -> fantoccini::elements::Element {
+        self.c
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no `{css}` on the page: {e}"))
+    }
+
+    async fn click(&self, css: &str) {
+        self.find(css).await.click().await.unwrap();
+    }
+
+    /// Empty the input as a user selecting all and deleting would, then type.
+    async fn fill(&self, css: &str, text: &str) {
+        self.find(css).await;
+        self.c
+            .execute(
+                "const e = document.querySelector(arguments[0]); e.focus(); e.select(); \
+                 e.value = ''; e.dispatchEvent(new Event('input', { bubbles: true }));",
+                vec![json!(css)],
+            )
+            .await
+            .unwrap();
+        self.find(css).await.send_keys(text).await.unwrap();
+    }
+
+    /// Choose an option of a select by its value.
+    async fn choose(&self, css: &str, value: &str) {
+        self.find(css)
+            .await
+            .select_by_value(value)
+            .await
+            .unwrap_or_else(|e| panic!("`{css}` has no option `{value}`: {e}"));
+    }
+
+    /// Click into an input, then the obtained value in the picker: `{{ expr }}` goes in.
+    async fn pick(&self, input: &str, expr: &str) {
+        self.click(input).await;
+        self.click(&format!(r#"#ed-values button[data-insert="{expr}"]"#))
+            .await;
+    }
+
+    async fn value(&self, css: &str) -> String {
+        self.find(css)
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap_or_default()
+    }
+
+    /// Wait until the editor has turned the forms into YAML and the server checked it.
+    async fn settled(&self) {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+
+    async fn problems(&self) -> String {
+        self.find("#ed-problems").await.text().await.unwrap()
+    }
+
+    async fn open_step(&self, id: &str) {
+        self.click(&format!(r#"button.ed-open[data-step="{id}"]"#))
+            .await;
+        self.find("#f-id").await;
+    }
+
+    async fn add(&self, lane_button: &str, search: &str, pick: &str) {
+        self.click(lane_button).await;
+        self.fill("#ed-cat-search", search).await;
+        self.click(&format!(r#"#ed-catalogue button[data-pick="{pick}"]"#))
+            .await;
+        self.settled().await;
+    }
+
+    async fn test_step(&self) -> String {
+        self.click("#f-test").await;
+        let c = self.c.clone();
+        until("the step's test result", move || {
+            let c = c.clone();
+            async move {
+                match c.find(Locator::Id("ed-test-result")).await {
+                    Ok(e) => {
+                        let t = e.text().await.unwrap_or_default();
+                        !t.is_empty() && !t.contains("テスト中") && !t.contains("Testing")
+                    }
+                    Err(_) => false,
+                }
+            }
+        })
+        .await;
+        self.find("#ed-test-result").await.text().await.unwrap()
+    }
+
+    async fn save(&self) {
+        self.settled().await;
+        self.click("#ed-save").await;
+        let c = self.c.clone();
+        until("the save", move || {
+            let c = c.clone();
+            async move {
+                let t = match c.find(Locator::Id("ed-state")).await {
+                    Ok(e) => e.text().await.unwrap_or_default(),
+                    Err(_) => String::new(),
+                };
+                t.contains("保存しました") || t.contains("Saved")
+            }
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_user_builds_the_customer_sync_in_the_editor_without_writing_yaml() {
+    let e = editor_session().await;
+    let (url, c) = (e.url.clone(), e.c.clone());
+
+    // From the flow list: a new, empty flow.
+    e.click("#new-flow").await;
+    at(&c, "/flows/new").await;
+    e.fill("#ed-id", "customer-sync").await;
+    e.fill("#ed-name", "顧客を Salesforce に同期").await;
+    shot(&c, "20-editor-empty").await;
+
+    // The trigger: ecforce, customer created or updated, the shop's connection.
+    e.click("#ed-trigger-open").await;
+    e.choose("#t-app", "ecforce").await;
+    e.click("#t-ev-customer_created").await;
+    e.click("#t-ev-customer_updated").await;
+    let shop = e.store.connections().await.unwrap();
+    let shop_id = shop.iter().find(|x| x.app == "ecforce").unwrap().id.clone();
+    let org_id = shop
+        .iter()
+        .find(|x| x.app == "salesforce")
+        .unwrap()
+        .id
+        .clone();
+    e.choose("#f-connection", &shop_id).await;
+    shot(&c, "21-editor-trigger").await;
+
+    // Get the customer, its id from the picker.
+    e.add("#ed-add", "顧客", "ecforce.get_customer").await;
+    e.fill("#f-id", "customer").await;
+    e.choose("#f-connection", &shop_id).await;
+    e.pick("#f-in-customer_id", "trigger.customer_id").await;
+    assert_eq!(
+        e.value("#f-in-customer_id").await,
+        "{{ trigger.customer_id }}"
+    );
+    e.save().await;
+    at(&c, "/flows/customer-sync/edit").await;
+    assert_eq!(e.problems().await, "", "no problems");
+
+    // Capture a real webhook from the simulator as the trigger's sample.
+    let info = e.store.flow("customer-sync").await.unwrap();
+    e.ec.sim.set_webhooks(vec![Webhook {
+        url: format!("{url}/hooks/customer-sync/{}", info.webhook_token),
+        events: vec!["customer_created".into(), "customer_updated".into()],
+        template: None,
+    }]);
+    e.click("#ed-trigger-open").await;
+    e.click("#t-wait").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    e.ec.sim.create_customer(&obj(json!({
+        "email": "sample@example.jp", "name01": "見本", "name02": "花子",
+    })));
+    let c2 = c.clone();
+    until("the captured webhook", move || {
+        let c = c2.clone();
+        async move {
+            c.find(Locator::Id("ed-test-result"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap_or_default()
+                .contains("customer_id")
+        }
+    })
+    .await;
+    shot(&c, "22-editor-trigger-captured").await;
+
+    // Test the get-customer step: its output becomes the sample for the later pickers.
+    e.open_step("customer").await;
+    let out = e.test_step().await;
+    assert!(out.contains("sample@example.jp"), "{out}");
+    shot(&c, "23-editor-step-tested").await;
+
+    // Search Salesforce's Account by email, chosen from the describe lists.
+    e.add("#ed-add", "search", "salesforce.search_records")
+        .await;
+    e.fill("#f-id", "search").await;
+    e.choose("#f-connection", &org_id).await;
+    e.fill("#f-in-object", "Account").await;
+    let c2 = c.clone();
+    until("the object and field lists from describe", move || {
+        let c = c2.clone();
+        async move {
+            let html = c
+                .execute(
+                    "return [document.querySelector('#dl-objects')?.innerHTML || '', document.querySelector('#dl-fields')?.innerHTML || ''].join('|');",
+                    vec![],
+                )
+                .await
+                .unwrap()
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            html.contains("取引先 / Account") && html.contains("Mail__c")
+        }
+    })
+    .await;
+    e.click("#f-in-where-add").await;
+    e.fill("#f-in-where-k-0", "Mail__c").await;
+    e.pick("#f-in-where-v-0", "customer.email").await;
+    for (i, f) in ["Id", "Name", "Mail__c"].iter().enumerate() {
+        e.click("#f-in-fields-add").await;
+        e.fill(&format!("#f-in-fields-{i}"), f).await;
+    }
+    e.settled().await;
+    let out = e.test_step().await;
+    assert!(out.contains("\"totalSize\": 0"), "{out}");
+    shot(&c, "24-editor-search").await;
+
+    // The branch, with the condition builder.
+    e.add("#ed-add", "", "branch").await;
+    e.fill("#f-id", "branch").await;
+    e.pick("#c-value-0", "search.totalSize").await;
+    e.choose("#c-op-0", "equals").await;
+    e.fill("#c-to-0", "0").await;
+    e.settled().await;
+    shot(&c, "25-editor-branch").await;
+
+    // Create in the then lane, update in the else lane, with the mappings.
+    for (lane, action, id) in [
+        ("then", "salesforce.create_record", "create"),
+        ("else", "salesforce.update_record", "update"),
+    ] {
+        let lane_label = if lane == "then" {
+            "条件に一致する場合"
+        } else {
+            "それ以外の場合"
+        };
+        e.add(
+            &format!(r#"button.ed-add[data-lane="branch:{lane_label}"]"#),
+            "salesforce",
+            action,
+        )
+        .await;
+        e.fill("#f-id", id).await;
+        e.choose("#f-connection", &org_id).await;
+        e.fill("#f-in-object", "Account").await;
+        if id == "update" {
+            e.fill("#f-in-id", "{{ search.records[0].Id }}").await;
+        }
+        e.click("#f-in-fields-add").await;
+        e.fill("#f-in-fields-k-0", "Name").await;
+        e.pick("#f-in-fields-v-0", "customer.full_name").await;
+        e.click("#f-in-fields-add").await;
+        e.fill("#f-in-fields-k-1", "Mail__c").await;
+        e.pick("#f-in-fields-v-1", "customer.email").await;
+        e.settled().await;
+    }
+    shot(&c, "26-editor-lanes").await;
+    e.save().await;
+    assert_eq!(e.problems().await, "", "the built flow has no problems");
+    let yaml = e
+        .store
+        .flow_version(
+            "customer-sync",
+            e.store.flow("customer-sync").await.unwrap().current_version,
+        )
+        .await
+        .unwrap()
+        .yaml;
+    let flow = flowbot_core::check(&yaml, &flowbot_connectors::registry())
+        .flow
+        .unwrap_or_else(|| panic!("the saved flow is valid:\n{yaml}"));
+    assert_eq!(flow.walk().len(), 5, "{yaml}");
+
+    // Turn it ON and let a real webhook through.
+    c.goto(&format!("{url}/flows/customer-sync")).await.unwrap();
+    e.click("button.toggle").await;
+    let s = e.store.clone();
+    until("the trigger ON", move || {
+        let s = s.clone();
+        async move { s.flow("customer-sync").await.unwrap().enabled }
+    })
+    .await;
+    e.ec.sim.create_customer(&obj(json!({
+        "email": "yamada@example.jp", "name01": "山田", "name02": "太郎",
+    })));
+    let sf = e.sf.sim.clone();
+    until("the Account in Salesforce", move || {
+        let sf = sf.clone();
+        async move {
+            sf.records("Account")
+                .iter()
+                .any(|a| a["Mail__c"] == "yamada@example.jp")
+        }
+    })
+    .await;
+    let accounts = e.sf.sim.records("Account");
+    let a = accounts
+        .iter()
+        .find(|a| a["Mail__c"] == "yamada@example.jp")
+        .unwrap();
+    assert_eq!(a["Name"], "山田 太郎");
+    shot(&c, "27-flow-on").await;
+    c.close().await.unwrap();
+    e.stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_template_s_mapping_is_edited_in_the_forms_and_the_export_shows_it() {
+    let e = editor_session().await;
+    let (url, c) = (e.url.clone(), e.c.clone());
+    let apps = flowbot_connectors::registry();
+    flowbot_server::setup::install_template(
+        &e.store,
+        &apps,
+        "ecforce-customer-to-salesforce",
+        &flowbot_server::setup::SyncApps::sandbox(&e.ec, &e.sf),
+        "t",
+    )
+    .await
+    .unwrap();
+    let id = "ecforce-customer-to-salesforce";
+    c.goto(&format!("{url}/flows/{id}")).await.unwrap();
+    e.click("#edit-flow").await;
+    at(&c, &format!("/flows/{id}/edit")).await;
+    // The YAML's steps show up as forms.
+    e.open_step("create").await;
+    assert_eq!(e.value("#f-in-object").await, "Account");
+    assert_eq!(e.value("#f-in-fields-k-0").await, "Name");
+    assert_eq!(
+        e.value("#f-in-fields-v-0").await,
+        "{{ customer.full_name }}"
+    );
+    // Map the phone number too, from the picker.
+    e.click("#f-in-fields-add").await;
+    e.fill("#f-in-fields-k-2", "Phone").await;
+    e.pick("#f-in-fields-v-2", "customer.tel").await;
+    shot(&c, "30-editor-template-mapping").await;
+    e.save().await;
+
+    let yaml = e
+        .store
+        .flow_version(id, e.store.flow(id).await.unwrap().current_version)
+        .await
+        .unwrap()
+        .yaml;
+    // The same file a hand edit gives: the template with one line more.
+    let template = flowbot_connectors::templates::template(id).unwrap().yaml;
+    let added: Vec<&str> = yaml.lines().filter(|l| l.contains("Phone")).collect();
+    let name_line = template
+        .lines()
+        .find(|l| l.contains("Name: \"{{ customer.full_name }}\""))
+        .unwrap();
+    let indent = &name_line[..name_line.len() - name_line.trim_start().len()];
+    assert_eq!(
+        added,
+        [format!("{indent}Phone: '{{{{ customer.tel }}}}'")],
+        "beside the other fields: {yaml}"
+    );
+    let without: Vec<&str> = yaml.lines().filter(|l| !l.contains("Phone")).collect();
+    assert_eq!(
+        without,
+        template.lines().collect::<Vec<_>>(),
+        "nothing else changed"
+    );
+    assert!(flowbot_core::check(&yaml, &apps).flow.is_some(), "{yaml}");
+
+    // The versions: a readable diff of the change, and a restore.
+    c.refresh().await.unwrap();
+    e.click("#v-diff").await;
+    let diff = e.find("#v-diff-out").await.text().await.unwrap();
+    assert!(
+        diff.lines()
+            .any(|l| l.starts_with('+') && l.contains("Phone: '{{ customer.tel }}'")),
+        "the diff from v1 to v2 adds the mapping: {diff}"
+    );
+    assert!(
+        !diff.lines().any(|l| l.starts_with('-')),
+        "and removes nothing: {diff}"
+    );
+    shot(&c, "31-editor-versions-diff").await;
+
+    // Every control has a label, and the editor fits a phone's width.
+    let unlabeled = c
+        .execute(
+            "return [...document.querySelectorAll('#editor input, #editor select, #editor textarea')].filter(i => !(i.labels && i.labels.length) && !i.getAttribute('aria-label')).map(i => i.id || i.outerHTML).join(', ');",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(unlabeled, json!(""), "controls without a label");
+    c.set_window_size(390, 844).await.unwrap();
+    c.refresh().await.unwrap();
+    e.open_step("create").await;
+    let width: f64 = c
+        .execute("return document.documentElement.scrollWidth;", vec![])
+        .await
+        .unwrap()
+        .as_f64()
+        .unwrap();
+    assert!(width <= 400.0, "the editor fits a phone ({width} px)");
+    shot(&c, "32-editor-phone").await;
+
+    // Restore version 1: the mapping is gone again, as a new version.
+    c.set_window_size(1280, 900).await.unwrap();
+    c.refresh().await.unwrap();
+    let restore = e.find(r#"button[data-restore="1"]"#).await;
+    restore.click().await.unwrap();
+    c.accept_alert().await.unwrap();
+    let s = e.store.clone();
+    until("the restored version", move || {
+        let s = s.clone();
+        async move { s.flow(id).await.unwrap().current_version == 3 }
+    })
+    .await;
+    let yaml = e.store.flow_version(id, 3).await.unwrap().yaml;
+    assert!(!yaml.contains("Phone"), "{yaml}");
+    c.close().await.unwrap();
+    e.stop.cancel();
+}

@@ -409,6 +409,12 @@ fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
                 include_str!("../../../migrations/sqlite/0006_claim_index.sql"),
                 false,
             ),
+            (
+                7,
+                "samples",
+                include_str!("../../../migrations/sqlite/0007_samples.sql"),
+                false,
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -439,6 +445,12 @@ fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
                 5,
                 "claim index",
                 include_str!("../../../migrations/postgres/0005_claim_index.sql"),
+                false,
+            ),
+            (
+                6,
+                "samples",
+                include_str!("../../../migrations/postgres/0006_samples.sql"),
                 false,
             ),
         ],

@@ -1,5 +1,6 @@
 //! Liveness of workers, and where long jobs have got to.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -123,6 +124,48 @@ impl Store {
                             .execute(&mut *conn)
                             .await?,
                     };
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    /// The editor's sample obtained values of a flow, by step id (`trigger` included).
+    pub async fn samples(&self, flow_id: &str) -> Result<BTreeMap<String, Value>> {
+        let rows = sqlx::query("SELECT step_id, sample FROM flow_samples WHERE flow_id = $1")
+            .bind(flow_id.to_string())
+            .fetch_all(self.pool())
+            .await?;
+        let mut out = BTreeMap::new();
+        for r in rows {
+            let text: String = r.try_get("sample")?;
+            let v = serde_json::from_str(&text)
+                .map_err(|e| StoreError::Corrupt(format!("sample of {flow_id}: {e}")))?;
+            out.insert(r.try_get("step_id")?, v);
+        }
+        Ok(out)
+    }
+
+    /// Keep a sample obtained value for the editor's pickers and tests.
+    pub async fn set_sample(&self, flow_id: &str, step_id: &str, sample: &Value) -> Result<()> {
+        let (flow_id, step_id, text) =
+            (flow_id.to_string(), step_id.to_string(), sample.to_string());
+        let now = self.now_ms();
+        self.inner
+            .writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO flow_samples (flow_id, step_id, sample, updated_at) \
+                         VALUES ($1, $2, $3, $4) ON CONFLICT (flow_id, step_id) \
+                         DO UPDATE SET sample = excluded.sample, updated_at = excluded.updated_at",
+                    )
+                    .bind(flow_id)
+                    .bind(step_id)
+                    .bind(text)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
                     Ok(())
                 })
             })

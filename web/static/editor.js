@@ -1,0 +1,657 @@
+// The no-code editor. The flow file stays the source of truth: the forms edit a document
+// (the YAML as JSON) and every change is turned back into YAML by the server, validated
+// with the same diagnostics as `flowbot validate`. Everything is a real button, input or
+// select with a label, so the keyboard reaches all of it.
+(() => {
+  const root = document.getElementById('editor');
+  if (!root) return;
+  const T = JSON.parse(document.getElementById('editor-text').textContent);
+  const lang = document.documentElement.lang === 'ja' ? 'ja' : 'en';
+  const S = {
+    flowId: root.dataset.flow || '',
+    doc: null, header: '', yaml: '', valid: false,
+    selected: null, apps: [], connections: [], chosen: {},
+    lastFocus: null, describe: {}, timer: null,
+  };
+  const $ = (id) => document.getElementById(id);
+  const el = (tag, attrs = {}, ...kids) => {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === 'text') e.textContent = v;
+      else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+      else e.setAttribute(k, v === true ? '' : v);
+    }
+    for (const k of kids.flat()) if (k !== null && k !== undefined) e.append(k);
+    return e;
+  };
+  const tx = (t) => (t ? (lang === 'ja' ? t.ja : t.en) : '');
+  const clone = (v) => JSON.parse(JSON.stringify(v));
+
+  // ---- the document ----
+  const at = (path) => path.reduce((o, k) => (o == null ? o : o[k]), S.doc);
+  const parentList = (path) => at(path.slice(0, -1));
+  const app = (id) => S.apps.find((a) => a.id === id);
+  const action = (a, id) => (app(a)?.actions || []).find((x) => x.id === id);
+  function kindOf(step) {
+    if (step.app) return 'action';
+    for (const k of ['branch', 'switch', 'for_each', 'set', 'wait']) if (step[k] !== undefined) return k;
+    return 'unknown';
+  }
+  function lanesOf(step, path) {
+    const k = kindOf(step);
+    if (k === 'branch') {
+      step.branch.then = step.branch.then || [];
+      step.branch.else = step.branch.else || [];
+      return [[T.then, [...path, 'branch', 'then']], [T.else, [...path, 'branch', 'else']]];
+    }
+    if (k === 'switch') {
+      const out = (step.switch.cases || []).map((c, i) => {
+        c.steps = c.steps || [];
+        return [c.name || `case${i + 1}`, [...path, 'switch', 'cases', i, 'steps']];
+      });
+      step.switch.default = step.switch.default || [];
+      out.push([T.default_lane, [...path, 'switch', 'default']]);
+      return out;
+    }
+    if (k === 'for_each') {
+      step.for_each.steps = step.for_each.steps || [];
+      return [[T.loop_body, [...path, 'for_each', 'steps']]];
+    }
+    return [];
+  }
+  function allIds(list = S.doc.steps || [], out = []) {
+    list.forEach((s, i) => {
+      out.push(s.id);
+      lanesOf(s, []).forEach(([, p]) => allIds(p.reduce((o, k) => o[k], s), out));
+    });
+    return out;
+  }
+  function freshId(base) {
+    const ids = new Set(allIds());
+    let id = base, n = 2;
+    while (ids.has(id)) id = `${base}${n++}`;
+    return id;
+  }
+  function ensureSlot(appId) {
+    S.doc.connections = S.doc.connections || {};
+    if (!S.doc.connections[appId]) S.doc.connections[appId] = { app: appId };
+    return appId;
+  }
+  function needsConnection(appId) {
+    return (app(appId)?.connection || []).length > 0;
+  }
+
+  // ---- server round trips ----
+  async function sync(now) {
+    clearTimeout(S.timer);
+    const run = async () => {
+      try {
+        const r = await api('POST', '/api/v1/editor/yaml', { doc: S.doc, header: S.header, base: S.yaml });
+        S.yaml = r.yaml; S.valid = r.valid;
+        $('ed-yaml').value = r.yaml;
+        showProblems(r.diagnostics);
+      } catch (e) { showProblems([{ message: e.message }]); }
+    };
+    if (now) return run();
+    S.timer = setTimeout(run, 250);
+  }
+  function showProblems(list) {
+    const ul = $('ed-problems');
+    ul.replaceChildren(...list.map((d) => el('li', { text: d.line ? `${d.line}:${d.column}: ${d.message}` : d.message })));
+    $('ed-state').textContent = list.length ? T.problems.replace('{n}', list.length) : T.no_problems;
+    $('ed-state').className = list.length ? 'error' : 'notice';
+  }
+  function changed() { render(); sync(); }
+
+  // ---- the step list ----
+  function stepLabel(s) {
+    const k = kindOf(s);
+    const what = k === 'action' ? `${s.app} · ${s.action}` : T['kind_' + k] || k;
+    return `${s.name || s.id} (${s.id} · ${what})`;
+  }
+  function renderList(list, path) {
+    const ul = el('ul', { class: 'ed-steps' });
+    list.forEach((s, i) => {
+      const p = [...path, i];
+      const key = JSON.stringify(p);
+      const sel = JSON.stringify(S.selected) === key;
+      const li = el('li', { class: 'ed-step' + (sel ? ' selected' : '') },
+        el('div', { class: 'row' },
+          el('button', { type: 'button', class: 'ed-open', 'data-step': s.id, 'aria-pressed': sel ? 'true' : 'false', onclick: () => select(p), text: stepLabel(s) }),
+          el('button', { type: 'button', 'aria-label': `${T.move_up}: ${s.id}`, title: T.move_up, disabled: i === 0, onclick: () => move(p, -1), text: '↑' }),
+          el('button', { type: 'button', 'aria-label': `${T.move_down}: ${s.id}`, title: T.move_down, disabled: i === list.length - 1, onclick: () => move(p, 1), text: '↓' }),
+          el('button', { type: 'button', 'aria-label': `${T.remove}: ${s.id}`, title: T.remove, 'data-remove': s.id, onclick: () => remove(p), text: '✕' })));
+      for (const [name, lp] of lanesOf(s, p)) {
+        const lane = at(lp);
+        li.append(el('div', { class: 'lane' },
+          el('div', { class: 'muted', text: name }),
+          renderList(lane, lp),
+          el('button', { type: 'button', class: 'ed-add', 'data-lane': `${s.id}:${name}`, onclick: () => openAdder(lp), text: `+ ${T.add_step} (${name})` })));
+      }
+      ul.append(li);
+    });
+    return ul;
+  }
+  function move(path, d) {
+    const list = parentList(path), i = path[path.length - 1];
+    [list[i], list[i + d]] = [list[i + d], list[i]];
+    S.selected = [...path.slice(0, -1), i + d];
+    changed();
+  }
+  function remove(path) {
+    const s = at(path);
+    if (!confirm(T.remove_confirm.replace('{id}', s.id))) return;
+    parentList(path).splice(path[path.length - 1], 1);
+    S.selected = null;
+    changed();
+  }
+  function select(path) {
+    S.selected = path;
+    $('ed-test-result').hidden = true;
+    $('ed-test-result').textContent = '';
+    render();
+    loadValues();
+  }
+
+  // ---- adding steps: the catalogue ----
+  let addTo = null;
+  function openAdder(listPath) {
+    addTo = listPath;
+    const d = $('ed-adder');
+    d.hidden = false;
+    $('ed-cat-search').value = '';
+    renderCatalogue('');
+    $('ed-cat-search').focus();
+  }
+  function renderCatalogue(q) {
+    q = q.toLowerCase();
+    const box = $('ed-catalogue');
+    const items = [];
+    for (const k of ['branch', 'switch', 'for_each', 'set']) {
+      const label = T['kind_' + k];
+      if (!q || label.toLowerCase().includes(q) || k.includes(q)) {
+        items.push(el('button', { type: 'button', class: 'ed-pick', 'data-pick': k, onclick: () => add(k), text: label }));
+      }
+    }
+    for (const a of S.apps) {
+      for (const ac of a.actions) {
+        const label = `${tx(a.name)} · ${tx(ac.name)}`;
+        const hay = `${a.id} ${ac.id} ${a.name.en} ${a.name.ja} ${ac.name.en} ${ac.name.ja}`.toLowerCase();
+        if (!q || q.split(/\s+/).every((w) => hay.includes(w))) {
+          items.push(el('button', { type: 'button', class: 'ed-pick', 'data-pick': `${a.id}.${ac.id}`, onclick: () => add('action', a.id, ac.id), text: label }));
+        }
+      }
+    }
+    box.replaceChildren(...(items.length ? items : [el('p', { class: 'muted', text: T.nothing_found })]));
+  }
+  function add(kind, appId, actionId) {
+    let step;
+    if (kind === 'action') {
+      const spec = action(appId, actionId);
+      step = { id: freshId(actionId), name: tx(spec.name), app: appId, action: actionId };
+      if (needsConnection(appId)) step.connection = ensureSlot(appId);
+      step.input = {};
+      for (const f of spec.inputs) if (f.required && f.default !== undefined && f.default !== null) step.input[f.name] = f.default;
+    } else if (kind === 'branch') {
+      step = { id: freshId('branch'), name: T.kind_branch, branch: { if: { value: '', op: 'equals', to: '' }, then: [], else: [] } };
+    } else if (kind === 'switch') {
+      step = { id: freshId('switch'), name: T.kind_switch, switch: { cases: [{ name: 'case1', if: { value: '', op: 'equals', to: '' }, steps: [] }], default: [] } };
+    } else if (kind === 'for_each') {
+      step = { id: freshId('each'), name: T.kind_for_each, for_each: { items: '', steps: [] } };
+    } else {
+      step = { id: freshId('values'), name: T.kind_set, set: { value: '' } };
+    }
+    const list = at(addTo);
+    list.push(step);
+    $('ed-adder').hidden = true;
+    S.selected = [...addTo, list.length - 1];
+    changed();
+    loadValues();
+    setTimeout(() => $('f-name')?.focus(), 0);
+  }
+
+  // ---- forms ----
+  function field(labelText, control, help, required) {
+    return el('div', { class: 'field' },
+      el('label', { for: control.id }, labelText, required ? el('span', { class: 'req', 'aria-label': T.required, text: ' *' }) : null),
+      control,
+      help ? el('small', { class: 'muted', id: control.id + '-help', text: help }) : null);
+  }
+  function textInput(id, value, onchange, extra = {}) {
+    const i = el('input', { id, type: 'text', value: value ?? '', ...extra });
+    i.value = value === undefined || value === null ? '' : (typeof value === 'string' ? value : JSON.stringify(value));
+    i.addEventListener('input', () => onchange(i.value));
+    i.addEventListener('focus', () => { S.lastFocus = i; });
+    return i;
+  }
+  function datalist(id, items) {
+    const dl = $(id) || document.body.appendChild(el('datalist', { id }));
+    dl.replaceChildren(...items.map((it) => el('option', { value: it.name, label: it.label ? `${it.label} / ${it.name}${it.type ? ` · ${it.type}${it.length ? ` ${it.length}` : ''}` : ''}` : it.name })));
+    return id;
+  }
+  async function describeList(appId, object) {
+    const key = `${appId}:${S.chosen[appId] || ''}:${object || ''}`;
+    if (S.describe[key]) return S.describe[key];
+    const conn = S.chosen[appId];
+    const path = conn
+      ? `/api/v1/connections/${conn}/describe${object ? `?object=${encodeURIComponent(object)}` : ''}`
+      : `/api/v1/apps/${appId}/describe${object ? `?object=${encodeURIComponent(object)}` : ''}`;
+    try { S.describe[key] = (await api('GET', path)).items || []; } catch { S.describe[key] = []; }
+    return S.describe[key];
+  }
+  function mapRows(id, obj, onchange, keyList) {
+    obj = obj && typeof obj === 'object' && !Array.isArray(obj) ? obj : {};
+    const box = el('div', { class: 'map', id, role: 'group' });
+    const entries = Object.entries(obj);
+    const write = () => {
+      const out = {};
+      box.querySelectorAll('.map-row').forEach((r) => {
+        const k = r.querySelector('.k').value.trim();
+        if (k) out[k] = r.querySelector('.v').value;
+      });
+      onchange(out);
+    };
+    const row = (k, v, i) => {
+      const kIn = el('input', { class: 'k', id: `${id}-k-${i}`, 'aria-label': `${T.key} ${i + 1}`, list: keyList, value: k });
+      kIn.value = k;
+      const vIn = textInput(`${id}-v-${i}`, v, write, { class: 'v', 'aria-label': `${T.value} ${i + 1}` });
+      kIn.addEventListener('change', write);
+      return el('div', { class: 'map-row row' }, kIn, el('span', { text: '→' }), vIn,
+        el('button', { type: 'button', 'aria-label': `${T.remove} ${i + 1}`, onclick: (e) => { e.target.closest('.map-row').remove(); write(); }, text: '✕' }));
+    };
+    entries.forEach(([k, v], i) => box.append(row(k, v, i)));
+    box.append(el('button', { type: 'button', id: `${id}-add`, onclick: (e) => { e.target.before(row('', '', box.querySelectorAll('.map-row').length)); e.target.previousSibling.querySelector('.k').focus(); }, text: `+ ${T.add_row}` }));
+    return box;
+  }
+  function listRows(id, arr, onchange, itemList) {
+    arr = Array.isArray(arr) ? arr : [];
+    const box = el('div', { class: 'list', id, role: 'group' });
+    const write = () => onchange([...box.querySelectorAll('.item')].map((i) => i.value).filter((v) => v !== ''));
+    const row = (v, i) => {
+      const inp = textInput(`${id}-${i}`, v, write, { class: 'item', 'aria-label': `${T.item} ${i + 1}`, list: itemList });
+      return el('div', { class: 'row' }, inp, el('button', { type: 'button', 'aria-label': `${T.remove} ${i + 1}`, onclick: (e) => { e.target.parentElement.remove(); write(); }, text: '✕' }));
+    };
+    arr.forEach((v, i) => box.append(row(v, i)));
+    box.append(el('button', { type: 'button', id: `${id}-add`, onclick: (e) => { e.target.before(row('', box.querySelectorAll('.item').length)); e.target.previousSibling.querySelector('input').focus(); }, text: `+ ${T.add_row}` }));
+    return box;
+  }
+  function inputControl(step, f) {
+    const id = `f-in-${f.name}`;
+    const val = step.input?.[f.name];
+    const set = (v) => {
+      step.input = step.input || {};
+      if (v === '' || v === undefined || (typeof v === 'object' && v !== null && !Array.isArray(v) && !Object.keys(v).length)) delete step.input[f.name];
+      else step.input[f.name] = v;
+      sync();
+      preview();
+    };
+    const sfObject = step.app === 'salesforce' ? step.input?.object : null;
+    switch (f.kind) {
+      case 'boolean': {
+        const s = el('select', { id }, el('option', { value: '', text: '—' }), el('option', { value: 'true', text: 'true' }), el('option', { value: 'false', text: 'false' }));
+        s.value = val === true ? 'true' : val === false ? 'false' : '';
+        s.addEventListener('change', () => set(s.value === '' ? '' : s.value === 'true'));
+        return s;
+      }
+      case 'select': {
+        const s = el('select', { id }, el('option', { value: '', text: '—' }), ...f.choices.map((c) => el('option', { value: c, text: c })));
+        s.value = val ?? '';
+        s.addEventListener('change', () => set(s.value));
+        return s;
+      }
+      case 'map': case 'headers':
+        return mapRows(id, val, set, sfObject && f.name !== 'headers' ? 'dl-fields' : undefined);
+      case 'list':
+        return listRows(id, val, set, sfObject ? 'dl-fields' : undefined);
+      case 'json': {
+        const t = el('textarea', { id, rows: 4 });
+        t.value = val === undefined ? '' : (typeof val === 'string' ? val : JSON.stringify(val, null, 2));
+        t.addEventListener('focus', () => { S.lastFocus = t; });
+        t.addEventListener('change', () => { try { set(t.value.trim() ? JSON.parse(t.value) : ''); } catch { set(t.value); } });
+        return t;
+      }
+      default: {
+        const extra = {};
+        if (step.app === 'salesforce' && f.name === 'object') extra.list = 'dl-objects';
+        if (f.kind === 'number' || f.kind === 'integer') extra.inputmode = 'decimal';
+        return textInput(id, val, (v) => {
+          if ((f.kind === 'number' || f.kind === 'integer') && v.trim() !== '' && !isNaN(Number(v))) set(Number(v));
+          else set(v);
+          if (extra.list === 'dl-objects') loadFields(step);
+        }, extra);
+      }
+    }
+  }
+  async function loadFields(step) {
+    if (step.app !== 'salesforce') return;
+    datalist('dl-objects', await describeList('salesforce'));
+    const obj = step.input?.object;
+    datalist('dl-fields', obj ? await describeList('salesforce', obj) : []);
+  }
+  function connectionPicker(appId, slot) {
+    const s = el('select', { id: 'f-connection' }, el('option', { value: '', text: '—' }),
+      ...S.connections.filter((c) => c.app === appId).map((c) => el('option', { value: c.id, text: c.name })));
+    s.value = S.chosen[slot] || '';
+    s.addEventListener('change', () => { S.chosen[slot] = s.value; S.describe = {}; render(); });
+    return field(`${T.connection} (${slot})`, s, T.connection_help, true);
+  }
+  function conditionRows(cond, write) {
+    // One comparison, or all/any of several.
+    const mode = cond.all ? 'all' : cond.any ? 'any' : 'one';
+    const rows = mode === 'one' ? [cond] : cond[mode];
+    const box = el('div', { class: 'cond', role: 'group', 'aria-label': T.condition });
+    const modeSel = el('select', { id: 'c-mode' }, ...['one', 'all', 'any'].map((m) => el('option', { value: m, text: T['cond_' + m] })));
+    modeSel.value = mode;
+    const emit = () => {
+      const list = [...box.querySelectorAll('.cmp')].map((r) => {
+        const c = { value: r.querySelector('.cv').value, op: r.querySelector('.co').value };
+        if (!['is_empty', 'is_not_empty'].includes(c.op)) c.to = r.querySelector('.ct').value;
+        return c;
+      });
+      write(modeSel.value === 'one' ? list[0] || { value: '', op: 'equals', to: '' } : { [modeSel.value]: list });
+    };
+    modeSel.addEventListener('change', () => { emit(); render(); });
+    box.append(field(T.match, modeSel));
+    rows.forEach((c, i) => {
+      const v = textInput(`c-value-${i}`, c.value, emit, { class: 'cv' });
+      const o = el('select', { id: `c-op-${i}`, class: 'co' }, ...OPS.map((op) => el('option', { value: op, text: T['op_' + op] || op })));
+      o.value = c.op || 'equals';
+      o.addEventListener('change', emit);
+      const t = textInput(`c-to-${i}`, c.to, emit, { class: 'ct' });
+      box.append(el('div', { class: 'cmp row' }, field(T.cond_value, v), field(T.cond_op, o), field(T.cond_to, t)));
+    });
+    if (mode !== 'one') {
+      box.append(el('button', { type: 'button', id: 'c-add', onclick: () => { rows.push({ value: '', op: 'equals', to: '' }); write({ [mode]: rows }); render(); }, text: `+ ${T.add_condition}` }));
+    }
+    return box;
+  }
+  const OPS = ['equals', 'not_equals', 'greater_than', 'greater_or_equal', 'less_than', 'less_or_equal', 'contains', 'not_contains', 'starts_with', 'ends_with', 'is_empty', 'is_not_empty', 'matches'];
+
+  function renderForm() {
+    const box = $('ed-form');
+    box.replaceChildren();
+    if (S.selected === 'trigger') return renderTriggerForm(box);
+    if (!S.selected) { box.append(el('p', { class: 'muted', text: T.select_step })); return; }
+    const step = at(S.selected);
+    if (!step) return;
+    const k = kindOf(step);
+    box.append(el('h3', { text: stepLabel(step) }));
+    const idIn = textInput('f-id', step.id, (v) => { step.id = v; sync(); });
+    idIn.addEventListener('change', () => renderTree());
+    box.append(field(T.step_id, idIn, T.step_id_help, true));
+    box.append(field(T.step_name, textInput('f-name', step.name, (v) => { step.name = v; sync(); })));
+    if (k === 'action') {
+      const spec = action(step.app, step.action);
+      if (!spec) { box.append(el('p', { class: 'error', text: `${step.app}.${step.action}?` })); return; }
+      box.append(el('p', { class: 'muted', text: tx(spec.description) }));
+      if (step.connection) box.append(connectionPicker(step.app, step.connection));
+      for (const f of spec.inputs) {
+        box.append(field(tx(f.label) + ` (${f.name})`, inputControl(step, f), tx(f.help), f.required));
+      }
+      box.append(el('div', { id: 'f-warnings', class: 'error', 'aria-live': 'polite' }));
+      box.append(el('div', { class: 'row' },
+        el('button', { type: 'button', id: 'f-test', class: 'primary', onclick: () => testStep(false), text: T.test_step })));
+      loadFields(step);
+      preview();
+    } else if (k === 'branch') {
+      box.append(conditionRows(step.branch.if, (c) => { step.branch.if = c; sync(); }));
+    } else if (k === 'switch') {
+      step.switch.cases.forEach((c, i) => {
+        box.append(el('h4', { text: `${T.case} ${i + 1}` }));
+        box.append(field(T.case_name, textInput(`s-name-${i}`, c.name, (v) => { c.name = v; sync(); })));
+        const holder = el('div');
+        holder.append(conditionRows(c.if, (x) => { c.if = x; sync(); }));
+        holder.querySelectorAll('[id]').forEach((e) => { e.id = `s${i}-${e.id}`; });
+        holder.querySelectorAll('label[for]').forEach((l) => { l.htmlFor = `s${i}-${l.htmlFor}`; });
+        box.append(holder);
+      });
+      box.append(el('button', { type: 'button', id: 's-add', onclick: () => { step.switch.cases.push({ name: `case${step.switch.cases.length + 1}`, if: { value: '', op: 'equals', to: '' }, steps: [] }); changed(); }, text: `+ ${T.add_case}` }));
+    } else if (k === 'for_each') {
+      box.append(field(T.loop_items, textInput('l-items', step.for_each.items, (v) => { step.for_each.items = v; sync(); }), T.loop_items_help, true));
+      box.append(field(T.loop_max, textInput('l-max', step.for_each.max_iterations, (v) => { if (v === '') delete step.for_each.max_iterations; else step.for_each.max_iterations = Number(v); sync(); }, { inputmode: 'numeric' })));
+    } else if (k === 'set') {
+      box.append(field(T.kind_set, mapRows('f-set', step.set, (m) => { step.set = m; sync(); })));
+      box.append(el('div', { class: 'row' }, el('button', { type: 'button', id: 'f-test', onclick: () => testStep(false), text: T.test_step })));
+    }
+  }
+
+  function renderTriggerForm(box) {
+    const tr = S.doc.trigger = S.doc.trigger || {};
+    box.append(el('h3', { text: T.trigger }));
+    const withTriggers = S.apps.filter((a) => a.triggers.length);
+    const appSel = el('select', { id: 't-app' }, el('option', { value: '', text: '—' }), ...withTriggers.map((a) => el('option', { value: a.id, text: tx(a.name) })));
+    appSel.value = tr.app || '';
+    appSel.addEventListener('change', () => {
+      tr.app = appSel.value;
+      tr.events = [];
+      delete tr.options; delete tr.connection;
+      if (needsConnection(tr.app)) tr.connection = ensureSlot(tr.app);
+      if (tr.app === 'ecforce') {
+        tr.options = { customer_id_path: 'id' };
+        S.doc.concurrency_key = '{{ trigger.customer_id }}';
+      }
+      changed();
+    });
+    box.append(field(T.trigger_app, appSel, null, true));
+    const a = app(tr.app);
+    if (!a) return;
+    const evs = el('fieldset', { id: 't-events' }, el('legend', { text: T.trigger_events }));
+    for (const t of a.triggers) {
+      const cb = el('input', { type: 'checkbox', id: `t-ev-${t.id}`, checked: (tr.events || []).includes(t.id) });
+      cb.addEventListener('change', () => {
+        const set = new Set(tr.events || []);
+        if (cb.checked) set.add(t.id); else set.delete(t.id);
+        tr.events = a.triggers.map((x) => x.id).filter((x) => set.has(x));
+        sync();
+      });
+      evs.append(el('div', { class: 'row' }, cb, el('label', { for: cb.id, class: 'inline', text: `${tx(t.name)} (${t.id})` })));
+    }
+    box.append(evs);
+    if (tr.connection) box.append(connectionPicker(tr.app, tr.connection));
+    const opts = new Map();
+    for (const t of a.triggers) for (const o of t.options) opts.set(o.name, o);
+    for (const o of opts.values()) {
+      box.append(field(`${tx(o.label)} (${o.name})`, textInput(`t-opt-${o.name}`, tr.options?.[o.name], (v) => { tr.options = tr.options || {}; if (v === '') delete tr.options[o.name]; else tr.options[o.name] = v; sync(); }), tx(o.help), o.required));
+    }
+    box.append(field(T.concurrency_key, textInput('t-key', S.doc.concurrency_key, (v) => { if (v) S.doc.concurrency_key = v; else delete S.doc.concurrency_key; sync(); }), T.concurrency_key_help));
+    // Samples for the pickers.
+    box.append(el('h4', { text: T.trigger_sample }));
+    box.append(el('p', { class: 'muted', text: T.trigger_sample_help }));
+    const row = el('div', { class: 'row' });
+    if (S.flowId) row.append(el('button', { type: 'button', id: 't-wait', onclick: waitWebhook, text: T.wait_webhook }));
+    if (tr.app === 'ecforce') row.append(el('button', { type: 'button', id: 't-fetch', onclick: fetchRecent, text: T.fetch_recent }));
+    box.append(row);
+    const ta = el('textarea', { id: 't-sample', rows: 5 });
+    box.append(field(T.enter_sample, ta, T.enter_sample_help));
+    box.append(el('button', { type: 'button', id: 't-sample-save', onclick: saveSample, text: T.save_sample }));
+  }
+
+  // ---- samples and tests ----
+  function currentId() { return S.doc.id || S.flowId; }
+  async function waitWebhook() {
+    const out = $('ed-test-result');
+    out.hidden = false; out.textContent = T.waiting;
+    try {
+      const r = await api('GET', `/api/v1/flows/${currentId()}/test-trigger?wait=120`);
+      out.textContent = r.received ? JSON.stringify(r.trigger, null, 2) : T.nothing_received;
+    } catch (e) { out.textContent = e.message; }
+    loadValues();
+  }
+  async function fetchRecent() {
+    const out = $('ed-test-result');
+    out.hidden = false;
+    try {
+      const r = await api('POST', `/api/v1/flows/${currentId()}/samples/trigger/fetch`, { yaml: S.yaml, connections: S.chosen });
+      out.textContent = JSON.stringify(r.trigger, null, 2);
+    } catch (e) { out.textContent = e.message; }
+    loadValues();
+  }
+  async function saveSample() {
+    const out = $('ed-test-result');
+    out.hidden = false;
+    try {
+      const v = JSON.parse($('t-sample').value);
+      await api('PUT', `/api/v1/flows/${currentId()}/samples/trigger`, v);
+      out.textContent = T.sample_saved;
+    } catch (e) { out.textContent = `${T.sample_invalid}: ${e.message}`; }
+    loadValues();
+  }
+  async function testStep(confirmed) {
+    await sync(true);
+    const step = at(S.selected);
+    const out = $('ed-test-result');
+    out.hidden = false; out.textContent = T.testing;
+    try {
+      const r = await api('POST', '/api/v1/editor/test-step', { yaml: S.yaml, step_id: step.id, confirm: confirmed, connections: S.chosen });
+      if (r.needs_confirmation) {
+        if (confirm(`${T.confirm_write}\n\n${JSON.stringify(r.input, null, 2)}`)) return testStep(true);
+        out.textContent = T.not_run;
+        return;
+      }
+      out.textContent = r.ok
+        ? `${T.rendered_input}\n${JSON.stringify(r.input, null, 2)}\n\n${T.output}\n${JSON.stringify(r.output, null, 2)}`
+        : `${T.failed}: ${r.error}${r.input ? `\n\n${T.rendered_input}\n${JSON.stringify(r.input, null, 2)}` : ''}`;
+      showWarnings(r.warnings);
+    } catch (e) { out.textContent = e.message; }
+  }
+  async function preview() {
+    const step = S.selected && S.selected !== 'trigger' ? at(S.selected) : null;
+    if (!step || step.app !== 'salesforce' || !step.input?.fields) return;
+    await sync(true);
+    try {
+      const r = await api('POST', '/api/v1/editor/test-step', { yaml: S.yaml, step_id: step.id, dry_run: true, connections: S.chosen });
+      showWarnings(r.warnings);
+    } catch { /* shown by the problems list */ }
+  }
+  function showWarnings(list) {
+    const w = $('f-warnings');
+    if (w) w.replaceChildren(...(list || []).map((x) => el('p', { class: 'length-warning', text: x.message })));
+  }
+  async function loadValues() {
+    const box = $('ed-values');
+    const step = S.selected && S.selected !== 'trigger' ? at(S.selected) : null;
+    if (!step) { box.replaceChildren(el('p', { class: 'muted', text: T.values_help })); return; }
+    await sync(true);
+    try {
+      const r = await api('POST', '/api/v1/editor/values', { yaml: S.yaml, step_id: step.id });
+      box.replaceChildren(...r.groups.map((g) => el('div', { class: 'group' },
+        el('h4', { text: `${g.label} (${g.id})` }),
+        g.values.length ? null : el('p', { class: 'muted', text: T.no_values }),
+        ...g.values.map((v) => el('button', { type: 'button', class: 'val', 'data-insert': v.expr, onclick: () => insert(`{{ ${v.expr} }}`) },
+          el('code', { text: v.expr }), v.label ? el('span', { class: 'muted', text: ` ${v.label}` }) : null,
+          v.sample !== undefined && v.sample !== null ? el('span', { class: 'sample', text: ` = ${typeof v.sample === 'string' ? v.sample : JSON.stringify(v.sample)}`.slice(0, 80) }) : null)))));
+    } catch (e) { box.replaceChildren(el('p', { class: 'error', text: e.message })); }
+  }
+  function insert(text) {
+    const i = S.lastFocus;
+    if (!i || !document.body.contains(i)) { alert(T.focus_first); return; }
+    const s = i.selectionStart ?? i.value.length, e = i.selectionEnd ?? i.value.length;
+    i.value = i.value.slice(0, s) + text + i.value.slice(e);
+    i.dispatchEvent(new Event('input', { bubbles: true }));
+    i.dispatchEvent(new Event('change', { bubbles: true }));
+    i.focus();
+    i.setSelectionRange(s + text.length, s + text.length);
+  }
+
+  // ---- save, YAML, versions ----
+  async function save() {
+    await sync(true);
+    if (!S.valid) { $('ed-state').textContent = T.fix_first; $('ed-state').className = 'error'; return; }
+    try {
+      const r = await api('POST', '/api/v1/flows', { yaml: S.yaml });
+      const id = r.flow?.id || S.doc.id;
+      for (const [slot, conn] of Object.entries(S.chosen)) {
+        if (conn && S.doc.connections?.[slot]) await api('POST', `/api/v1/flows/${id}/connections`, { slot, connection_id: conn });
+      }
+      if (!S.flowId) { location.href = `/flows/${id}/edit?saved=1`; return; }
+      $('ed-state').textContent = T.saved; $('ed-state').className = 'notice';
+      loadVersions();
+    } catch (e) { $('ed-state').textContent = e.message; $('ed-state').className = 'error'; }
+  }
+  async function applyYaml() {
+    try {
+      const r = await api('POST', '/api/v1/editor/parse', { yaml: $('ed-yaml').value });
+      if (!r.doc) { showProblems(r.diagnostics); return; }
+      S.doc = r.doc; S.header = r.header; S.yaml = $('ed-yaml').value;
+      S.selected = null;
+      render(); sync(true);
+    } catch (e) { showProblems([{ message: e.message }]); }
+  }
+  async function loadVersions() {
+    if (!S.flowId) return;
+    const box = $('ed-versions');
+    const vs = (await api('GET', `/api/v1/flows/${S.flowId}/versions`)).sort((a, b) => a.version - b.version);
+    const opts = () => vs.map((v) => el('option', { value: v.version, text: `v${v.version} · ${new Date(v.created_at).toLocaleString()} · ${v.created_by || ''}` }));
+    const from = el('select', { id: 'v-from' }, ...opts());
+    const to = el('select', { id: 'v-to' }, ...opts());
+    if (vs.length > 1) from.value = vs[vs.length - 2].version;
+    to.value = vs[vs.length - 1]?.version;
+    const list = el('ul', {}, ...vs.slice().reverse().map((v) => el('li', {},
+      `v${v.version} `, el('span', { class: 'muted', text: `${new Date(v.created_at).toLocaleString()} ${v.created_by || ''}` }), ' ',
+      el('button', { type: 'button', 'data-restore': v.version, onclick: () => restore(v.version), text: T.restore }))));
+    box.replaceChildren(list, el('div', { class: 'row' }, field(T.diff_from, from), field(T.diff_to, to),
+      el('button', { type: 'button', id: 'v-diff', onclick: () => showDiff(from.value, to.value), text: T.show_diff })),
+      el('pre', { id: 'v-diff-out', class: 'diff', hidden: true }));
+  }
+  async function showDiff(a, b) {
+    const r = await api('GET', `/api/v1/flows/${S.flowId}/diff?from=${a}&to=${b}`);
+    const out = $('v-diff-out');
+    out.hidden = false;
+    out.replaceChildren(...r.lines.map((l) => el('div', { class: l.op === '+' ? 'add' : l.op === '-' ? 'del' : 'same', text: `${l.op} ${l.text}` })));
+  }
+  async function restore(v) {
+    if (!confirm(T.restore_confirm.replace('{v}', v))) return;
+    await api('POST', `/api/v1/flows/${S.flowId}/versions/${v}/restore`);
+    location.reload();
+  }
+
+  // ---- the page ----
+  function render() {
+    $('ed-id').value = S.doc.id || '';
+    $('ed-name').value = S.doc.name || '';
+    const tr = S.doc.trigger || {};
+    $('ed-trigger-open').textContent = `${T.trigger}: ${tr.app || '—'} ${(tr.events || []).join(', ')}`;
+    $('ed-trigger-open').setAttribute('aria-pressed', S.selected === 'trigger' ? 'true' : 'false');
+    renderTree();
+    const active = document.activeElement?.id;
+    renderForm();
+    if (active && $(active) && $(active) !== document.activeElement) $(active).focus();
+  }
+  function renderTree() {
+    S.doc.steps = S.doc.steps || [];
+    $('ed-tree').replaceChildren(renderList(S.doc.steps, ['steps']));
+  }
+  async function start() {
+    const [apps, conns] = await Promise.all([api('GET', '/api/v1/apps'), api('GET', '/api/v1/connections')]);
+    S.apps = apps;
+    S.connections = conns;
+    const r = await api('POST', '/api/v1/editor/parse', { yaml: $('ed-yaml').value });
+    S.doc = r.doc || { version: 1, id: '', name: '', trigger: {}, steps: [] };
+    S.header = r.header || '';
+    S.yaml = $('ed-yaml').value;
+    if (S.flowId) {
+      try {
+        const f = await api('GET', `/api/v1/flows/${S.flowId}`);
+        Object.assign(S.chosen, f.bindings || {});
+      } catch { /* a new flow */ }
+    }
+    $('ed-id').addEventListener('input', (e) => { S.doc.id = e.target.value; sync(); });
+    $('ed-name').addEventListener('input', (e) => { S.doc.name = e.target.value; sync(); });
+    $('ed-trigger-open').addEventListener('click', () => { S.selected = 'trigger'; render(); loadValues(); });
+    $('ed-add').addEventListener('click', () => openAdder(['steps']));
+    $('ed-cat-search').addEventListener('input', (e) => renderCatalogue(e.target.value));
+    $('ed-cat-close').addEventListener('click', () => { $('ed-adder').hidden = true; });
+    $('ed-adder').addEventListener('keydown', (e) => { if (e.key === 'Escape') $('ed-adder').hidden = true; });
+    $('ed-save').addEventListener('click', save);
+    $('ed-apply-yaml').addEventListener('click', applyYaml);
+    render();
+    await sync(true);
+    if (new URLSearchParams(location.search).has('saved')) {
+      $('ed-state').textContent = T.saved; $('ed-state').className = 'notice';
+    }
+    loadVersions();
+    loadValues();
+  }
+  start().catch((e) => showProblems([{ message: e.message }]));
+})();
