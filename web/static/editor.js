@@ -11,7 +11,7 @@
     flowId: root.dataset.flow || '',
     doc: null, header: '', yaml: '', valid: false,
     selected: null, apps: [], connections: [], chosen: {},
-    lastFocus: null, describe: {}, timer: null,
+    lastFocus: null, describe: {}, timer: null, seq: 0, valuesSeq: 0, rows: 1000,
   };
   const $ = (id) => document.getElementById(id);
   const el = (tag, attrs = {}, ...kids) => {
@@ -38,32 +38,43 @@
     for (const k of ['branch', 'switch', 'for_each', 'set', 'wait']) if (step[k] !== undefined) return k;
     return 'unknown';
   }
+  // Lanes are read, never written, while drawing: a lane appears in the file when a step
+  // is added to it.
   function lanesOf(step, path) {
     const k = kindOf(step);
-    if (k === 'branch') {
-      step.branch.then = step.branch.then || [];
-      step.branch.else = step.branch.else || [];
-      return [[T.then, [...path, 'branch', 'then']], [T.else, [...path, 'branch', 'else']]];
-    }
+    if (k === 'branch') return [[T.then, [...path, 'branch', 'then']], [T.else, [...path, 'branch', 'else']]];
     if (k === 'switch') {
-      const out = (step.switch.cases || []).map((c, i) => {
-        c.steps = c.steps || [];
-        return [c.name || `case${i + 1}`, [...path, 'switch', 'cases', i, 'steps']];
-      });
-      step.switch.default = step.switch.default || [];
+      const out = (step.switch.cases || []).map((c, i) => [c.name || `case${i + 1}`, [...path, 'switch', 'cases', i, 'steps']]);
       out.push([T.default_lane, [...path, 'switch', 'default']]);
       return out;
     }
-    if (k === 'for_each') {
-      step.for_each.steps = step.for_each.steps || [];
-      return [[T.loop_body, [...path, 'for_each', 'steps']]];
-    }
+    if (k === 'for_each') return [[T.loop_body, [...path, 'for_each', 'steps']]];
     return [];
   }
+  function listAt(path) {
+    let o = S.doc;
+    path.forEach((k, i) => {
+      if (o[k] === undefined || o[k] === null) o[k] = i === path.length - 1 ? [] : {};
+      o = o[k];
+    });
+    return o;
+  }
+  // Slots nobody uses any more leave the file with the last step that used them.
+  function pruneSlots() {
+    const used = new Set();
+    if (S.doc.trigger?.connection) used.add(S.doc.trigger.connection);
+    const walk = (list) => (list || []).forEach((s) => {
+      if (s.connection) used.add(s.connection);
+      lanesOf(s, []).forEach(([, p]) => walk(p.reduce((o, k) => (o == null ? o : o[k]), s)));
+    });
+    walk(S.doc.steps);
+    for (const slot of Object.keys(S.doc.connections || {})) if (!used.has(slot)) delete S.doc.connections[slot];
+    if (S.doc.connections && !Object.keys(S.doc.connections).length) delete S.doc.connections;
+  }
   function allIds(list = S.doc.steps || [], out = []) {
-    list.forEach((s, i) => {
+    list.forEach((s) => {
       out.push(s.id);
-      lanesOf(s, []).forEach(([, p]) => allIds(p.reduce((o, k) => o[k], s), out));
+      lanesOf(s, []).forEach(([, p]) => allIds(p.reduce((o, k) => (o == null ? o : o[k]), s) || [], out));
     });
     return out;
   }
@@ -86,8 +97,11 @@
   async function sync(now) {
     clearTimeout(S.timer);
     const run = async () => {
+      const my = ++S.seq;
       try {
         const r = await api('POST', '/api/v1/editor/yaml', { doc: S.doc, header: S.header, base: S.yaml });
+        // A newer change already went out: its answer is the one to show.
+        if (my !== S.seq) return;
         S.yaml = r.yaml; S.valid = r.valid;
         $('ed-yaml').value = r.yaml;
         showProblems(r.diagnostics);
@@ -102,7 +116,7 @@
     $('ed-state').textContent = list.length ? T.problems.replace('{n}', list.length) : T.no_problems;
     $('ed-state').className = list.length ? 'error' : 'notice';
   }
-  function changed() { render(); sync(); }
+  function changed() { pruneSlots(); render(); sync(); }
 
   // ---- the step list ----
   function stepLabel(s) {
@@ -118,16 +132,16 @@
       const sel = JSON.stringify(S.selected) === key;
       const li = el('li', { class: 'ed-step' + (sel ? ' selected' : '') },
         el('div', { class: 'row' },
-          el('button', { type: 'button', class: 'ed-open', 'data-step': s.id, 'aria-pressed': sel ? 'true' : 'false', onclick: () => select(p), text: stepLabel(s) }),
-          el('button', { type: 'button', 'aria-label': `${T.move_up}: ${s.id}`, title: T.move_up, disabled: i === 0, onclick: () => move(p, -1), text: '↑' }),
-          el('button', { type: 'button', 'aria-label': `${T.move_down}: ${s.id}`, title: T.move_down, disabled: i === list.length - 1, onclick: () => move(p, 1), text: '↓' }),
+          el('button', { type: 'button', class: 'ed-open', id: `step-${s.id}`, 'data-step': s.id, 'aria-pressed': sel ? 'true' : 'false', onclick: () => select(p), text: stepLabel(s) }),
+          el('button', { type: 'button', id: `up-${s.id}`, 'aria-label': `${T.move_up}: ${s.id}`, title: T.move_up, disabled: i === 0, onclick: () => move(p, -1), text: '↑' }),
+          el('button', { type: 'button', id: `down-${s.id}`, 'aria-label': `${T.move_down}: ${s.id}`, title: T.move_down, disabled: i === list.length - 1, onclick: () => move(p, 1), text: '↓' }),
           el('button', { type: 'button', 'aria-label': `${T.remove}: ${s.id}`, title: T.remove, 'data-remove': s.id, onclick: () => remove(p), text: '✕' })));
       for (const [name, lp] of lanesOf(s, p)) {
-        const lane = at(lp);
+        const lane = at(lp) || [];
         li.append(el('div', { class: 'lane' },
           el('div', { class: 'muted', text: name }),
           renderList(lane, lp),
-          el('button', { type: 'button', class: 'ed-add', 'data-lane': `${s.id}:${name}`, onclick: () => openAdder(lp), text: `+ ${T.add_step} (${name})` })));
+          el('button', { type: 'button', class: 'ed-add', id: `add-${s.id}-${lanesOf(s, p).findIndex(([, x]) => x === lp)}`, 'data-lane': `${s.id}:${name}`, onclick: (e) => openAdder(lp, e.currentTarget), text: `+ ${T.add_step} (${name})` })));
       }
       ul.append(li);
     });
@@ -156,8 +170,10 @@
 
   // ---- adding steps: the catalogue ----
   let addTo = null;
-  function openAdder(listPath) {
+  let opener = null;
+  function openAdder(listPath, from) {
     addTo = listPath;
+    opener = from || null;
     const d = $('ed-adder');
     d.hidden = false;
     $('ed-cat-search').value = '';
@@ -202,7 +218,7 @@
     } else {
       step = { id: freshId('values'), name: T.kind_set, set: { value: '' } };
     }
-    const list = at(addTo);
+    const list = listAt(addTo);
     list.push(step);
     $('ed-adder').hidden = true;
     S.selected = [...addTo, list.length - 1];
@@ -213,8 +229,11 @@
 
   // ---- forms ----
   function field(labelText, control, help, required) {
+    const labelId = `${control.id}-label`;
+    if (control.tagName === 'DIV' || control.tagName === 'FIELDSET') control.setAttribute('aria-labelledby', labelId);
+    else if (help) control.setAttribute('aria-describedby', `${control.id}-help`);
     return el('div', { class: 'field' },
-      el('label', { for: control.id }, labelText, required ? el('span', { class: 'req', 'aria-label': T.required, text: ' *' }) : null),
+      el('label', { for: control.id, id: labelId }, labelText, required ? el('span', { class: 'req', 'aria-label': T.required, text: ' *' }) : null),
       control,
       help ? el('small', { class: 'muted', id: control.id + '-help', text: help }) : null);
   }
@@ -230,10 +249,10 @@
     dl.replaceChildren(...items.map((it) => el('option', { value: it.name, label: it.label ? `${it.label} / ${it.name}${it.type ? ` · ${it.type}${it.length ? ` ${it.length}` : ''}` : ''}` : it.name })));
     return id;
   }
-  async function describeList(appId, object) {
-    const key = `${appId}:${S.chosen[appId] || ''}:${object || ''}`;
+  async function describeList(appId, slot, object) {
+    const conn = S.chosen[slot] || '';
+    const key = `${appId}:${conn}:${object || ''}`;
     if (S.describe[key]) return S.describe[key];
-    const conn = S.chosen[appId];
     const path = conn
       ? `/api/v1/connections/${conn}/describe${object ? `?object=${encodeURIComponent(object)}` : ''}`
       : `/api/v1/apps/${appId}/describe${object ? `?object=${encodeURIComponent(object)}` : ''}`;
@@ -244,11 +263,15 @@
     obj = obj && typeof obj === 'object' && !Array.isArray(obj) ? obj : {};
     const box = el('div', { class: 'map', id, role: 'group' });
     const entries = Object.entries(obj);
+    // A value that was a number, a boolean or a structure keeps its type while its text
+    // is unchanged.
+    const shown = (v) => (typeof v === 'string' ? v : JSON.stringify(v));
     const write = () => {
       const out = {};
       box.querySelectorAll('.map-row').forEach((r) => {
         const k = r.querySelector('.k').value.trim();
-        if (k) out[k] = r.querySelector('.v').value;
+        const raw = r.querySelector('.v').value;
+        if (k) out[k] = k in obj && typeof obj[k] !== 'string' && raw === shown(obj[k]) ? obj[k] : raw;
       });
       onchange(out);
     };
@@ -261,7 +284,8 @@
         el('button', { type: 'button', 'aria-label': `${T.remove} ${i + 1}`, onclick: (e) => { e.target.closest('.map-row').remove(); write(); }, text: '✕' }));
     };
     entries.forEach(([k, v], i) => box.append(row(k, v, i)));
-    box.append(el('button', { type: 'button', id: `${id}-add`, onclick: (e) => { e.target.before(row('', '', box.querySelectorAll('.map-row').length)); e.target.previousSibling.querySelector('.k').focus(); }, text: `+ ${T.add_row}` }));
+    let next = entries.length;
+    box.append(el('button', { type: 'button', id: `${id}-add`, onclick: (e) => { e.target.before(row('', '', next++)); e.target.previousSibling.querySelector('.k').focus(); }, text: `+ ${T.add_row}` }));
     return box;
   }
   function listRows(id, arr, onchange, itemList) {
@@ -273,7 +297,8 @@
       return el('div', { class: 'row' }, inp, el('button', { type: 'button', 'aria-label': `${T.remove} ${i + 1}`, onclick: (e) => { e.target.parentElement.remove(); write(); }, text: '✕' }));
     };
     arr.forEach((v, i) => box.append(row(v, i)));
-    box.append(el('button', { type: 'button', id: `${id}-add`, onclick: (e) => { e.target.before(row('', box.querySelectorAll('.item').length)); e.target.previousSibling.querySelector('input').focus(); }, text: `+ ${T.add_row}` }));
+    let next = arr.length;
+    box.append(el('button', { type: 'button', id: `${id}-add`, onclick: (e) => { e.target.before(row('', next++)); e.target.previousSibling.querySelector('input').focus(); }, text: `+ ${T.add_row}` }));
     return box;
   }
   function inputControl(step, f) {
@@ -325,9 +350,9 @@
   }
   async function loadFields(step) {
     if (step.app !== 'salesforce') return;
-    datalist('dl-objects', await describeList('salesforce'));
+    datalist('dl-objects', await describeList('salesforce', step.connection));
     const obj = step.input?.object;
-    datalist('dl-fields', obj ? await describeList('salesforce', obj) : []);
+    datalist('dl-fields', obj ? await describeList('salesforce', step.connection, obj) : []);
   }
   function connectionPicker(appId, slot) {
     const s = el('select', { id: 'f-connection' }, el('option', { value: '', text: '—' }),
@@ -423,6 +448,7 @@
     const appSel = el('select', { id: 't-app' }, el('option', { value: '', text: '—' }), ...withTriggers.map((a) => el('option', { value: a.id, text: tx(a.name) })));
     appSel.value = tr.app || '';
     appSel.addEventListener('change', () => {
+      if (tr.app === 'ecforce' && S.doc.concurrency_key === '{{ trigger.customer_id }}') delete S.doc.concurrency_key;
       tr.app = appSel.value;
       tr.events = [];
       delete tr.options; delete tr.connection;
@@ -459,12 +485,14 @@
     box.append(el('h4', { text: T.trigger_sample }));
     box.append(el('p', { class: 'muted', text: T.trigger_sample_help }));
     const row = el('div', { class: 'row' });
+    const noId = !currentId();
     if (S.flowId) row.append(el('button', { type: 'button', id: 't-wait', onclick: waitWebhook, text: T.wait_webhook }));
-    if (tr.app === 'ecforce') row.append(el('button', { type: 'button', id: 't-fetch', onclick: fetchRecent, text: T.fetch_recent }));
+    if (tr.app === 'ecforce') row.append(el('button', { type: 'button', id: 't-fetch', disabled: noId, onclick: fetchRecent, text: T.fetch_recent }));
     box.append(row);
     const ta = el('textarea', { id: 't-sample', rows: 5 });
     box.append(field(T.enter_sample, ta, T.enter_sample_help));
-    box.append(el('button', { type: 'button', id: 't-sample-save', onclick: saveSample, text: T.save_sample }));
+    box.append(el('button', { type: 'button', id: 't-sample-save', disabled: noId, onclick: saveSample, text: T.save_sample }));
+    if (noId) box.append(el('p', { class: 'muted', text: T.id_first }));
   }
 
   // ---- samples and tests ----
@@ -515,7 +543,12 @@
       showWarnings(r.warnings);
     } catch (e) { out.textContent = e.message; }
   }
-  async function preview() {
+  let previewTimer = null;
+  function preview() {
+    clearTimeout(previewTimer);
+    previewTimer = setTimeout(previewNow, 500);
+  }
+  async function previewNow() {
     const step = S.selected && S.selected !== 'trigger' ? at(S.selected) : null;
     if (!step || step.app !== 'salesforce' || !step.input?.fields) return;
     await sync(true);
@@ -532,9 +565,11 @@
     const box = $('ed-values');
     const step = S.selected && S.selected !== 'trigger' ? at(S.selected) : null;
     if (!step) { box.replaceChildren(el('p', { class: 'muted', text: T.values_help })); return; }
+    const my = ++S.valuesSeq;
     await sync(true);
     try {
       const r = await api('POST', '/api/v1/editor/values', { yaml: S.yaml, step_id: step.id });
+      if (my !== S.valuesSeq) return;
       box.replaceChildren(...r.groups.map((g) => el('div', { class: 'group' },
         el('h4', { text: `${g.label} (${g.id})` }),
         g.values.length ? null : el('p', { class: 'muted', text: T.no_values }),
@@ -595,15 +630,18 @@
       el('pre', { id: 'v-diff-out', class: 'diff', hidden: true }));
   }
   async function showDiff(a, b) {
-    const r = await api('GET', `/api/v1/flows/${S.flowId}/diff?from=${a}&to=${b}`);
     const out = $('v-diff-out');
+    let r;
+    try { r = await api('GET', `/api/v1/flows/${S.flowId}/diff?from=${a}&to=${b}`); } catch (e) { out.hidden = false; out.textContent = e.message; return; }
     out.hidden = false;
     out.replaceChildren(...r.lines.map((l) => el('div', { class: l.op === '+' ? 'add' : l.op === '-' ? 'del' : 'same', text: `${l.op} ${l.text}` })));
   }
   async function restore(v) {
     if (!confirm(T.restore_confirm.replace('{v}', v))) return;
-    await api('POST', `/api/v1/flows/${S.flowId}/versions/${v}/restore`);
-    location.reload();
+    try {
+      await api('POST', `/api/v1/flows/${S.flowId}/versions/${v}/restore`);
+      location.reload();
+    } catch (e) { $('ed-state').textContent = e.message; $('ed-state').className = 'error'; }
   }
 
   // ---- the page ----
@@ -613,8 +651,8 @@
     const tr = S.doc.trigger || {};
     $('ed-trigger-open').textContent = `${T.trigger}: ${tr.app || '—'} ${(tr.events || []).join(', ')}`;
     $('ed-trigger-open').setAttribute('aria-pressed', S.selected === 'trigger' ? 'true' : 'false');
-    renderTree();
     const active = document.activeElement?.id;
+    renderTree();
     renderForm();
     if (active && $(active) && $(active) !== document.activeElement) $(active).focus();
   }
@@ -639,10 +677,11 @@
     $('ed-id').addEventListener('input', (e) => { S.doc.id = e.target.value; sync(); });
     $('ed-name').addEventListener('input', (e) => { S.doc.name = e.target.value; sync(); });
     $('ed-trigger-open').addEventListener('click', () => { S.selected = 'trigger'; render(); loadValues(); });
-    $('ed-add').addEventListener('click', () => openAdder(['steps']));
+    $('ed-add').addEventListener('click', (e) => openAdder(['steps'], e.currentTarget));
     $('ed-cat-search').addEventListener('input', (e) => renderCatalogue(e.target.value));
-    $('ed-cat-close').addEventListener('click', () => { $('ed-adder').hidden = true; });
-    $('ed-adder').addEventListener('keydown', (e) => { if (e.key === 'Escape') $('ed-adder').hidden = true; });
+    const closeAdder = () => { $('ed-adder').hidden = true; (opener && document.body.contains(opener) ? opener : $('ed-add')).focus(); };
+    $('ed-cat-close').addEventListener('click', closeAdder);
+    $('ed-adder').addEventListener('keydown', (e) => { if (e.key === 'Escape') closeAdder(); });
     $('ed-save').addEventListener('click', save);
     $('ed-apply-yaml').addEventListener('click', applyYaml);
     render();

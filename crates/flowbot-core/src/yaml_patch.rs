@@ -107,14 +107,17 @@ fn entry(key: &str, value: &Value) -> Value {
 
 impl Patcher<'_> {
     /// The last content line of what starts at `from` and is owned by indentation `owner`:
-    /// everything after it indented deeper belongs to it.
-    fn end(&self, from: usize, owner: usize) -> usize {
+    /// everything after it indented deeper belongs to it. A mapping key (`key`) also owns
+    /// `- ` items at its own indentation (`key:` then `- a`, as serde_yaml writes lists).
+    fn end(&self, from: usize, owner: usize, key: bool) -> usize {
         let mut last = from;
         for (i, l) in self.lines.iter().enumerate().skip(from + 1) {
             if !content(l) {
                 continue;
             }
-            if indent(l) <= owner {
+            let n = indent(l);
+            let own_item = key && n == owner && l.trim_start().starts_with("- ");
+            if n <= owner && !own_item {
                 break;
             }
             last = i;
@@ -137,7 +140,7 @@ impl Patcher<'_> {
             let key = k.as_str();
             let (kl, kc) = k.span().start().map(|m| (m.line() - 1, m.column() - 1))?;
             key_col.get_or_insert(kc);
-            let e = self.end(kl, kc);
+            let e = self.end(kl, kc, true);
             last_end = Some(e);
             match n.get(key) {
                 None => self.edit(kl, e + 1, Vec::new()),
@@ -185,8 +188,8 @@ impl Patcher<'_> {
             }
             _ => {}
         }
-        let e = self.end(kl, kc);
-        // A scalar on its key's line: only the value changes.
+        let e = self.end(kl, kc, true);
+        // A scalar on its key's line: only the value changes (a trailing comment stays).
         if !block
             && e == kl
             && !old.is_object()
@@ -197,8 +200,17 @@ impl Patcher<'_> {
             let lines = emit(new, 0)?;
             if lines.len() == 1 && matches!(node, Node::Scalar(_)) {
                 let line = self.lines[kl];
+                let rest = line.get(vc..)?;
+                let comment = rest
+                    .find(" #")
+                    .map(|at| {
+                        let spaces = rest[..at].len() - rest[..at].trim_end().len();
+                        &rest[at - spaces..]
+                    })
+                    .unwrap_or("");
                 let mut text = line.get(..vc)?.to_string();
                 text.push_str(&lines[0]);
+                text.push_str(comment);
                 self.edit(kl, kl + 1, vec![text]);
                 return Some(());
             }
@@ -221,17 +233,25 @@ impl Patcher<'_> {
             if self.lines[l].get(dash..dash + 2) != Some("- ") {
                 return None;
             }
-            items.push((l, dash, self.end(l, dash), item));
+            items.push((l, dash, self.end(l, dash, false), item));
         }
-        if o.len() == n.len() {
+        let id = |v: &Value| v.get("id").and_then(Value::as_str).map(str::to_string);
+        // Steps are matched by id (a moved step makes the list be rewritten, so comments
+        // move with their steps); other items by position.
+        let ids: Option<(Vec<String>, Vec<String>)> = o
+            .iter()
+            .map(id)
+            .collect::<Option<Vec<_>>>()
+            .zip(n.iter().map(id).collect::<Option<Vec<_>>>());
+        let Some((old_ids, new_ids)) = ids else {
+            if o.len() != n.len() {
+                return None;
+            }
             for (i, (l, dash, e, item)) in items.iter().enumerate() {
                 self.item(&o[i], &n[i], item, *l, *dash, *e)?;
             }
             return Some(());
-        }
-        let id = |v: &Value| v.get("id").and_then(Value::as_str).map(str::to_string);
-        let old_ids: Vec<String> = o.iter().map(id).collect::<Option<_>>()?;
-        let new_ids: Vec<String> = n.iter().map(id).collect::<Option<_>>()?;
+        };
         let kept_old: Vec<&String> = old_ids.iter().filter(|i| new_ids.contains(i)).collect();
         let kept_new: Vec<&String> = new_ids.iter().filter(|i| old_ids.contains(i)).collect();
         if kept_old != kept_new || items.is_empty() {
@@ -364,6 +384,30 @@ mod tests {
         );
         assert!(out.contains("  sf: { app: salesforce }"), "{out}");
         assert_eq!(doc(&out), d);
+    }
+
+    #[test]
+    fn a_trailing_comment_stays_with_its_changed_value() {
+        let mut d = doc(FLOW);
+        d["name"] = json!("Renamed");
+        let out = patch(FLOW, &d).unwrap();
+        assert!(out.contains("name: Renamed   # the name\n"), "{out}");
+    }
+
+    #[test]
+    fn lists_at_their_key_s_indentation_belong_to_the_key() {
+        let src = "# keep me\nsteps:\n- id: a\n  set:\n    x: 1\nafter: 1\n";
+        let mut d = doc(src);
+        d["steps"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"id": "b", "set": {"y": 2}}));
+        d["added"] = json!(true);
+        let out = patch(src, &d).unwrap();
+        assert_eq!(
+            out,
+            "# keep me\nsteps:\n- id: a\n  set:\n    x: 1\n- id: b\n  set:\n    y: 2\nafter: 1\nadded: true\n"
+        );
     }
 
     #[test]

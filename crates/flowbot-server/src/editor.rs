@@ -354,6 +354,12 @@ async fn step_connection(
     };
     if let Some(id) = chosen.get(slot).filter(|id| !id.is_empty()) {
         let mut c = s.store.connection(id).await?;
+        if c.app != app {
+            return Err(ApiError::BadRequest(format!(
+                "connection `{}` is for {}, not {app}",
+                c.name, c.app
+            )));
+        }
         c.name = slot.to_string();
         return Ok(Some(c));
     }

@@ -225,6 +225,7 @@ const EDITOR_TEXT: &[(&str, &str, &str)] = &[
     ("enter_sample", "Or enter a sample (JSON)", "またはサンプルを入力（JSON）"),
     ("enter_sample_help", "The trigger's obtained values, e.g. {\"customer_id\": \"123\"}.", "トリガーの取得した値（例: {\"customer_id\": \"123\"}）。"),
     ("save_sample", "Use this sample", "このサンプルを使う"),
+    ("id_first", "Give the flow an ID first: samples are kept under it.", "先にフロー ID を入力してください（サンプルはフローごとに保存されます）。"),
     ("sample_saved", "Sample saved", "サンプルを保存しました"),
     ("sample_invalid", "Not valid JSON", "JSON として読めません"),
     ("waiting", "Waiting for a webhook… send one from the app now.", "Webhook を待っています… アプリから送信してください。"),
