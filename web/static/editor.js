@@ -96,16 +96,19 @@
   // ---- server round trips ----
   async function sync(now) {
     clearTimeout(S.timer);
+    // `data-pending` says a change is not yet in the YAML (tests and scripts wait on it).
+    root.dataset.pending = '1';
     const run = async () => {
       const my = ++S.seq;
       try {
         const r = await api('POST', '/api/v1/editor/yaml', { doc: S.doc, header: S.header, base: S.yaml });
         // A newer change already went out: its answer is the one to show.
         if (my !== S.seq) return;
+        delete root.dataset.pending;
         S.yaml = r.yaml; S.valid = r.valid;
         $('ed-yaml').value = r.yaml;
         showProblems(r.diagnostics);
-      } catch (e) { showProblems([{ message: e.message }]); }
+      } catch (e) { delete root.dataset.pending; showProblems([{ message: e.message }]); }
     };
     if (now) return run();
     S.timer = setTimeout(run, 250);
@@ -117,6 +120,8 @@
     $('ed-state').className = list.length ? 'error' : 'notice';
   }
   function changed() { pruneSlots(); render(); sync(); }
+  // Saved notes belong to the version just saved: the next change clears them.
+  root.addEventListener('input', () => { $('ed-saved').textContent = ''; $('ed-saved').className = ''; });
 
   // ---- the step list ----
   function stepLabel(s) {
@@ -350,9 +355,14 @@
   }
   async function loadFields(step) {
     if (step.app !== 'salesforce') return;
-    datalist('dl-objects', await describeList('salesforce', step.connection));
+    const objects = await describeList('salesforce', step.connection);
+    datalist('dl-objects', objects);
+    // Fields once the object is one the org has (not on every keystroke), and only if the
+    // object is still the one asked about when the answer comes.
     const obj = step.input?.object;
-    datalist('dl-fields', obj ? await describeList('salesforce', step.connection, obj) : []);
+    const known = objects.some((o) => o.name === obj);
+    const fields = known ? await describeList('salesforce', step.connection, obj) : [];
+    if (step.input?.object === obj) datalist('dl-fields', fields);
   }
   function connectionPicker(appId, slot) {
     const s = el('select', { id: 'f-connection' }, el('option', { value: '', text: '—' }),
@@ -592,7 +602,9 @@
   // ---- save, YAML, versions ----
   async function save() {
     await sync(true);
-    if (!S.valid) { $('ed-state').textContent = T.fix_first; $('ed-state').className = 'error'; return; }
+    // A change still on its way must be in what is saved.
+    for (let i = 0; root.dataset.pending && i < 100; i++) await new Promise((r) => setTimeout(r, 50));
+    if (!S.valid) { say('ed-saved', T.fix_first, true); return; }
     try {
       const r = await api('POST', '/api/v1/flows', { yaml: S.yaml });
       const id = r.flow?.id || S.doc.id;
@@ -600,9 +612,9 @@
         if (conn && S.doc.connections?.[slot]) await api('POST', `/api/v1/flows/${id}/connections`, { slot, connection_id: conn });
       }
       if (!S.flowId) { location.href = `/flows/${id}/edit?saved=1`; return; }
-      $('ed-state').textContent = T.saved; $('ed-state').className = 'notice';
+      say('ed-saved', T.saved);
       loadVersions();
-    } catch (e) { $('ed-state').textContent = e.message; $('ed-state').className = 'error'; }
+    } catch (e) { say('ed-saved', e.message, true); }
   }
   async function applyYaml() {
     try {
@@ -641,7 +653,7 @@
     try {
       await api('POST', `/api/v1/flows/${S.flowId}/versions/${v}/restore`);
       location.reload();
-    } catch (e) { $('ed-state').textContent = e.message; $('ed-state').className = 'error'; }
+    } catch (e) { say('ed-saved', e.message, true); }
   }
 
   // ---- the page ----
@@ -687,7 +699,7 @@
     render();
     await sync(true);
     if (new URLSearchParams(location.search).has('saved')) {
-      $('ed-state').textContent = T.saved; $('ed-state').className = 'notice';
+      say('ed-saved', T.saved);
     }
     loadVersions();
     loadValues();

@@ -609,7 +609,19 @@ impl Editor {
 
     /// Wait until the editor has turned the forms into YAML and the server checked it.
     async fn settled(&self) {
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        let c = self.c.clone();
+        until("the editor to catch up", move || {
+            let c = c.clone();
+            async move {
+                c.execute(
+                    "return document.querySelector('#editor').dataset.pending === undefined;",
+                    vec![],
+                )
+                .await
+                .is_ok_and(|v| v == json!(true))
+            }
+        })
+        .await;
     }
 
     async fn problems(&self) -> String {
@@ -652,18 +664,21 @@ impl Editor {
     async fn save(&self) {
         self.settled().await;
         self.click("#ed-save").await;
-        let c = self.c.clone();
-        until("the save", move || {
-            let c = c.clone();
-            async move {
-                let t = match c.find(Locator::Id("ed-state")).await {
-                    Ok(e) => e.text().await.unwrap_or_default(),
-                    Err(_) => String::new(),
-                };
-                t.contains("保存しました") || t.contains("Saved")
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let state = match self.c.find(Locator::Id("ed-saved")).await {
+                Ok(e) => e.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if state.contains("保存しました") || state.contains("Saved") {
+                return;
             }
-        })
-        .await;
+            if Instant::now() > deadline {
+                let problems = self.problems().await;
+                panic!("not saved: {state}; problems: {problems}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 
@@ -978,6 +993,27 @@ async fn a_template_s_mapping_is_edited_in_the_forms_and_the_export_shows_it() {
     .await;
     let yaml = e.store.flow_version(id, 3).await.unwrap().yaml;
     assert!(!yaml.contains("Phone"), "{yaml}");
+
+    // A switch on the prefecture and a loop over the search's records, from the catalogue.
+    c.refresh().await.unwrap();
+    e.add("#ed-add", "", "switch").await;
+    e.pick("#s0-c-value-0", "customer.prefecture").await;
+    e.fill("#s0-c-to-0", "東京都").await;
+    e.add("#ed-add", "", "for_each").await;
+    e.pick("#l-items", "search.records").await;
+    shot(&c, "33-editor-switch-loop").await;
+    e.save().await;
+    let yaml = e.store.flow_version(id, 4).await.unwrap().yaml;
+    let flow = flowbot_core::check(&yaml, &apps)
+        .flow
+        .unwrap_or_else(|| panic!("valid:\n{yaml}"));
+    assert!(
+        yaml.contains("value: '{{ customer.prefecture }}'"),
+        "{yaml}"
+    );
+    assert!(yaml.contains("to: 東京都"), "{yaml}");
+    assert!(yaml.contains("items: '{{ search.records }}'"), "{yaml}");
+    assert_eq!(flow.steps.len(), 5, "{yaml}");
     c.close().await.unwrap();
     e.stop.cancel();
 }
