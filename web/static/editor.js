@@ -225,6 +225,8 @@
     }
     const list = listAt(addTo);
     list.push(step);
+    $('ed-test-result').hidden = true;
+    $('ed-test-result').textContent = '';
     $('ed-adder').hidden = true;
     S.selected = [...addTo, list.length - 1];
     changed();
@@ -536,10 +538,10 @@
     loadValues();
   }
   async function testStep(confirmed) {
-    await sync(true);
-    const step = at(S.selected);
     const out = $('ed-test-result');
     out.hidden = false; out.textContent = T.testing;
+    await sync(true);
+    const step = at(S.selected);
     try {
       const r = await api('POST', '/api/v1/editor/test-step', { yaml: S.yaml, step_id: step.id, confirm: confirmed, connections: S.chosen });
       if (r.needs_confirmation) {

@@ -673,6 +673,15 @@ impl SalesforceConnector {
             if status.is_success() {
                 return Ok((status, value));
             }
+            if status == StatusCode::UNAUTHORIZED {
+                // Signed in afresh and refused again: sessions are being revoked as they
+                // are made (an administrator's revoke, expiries in a burst). Wrong
+                // credentials would have failed at sign-in, so this is tried again later.
+                return Err(ActionError::retryable(
+                    "Salesforce refused the session just opened (it expired or was revoked again); trying again shortly",
+                )
+                .with_code("INVALID_SESSION_ID"));
+            }
             if status == StatusCode::MULTIPLE_CHOICES {
                 return Err(ActionError::fatal(
                     "Salesforce: several records have this external ID; make the field unique",

@@ -594,3 +594,33 @@ async fn collections_write_up_to_200_records_per_call() {
     .unwrap();
     assert_eq!(out["succeeded"], 2);
 }
+
+#[tokio::test]
+async fn a_session_refused_again_after_signing_in_anew_is_retryable() {
+    let sf = org(SalesforceConfig::default()).await;
+    let c = connector();
+    let cn = conn(&sf, json!({}));
+    // Every data call is refused as if the session had just been revoked.
+    sf.sim.faults.set(flowbot_sandbox::faults::FaultConfig {
+        every: Some(1),
+        only: vec!["query".into()],
+        errors: vec![flowbot_sandbox::faults::InjectedError {
+            status: 401,
+            code: Some("INVALID_SESSION_ID".into()),
+            message: Some("Session expired or invalid".into()),
+            fields: vec![],
+            retry_after: None,
+        }],
+        ..Default::default()
+    });
+    let err = run(&c, &cn, "query", json!({"soql": "SELECT Id FROM Account"}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.class, flowbot_core::ErrorClass::Retryable, "{err:?}");
+    assert_eq!(err.code.as_deref(), Some("INVALID_SESSION_ID"));
+    assert_eq!(
+        sf.sim.stats()["tokens_issued"],
+        2,
+        "it signed in again once before giving the run back"
+    );
+}

@@ -643,15 +643,19 @@ impl Editor {
     }
 
     async fn test_step(&self) -> String {
+        let before = self.find("#ed-test-result").await.text().await.unwrap();
         self.click("#f-test").await;
         let c = self.c.clone();
         until("the step's test result", move || {
-            let c = c.clone();
+            let (c, before) = (c.clone(), before.clone());
             async move {
                 match c.find(Locator::Id("ed-test-result")).await {
                     Ok(e) => {
                         let t = e.text().await.unwrap_or_default();
-                        !t.is_empty() && !t.contains("テスト中") && !t.contains("Testing")
+                        !t.is_empty()
+                            && t != before
+                            && !t.contains("テスト中")
+                            && !t.contains("Testing")
                     }
                     Err(_) => false,
                 }

@@ -1,5 +1,6 @@
 //! Retention: run history is purged by age and/or count per flow, in small batches (so a
-//! purge never holds the write lock for long), and SQLite gives the space back.
+//! purge never holds the write lock for long), and SQLite gives the space back. Events that
+//! never had a run (ignored, duplicates, unreadable bodies) go by age too.
 
 use std::time::Duration;
 
@@ -33,6 +34,7 @@ impl Store {
     /// Purge what the policy says, batch by batch. Returns how many runs were deleted.
     pub async fn purge(&self, policy: &Retention) -> Result<u64> {
         let mut total = 0;
+        let mut events = 0;
         if let Some(age) = policy.max_age {
             let cutoff = self.now_ms() - age.as_millis() as i64;
             let select = format!(
@@ -40,6 +42,7 @@ impl Store {
                 policy.batch
             );
             total += self.delete_runs_batched(&select).await?;
+            events = self.delete_runless_events(cutoff, policy.batch).await?;
         }
         if let Some(keep) = policy.max_runs_per_flow {
             let flows: Vec<String> = sqlx::query_scalar("SELECT DISTINCT flow_id FROM runs")
@@ -59,12 +62,48 @@ impl Store {
                 total += self.delete_runs_batched(&select).await?;
             }
         }
-        if total > 0 && self.backend() == Backend::Sqlite {
+        if total + events > 0 && self.backend() == Backend::Sqlite {
             // Hand freed pages back to the file system (the file was created with
             // incremental auto-vacuum).
             self.pool().execute("PRAGMA incremental_vacuum").await?;
         }
         Ok(total)
+    }
+
+    /// Events that never had a run (ignored while the trigger was OFF, duplicates,
+    /// unreadable bodies) older than `cutoff`, batch by batch.
+    async fn delete_runless_events(&self, cutoff: i64, batch: u32) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            let n = self
+                .inner
+                .writer
+                .write(move |conn| {
+                    Box::pin(async move {
+                        let ids: Vec<String> = sqlx::query_scalar(&format!(
+                            "SELECT id FROM events WHERE received_at < $1 AND NOT EXISTS \
+                             (SELECT 1 FROM runs r WHERE r.event_id = events.id) LIMIT {batch}"
+                        ))
+                        .bind(cutoff)
+                        .fetch_all(&mut *conn)
+                        .await?;
+                        let mut n = 0;
+                        for id in ids {
+                            n += sqlx::query("DELETE FROM events WHERE id = $1")
+                                .bind(id)
+                                .execute(&mut *conn)
+                                .await?
+                                .rows_affected();
+                        }
+                        Ok(n)
+                    })
+                })
+                .await?;
+            if n == 0 {
+                return Ok(total);
+            }
+            total += n;
+        }
     }
 
     async fn delete_runs_batched(&self, select_ids: &str) -> Result<u64> {

@@ -631,6 +631,11 @@ async fn retention_purges_old_history_and_the_file_stops_growing() {
                 .map(|m| m.len())
                 .unwrap_or(0)
     };
+    // An event that never had a run (the trigger was OFF) goes with the old history too.
+    let ignored = s
+        .record_ignored_event("sync", json!({}), json!({"late": true}), "trigger OFF")
+        .await
+        .unwrap();
     let mut sizes = Vec::new();
     for round in 0..4 {
         fill(round).await;
@@ -649,6 +654,11 @@ async fn retention_purges_old_history_and_the_file_stops_growing() {
         0
     );
     assert!(sizes[3] <= sizes[1], "the file kept growing: {sizes:?}");
+    let events = s.events(Some("sync"), 1000).await.unwrap();
+    assert!(
+        events.iter().all(|e| e.id != ignored),
+        "the old ignored event is purged"
+    );
 
     // Count-based retention keeps the newest runs of each flow.
     fill(9).await;
