@@ -106,6 +106,8 @@ async fn at(c: &Client, path: &str) {
     .await;
 }
 
+const PASSWORD: &str = "pw-for-the-browser";
+
 fn obj(v: Value) -> Map<String, Value> {
     match v {
         Value::Object(m) => m,
@@ -126,48 +128,15 @@ async fn runs(store: &Store, status: RunStatus) -> Vec<flowbot_store::RunInfo> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_user_imports_connects_enables_watches_and_reruns_in_the_browser() {
-    let ec = ecforce::start(
-        EcforceConfig {
-            webhook_backoff: Duration::from_millis(50),
-            ..Default::default()
-        },
-        0,
-    )
-    .await
-    .unwrap();
-    let sf = salesforce::start(SalesforceConfig::default(), 0)
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&StoreConfig {
-        database_url: None,
-        data_dir: dir.path().join("data"),
-        secret_key: None,
-    })
-    .await
-    .unwrap();
-    flowbot_server::auth::ensure_admin(&store, Some("pw-for-the-browser"))
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    store
-        .set_setting(flowbot_store::notify::PUBLIC_URL, &json!(url), "t")
-        .await
-        .unwrap();
-    let stop = CancellationToken::new();
-    let apps = flowbot_connectors::registry();
-    tokio::spawn(flowbot_server::serve(
-        listener,
-        AppState::new(store.clone(), apps.clone(), ServerConfig::default()),
-        stop.clone(),
-    ));
-    let cfg = WorkerConfig {
-        idle_poll: Duration::from_millis(50),
-        ..WorkerConfig::default()
-    };
-    tokio::spawn(Worker::new(store.clone(), apps, cfg).run(stop.clone()));
-    let (_driver, c) = chromium(&dir.path().join("chromium")).await;
+    let b = boot(false).await;
+    let (ec, sf, store, url, c, stop) = (
+        &b.ec,
+        &b.sf,
+        b.store.clone(),
+        b.url.clone(),
+        b.c.clone(),
+        b.stop.clone(),
+    );
 
     // Log in.
     c.goto(&format!("{url}/flows")).await.unwrap();
@@ -176,7 +145,7 @@ async fn a_user_imports_connects_enables_watches_and_reruns_in_the_browser() {
     c.find(Locator::Id("password"))
         .await
         .unwrap()
-        .send_keys("pw-for-the-browser")
+        .send_keys(PASSWORD)
         .await
         .unwrap();
     c.find(Locator::Css("form button[type=submit]"))
@@ -470,7 +439,9 @@ struct Editor {
     stop: CancellationToken,
 }
 
-async fn editor_session() -> Editor {
+/// The simulators, a fresh store (with connections to the simulators when asked), the
+/// server, a worker and a browser, not yet signed in.
+async fn boot(with_connections: bool) -> Editor {
     let ec = ecforce::start(
         EcforceConfig {
             webhook_backoff: Duration::from_millis(50),
@@ -487,28 +458,30 @@ async fn editor_session() -> Editor {
     let store = Store::open(&StoreConfig::sqlite(dir.path().join("data")))
         .await
         .unwrap();
-    flowbot_server::auth::ensure_admin(&store, Some("pw-editor"))
+    flowbot_server::auth::ensure_admin(&store, Some(PASSWORD))
         .await
         .unwrap();
-    let sfc = sf.sim.config().clone();
-    store
-        .save_connection(
-            "ショップ",
-            "ecforce",
-            &obj(json!({"account_name": "shop", "base_url": ec.url, "access_token": ec.sim.config().access_token})),
-            "t",
-        )
-        .await
-        .unwrap();
-    store
-        .save_connection(
-            "本番組織",
-            "salesforce",
-            &obj(json!({"my_domain_url": sf.url, "client_id": sfc.client_id, "client_secret": sfc.client_secret})),
-            "t",
-        )
-        .await
-        .unwrap();
+    if with_connections {
+        let sfc = sf.sim.config().clone();
+        store
+            .save_connection(
+                "ショップ",
+                "ecforce",
+                &obj(json!({"account_name": "shop", "base_url": ec.url, "access_token": ec.sim.config().access_token})),
+                "t",
+            )
+            .await
+            .unwrap();
+        store
+            .save_connection(
+                "本番組織",
+                "salesforce",
+                &obj(json!({"my_domain_url": sf.url, "client_id": sfc.client_id, "client_secret": sfc.client_secret})),
+                "t",
+            )
+            .await
+            .unwrap();
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     store
@@ -528,20 +501,6 @@ async fn editor_session() -> Editor {
     };
     tokio::spawn(Worker::new(store.clone(), apps, cfg).run(stop.clone()));
     let (driver, c) = chromium(&dir.path().join("chromium")).await;
-    c.goto(&format!("{url}/login")).await.unwrap();
-    c.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys("pw-editor")
-        .await
-        .unwrap();
-    c.find(Locator::Css("form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    at(&c, "/flows").await;
     Editor {
         url,
         store,
@@ -552,6 +511,25 @@ async fn editor_session() -> Editor {
         _dir: dir,
         stop,
     }
+}
+
+async fn editor_session() -> Editor {
+    let e = boot(true).await;
+    e.c.goto(&format!("{}/login", e.url)).await.unwrap();
+    e.c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    e.c.find(Locator::Css("form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    at(&e.c, "/flows").await;
+    e
 }
 
 impl Editor {

@@ -73,45 +73,35 @@ impl Store {
     /// Events that never had a run (ignored while the trigger was OFF, duplicates,
     /// unreadable bodies) older than `cutoff`, batch by batch.
     async fn delete_runless_events(&self, cutoff: i64, batch: u32) -> Result<u64> {
-        let mut total = 0;
-        loop {
-            let n = self
-                .inner
-                .writer
-                .write(move |conn| {
-                    Box::pin(async move {
-                        let ids: Vec<String> = sqlx::query_scalar(&format!(
-                            "SELECT id FROM events WHERE received_at < $1 AND NOT EXISTS \
+        until_none(|| {
+            self.inner.writer.write(move |conn| {
+                Box::pin(async move {
+                    let ids: Vec<String> = sqlx::query_scalar(&format!(
+                        "SELECT id FROM events WHERE received_at < $1 AND NOT EXISTS \
                              (SELECT 1 FROM runs r WHERE r.event_id = events.id) LIMIT {batch}"
-                        ))
-                        .bind(cutoff)
-                        .fetch_all(&mut *conn)
-                        .await?;
-                        let mut n = 0;
-                        for id in ids {
-                            n += sqlx::query("DELETE FROM events WHERE id = $1")
-                                .bind(id)
-                                .execute(&mut *conn)
-                                .await?
-                                .rows_affected();
-                        }
-                        Ok(n)
-                    })
+                    ))
+                    .bind(cutoff)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                    let mut n = 0;
+                    for id in ids {
+                        n += sqlx::query("DELETE FROM events WHERE id = $1")
+                            .bind(id)
+                            .execute(&mut *conn)
+                            .await?
+                            .rows_affected();
+                    }
+                    Ok(n)
                 })
-                .await?;
-            if n == 0 {
-                return Ok(total);
-            }
-            total += n;
-        }
+            })
+        })
+        .await
     }
 
     async fn delete_runs_batched(&self, select_ids: &str) -> Result<u64> {
-        let mut total = 0;
-        loop {
+        until_none(|| {
             let select = select_ids.to_string();
-            let n = self
-                .inner
+            self.inner
                 .writer
                 .write(move |conn| {
                     Box::pin(async move {
@@ -140,11 +130,23 @@ impl Store {
                         Ok(n)
                     })
                 })
-                .await?;
-            if n == 0 {
-                return Ok(total);
-            }
-            total += n;
+        })
+        .await
+    }
+}
+
+/// Run one batch after another until a batch does nothing; how much they did in all.
+async fn until_none<F, Fut>(mut batch: F) -> Result<u64>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<u64>>,
+{
+    let mut total = 0;
+    loop {
+        let n = batch().await?;
+        if n == 0 {
+            return Ok(total);
         }
+        total += n;
     }
 }
