@@ -576,13 +576,23 @@ impl Editor {
             .await;
     }
 
+    /// The input's value once it has one (forms are drawn after their data arrives).
     async fn value(&self, css: &str) -> String {
-        self.find(css)
-            .await
-            .prop("value")
-            .await
-            .unwrap()
-            .unwrap_or_default()
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let v = self
+                .find(css)
+                .await
+                .prop("value")
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            if !v.is_empty() || Instant::now() > deadline {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Wait until the editor has turned the forms into YAML and the server checked it.
