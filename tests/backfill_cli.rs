@@ -5,7 +5,6 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
 use flowbot_sandbox::{ecforce, salesforce};
 use flowbot_server::setup::{install_template, SyncApps};
@@ -171,5 +170,4 @@ async fn an_interrupted_backfill_resumes_and_reconcile_repairs_drift() {
     assert!(again.status.success(), "{}", stdout(&again));
     assert!(stdout(&again).contains("everything is in sync"));
     assert_eq!(sf.sim.records("Account").len(), CUSTOMERS);
-    tokio::time::sleep(Duration::from_millis(10)).await;
 }

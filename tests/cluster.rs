@@ -8,30 +8,12 @@ use std::time::{Duration, Instant};
 
 use flowbot_store::{RunFilter, RunStatus, Store, StoreConfig};
 use serde_json::{json, Value};
+use support::fresh_pg;
+
+mod support;
 
 const FLOW: &str = "ecforce-customer-to-salesforce-upsert";
 const CUSTOMERS: usize = 1000;
-
-fn fresh_pg() -> Option<String> {
-    let base = std::env::var("TEST_DATABASE_URL")
-        .ok()
-        .filter(|s| !s.is_empty())?;
-    let db = format!(
-        "flowbot_t_{:x}{:x}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
-    let ok = Command::new("psql")
-        .args([base.as_str(), "-q", "-c", &format!("CREATE DATABASE {db}")])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "psql could not create a test database");
-    Some(format!("{}/{db}", base.rsplit_once('/').unwrap().0))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_and_three_workers_run_a_thousand_syncs_exactly_once() {

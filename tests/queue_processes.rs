@@ -11,6 +11,9 @@ use axum::routing::{get, put};
 use axum::{Json, Router};
 use flowbot_store::{EnqueueOutcome, NewEvent, RunStatus, Source, Store, StoreConfig};
 use serde_json::{json, Value};
+use support::fresh_pg;
+
+mod support;
 
 #[derive(Default)]
 struct Seen {
@@ -228,28 +231,13 @@ impl Place {
     }
 }
 
-/// A fresh database on the PostgreSQL server `TEST_DATABASE_URL` points at.
-async fn fresh_pg() -> Option<String> {
-    let base = std::env::var("TEST_DATABASE_URL")
-        .ok()
-        .filter(|s| !s.is_empty())?;
-    let db = format!("flowbot_t_{}", uuid::Uuid::new_v4().simple());
-    let (prefix, _) = base.rsplit_once('/')?;
-    let status = Command::new("psql")
-        .args([base.as_str(), "-q", "-c", &format!("CREATE DATABASE {db}")])
-        .status()
-        .expect("psql runs");
-    assert!(status.success(), "psql could not create a test database");
-    Some(format!("{prefix}/{db}"))
-}
-
 async fn places() -> Vec<Place> {
     let mut out = vec![Place {
         dir: tempfile::tempdir().unwrap(),
         url: None,
         name: "sqlite",
     }];
-    if let Some(url) = fresh_pg().await {
+    if let Some(url) = fresh_pg() {
         out.push(Place {
             dir: tempfile::tempdir().unwrap(),
             url: Some(url),
@@ -295,7 +283,7 @@ fn stop(child: Child) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_worker_processes_drain_a_thousand_runs_exactly_once() {
     let (base, seen) = server().await;
-    let Some(url) = fresh_pg().await else {
+    let Some(url) = fresh_pg() else {
         eprintln!("TEST_DATABASE_URL is not set: this PostgreSQL test has nothing to run against");
         return;
     };

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use crate::support::fresh_pg;
+
 pub const SEARCH: &str = "ecforce-customer-to-salesforce";
 pub const UPSERT: &str = "ecforce-customer-to-salesforce-upsert";
 pub const PASSWORD: &str = "acceptance-password";
@@ -281,27 +283,6 @@ pub fn databases() -> Vec<Db> {
         out.push(Db::Postgres(url));
     }
     out
-}
-
-pub fn fresh_pg() -> Option<String> {
-    let base = std::env::var("TEST_DATABASE_URL")
-        .ok()
-        .filter(|s| !s.is_empty())?;
-    let db = format!(
-        "flowbot_t_{:x}{:x}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
-    let ok = Command::new("psql")
-        .args([base.as_str(), "-q", "-c", &format!("CREATE DATABASE {db}")])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "psql could not create a test database");
-    Some(format!("{}/{db}", base.rsplit_once('/').unwrap().0))
 }
 
 /// A flowbot deployment: one `serve` (with its worker, or `--no-worker` plus worker

@@ -44,17 +44,66 @@ pub struct SalesforceConnector {
     slots: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<Slot>>>>,
     /// The latest `Sforce-Limit-Info` per connection name: (used, daily allowance).
     usage: Mutex<BTreeMap<String, (u64, u64)>>,
+    /// Describe answers by connection and object ("" for the object list), with when they
+    /// came: schemas change rarely, and the editor asks on every change of a mapping.
+    described: Mutex<HashMap<(u64, String), (std::time::Instant, Value)>>,
     /// Rotated refresh tokens not yet saved: connection name → token.
     rotated: Mutex<HashMap<String, String>>,
 }
 
 impl SalesforceConnector {
+    /// The object list, or one object's fields, as Salesforce says now.
+    async fn describe_now(
+        &self,
+        c: &Connection,
+        object: Option<&str>,
+    ) -> Result<Value, ActionError> {
+        match object {
+            None => {
+                let (_, v) = self.call(c, Method::GET, "/sobjects/", None).await?;
+                let mut list: Vec<Value> = v["sobjects"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|o| json!({ "name": o["name"], "label": o["label"] }))
+                    .collect();
+                list.sort_by_key(|o| o["name"].as_str().unwrap_or("").to_string());
+                Ok(Value::Array(list))
+            }
+            Some(object) => {
+                let object = api_name("object", object)?;
+                let (_, v) = self
+                    .call(
+                        c,
+                        Method::GET,
+                        &format!("/sobjects/{object}/describe"),
+                        None,
+                    )
+                    .await?;
+                let fields: Vec<Value> = v["fields"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|f| {
+                        json!({
+                            "name": f["name"], "label": f["label"], "type": f["type"],
+                            "length": f["length"], "createable": f["createable"],
+                            "updateable": f["updateable"], "externalId": f["externalId"],
+                        })
+                    })
+                    .collect();
+                Ok(Value::Array(fields))
+            }
+        }
+    }
+
     pub fn new(client: reqwest::Client) -> Self {
         SalesforceConnector {
             manifest: manifest(),
             client,
             slots: Mutex::new(HashMap::new()),
             usage: Mutex::new(BTreeMap::new()),
+            described: Mutex::new(HashMap::new()),
             rotated: Mutex::new(HashMap::new()),
         }
     }
@@ -449,6 +498,9 @@ fn map_error(status: StatusCode, body: &Value, retry: Option<Duration>) -> Actio
     };
     e.with_fields(fields).with_retry_after(retry)
 }
+
+/// How long a describe answer is reused.
+const DESCRIBE_TTL: Duration = Duration::from_secs(300);
 
 fn conn_key(c: &Connection) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -942,43 +994,18 @@ impl Connector for SalesforceConnector {
         let c = connection.ok_or_else(|| {
             ActionError::fatal("choose a Salesforce connection to list its objects")
         })?;
-        match object {
-            None => {
-                let (_, v) = self.call(c, Method::GET, "/sobjects/", None).await?;
-                let mut list: Vec<Value> = v["sobjects"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|o| json!({ "name": o["name"], "label": o["label"] }))
-                    .collect();
-                list.sort_by_key(|o| o["name"].as_str().unwrap_or("").to_string());
-                Ok(Value::Array(list))
-            }
-            Some(object) => {
-                let object = api_name("object", object)?;
-                let (_, v) = self
-                    .call(
-                        c,
-                        Method::GET,
-                        &format!("/sobjects/{object}/describe"),
-                        None,
-                    )
-                    .await?;
-                let fields: Vec<Value> = v["fields"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|f| {
-                        json!({
-                            "name": f["name"], "label": f["label"], "type": f["type"],
-                            "length": f["length"], "createable": f["createable"],
-                            "updateable": f["updateable"], "externalId": f["externalId"],
-                        })
-                    })
-                    .collect();
-                Ok(Value::Array(fields))
+        let key = (conn_key(c), object.unwrap_or("").to_string());
+        if let Some((at, v)) = self.described.lock().expect("described").get(&key) {
+            if at.elapsed() < DESCRIBE_TTL {
+                return Ok(v.clone());
             }
         }
+        let answer = self.describe_now(c, object).await?;
+        self.described
+            .lock()
+            .expect("described")
+            .insert(key, (std::time::Instant::now(), answer.clone()));
+        Ok(answer)
     }
 
     async fn test_connection(&self, c: &Connection) -> Result<(), ActionError> {

@@ -227,6 +227,16 @@ impl EcforceSim {
         self.shop.lock().expect("shop").webhooks = hooks;
     }
 
+    /// Send customer created and updated events (the customer-sync templates' trigger) to
+    /// `url`, in ecforce's default webhook shape.
+    pub fn send_customer_events_to(&self, url: &str) {
+        self.set_webhooks(vec![Webhook {
+            url: url.to_string(),
+            events: vec!["customer_created".into(), "customer_updated".into()],
+            template: None,
+        }]);
+    }
+
     pub fn deliveries(&self) -> Vec<Delivery> {
         self.shop.lock().expect("shop").deliveries.clone()
     }

@@ -182,7 +182,7 @@ async fn delete_token(
 
 async fn flow_view(s: &AppState, id: &str) -> Result<Value, ApiError> {
     let info = s.store.flow(id).await?;
-    let yaml = s.store.flow_version(id, info.current_version).await?.yaml;
+    let yaml = s.store.current_yaml(id).await?;
     let slots: Vec<String> = s.store.flow_connections(id).await?.into_keys().collect();
     let bindings = s.store.flow_bindings(id).await?;
     Ok(json!({
@@ -267,8 +267,7 @@ async fn import_flow(
 }
 
 async fn export_flow(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    let info = s.store.flow(&id).await?;
-    let yaml = s.store.flow_version(&id, info.current_version).await?.yaml;
+    let yaml = s.store.current_yaml(&id).await?;
     Ok((
         [(header::CONTENT_TYPE, "application/yaml; charset=utf-8")],
         yaml,
@@ -293,17 +292,24 @@ async fn delete_flow(
 /// Turning a trigger ON first checks the flow: it validates, every connection slot is
 /// filled, and each connection's test call passes. Otherwise it stays OFF and the answer
 /// says what is missing.
+/// The flow's current version, parsed (and cached).
+async fn current_flow(
+    s: &AppState,
+    id: &str,
+) -> Result<std::sync::Arc<flowbot_core::Flow>, ApiError> {
+    let info = s.store.flow(id).await?;
+    s.flows
+        .get(&s.store, &s.apps, id, info.current_version)
+        .await
+        .map_err(ApiError::Conflict)
+}
+
 async fn enable_flow(
     State(s): State<AppState>,
     Extension(c): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let info = s.store.flow(&id).await?;
-    let flow = s
-        .flows
-        .get(&s.store, &s.apps, &id, info.current_version)
-        .await
-        .map_err(ApiError::Conflict)?;
+    let flow = current_flow(&s, &id).await?;
     let bound = s.store.flow_connections(&id).await?;
     let mut problems = Vec::new();
     for slot in &flow.connections {
@@ -366,12 +372,7 @@ async fn bind_connection(
     Path(id): Path<String>,
     Json(b): Json<BindBody>,
 ) -> ApiResult {
-    let info = s.store.flow(&id).await?;
-    let flow = s
-        .flows
-        .get(&s.store, &s.apps, &id, info.current_version)
-        .await
-        .map_err(ApiError::Conflict)?;
+    let flow = current_flow(&s, &id).await?;
     let Some(slot) = flow.connections.iter().find(|x| x.name == b.slot) else {
         return Err(ApiError::BadRequest(format!(
             "flow `{id}` has no connection slot `{}`",

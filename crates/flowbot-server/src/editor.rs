@@ -512,15 +512,7 @@ async fn describe(
     Query(q): Query<DescribeQuery>,
 ) -> ApiResult {
     let conn = s.store.connection(&id).await?;
-    let app = s
-        .apps
-        .get(&conn.app)
-        .ok_or_else(|| ApiError::BadRequest(format!("app `{}` is not installed", conn.app)))?;
-    let list = app
-        .describe(Some(&conn), q.object.as_deref())
-        .await
-        .map_err(|e| ApiError::BadRequest(format!("{}: {}", conn.app, e.message)))?;
-    Ok(Json(json!({ "items": list })))
+    described(&s, &conn.app, Some(&conn), q.object.as_deref()).await
 }
 
 /// For apps whose lists need no connection (ecforce's known fields).
@@ -529,12 +521,21 @@ async fn describe_app(
     Path(app): Path<String>,
     Query(q): Query<DescribeQuery>,
 ) -> ApiResult {
+    described(&s, &app, None, q.object.as_deref()).await
+}
+
+async fn described(
+    s: &AppState,
+    app: &str,
+    conn: Option<&Connection>,
+    object: Option<&str>,
+) -> ApiResult {
     let c = s
         .apps
-        .get(&app)
-        .ok_or_else(|| ApiError::NotFound(format!("no app `{app}`")))?;
+        .get(app)
+        .ok_or_else(|| ApiError::NotFound(format!("app `{app}` is not installed")))?;
     let list = c
-        .describe(None, q.object.as_deref())
+        .describe(conn, object)
         .await
         .map_err(|e| ApiError::BadRequest(format!("{app}: {}", e.message)))?;
     Ok(Json(json!({ "items": list })))

@@ -510,12 +510,7 @@ async fn flow(
     let Ok(info) = s.store.flow(&id).await else {
         return Redirect::to("/flows").into_response();
     };
-    let yaml = s
-        .store
-        .flow_version(&id, info.current_version)
-        .await
-        .map(|v| v.yaml)
-        .unwrap_or_default();
+    let yaml = s.store.current_yaml(&id).await.unwrap_or_default();
     let parsed = s
         .flows
         .get(&s.store, &s.apps, &id, info.current_version)
@@ -621,15 +616,9 @@ async fn edit_flow(
         Ok(p) => p,
         Err(r) => return r,
     };
-    let Ok(info) = s.store.flow(&id).await else {
+    let Ok(yaml) = s.store.current_yaml(&id).await else {
         return Redirect::to("/flows").into_response();
     };
-    let yaml = s
-        .store
-        .flow_version(&id, info.current_version)
-        .await
-        .map(|v| v.yaml)
-        .unwrap_or_default();
     editor(&p, &id, &yaml)
 }
 

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use flowbot_sandbox::ecforce::{self, EcforceConfig, Webhook};
+use flowbot_sandbox::ecforce::{self, EcforceConfig};
 use flowbot_sandbox::faults::{FaultConfig, InjectedError};
 use flowbot_sandbox::salesforce::{self, SalesforceConfig};
 use flowbot_server::{AppState, ServerConfig};
@@ -326,11 +326,7 @@ async fn a_user_imports_connects_enables_watches_and_reruns_in_the_browser() {
     );
 
     // ecforce sends a webhook; the run shows up with its obtained values.
-    ec.sim.set_webhooks(vec![Webhook {
-        url: hook,
-        events: vec!["customer_created".into(), "customer_updated".into()],
-        template: None,
-    }]);
+    ec.sim.send_customer_events_to(&hook);
     ec.sim.create_customer(&obj(
         json!({"email": "taro@example.jp", "name01": "山田", "name02": "太郎"}),
     ));
@@ -717,11 +713,8 @@ async fn a_user_builds_the_customer_sync_in_the_editor_without_writing_yaml() {
 
     // Capture a real webhook from the simulator as the trigger's sample.
     let info = e.store.flow("customer-sync").await.unwrap();
-    e.ec.sim.set_webhooks(vec![Webhook {
-        url: format!("{url}/hooks/customer-sync/{}", info.webhook_token),
-        events: vec!["customer_created".into(), "customer_updated".into()],
-        template: None,
-    }]);
+    e.ec.sim
+        .send_customer_events_to(&format!("{url}/hooks/customer-sync/{}", info.webhook_token));
     e.click("#ed-trigger-open").await;
     e.click("#t-wait").await;
     tokio::time::sleep(Duration::from_millis(500)).await;

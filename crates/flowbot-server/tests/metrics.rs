@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use flowbot_sandbox::ecforce::{self, Webhook};
+use flowbot_sandbox::ecforce;
 use flowbot_sandbox::faults::{FaultConfig, InjectedError};
 use flowbot_sandbox::salesforce;
 use flowbot_server::setup::{install_template, SyncApps};
@@ -95,11 +95,8 @@ async fn metrics_show_webhooks_runs_steps_retries_queue_workers_and_api_usage() 
         )
         .run(stop.clone()),
     );
-    ec.sim.set_webhooks(vec![Webhook {
-        url: format!("{url}/hooks/{TEMPLATE}/{}", info.webhook_token),
-        events: vec!["customer_created".into(), "customer_updated".into()],
-        template: None,
-    }]);
+    ec.sim
+        .send_customer_events_to(&format!("{url}/hooks/{TEMPLATE}/{}", info.webhook_token));
     for i in 0..6 {
         ec.sim.create_customer(&obj(json!({
             "email": format!("m{i}@example.jp"), "name01": "測定", "name02": format!("{i}"),

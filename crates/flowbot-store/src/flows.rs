@@ -229,6 +229,18 @@ impl Store {
         version_row(&row)
     }
 
+    /// The YAML of the flow's current version.
+    pub async fn current_yaml(&self, id: &str) -> Result<String> {
+        sqlx::query_scalar(
+            "SELECT v.yaml FROM flows f JOIN flow_versions v \
+             ON v.flow_id = f.id AND v.version = f.current_version WHERE f.id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or_else(|| StoreError::FlowNotFound(id.to_string()))
+    }
+
     pub async fn flow_versions(&self, id: &str) -> Result<Vec<FlowVersion>> {
         sqlx::query("SELECT flow_id, version, yaml, created_at, created_by FROM flow_versions WHERE flow_id = $1 ORDER BY version DESC")
             .bind(id.to_string())

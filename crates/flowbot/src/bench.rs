@@ -158,7 +158,7 @@ fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
 }
 
 async fn fresh_flow(store: &Store) -> anyhow::Result<String> {
-    let id = format!("bench-{}", &uuid_like());
+    let id = format!("bench-{}", &stamp());
     store
         .import_flow(&id, "bench", &NOOP.replace("ID", &id), "bench")
         .await?;
@@ -166,7 +166,8 @@ async fn fresh_flow(store: &Store) -> anyhow::Result<String> {
     Ok(id)
 }
 
-fn uuid_like() -> String {
+/// A name no earlier measure used: the time in nanoseconds, in hex.
+pub(crate) fn stamp() -> String {
     format!(
         "{:x}",
         std::time::SystemTime::now()

@@ -28,15 +28,7 @@ fn template_id(name: &str) -> anyhow::Result<&'static str> {
     })
 }
 
-fn stamp() -> String {
-    format!(
-        "{:x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos()
-    )
-}
+use crate::bench::stamp;
 
 /// The stores to measure: SQLite in a fresh directory, and PostgreSQL when given.
 fn backends(postgres: &Option<String>) -> anyhow::Result<Vec<(&'static str, StoreConfig)>> {

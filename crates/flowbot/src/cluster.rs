@@ -8,7 +8,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use flowbot_sandbox::ecforce::{self, Webhook};
+use flowbot_sandbox::ecforce;
 use flowbot_sandbox::salesforce;
 use flowbot_server::setup::{install_template, SyncApps};
 use flowbot_store::{Store, StoreConfig};
@@ -136,11 +136,7 @@ async fn cluster(args: Args) -> anyhow::Result<ExitCode> {
     };
     let server_url = format!("http://{}:{port}", args.bind);
     let hook = format!("{server_url}/hooks/{template_id}/{}", info.webhook_token);
-    ec.sim.set_webhooks(vec![Webhook {
-        url: hook.clone(),
-        events: vec!["customer_created".into(), "customer_updated".into()],
-        template: None,
-    }]);
+    ec.sim.send_customer_events_to(&hook);
 
     let exe = std::env::current_exe().context("cannot find the flowbot program")?;
     let base = |sub: &str| {
@@ -200,16 +196,7 @@ async fn cluster(args: Args) -> anyhow::Result<ExitCode> {
         "flowbot cluster — 1 server + {} workers on PostgreSQL",
         args.workers.max(1)
     );
-    println!("  ecforce simulator:    {}", ec.url);
-    println!("  Salesforce simulator: {}", sf.url);
-    println!(
-        "  web UI:               {server_url}/ (user `admin`{})",
-        match &generated {
-            Some(p) => format!(", password `{p}`"),
-            None => String::new(),
-        }
-    );
-    println!("  webhook URL:          {hook}");
+    crate::demo::print_addresses(&ec.url, &sf.url, &server_url, generated.as_deref(), &hook);
     println!("  metrics:              {server_url}/metrics (with an API token)");
     println!("ready");
 

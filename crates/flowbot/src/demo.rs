@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use flowbot_connectors::templates::template;
-use flowbot_sandbox::ecforce::{self, EcforceConfig, EcforceSim, Webhook};
+use flowbot_sandbox::ecforce::{self, EcforceConfig, EcforceSim};
 use flowbot_sandbox::salesforce::{self, SalesforceConfig};
 use flowbot_server::setup::{install_template, SyncApps};
 use flowbot_server::{AppState, ServerConfig};
@@ -148,11 +148,7 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
     let t = template(template_id).expect("the templates are embedded");
     let info = install_template(&store, &apps, t.id, &SyncApps::sandbox(&ec, &sf), "demo").await?;
     let hook = format!("{server_url}/hooks/{}/{}", t.id, info.webhook_token);
-    ec.sim.set_webhooks(vec![Webhook {
-        url: hook.clone(),
-        events: vec!["customer_created".into(), "customer_updated".into()],
-        template: None,
-    }]);
+    ec.sim.send_customer_events_to(&hook);
 
     let worker = tokio::spawn(
         Worker::new(
@@ -168,16 +164,7 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
     );
 
     println!("flowbot demo — {}", t.id);
-    println!("  ecforce simulator:    {}", ec.url);
-    println!("  Salesforce simulator: {}", sf.url);
-    println!(
-        "  web UI:               {server_url}/ (user `admin`{})",
-        match &generated {
-            Some(p) => format!(", password `{p}`"),
-            None => String::new(),
-        }
-    );
-    println!("  webhook URL:          {hook}");
+    print_addresses(&ec.url, &sf.url, &server_url, generated.as_deref(), &hook);
     println!("  data directory:       {}", data_dir.display());
 
     // The scripted series: sign-ups, then some customers updated several times.
@@ -229,6 +216,27 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Where the simulators, the web UI (with a password made for this start) and the
+/// webhook are.
+pub fn print_addresses(
+    ecforce: &str,
+    salesforce: &str,
+    server_url: &str,
+    generated_password: Option<&str>,
+    hook: &str,
+) {
+    println!("  ecforce simulator:    {ecforce}");
+    println!("  Salesforce simulator: {salesforce}");
+    println!(
+        "  web UI:               {server_url}/ (user `admin`{})",
+        match generated_password {
+            Some(p) => format!(", password `{p}`"),
+            None => String::new(),
+        }
+    );
+    println!("  webhook URL:          {hook}");
 }
 
 fn obj(v: Value) -> Map<String, Value> {

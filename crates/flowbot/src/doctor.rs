@@ -227,8 +227,8 @@ async fn check_flows(r: &mut Report, store: &Store, apps: &Apps, public_url: Opt
     };
     let mut webhook_flows = 0;
     for info in flows.iter().filter(|f| f.enabled) {
-        let yaml = match store.flow_version(&info.id, info.current_version).await {
-            Ok(v) => v.yaml,
+        let yaml = match store.current_yaml(&info.id).await {
+            Ok(y) => y,
             Err(e) => {
                 r.problem(
                     &format!("flow `{}` cannot be read: {e}", info.id),

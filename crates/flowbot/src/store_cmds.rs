@@ -216,11 +216,7 @@ pub struct TriggerArgs {
 pub fn trigger(args: TriggerArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let store = args.store.open().await?;
-        let info = store.flow(&args.flow).await?;
-        let yaml = store
-            .flow_version(&info.id, info.current_version)
-            .await?
-            .yaml;
+        let yaml = store.current_yaml(&args.flow).await?;
         let flow = parse(&yaml)?;
         let payload = crate::run::read_payload(args.payload.as_ref())?;
         let outcome = store
@@ -499,11 +495,7 @@ pub fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
             }
             None => {
                 let store = args.store.open().await?;
-                let info = store.flow(&args.flow).await?;
-                store
-                    .flow_version(&info.id, info.current_version)
-                    .await?
-                    .yaml
+                store.current_yaml(&args.flow).await?
             }
         };
         print!("{yaml}");

@@ -95,8 +95,8 @@ async fn plan(store: &Store, flow_id: &str) -> anyhow::Result<Plan> {
         .flow(flow_id)
         .await
         .with_context(|| format!("no flow `{flow_id}` in this store"))?;
-    let version = store.flow_version(&info.id, info.current_version).await?;
-    let checked = flowbot_core::check(&version.yaml, &apps);
+    let yaml = store.current_yaml(&info.id).await?;
+    let checked = flowbot_core::check(&yaml, &apps);
     let Some(flow) = checked.flow.filter(|_| checked.diagnostics.is_empty()) else {
         bail!("flow `{flow_id}` has errors; fix them first (flowbot validate)");
     };
