@@ -608,6 +608,18 @@ impl Editor {
         .await;
     }
 
+    /// The element's text once it shows any: answers from the server are drawn later.
+    async fn shown_text(&self, css: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let t = self.find(css).await.text().await.unwrap_or_default();
+            if !t.trim().is_empty() || Instant::now() > deadline {
+                return t;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn problems(&self) -> String {
         self.find("#ed-problems").await.text().await.unwrap()
     }
@@ -931,7 +943,7 @@ async fn a_template_s_mapping_is_edited_in_the_forms_and_the_export_shows_it() {
     // The versions: a readable diff of the change, and a restore.
     c.refresh().await.unwrap();
     e.click("#v-diff").await;
-    let diff = e.find("#v-diff-out").await.text().await.unwrap();
+    let diff = e.shown_text("#v-diff-out").await;
     assert!(
         diff.lines()
             .any(|l| l.starts_with('+') && l.contains("Phone: '{{ customer.tel }}'")),
