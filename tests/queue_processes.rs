@@ -2,7 +2,7 @@
 //! with SIGKILL mid-run, and a loopback HTTP server counting what reached it.
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,7 +11,7 @@ use axum::routing::{get, put};
 use axum::{Json, Router};
 use flowbot_store::{EnqueueOutcome, NewEvent, RunStatus, Source, Store, StoreConfig};
 use serde_json::{json, Value};
-use support::fresh_pg;
+use support::{fresh_pg, Reaped};
 
 mod support;
 
@@ -206,7 +206,7 @@ impl Place {
         out
     }
 
-    fn worker(&self, lease: &str) -> Child {
+    fn worker(&self, lease: &str) -> Reaped {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_flowbot"));
         cmd.args([
             "worker",
@@ -227,7 +227,7 @@ impl Place {
         if let Some(url) = &self.url {
             cmd.env("DATABASE_URL", url);
         }
-        cmd.spawn().expect("start a worker")
+        Reaped::new(cmd.spawn().expect("start a worker"))
     }
 }
 
@@ -272,7 +272,7 @@ async fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     }
 }
 
-fn stop(child: Child) -> String {
+fn stop(child: Reaped) -> String {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();

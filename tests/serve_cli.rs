@@ -5,6 +5,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use flowbot_store::{RunFilter, RunStatus, Store, StoreConfig};
+use support::Reaped;
+
+mod support;
 
 const FLOW: &str = r#"version: 1
 id: hello
@@ -41,13 +44,15 @@ async fn a_webhook_is_accepted_and_run_by_the_server_s_worker() {
         .expect("import prints the webhook path")
         .to_string();
 
-    let mut server = Command::new(bin)
-        .args(["serve", "--port", "0", "--data-dir"])
-        .arg(&data)
-        .env_remove("DATABASE_URL")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut server = Reaped::new(
+        Command::new(bin)
+            .args(["serve", "--port", "0", "--data-dir"])
+            .arg(&data)
+            .env_remove("DATABASE_URL")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
     // The first start also prints the generated admin password; then the address.
     let addr = lines
@@ -72,10 +77,7 @@ async fn a_webhook_is_accepted_and_run_by_the_server_s_worker() {
     // The worker polls every 200 ms and the run takes milliseconds; the SQLite store is
     // locked while the server runs, so the result is read after a graceful stop.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let _ = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status();
-    let status = server.wait().unwrap();
+    let status = server.stop();
     assert!(status.success(), "a graceful stop");
 
     let store = Store::open(&StoreConfig {
@@ -202,14 +204,16 @@ async fn json_log_lines_inside_a_run_carry_run_flow_and_step() {
         .find_map(|l| l.strip_prefix("webhook path: "))
         .unwrap()
         .to_string();
-    let mut server = Command::new(bin)
-        .args(["serve", "--port", "0", "--log-format", "json", "--data-dir"])
-        .arg(&data)
-        .env_remove("DATABASE_URL")
-        .env("RUST_LOG", "info,flowbot_core=debug")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut server = Reaped::new(
+        Command::new(bin)
+            .args(["serve", "--port", "0", "--log-format", "json", "--data-dir"])
+            .arg(&data)
+            .env_remove("DATABASE_URL")
+            .env("RUST_LOG", "info,flowbot_core=debug")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let stderr = server.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     std::thread::spawn(move || {
@@ -232,10 +236,7 @@ async fn json_log_lines_inside_a_run_carry_run_flow_and_step() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let _ = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status();
-    server.wait().unwrap();
+    server.stop();
     let lines: Vec<serde_json::Value> = rx
         .try_iter()
         .filter_map(|l| serde_json::from_str(&l).ok())

@@ -1,5 +1,8 @@
 //! What the black-box tests share.
 
+// Each test binary compiles this module and uses only part of it.
+#![allow(dead_code)]
+
 use std::process::Command;
 
 /// A fresh database on the PostgreSQL server `TEST_DATABASE_URL` points at; `None` when
@@ -16,4 +19,64 @@ pub fn fresh_pg() -> Option<String> {
         .expect("psql runs");
     assert!(status.success(), "psql could not create a test database");
     Some(format!("{prefix}/{db}"))
+}
+
+/// A `flowbot` process that is stopped however the test ends — a failed assertion must not
+/// leave servers and workers polling the database for the rest of the run. Dropping it
+/// sends SIGTERM (a cluster then stops its own children), and SIGKILL after 30 s.
+pub struct Reaped(Option<std::process::Child>);
+
+impl Reaped {
+    pub fn new(child: std::process::Child) -> Reaped {
+        Reaped(Some(child))
+    }
+
+    /// Stop with SIGTERM and wait for the exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let c = self.0.as_mut().expect("not yet waited for");
+        // SAFETY: kill(2) on our own child, not yet reaped.
+        unsafe {
+            libc::kill(c.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(status) = c.try_wait().expect("wait for the child") {
+                return status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = c.kill();
+                return c.wait().expect("wait for the child");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Wait for the exit and collect what is left of its output.
+    pub fn wait_with_output(mut self) -> std::io::Result<std::process::Output> {
+        self.0
+            .take()
+            .expect("not yet waited for")
+            .wait_with_output()
+    }
+}
+
+impl std::ops::Deref for Reaped {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref().expect("not yet waited for")
+    }
+}
+
+impl std::ops::DerefMut for Reaped {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.0.as_mut().expect("not yet waited for")
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if matches!(self.0.as_mut().map(|c| c.try_wait()), Some(Ok(None))) {
+            self.stop();
+        }
+    }
 }

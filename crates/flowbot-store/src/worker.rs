@@ -249,14 +249,15 @@ impl Worker {
                 let run_id = c.lease.run_id.clone();
                 let lease = c.lease.clone();
                 let held2 = held.clone();
+                // Locked across the spawn: a run that ends at once must find itself in
+                // `held` to remove, or it would stay there and be reported lost later.
+                let mut held = held.lock().expect("held runs");
                 let handle = inflight.spawn(async move {
                     let run_id = c.lease.run_id.clone();
                     w.execute(c).await;
                     held2.lock().expect("held runs").remove(&run_id);
                 });
-                held.lock()
-                    .expect("held runs")
-                    .insert(run_id, (lease, handle));
+                held.insert(run_id, (lease, handle));
             }
             if !got_any {
                 tokio::select! {
@@ -453,7 +454,10 @@ async fn heartbeat_loop(worker: Arc<Worker>, started_at: i64, held: Held, stop: 
         if let Err(e) = worker.store.worker_seen(&worker.cfg.id, started_at).await {
             tracing::warn!(error = %e, "cannot report this worker as alive");
         }
-        if held.lock().expect("held runs").is_empty() {
+        // The answer speaks only of the runs held when the heartbeat is sent; a run
+        // claimed while it is on its way is missing from it without being lost.
+        let asked: HashSet<String> = held.lock().expect("held runs").keys().cloned().collect();
+        if asked.is_empty() {
             continue;
         }
         match worker
@@ -465,7 +469,7 @@ async fn heartbeat_loop(worker: Arc<Worker>, started_at: i64, held: Held, stop: 
                 let still: HashSet<String> = still.into_iter().collect();
                 let mut held = held.lock().expect("held runs");
                 held.retain(|run_id, (_, handle)| {
-                    if still.contains(run_id) {
+                    if still.contains(run_id) || !asked.contains(run_id) {
                         return true;
                     }
                     tracing::warn!(run_id = %run_id, "lease lost (canceled or reclaimed): abandoning the run");

@@ -195,6 +195,61 @@ async fn runs_of_a_key_stay_ordered_with_eight_workers() {
     }
 }
 
+/// A heartbeat answers for the runs held when it was sent. Runs claimed while it was on its
+/// way are not in its answer, and must not be taken for lost: abandoned, they would sit
+/// `running` until their lease expired and then run a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_claimed_during_a_heartbeat_are_kept() {
+    let (base, _seen) = server(Duration::from_millis(5)).await;
+    for t in stores().await {
+        import_calls(&t.store).await;
+        let stop = CancellationToken::new();
+        // Heartbeats every 10 ms (a third of the lease) while runs keep arriving. The test's
+        // clock stands still, so a lease never expires: an abandoned run stays running.
+        let w = Worker::new(
+            t.store.clone(),
+            flowbot_connectors::registry(),
+            WorkerConfig {
+                lease: Duration::from_millis(30),
+                ..config("w1")
+            },
+        );
+        let worker = tokio::spawn(w.run(stop.clone()));
+        let runs = 300;
+        for seq in 0..runs {
+            t.store
+                .enqueue(call_event(&base, &format!("k{seq}"), seq))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let store = t.store.clone();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let done = store
+                .count_runs(Some("calls"), RunStatus::Succeeded)
+                .await
+                .unwrap();
+            if done == runs as i64 {
+                break;
+            }
+            let running = store
+                .count_runs(Some("calls"), RunStatus::Running)
+                .await
+                .unwrap();
+            assert!(
+                Instant::now() < deadline,
+                "{}: {done} of {runs} runs succeeded, {running} left running",
+                t.name
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        stop.cancel();
+        let stats = worker.await.unwrap().unwrap();
+        assert_eq!(stats.attempts, runs, "{}: each run claimed once", t.name);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_waits_for_the_clock_and_repeats_only_the_failed_step() {
     let (base, seen) = server(Duration::ZERO).await;

@@ -43,6 +43,25 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     crate::store_cmds::runtime()?.block_on(cluster(args))
 }
 
+/// Have the child receive SIGTERM when this process dies, even by SIGKILL, which leaves no
+/// chance to stop it. The signal follows the spawning *thread*: the children are spawned
+/// from the thread that runs `cluster` to its end.
+fn stop_with_parent(c: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl(2) is async-signal-safe and touches only the child being set up.
+        unsafe {
+            c.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+}
+
 /// Child processes, stopped with SIGTERM (then SIGKILL) when dropped.
 struct Children(Vec<(String, Child)>);
 
@@ -146,6 +165,7 @@ async fn cluster(args: Args) -> anyhow::Result<ExitCode> {
             .arg(&args.data_dir)
             .env("DATABASE_URL", &args.database_url)
             .stdin(Stdio::null());
+        stop_with_parent(&mut c);
         c
     };
     let mut children = Children(Vec::new());
