@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use flowbot_store::{RunFilter, RunStatus, Store, StoreConfig};
 use support::Reaped;
@@ -44,6 +44,26 @@ async fn a_webhook_is_accepted_and_run_by_the_server_s_worker() {
         .expect("import prints the webhook path")
         .to_string();
 
+    // An API token to watch the run with; the store is closed again before the server
+    // opens it (a SQLite store admits one process).
+    let config = StoreConfig {
+        database_url: None,
+        data_dir: data.clone(),
+        secret_key: None,
+    };
+    let token = "fbt_serve_test_token_0123456789";
+    {
+        let store = Store::open(&config).await.unwrap();
+        flowbot_server::auth::ensure_admin(&store, Some("pw"))
+            .await
+            .unwrap();
+        let (user, _) = store.user_for_login("admin").await.unwrap().unwrap();
+        store
+            .create_api_token(&user, "test", &flowbot_server::auth::token_hash(token))
+            .await
+            .unwrap();
+    }
+
     let mut server = Reaped::new(
         Command::new(bin)
             .args(["serve", "--port", "0", "--data-dir"])
@@ -54,7 +74,6 @@ async fn a_webhook_is_accepted_and_run_by_the_server_s_worker() {
             .unwrap(),
     );
     let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
-    // The first start also prints the generated admin password; then the address.
     let addr = lines
         .by_ref()
         .map_while(Result::ok)
@@ -74,19 +93,36 @@ async fn a_webhook_is_accepted_and_run_by_the_server_s_worker() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 202);
-    // The worker polls every 200 ms and the run takes milliseconds; the SQLite store is
-    // locked while the server runs, so the result is read after a graceful stop.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let accepted: serde_json::Value = resp.json().await.unwrap();
+    let run_id = accepted["run_id"]
+        .as_str()
+        .expect("the run's id")
+        .to_string();
+
+    // The server's own worker runs it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let run = loop {
+        let run: serde_json::Value = client
+            .get(format!("{addr}/api/v1/runs/{run_id}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if run["run"]["status"] == "succeeded" {
+            break run;
+        }
+        assert!(Instant::now() < deadline, "the run did not finish: {run}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(run["steps"][0]["output"]["text"], "こんにちは 山田");
     let status = server.stop();
     assert!(status.success(), "a graceful stop");
 
-    let store = Store::open(&StoreConfig {
-        database_url: None,
-        data_dir: data,
-        secret_key: None,
-    })
-    .await
-    .unwrap();
+    // What the server saw is in the store it leaves behind.
+    let store = Store::open(&config).await.unwrap();
     let runs = store
         .runs(&RunFilter {
             flow_id: Some("hello".into()),
@@ -97,8 +133,6 @@ async fn a_webhook_is_accepted_and_run_by_the_server_s_worker() {
         .unwrap();
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].status, RunStatus::Succeeded);
-    let steps = store.step_records(&runs[0].id).await.unwrap();
-    assert_eq!(steps[0].output.as_ref().unwrap()["text"], "こんにちは 山田");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,16 +269,21 @@ async fn json_log_lines_inside_a_run_carry_run_flow_and_step() {
         .send()
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Read the log until the step's line.
+    let mut lines: Vec<serde_json::Value> = Vec::new();
+    let in_step = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no step line in {lines:?}"));
+        let Ok(line) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if line["fields"]["message"] == "step succeeded" {
+            break line;
+        }
+        lines.push(line);
+    };
     server.stop();
-    let lines: Vec<serde_json::Value> = rx
-        .try_iter()
-        .filter_map(|l| serde_json::from_str(&l).ok())
-        .collect();
-    let in_step = lines
-        .iter()
-        .find(|l| l["fields"]["message"] == "step succeeded")
-        .unwrap_or_else(|| panic!("no step line in {lines:?}"));
     let spans = in_step["spans"].as_array().unwrap();
     let run = spans
         .iter()
