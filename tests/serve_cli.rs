@@ -18,6 +18,18 @@ steps:
     set: { text: "こんにちは {{ trigger.body.name }}" }
 "#;
 
+/// The admin account, holding the API `token`.
+async fn admin_with_token(store: &Store, token: &str) {
+    flowbot_server::auth::ensure_admin(store, Some("pw"))
+        .await
+        .unwrap();
+    let (user, _) = store.user_for_login("admin").await.unwrap().unwrap();
+    store
+        .create_api_token(&user, "test", &flowbot_server::auth::token_hash(token))
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_is_accepted_and_run_by_the_server_s_worker() {
     let dir = tempfile::tempdir().unwrap();
@@ -54,14 +66,7 @@ async fn a_webhook_is_accepted_and_run_by_the_server_s_worker() {
     let token = "fbt_serve_test_token_0123456789";
     {
         let store = Store::open(&config).await.unwrap();
-        flowbot_server::auth::ensure_admin(&store, Some("pw"))
-            .await
-            .unwrap();
-        let (user, _) = store.user_for_login("admin").await.unwrap().unwrap();
-        store
-            .create_api_token(&user, "test", &flowbot_server::auth::token_hash(token))
-            .await
-            .unwrap();
+        admin_with_token(&store, token).await;
     }
 
     let mut server = Reaped::new(
@@ -145,15 +150,8 @@ async fn import_and_export_go_through_the_api_with_a_token() {
     })
     .await
     .unwrap();
-    flowbot_server::auth::ensure_admin(&store, Some("pw"))
-        .await
-        .unwrap();
-    let (user, _) = store.user_for_login("admin").await.unwrap().unwrap();
     let token = "fbt_cli_test_token_0123456789";
-    store
-        .create_api_token(&user, "cli", &flowbot_server::auth::token_hash(token))
-        .await
-        .unwrap();
+    admin_with_token(&store, token).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let state = flowbot_server::AppState::new(
