@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use flowbot_core::runner::StepRecord;
 use flowbot_core::RunOutcome;
-use futures_util::future::BoxFuture;
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::any::AnyRow;
@@ -510,25 +509,6 @@ impl Store {
     /// Save a step record, fenced on the lease. Returns once it is durable, so a *started*
     /// record is on disk before the call it announces.
     pub async fn record_step(&self, lease: &Lease, rec: &StepRecord) -> Result<()> {
-        self.inner.writer.write(self.step_write(lease, rec)).await
-    }
-
-    /// Save a step record without waiting for it to be durable: for the *started* record of
-    /// an idempotent step, which a crash may lose because running that step again is
-    /// harmless. The step's next record, written with [`Store::record_step`], commits after
-    /// it, so the history never shows a finished step without its start being known.
-    pub fn record_step_behind(&self, lease: &Lease, rec: &StepRecord) -> Result<()> {
-        self.inner
-            .writer
-            .write_behind("step record", self.step_write(lease, rec))
-    }
-
-    fn step_write(
-        &self,
-        lease: &Lease,
-        rec: &StepRecord,
-    ) -> impl for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<()>> + Send + 'static
-    {
         let lease = lease.clone();
         let now = self.now_ms();
         let record = serde_json::to_string(rec).expect("a step record serialises");
@@ -541,27 +521,30 @@ impl Store {
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
-        move |conn| {
-            Box::pin(async move {
-                fence(conn, &lease).await?;
-                sqlx::query(
-                    "INSERT INTO step_records (run_id, generation, path, attempt, status, record, written_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                     ON CONFLICT (run_id, generation, path, attempt) \
-                     DO UPDATE SET status = excluded.status, record = excluded.record, written_at = excluded.written_at",
-                )
-                .bind(lease.run_id.clone())
-                .bind(generation)
-                .bind(path)
-                .bind(attempt)
-                .bind(status)
-                .bind(record)
-                .bind(now)
-                .execute(&mut *conn)
-                .await?;
-                Ok(())
+        self.inner
+            .writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    fence(conn, &lease).await?;
+                    sqlx::query(
+                        "INSERT INTO step_records (run_id, generation, path, attempt, status, record, written_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                         ON CONFLICT (run_id, generation, path, attempt) \
+                         DO UPDATE SET status = excluded.status, record = excluded.record, written_at = excluded.written_at",
+                    )
+                    .bind(lease.run_id.clone())
+                    .bind(generation)
+                    .bind(path)
+                    .bind(attempt)
+                    .bind(status)
+                    .bind(record)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+                    Ok(())
+                })
             })
-        }
+            .await
     }
 
     /// Conclude an attempt: succeeded, failed, or back to the queue for a retry or a wait.

@@ -133,14 +133,10 @@ struct StoreJournal {
 #[async_trait]
 impl Journal for StoreJournal {
     async fn record(&self, rec: &StepRecord) -> std::result::Result<(), JournalError> {
-        // Only a non-idempotent step must be known to have started before its call goes
-        // out; an idempotent one lost in a crash is simply run again.
-        let saved = if rec.status == StepStatus::Started && rec.idempotent {
-            self.store.record_step_behind(&self.lease, rec)
-        } else {
-            self.store.record_step(&self.lease, rec).await
-        };
-        saved.map_err(|e| JournalError(e.to_string()))?;
+        self.store
+            .record_step(&self.lease, rec)
+            .await
+            .map_err(|e| JournalError(e.to_string()))?;
         observe_step(self.store.telemetry(), rec);
         Ok(())
     }

@@ -53,32 +53,6 @@ impl Writer {
         F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<T>>();
-        self.send(f, move |outcome| {
-            let _ = tx.send(outcome);
-        })?;
-        rx.await.map_err(|_| StoreError::Closed)?
-    }
-
-    /// Run `f` in the next batch without waiting for its commit. Writes commit in the order
-    /// they are sent, so once any later write has been acknowledged, this one is durable
-    /// too; a crash before that loses only this write. A failure is logged, and shows
-    /// again in the next write of the same lease.
-    pub(crate) fn write_behind<F>(&self, what: &'static str, f: F) -> Result<()>
-    where
-        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<()>> + Send + 'static,
-    {
-        self.send(f, move |outcome| {
-            if let Err(e) = outcome {
-                tracing::warn!(error = %e, write = what, "a write-behind failed");
-            }
-        })
-    }
-
-    fn send<T, F>(&self, f: F, done: impl FnOnce(Result<T>) + Send + 'static) -> Result<()>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
-    {
         let job: Job = Box::new(move |conn| {
             Box::pin(async move {
                 let result = match conn {
@@ -87,17 +61,19 @@ impl Writer {
                 };
                 let ok = result.is_ok();
                 let finish: Finisher = Box::new(move |commit| {
-                    done(match commit {
+                    let outcome = match commit {
                         Ok(()) => result,
                         // The work was undone with its batch; say so rather than report
                         // a success that did not last.
                         Err(e) => Err(StoreError::Commit(e)),
-                    })
+                    };
+                    let _ = tx.send(outcome);
                 });
                 (ok, finish)
             })
         });
-        self.jobs.send(job).map_err(|_| StoreError::Closed)
+        self.jobs.send(job).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
     }
 }
 

@@ -9,10 +9,8 @@
 //!   generation, so the reads before that step see whatever the lost call did (the Account
 //!   search finds the Account, and the branch updates instead of creating a second one).
 //!
-//! A step is journaled as *started* before its call and *finished* after it. For a
-//! non-idempotent step the journal must have made the started record durable before the
-//! call goes out; for an idempotent one it may write it behind, as losing it only means
-//! running the step again.
+//! A step is journaled as *started* before its call and *finished* after it; the journal
+//! must have made the started record durable before the call goes out.
 
 use std::collections::HashMap;
 use std::time::Duration;
