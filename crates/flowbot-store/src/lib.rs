@@ -415,6 +415,12 @@ fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
                 include_str!("../../../migrations/sqlite/0007_samples.sql"),
                 false,
             ),
+            (
+                8,
+                "runs by event",
+                include_str!("../../../migrations/sqlite/0008_runs_event.sql"),
+                false,
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -451,6 +457,12 @@ fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
                 6,
                 "samples",
                 include_str!("../../../migrations/postgres/0006_samples.sql"),
+                false,
+            ),
+            (
+                7,
+                "runs by event",
+                include_str!("../../../migrations/postgres/0007_runs_event.sql"),
                 false,
             ),
         ],

@@ -215,6 +215,19 @@ fn json_col(r: &AnyRow, col: &str) -> Result<Value> {
     serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
 }
 
+/// Tell the workers of other processes, when the caller's transaction commits, that runs
+/// were queued (PostgreSQL `NOTIFY`; one process's workers are woken by
+/// [`Store::wake_workers`] after the commit). Every write that queues a run calls it.
+pub(crate) async fn announce_queued(conn: &mut AnyConnection) -> Result<()> {
+    if conn.backend_name() == "PostgreSQL" {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(crate::RUNS_CHANNEL)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Insert an event and (unless it is ignored) its run, inside the caller's transaction.
 pub(crate) async fn insert_event(
     conn: &mut AnyConnection,
@@ -305,6 +318,9 @@ pub(crate) async fn insert_event(
     .bind(finished)
     .execute(&mut *conn)
     .await?;
+    if error.is_none() {
+        announce_queued(conn).await?;
+    }
     Ok(match error {
         None => EnqueueOutcome::Queued { event_id, run_id },
         Some(reason) => EnqueueOutcome::Failed {
@@ -319,23 +335,10 @@ impl Store {
     /// Store an event and enqueue its run in one transaction; returns once committed.
     pub async fn enqueue(&self, ev: NewEvent) -> Result<EnqueueOutcome> {
         let now = self.now_ms();
-        let notify = self.backend() == crate::Backend::Postgres;
         let outcome = self
             .inner
             .writer
-            .write(move |conn| {
-                Box::pin(async move {
-                    let outcome = insert_event(conn, now, &ev).await?;
-                    if notify && matches!(outcome, EnqueueOutcome::Queued { .. }) {
-                        // Delivered at commit, to every process listening.
-                        sqlx::query("SELECT pg_notify($1, '')")
-                            .bind(crate::RUNS_CHANNEL)
-                            .execute(&mut *conn)
-                            .await?;
-                    }
-                    Ok(outcome)
-                })
-            })
+            .write(move |conn| Box::pin(async move { insert_event(conn, now, &ev).await }))
             .await?;
         if matches!(outcome, EnqueueOutcome::Queued { .. }) {
             self.wake_workers();
@@ -728,7 +731,7 @@ impl Store {
     /// Re-run a failed run from its failed step, on the flow version it was enqueued with.
     pub async fn rerun_from_failed(&self, run_id: &str) -> Result<()> {
         if self
-            .update_runs(format!("{REQUEUE_FAILED} id = $2"), run_id)
+            .requeue_runs(format!("{REQUEUE_FAILED} id = $2"), run_id)
             .await?
             == 0
         {
@@ -772,16 +775,17 @@ impl Store {
                     .bind(old.trigger.to_string())
                     .execute(&mut *conn)
                     .await?;
-                    Ok(())
+                    announce_queued(conn).await
                 })
             })
             .await?;
+        self.wake_workers();
         Ok(new_run)
     }
 
     /// Re-run every failed run of a flow from its failed step. Returns how many.
     pub async fn rerun_failed(&self, flow_id: &str) -> Result<u64> {
-        self.update_runs(format!("{REQUEUE_FAILED} flow_id = $2"), flow_id)
+        self.requeue_runs(format!("{REQUEUE_FAILED} flow_id = $2"), flow_id)
             .await
     }
 
@@ -841,18 +845,35 @@ impl Store {
     /// One `UPDATE runs` whose `$1` is now and `$2` the run or flow it is about; the number
     /// of runs it changed.
     async fn update_runs(&self, sql: String, key: &str) -> Result<u64> {
+        self.change_runs(sql, key, false).await
+    }
+
+    /// As [`Store::update_runs`], for an update that puts runs back in the queue.
+    async fn requeue_runs(&self, sql: String, key: &str) -> Result<u64> {
+        let n = self.change_runs(sql, key, true).await?;
+        if n > 0 {
+            self.wake_workers();
+        }
+        Ok(n)
+    }
+
+    async fn change_runs(&self, sql: String, key: &str, queues: bool) -> Result<u64> {
         let key = key.to_string();
         let now = self.now_ms();
         self.inner
             .writer
             .write(move |conn| {
                 Box::pin(async move {
-                    Ok(sqlx::query(&sql)
+                    let n = sqlx::query(&sql)
                         .bind(now)
                         .bind(key)
                         .execute(&mut *conn)
                         .await?
-                        .rows_affected())
+                        .rows_affected();
+                    if queues && n > 0 {
+                        announce_queued(conn).await?;
+                    }
+                    Ok(n)
                 })
             })
             .await

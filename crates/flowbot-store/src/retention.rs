@@ -76,22 +76,14 @@ impl Store {
         until_none(|| {
             self.inner.writer.write(move |conn| {
                 Box::pin(async move {
-                    let ids: Vec<String> = sqlx::query_scalar(&format!(
-                        "SELECT id FROM events WHERE received_at < $1 AND NOT EXISTS \
-                             (SELECT 1 FROM runs r WHERE r.event_id = events.id) LIMIT {batch}"
+                    Ok(sqlx::query(&format!(
+                        "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.received_at < $1 \
+                         AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.event_id = e.id) LIMIT {batch})"
                     ))
                     .bind(cutoff)
-                    .fetch_all(&mut *conn)
-                    .await?;
-                    let mut n = 0;
-                    for id in ids {
-                        n += sqlx::query("DELETE FROM events WHERE id = $1")
-                            .bind(id)
-                            .execute(&mut *conn)
-                            .await?
-                            .rows_affected();
-                    }
-                    Ok(n)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected())
                 })
             })
         })

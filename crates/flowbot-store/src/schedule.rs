@@ -116,7 +116,8 @@ impl Store {
         ev: NewEvent,
     ) -> Result<Option<EnqueueOutcome>> {
         let now = self.now_ms();
-        self.inner
+        let fired = self
+            .inner
             .writer
             .write(move |conn| {
                 Box::pin(async move {
@@ -143,7 +144,11 @@ impl Store {
                     Ok(Some(outcome))
                 })
             })
-            .await
+            .await?;
+        if matches!(fired, Some(EnqueueOutcome::Queued { .. })) {
+            self.wake_workers();
+        }
+        Ok(fired)
     }
 
     /// Record a missed slot as skipped, so it is not considered again.
@@ -188,7 +193,8 @@ impl Store {
     ) -> Result<bool> {
         let flow_id = flow_id.to_string();
         let now = self.now_ms();
-        self.inner
+        let (moved, queued) = self
+            .inner
             .writer
             .write(move |conn| {
                 Box::pin(async move {
@@ -214,15 +220,23 @@ impl Store {
                         .rows_affected(),
                     };
                     if moved == 0 {
-                        return Ok(false);
+                        return Ok((false, false));
                     }
+                    let mut queued = false;
                     for ev in &events {
-                        insert_event(conn, now, ev).await?;
+                        queued |= matches!(
+                            insert_event(conn, now, ev).await?,
+                            EnqueueOutcome::Queued { .. }
+                        );
                     }
-                    Ok(true)
+                    Ok((true, queued))
                 })
             })
-            .await
+            .await?;
+        if queued {
+            self.wake_workers();
+        }
+        Ok(moved)
     }
 }
 
