@@ -243,6 +243,15 @@ impl Apps {
         Self::default()
     }
 
+    /// Whether the trigger is one its app polls for (rather than one that receives webhooks).
+    pub fn polls(&self, trigger: &crate::model::Trigger) -> bool {
+        self.manifest(&trigger.app).is_some_and(|m| {
+            m.triggers
+                .iter()
+                .any(|t| t.polling && (trigger.events.is_empty() || trigger.events.contains(&t.id)))
+        })
+    }
+
     pub fn add(&mut self, c: Arc<dyn Connector>) {
         self.by_id.insert(c.manifest().id.clone(), c);
     }

@@ -183,8 +183,9 @@ async fn delete_token(
 async fn flow_view(s: &AppState, id: &str) -> Result<Value, ApiError> {
     let info = s.store.flow(id).await?;
     let yaml = s.store.current_yaml(id).await?;
-    let slots: Vec<String> = s.store.flow_connections(id).await?.into_keys().collect();
     let bindings = s.store.flow_bindings(id).await?;
+    let mut slots: Vec<&String> = bindings.keys().collect();
+    slots.sort();
     Ok(json!({
         "flow": info,
         "webhook_path": format!("/hooks/{}/{}", info.id, info.webhook_token),
@@ -289,9 +290,6 @@ async fn delete_flow(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Turning a trigger ON first checks the flow: it validates, every connection slot is
-/// filled, and each connection's test call passes. Otherwise it stays OFF and the answer
-/// says what is missing.
 /// The flow's current version, parsed (and cached).
 async fn current_flow(
     s: &AppState,
@@ -304,6 +302,9 @@ async fn current_flow(
         .map_err(ApiError::Conflict)
 }
 
+/// Turning a trigger ON first checks the flow: it validates, every connection slot is
+/// filled, and each connection's test call passes. Otherwise it stays OFF and the answer
+/// says what is missing.
 async fn enable_flow(
     State(s): State<AppState>,
     Extension(c): Extension<Caller>,
@@ -423,14 +424,11 @@ async fn import_template(
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let yaml = s
-        .templates
-        .iter()
-        .find(|(t, _)| *t == id)
-        .map(|(_, y)| y.to_string())
+        .template(&id)
         .ok_or_else(|| ApiError::NotFound(format!("template `{id}` not found")))?;
     Ok((
         StatusCode::CREATED,
-        Json(import_yaml(&s, &yaml, &c.user.username).await?),
+        Json(import_yaml(&s, yaml, &c.user.username).await?),
     ))
 }
 

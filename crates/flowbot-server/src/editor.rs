@@ -283,7 +283,18 @@ async fn test_step(State(s): State<AppState>, Json(b): Json<TestStepBody>) -> Ap
             })));
         }
     };
-    let warnings = length_warnings(&s, &flow, step, &rendered, &b.connections).await;
+    // Resolved once: it reads and opens sealed secrets. An error matters only when the
+    // step is really run.
+    let connection = match action {
+        Some(a) => {
+            step_connection(&s, &flow, a.connection.as_deref(), &a.app, &b.connections).await
+        }
+        None => Ok(None),
+    };
+    let warnings = match (action, &connection) {
+        (Some(a), Ok(Some(conn))) => length_warnings(&s, a, conn, &rendered).await,
+        _ => Vec::new(),
+    };
     let Some(a) = action else {
         if !b.dry_run {
             s.store.set_sample(&flow.id, &step.id, &rendered).await?;
@@ -310,8 +321,7 @@ async fn test_step(State(s): State<AppState>, Json(b): Json<TestStepBody>) -> Ap
             "message": format!("this step writes to {} for real ({}); run it?", a.app, spec.name.en),
         })));
     }
-    let connection =
-        step_connection(&s, &flow, a.connection.as_deref(), &a.app, &b.connections).await?;
+    let connection = connection?;
     let connector = s
         .apps
         .get(&a.app)
@@ -353,14 +363,13 @@ async fn step_connection(
         return Ok(None);
     };
     if let Some(id) = chosen.get(slot).filter(|id| !id.is_empty()) {
-        let mut c = s.store.connection(id).await?;
+        let c = s.store.connection(id).await?;
         if c.app != app {
             return Err(ApiError::BadRequest(format!(
                 "connection `{}` is for {}, not {app}",
                 c.name, c.app
             )));
         }
-        c.name = slot.to_string();
         return Ok(Some(c));
     }
     let bound = s.store.flow_connections(&flow.id).await?;
@@ -377,28 +386,20 @@ async fn step_connection(
 /// before the flow runs.
 async fn length_warnings(
     s: &AppState,
-    flow: &Flow,
-    step: &flowbot_core::model::Step,
+    a: &flowbot_core::model::ActionStep,
+    conn: &Connection,
     rendered: &Value,
-    chosen: &BTreeMap<String, String>,
 ) -> Vec<Value> {
-    let StepKind::Action(a) = &step.kind else {
-        return Vec::new();
-    };
     let (Some(object), Some(fields)) = (
         rendered.get("object").and_then(Value::as_str),
         rendered.get("fields").and_then(Value::as_object),
     ) else {
         return Vec::new();
     };
-    let Ok(Some(conn)) = step_connection(s, flow, a.connection.as_deref(), &a.app, chosen).await
-    else {
-        return Vec::new();
-    };
     let Some(app) = s.apps.get(&a.app) else {
         return Vec::new();
     };
-    let Ok(described) = app.describe(Some(&conn), Some(object)).await else {
+    let Ok(described) = app.describe(Some(conn), Some(object)).await else {
         return Vec::new();
     };
     let mut out = Vec::new();

@@ -60,6 +60,14 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// A built-in template's YAML by its id.
+    pub(crate) fn template(&self, id: &str) -> Option<&'static str> {
+        self.templates
+            .iter()
+            .find(|(t, _)| *t == id)
+            .map(|(_, y)| *y)
+    }
+
     pub fn new(store: Store, apps: Apps, config: ServerConfig) -> AppState {
         AppState {
             store,

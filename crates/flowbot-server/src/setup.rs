@@ -55,11 +55,15 @@ pub async fn install_template_as(
 ) -> Result<FlowInfo> {
     let t = flowbot_connectors::templates::template(template_id)
         .ok_or_else(|| StoreError::FlowNotFound(template_id.to_string()))?;
-    let yaml = t.yaml.replacen(
-        &format!("\nid: {}\n", t.id),
-        &format!("\nid: {flow_id}\n"),
-        1,
-    );
+    let id_line = format!("\nid: {}\n", t.id);
+    if !t.yaml.contains(&id_line) {
+        // Installing it as `flow_id` would store a flow whose YAML names another id.
+        return Err(StoreError::Conflict(format!(
+            "template `{}` has no plain `id: {}` line to rename",
+            t.id, t.id
+        )));
+    }
+    let yaml = t.yaml.replacen(&id_line, &format!("\nid: {flow_id}\n"), 1);
     let name = flowbot_core::check(&yaml, apps)
         .flow
         .map(|f| f.name)

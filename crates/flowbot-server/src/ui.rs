@@ -328,7 +328,16 @@ fn lang(headers: &HeaderMap, q: &LangQuery) -> (&'static str, bool) {
 }
 
 fn texts(lang: &str) -> HashMap<&'static str, &'static str> {
-    TEXT.iter()
+    words(TEXT, lang)
+}
+
+/// A table of (key, English, Japanese) in one language.
+fn words(
+    table: &[(&'static str, &'static str, &'static str)],
+    lang: &str,
+) -> HashMap<&'static str, &'static str> {
+    table
+        .iter()
         .map(|(k, en, ja)| (*k, if lang == "ja" { *ja } else { *en }))
         .collect()
 }
@@ -572,10 +581,7 @@ pub struct NewQuery {
 }
 
 fn editor(p: &Page, flow_id: &str, yaml: &str) -> Response {
-    let words: HashMap<&str, &str> = EDITOR_TEXT
-        .iter()
-        .map(|(k, en, ja)| (*k, if p.lang == "ja" { *ja } else { *en }))
-        .collect();
+    let words = words(EDITOR_TEXT, p.lang);
     let title = texts(p.lang)["editor_title"];
     render(
         p,
@@ -600,10 +606,9 @@ async fn new_flow(
     let yaml = q
         .template
         .as_deref()
-        .and_then(|id| s.templates.iter().find(|(t, _)| *t == id))
-        .map(|(_, y)| y.to_string())
-        .unwrap_or_else(|| BLANK_FLOW.to_string());
-    editor(&p, "", &yaml)
+        .and_then(|id| s.template(id))
+        .unwrap_or(BLANK_FLOW);
+    editor(&p, "", yaml)
 }
 
 async fn edit_flow(

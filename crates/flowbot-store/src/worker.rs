@@ -520,7 +520,7 @@ async fn trigger_loop(worker: Arc<Worker>, stop: CancellationToken) {
                 let enabled_since =
                     jiff::Timestamp::from_millisecond(info.updated_at).unwrap_or_default();
                 fire_schedule(&worker, &flow, enabled_since).await
-            } else if is_polling(&worker.apps, &flow) {
+            } else if worker.apps.polls(&flow.trigger) {
                 poll(&worker, &flow).await
             } else {
                 Ok(())
@@ -530,14 +530,6 @@ async fn trigger_loop(worker: Arc<Worker>, stop: CancellationToken) {
             }
         }
     }
-}
-
-fn is_polling(apps: &Apps, flow: &Flow) -> bool {
-    apps.manifest(&flow.trigger.app).is_some_and(|m| {
-        m.triggers.iter().any(|t| {
-            t.polling && (flow.trigger.events.is_empty() || flow.trigger.events.contains(&t.id))
-        })
-    })
 }
 
 fn option_str<'a>(flow: &'a Flow, key: &str) -> Option<&'a str> {
