@@ -58,11 +58,7 @@ async fn a_webhook_is_accepted_and_run_by_the_server_s_worker() {
 
     // An API token to watch the run with; the store is closed again before the server
     // opens it (a SQLite store admits one process).
-    let config = StoreConfig {
-        database_url: None,
-        data_dir: data.clone(),
-        secret_key: None,
-    };
+    let config = StoreConfig::sqlite(&data);
     let token = "fbt_serve_test_token_0123456789";
     {
         let store = Store::open(&config).await.unwrap();
@@ -143,13 +139,9 @@ async fn a_webhook_is_accepted_and_run_by_the_server_s_worker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_and_export_go_through_the_api_with_a_token() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&StoreConfig {
-        database_url: None,
-        data_dir: dir.path().join("data"),
-        secret_key: None,
-    })
-    .await
-    .unwrap();
+    let store = Store::open(&StoreConfig::sqlite(dir.path().join("data")))
+        .await
+        .unwrap();
     let token = "fbt_cli_test_token_0123456789";
     admin_with_token(&store, token).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

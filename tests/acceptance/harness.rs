@@ -2,7 +2,6 @@
 //! (the simulators and notification sinks) and `flowbot serve` / `flowbot worker` — each on
 //! its own loopback port, driven over HTTP.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -10,7 +9,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::support::fresh_pg;
+use crate::support::{fresh_pg, read_ready};
 
 pub const SEARCH: &str = "ecforce-customer-to-salesforce";
 pub const UPSERT: &str = "ecforce-customer-to-salesforce-upsert";
@@ -27,44 +26,6 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-impl Proc {
-    pub fn pid(&self) -> i32 {
-        self.0.id() as i32
-    }
-
-    pub fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own, not yet reaped child.
-        unsafe {
-            libc::kill(self.pid(), sig);
-        }
-    }
-}
-
-/// Read `name: value` lines from a child's stdout until `ready`.
-fn read_ready(child: &mut Child, what: &str) -> Vec<(String, String)> {
-    let out = child.stdout.take().expect("stdout piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut fields = Vec::new();
-    loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("{what} did not say `ready`"));
-        if line == "ready" {
-            return fields;
-        }
-        if let Some((k, v)) = line.split_once(": ") {
-            fields.push((k.trim().to_string(), v.trim().to_string()));
-        }
     }
 }
 
@@ -398,10 +359,7 @@ impl Flowbot {
 
     /// SIGKILL the server: nothing is flushed, nothing is said goodbye.
     pub fn kill_server(&mut self) {
-        if let Some(mut p) = self.server.take() {
-            let _ = p.0.kill();
-            let _ = p.0.wait();
-        }
+        self.server = None;
     }
 
     pub async fn login(&mut self) {
@@ -574,17 +532,6 @@ impl Flowbot {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-    }
-}
-
-impl Drop for Flowbot {
-    fn drop(&mut self) {
-        self.server.take();
-        // Workers stop gracefully, so their runs are released rather than left leased.
-        for w in &self.workers {
-            w.signal(libc::SIGTERM);
-        }
-        self.workers.clear();
     }
 }
 

@@ -3,7 +3,9 @@
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::process::Command;
+use std::time::Duration;
 
 /// A fresh database on the PostgreSQL server `TEST_DATABASE_URL` points at; `None` when
 /// it is not set (the PostgreSQL variants are then skipped).
@@ -77,6 +79,31 @@ impl Drop for Reaped {
     fn drop(&mut self) {
         if matches!(self.0.as_mut().map(|c| c.try_wait()), Some(Ok(None))) {
             self.stop();
+        }
+    }
+}
+
+/// Read `name: value` lines from a child's stdout until `ready`.
+pub fn read_ready(child: &mut std::process::Child, what: &str) -> Vec<(String, String)> {
+    let out = child.stdout.take().expect("stdout piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut fields = Vec::new();
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(120))
+            .unwrap_or_else(|_| panic!("{what} did not say `ready`"));
+        if line == "ready" {
+            return fields;
+        }
+        if let Some((k, v)) = line.split_once(": ") {
+            fields.push((k.trim().to_string(), v.trim().to_string()));
         }
     }
 }

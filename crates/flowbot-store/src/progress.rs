@@ -61,27 +61,6 @@ impl Store {
             .collect()
     }
 
-    /// How many runs each worker concluded, for the flow given (or all flows).
-    pub async fn runs_by_worker(&self, flow_id: Option<&str>) -> Result<Vec<(String, i64)>> {
-        let filter = if flow_id.is_some() {
-            "AND flow_id = $1"
-        } else {
-            ""
-        };
-        let sql = format!(
-            "SELECT finished_by, COUNT(*) AS n FROM runs WHERE finished_by IS NOT NULL {filter} \
-             GROUP BY finished_by ORDER BY finished_by"
-        );
-        let mut q = sqlx::query(&sql);
-        if let Some(f) = flow_id {
-            q = q.bind(f.to_string());
-        }
-        let rows = q.fetch_all(self.pool()).await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("finished_by")?, r.try_get("n")?)))
-            .collect()
-    }
-
     /// The saved state of a long job, if it has one.
     pub async fn job_progress(&self, name: &str) -> Result<Option<Value>> {
         let row = sqlx::query("SELECT state FROM job_progress WHERE name = $1")

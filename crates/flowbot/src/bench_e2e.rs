@@ -12,7 +12,7 @@ use flowbot_sandbox::ecforce::{self, EcforceSim};
 use flowbot_sandbox::faults::FaultConfig;
 use flowbot_sandbox::salesforce::{self, SalesforceSim};
 use flowbot_sandbox::Running;
-use flowbot_server::setup::{install_template_as, SyncApps};
+use flowbot_server::setup::{install_template, install_template_as, SyncApps};
 use flowbot_server::{AppState, ServerConfig};
 use flowbot_store::{RunFilter, RunStatus, Store, StoreConfig, Worker, WorkerConfig};
 use serde_json::{json, Map, Value};
@@ -20,15 +20,8 @@ use tokio_util::sync::CancellationToken;
 
 const WEBHOOK_FLOW: &str = "version: 1\nid: ID\nname: bench\ntrigger: { app: webhook }\nsteps:\n  - id: noop\n    set: { ok: true }\n";
 
-fn template_id(name: &str) -> anyhow::Result<&'static str> {
-    Ok(match name {
-        "search" => "ecforce-customer-to-salesforce",
-        "upsert" => "ecforce-customer-to-salesforce-upsert",
-        other => anyhow::bail!("a template is `search` or `upsert`, not `{other}`"),
-    })
-}
-
 use crate::bench::stamp;
+use crate::demo::template_id;
 
 /// The stores to measure: SQLite in a fresh directory, and PostgreSQL when given.
 fn backends(postgres: &Option<String>) -> anyhow::Result<Vec<(&'static str, StoreConfig)>> {
@@ -370,10 +363,9 @@ pub async fn process(args: ProcessArgs) -> anyhow::Result<ExitCode> {
     let dir = std::env::temp_dir().join(format!("flowbot-bench-serve-{}", stamp()));
     let info = {
         let store = Store::open(&StoreConfig::sqlite(&dir)).await?;
-        install_template_as(
+        install_template(
             &store,
             &flowbot_connectors::registry(),
-            template,
             template,
             &SyncApps::sandbox(&s.ec, &s.sf),
             "bench",
@@ -523,10 +515,9 @@ pub async fn backfill(args: BackfillBenchArgs) -> anyhow::Result<ExitCode> {
     let dir = std::env::temp_dir().join(format!("flowbot-bench-backfill-{}", stamp()));
     {
         let store = Store::open(&StoreConfig::sqlite(&dir)).await?;
-        install_template_as(
+        install_template(
             &store,
             &flowbot_connectors::registry(),
-            template,
             template,
             &SyncApps::sandbox(&s.ec, &s.sf),
             "bench",

@@ -11,7 +11,6 @@ use anyhow::Context;
 use flowbot_sandbox::ecforce;
 use flowbot_sandbox::salesforce;
 use flowbot_server::setup::{install_template, SyncApps};
-use flowbot_store::{Store, StoreConfig};
 use tokio_util::sync::CancellationToken;
 
 #[derive(clap::Args)]
@@ -116,20 +115,13 @@ async fn cluster(args: Args) -> anyhow::Result<ExitCode> {
     {
         anyhow::bail!("--database-url must be a PostgreSQL URL (postgres://…): the processes of a cluster share one database");
     }
-    let template_id = match args.template.as_str() {
-        "search" => "ecforce-customer-to-salesforce",
-        "upsert" => "ecforce-customer-to-salesforce-upsert",
-        other => anyhow::bail!("--template is `search` or `upsert`, not `{other}`"),
-    };
-    let store = Store::open(&StoreConfig {
-        database_url: Some(args.database_url.clone()),
+    let template_id = crate::demo::template_id(&args.template)?;
+    let store = crate::store_cmds::StoreArgs {
         data_dir: args.data_dir.clone(),
-        secret_key: std::env::var("FLOWBOT_SECRET_KEY")
-            .ok()
-            .filter(|k| !k.is_empty()),
-    })
-    .await
-    .context("cannot open the PostgreSQL database")?;
+        database_url: Some(args.database_url.clone()),
+    }
+    .open()
+    .await?;
     let apps = flowbot_connectors::registry();
     let admin = std::env::var("FLOWBOT_ADMIN_PASSWORD").ok();
     let generated = flowbot_server::auth::ensure_admin(&store, admin.as_deref())
@@ -175,14 +167,17 @@ async fn cluster(args: Args) -> anyhow::Result<ExitCode> {
         .spawn()
         .context("cannot start the server")?;
     children.0.push(("the server".into(), server));
-    for i in 1..=args.workers.max(1) {
+    let ids: Vec<String> = (1..=args.workers.max(1))
+        .map(|i| format!("worker-{i}"))
+        .collect();
+    for id in &ids {
         let worker = base("worker")
-            .args(["--id", &format!("worker-{i}"), "--idle-poll", "50ms"])
+            .args(["--id", id, "--idle-poll", "50ms"])
             .arg("--concurrency")
             .arg(args.concurrency.to_string())
             .spawn()
-            .with_context(|| format!("cannot start worker {i}"))?;
-        children.0.push((format!("worker-{i}"), worker));
+            .with_context(|| format!("cannot start {id}"))?;
+        children.0.push((id.clone(), worker));
     }
 
     // Ready when the server answers and every worker has reported in.
@@ -197,13 +192,10 @@ async fn cluster(args: Args) -> anyhow::Result<ExitCode> {
             .send()
             .await
             .is_ok_and(|r| r.status().is_success());
-        let workers = store
-            .live_workers(Duration::from_secs(30))
-            .await?
-            .iter()
-            .filter(|w| w.starts_with("worker-"))
-            .count();
-        if up && workers >= args.workers.max(1) {
+        // This cluster's own workers, not others reporting to the same database.
+        let live = store.live_workers(Duration::from_secs(30)).await?;
+        let workers = ids.iter().filter(|id| live.contains(id)).count();
+        if up && workers == ids.len() {
             break;
         }
         if Instant::now() > deadline {
@@ -214,7 +206,7 @@ async fn cluster(args: Args) -> anyhow::Result<ExitCode> {
 
     println!(
         "flowbot cluster — 1 server + {} workers on PostgreSQL",
-        args.workers.max(1)
+        ids.len()
     );
     crate::demo::print_addresses(&ec.url, &sf.url, &server_url, generated.as_deref(), &hook);
     println!("  metrics:              {server_url}/metrics (with an API token)");

@@ -87,12 +87,17 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     crate::store_cmds::runtime()?.block_on(demo(args))
 }
 
-async fn demo(args: Args) -> anyhow::Result<ExitCode> {
-    let template_id = match args.template.as_str() {
+/// The customer-sync template a short name (`search` or `upsert`) stands for.
+pub fn template_id(name: &str) -> anyhow::Result<&'static str> {
+    Ok(match name {
         "search" => "ecforce-customer-to-salesforce",
         "upsert" => "ecforce-customer-to-salesforce-upsert",
         other => anyhow::bail!("--template is `search` or `upsert`, not `{other}`"),
-    };
+    })
+}
+
+async fn demo(args: Args) -> anyhow::Result<ExitCode> {
+    let template_id = template_id(&args.template)?;
     let tmp;
     let data_dir = match &args.data_dir {
         Some(d) => d.clone(),

@@ -48,7 +48,7 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
 
 async fn doctor(args: Args) -> anyhow::Result<ExitCode> {
     let mut r = Report::default();
-    let cfg = args.store.config();
+    let mut cfg = args.store.config();
     println!("configuration");
     match &cfg.database_url {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
@@ -94,6 +94,11 @@ async fn doctor(args: Args) -> anyhow::Result<ExitCode> {
                 );
             } else {
                 r.ok("a master key file will be created on first start");
+            }
+            // A check must not leave a key file behind: opening the store below would
+            // write one. A key held only in memory opens the database just the same.
+            if !key.exists() {
+                cfg.secret_key = Some(flowbot_store::crypto::MasterKey::generate());
             }
         }
     }
@@ -270,12 +275,8 @@ async fn check_flows(r: &mut Report, store: &Store, apps: &Apps, public_url: Opt
                 &format!("choose them on the flow's page (Flows → {})", info.id),
             );
         }
-        let polling = apps.manifest(&flow.trigger.app).is_some_and(|m| {
-            m.triggers.iter().any(|t| {
-                t.polling && (flow.trigger.events.is_empty() || flow.trigger.events.contains(&t.id))
-            })
-        });
-        if !polling && !matches!(flow.trigger.app.as_str(), "manual" | "schedule") {
+        if !apps.polls(&flow.trigger) && !matches!(flow.trigger.app.as_str(), "manual" | "schedule")
+        {
             webhook_flows += 1;
         }
     }

@@ -226,17 +226,43 @@ impl Plan {
         input.insert("external_id_field".into(), json!(self.external_id_field));
         input.insert("records".into(), Value::Array(records));
         input.insert("all_or_none".into(), json!(false));
-        budget.before_call(self.salesforce.as_ref()).await?;
-        let out = with_retries(|| {
-            self.salesforce.execute(ActionCall {
-                action: "upsert_records",
-                input: &input,
-                connection: Some(&self.salesforce_conn),
-            })
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("Salesforce refused the batch: {e}"))?;
+        let out = self
+            .salesforce_call("upsert_records", &input, budget)
+            .await
+            .map_err(|e| e.context("Salesforce refused the batch"))?;
         Ok(out["results"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// One Salesforce action, retried like [`with_retries`]; every try counts against the
+    /// budget. A spent budget is said as it is, an app's refusal as the app's error.
+    async fn salesforce_call(
+        &self,
+        action: &str,
+        input: &Map<String, Value>,
+        budget: &mut Budget,
+    ) -> Result<Value, CallError> {
+        let mut backoff = Backoff::default();
+        loop {
+            budget
+                .before_call(self.salesforce.as_ref())
+                .await
+                .map_err(CallError::Budget)?;
+            let result = self
+                .salesforce
+                .execute(ActionCall {
+                    action,
+                    input,
+                    connection: Some(&self.salesforce_conn),
+                })
+                .await;
+            match result {
+                Err(e) => match backoff.after(&e) {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => return Err(CallError::App(e)),
+                },
+                Ok(v) => return Ok(v),
+            }
+        }
     }
 
     /// Every record of the object that carries an external id, by that id.
@@ -253,16 +279,10 @@ impl Plan {
         let soql = format!("SELECT {} FROM {}", names.join(", "), self.object);
         let mut input = Map::new();
         input.insert("soql".into(), json!(soql));
-        budget.before_call(self.salesforce.as_ref()).await?;
-        let out = with_retries(|| {
-            self.salesforce.execute(ActionCall {
-                action: "query",
-                input: &input,
-                connection: Some(&self.salesforce_conn),
-            })
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot read the {} records: {e}", self.object))?;
+        let out = self
+            .salesforce_call("query", &input, budget)
+            .await
+            .map_err(|e| e.context(format!("cannot read the {} records", self.object)))?;
         let mut by_key = HashMap::new();
         for r in out["records"].as_array().into_iter().flatten() {
             if let Value::Object(m) = r {
@@ -289,26 +309,66 @@ fn text(v: &Value) -> String {
     }
 }
 
+/// Why a budgeted call gave up.
+enum CallError {
+    Budget(anyhow::Error),
+    App(ActionError),
+}
+
+impl CallError {
+    fn context(self, what: impl std::fmt::Display) -> anyhow::Error {
+        match self {
+            CallError::Budget(e) => e,
+            CallError::App(e) => anyhow::anyhow!("{what}: {e}"),
+        }
+    }
+}
+
 /// Transient failures (network, 5xx, row locks, rate limits) are tried again, up to five
 /// times, waiting as the app asks.
+struct Backoff {
+    attempt: u32,
+    delay: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            attempt: 1,
+            delay: Duration::from_millis(200),
+        }
+    }
+}
+
+impl Backoff {
+    /// How long to wait before trying again after `e`, or `None` to give up.
+    fn after(&mut self, e: &ActionError) -> Option<Duration> {
+        if e.class != ErrorClass::Retryable || self.attempt >= 5 {
+            return None;
+        }
+        let wait = e.retry_after.unwrap_or(self.delay).max(self.delay);
+        tracing::warn!(attempt = self.attempt, error = %e, "retrying in {wait:?}");
+        self.attempt += 1;
+        self.delay *= 2;
+        Some(wait)
+    }
+}
+
 async fn with_retries<F, Fut>(mut call: F) -> Result<Value, ActionError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<Value, ActionError>>,
 {
-    let mut delay = Duration::from_millis(200);
-    for attempt in 1.. {
+    let mut backoff = Backoff::default();
+    loop {
         match call().await {
-            Err(e) if e.class == ErrorClass::Retryable && attempt < 5 => {
-                let wait = e.retry_after.unwrap_or(delay).max(delay);
-                tracing::warn!(attempt, error = %e, "retrying in {wait:?}");
-                tokio::time::sleep(wait).await;
-                delay *= 2;
-            }
-            other => return other,
+            Err(e) => match backoff.after(&e) {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => return Err(e),
+            },
+            ok => return ok,
         }
     }
-    unreachable!("the loop returns")
 }
 
 /// Keeps a run within its Salesforce allowance.
@@ -573,7 +633,9 @@ pub fn reconcile(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
             page += 1;
         }
         let records = plan.salesforce_records(&mut budget).await?;
-        let mut drift: BTreeMap<u64, (Wanted, Drift)> = BTreeMap::new();
+        // By customer id, numerically where it is a number; the id itself keeps two
+        // non-numeric ids apart.
+        let mut drift: BTreeMap<(u64, String), (Wanted, Drift)> = BTreeMap::new();
         let mut unmappable = Vec::new();
         let mut known = HashSet::new();
         for c in &customers {
@@ -585,7 +647,10 @@ pub fn reconcile(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
                 }
             };
             known.insert(w.external_id.clone());
-            let order = w.customer_id.parse::<u64>().unwrap_or(u64::MAX);
+            let order = (
+                w.customer_id.parse::<u64>().unwrap_or(u64::MAX),
+                w.customer_id.clone(),
+            );
             match records.get(&w.external_id) {
                 None => {
                     drift.insert(order, (w, Drift::Missing));
