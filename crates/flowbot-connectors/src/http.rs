@@ -444,11 +444,28 @@ pub fn retry_after(h: &HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
+/// A URL as errors may show it: the query is left out, since it can carry customer data
+/// (a search's SOQL, an email) that must not land in run history or logs.
+pub fn shown_url(url: &reqwest::Url) -> String {
+    let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
+    if let Some(port) = url.port() {
+        shown.push_str(&format!(":{port}"));
+    }
+    shown.push_str(url.path());
+    if url.query().is_some() {
+        shown.push_str(" (query omitted)");
+    }
+    shown
+}
+
 /// Network-level failures are worth retrying; a request we could not even build is not.
+/// reqwest's own text names the full URL, so it is shown without it.
 pub fn transport_error(method: &Method, url: &reqwest::Url, e: reqwest::Error) -> ActionError {
+    let shown = shown_url(url);
+    let e = e.without_url();
     if e.is_builder() {
         return ActionError::fatal(format!(
-            "{method} {url}: the request could not be built: {e}"
+            "{method} {shown}: the request could not be built: {e}"
         ));
     }
     let what = if e.is_timeout() {
@@ -458,5 +475,21 @@ pub fn transport_error(method: &Method, url: &reqwest::Url, e: reqwest::Error) -
     } else {
         "the connection failed"
     };
-    ActionError::retryable(format!("{method} {url}: {what} ({e})"))
+    ActionError::retryable(format!("{method} {shown}: {what} ({})", error_chain(&e)))
+}
+
+/// reqwest's error and its sources ("error sending request: connection refused"), which
+/// say what actually went wrong; the top-level text alone rarely does.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }

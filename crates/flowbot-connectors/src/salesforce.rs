@@ -478,13 +478,16 @@ fn map_error(status: StatusCode, body: &Value, retry: Option<Duration>) -> Actio
             code.as_str(),
             "REQUEST_LIMIT_EXCEEDED" | "UNABLE_TO_LOCK_ROW" | "SERVER_UNAVAILABLE"
         );
-    let text = if fields.is_empty() {
-        format!("Salesforce: {message} [{code}]")
+    // The code once: some answers already quote it in their message.
+    let tag = if code.is_empty() || message.contains(&code) {
+        String::new()
     } else {
-        format!(
-            "Salesforce: {message} [{code}] (fields: {})",
-            fields.join(", ")
-        )
+        format!(" [{code}]")
+    };
+    let text = if fields.is_empty() {
+        format!("Salesforce: {message}{tag}")
+    } else {
+        format!("Salesforce: {message}{tag} (fields: {})", fields.join(", "))
     };
     let e = if retryable {
         ActionError::retryable(text)
@@ -497,6 +500,114 @@ fn map_error(status: StatusCode, body: &Value, retry: Option<Duration>) -> Actio
         e.with_code(code)
     };
     e.with_fields(fields).with_retry_after(retry)
+}
+
+/// Why the token endpoint refused, always with the HTTP status, the token URL and what the
+/// answer said: an OAuth error object, a Salesforce error list, or an excerpt of anything
+/// else (an HTML error page from a proxy). Server errors, rate limits and Salesforce's
+/// transient codes are worth trying again; a refused credential is not.
+fn sign_in_error(connection: &str, url: &str, status: StatusCode, body: &[u8]) -> ActionError {
+    let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let first = parsed.as_array().and_then(|a| a.first()).unwrap_or(&parsed);
+    let code = first
+        .get("error")
+        .or_else(|| first.get("errorCode"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let desc = first
+        .get("error_description")
+        .or_else(|| first.get("message"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let said = match (code.as_str(), desc) {
+        ("", "") => {
+            let text = String::from_utf8_lossy(body);
+            let excerpt: String = text.trim().chars().take(200).collect();
+            if excerpt.is_empty() {
+                "an empty answer".to_string()
+            } else {
+                format!("`{excerpt}`")
+            }
+        }
+        ("", d) => d.to_string(),
+        (c, "") => c.to_string(),
+        (c, d) => format!("{c}: {d}"),
+    };
+    let message = format!(
+        "Salesforce refused to sign in connection `{connection}` (HTTP {} from {url}): {said}",
+        status.as_u16()
+    );
+    let transient = status.is_server_error()
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || matches!(
+            code.as_str(),
+            "REQUEST_LIMIT_EXCEEDED" | "SERVER_UNAVAILABLE" | "UNABLE_TO_LOCK_ROW"
+        );
+    let e = if transient {
+        ActionError::retryable(message)
+    } else {
+        ActionError::fatal(message)
+    };
+    if code.is_empty() {
+        e
+    } else {
+        e.with_code(code)
+    }
+}
+
+/// A 404 from an upsert says only "The requested resource does not exist": say which
+/// object, field and value were used and what to check.
+fn upsert_not_found(object: &str, field: &str, value: &str, e: ActionError) -> ActionError {
+    ActionError {
+        message: format!(
+            "Salesforce found no `{object}` object with an external ID field `{field}` \
+             (upserting `{field}` = `{value}`): check that the object and the field exist, that \
+             the field is marked External ID, and that the connection's user can see both. \
+             Salesforce said: {}",
+            e.message.trim_start_matches("Salesforce: ")
+        ),
+        ..e
+    }
+}
+
+/// Settings a Salesforce connection cannot work with, refused when it is saved.
+pub fn check_settings(settings: &Map<String, Value>) -> Result<(), String> {
+    let Some(domain) = settings
+        .get("my_domain_url")
+        .and_then(Value::as_str)
+        .filter(|d| !d.trim().is_empty())
+    else {
+        return Ok(());
+    };
+    let url = reqwest::Url::parse(domain.trim()).map_err(|_| {
+        format!("my_domain_url `{domain}` is not a URL: give it as https://yourcompany.my.salesforce.com")
+    })?;
+    if !matches!(url.scheme(), "https" | "http") {
+        return Err(format!(
+            "my_domain_url must start with https:// (e.g. https://yourcompany.my.salesforce.com), not `{}:`",
+            url.scheme()
+        ));
+    }
+    let mut extra = String::new();
+    if url.path() != "/" {
+        extra.push_str(url.path());
+    }
+    if let Some(q) = url.query() {
+        extra.push('?');
+        extra.push_str(q);
+    }
+    if let Some(f) = url.fragment() {
+        extra.push('#');
+        extra.push_str(f);
+    }
+    if !extra.is_empty() {
+        let origin = url.origin().ascii_serialization();
+        return Err(format!(
+            "my_domain_url must be the domain only: remove `{extra}` (use {origin})"
+        ));
+    }
+    Ok(())
 }
 
 /// How long a describe answer is reused.
@@ -621,23 +732,15 @@ impl SalesforceConnector {
             .await
             .map_err(|e| transport_error(&Method::POST, &parsed, e))?;
         let status = resp.status();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let retry = retry_after(resp.headers());
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| transport_error(&Method::POST, &parsed, e))?;
         if !status.is_success() {
-            let error = body.get("error").and_then(Value::as_str).unwrap_or("error");
-            let desc = body
-                .get("error_description")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let message = format!(
-                "Salesforce refused to sign in connection `{}`: {error}: {desc}",
-                c.name
-            );
-            return Err(if status.is_server_error() {
-                ActionError::retryable(message)
-            } else {
-                ActionError::fatal(message).with_code(error.to_string())
-            });
+            return Err(sign_in_error(&c.name, &url, status, &bytes).with_retry_after(retry));
         }
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if let Some(rotated) = body.get("refresh_token").and_then(Value::as_str) {
             // Rotation retires the old refresh token: only the new one works from now on.
             slot.refresh_token = Some(rotated.to_string());
@@ -689,10 +792,27 @@ impl SalesforceConnector {
             if let Some(b) = body {
                 req = req.json(b);
             }
-            let resp = req
-                .send()
-                .await
-                .map_err(|e| transport_error(&method, &parsed, e))?;
+            let resp = match req.send().await {
+                Ok(r) => r,
+                Err(e) if e.is_connect() => {
+                    // Nothing was sent. The org's instance stopped answering (moved, its name
+                    // gone): the cached session points there, so it is dropped, and a fresh
+                    // sign-in that names another instance is tried at once.
+                    let err = transport_error(&method, &parsed, e);
+                    self.forget(c, &session).await;
+                    if attempt == 0 {
+                        if let Ok(fresh) = self.session(c).await {
+                            if fresh.instance_url != session.instance_url {
+                                tracing::info!(connection = %c.name, "Salesforce instance unreachable; using the one a fresh sign-in named");
+                                session = fresh;
+                                continue;
+                            }
+                        }
+                    }
+                    return Err(err);
+                }
+                Err(e) => return Err(transport_error(&method, &parsed, e)),
+            };
             let status = resp.status();
             if let Some(usage) = resp
                 .headers()
@@ -958,7 +1078,14 @@ impl Connector for SalesforceConnector {
                         &format!("/sobjects/{object}/{field}/{}", path_segment(&value)),
                         Some(&Value::Object(fields)),
                     )
-                    .await?;
+                    .await
+                    .map_err(|e| {
+                        if e.code.as_deref() == Some("NOT_FOUND") {
+                            upsert_not_found(&object, &field, &value, e)
+                        } else {
+                            e
+                        }
+                    })?;
                 let created = out
                     .get("created")
                     .and_then(Value::as_bool)
@@ -1006,6 +1133,10 @@ impl Connector for SalesforceConnector {
             .expect("described")
             .insert(key, (std::time::Instant::now(), answer.clone()));
         Ok(answer)
+    }
+
+    fn check_settings(&self, settings: &Map<String, Value>) -> Result<(), String> {
+        check_settings(settings)
     }
 
     async fn test_connection(&self, c: &Connection) -> Result<(), ActionError> {

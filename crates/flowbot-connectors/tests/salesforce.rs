@@ -624,3 +624,218 @@ async fn a_session_refused_again_after_signing_in_anew_is_retryable() {
         "it signed in again once before giving the run back"
     );
 }
+
+/// An independent double of a Salesforce org's sign-in and query endpoints: each sign-in
+/// answers the instance URL `instances` gives for that sign-in (by count).
+async fn double(
+    instances: impl Fn(usize, &str) -> String + Send + Sync + 'static,
+) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::routing::{get, post};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let sign_ins = Arc::new(AtomicUsize::new(0));
+    let (count, me) = (sign_ins.clone(), url.clone());
+    let instances = Arc::new(instances);
+    let app = axum::Router::new()
+        .route(
+            "/services/oauth2/token",
+            post(move || {
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                let instance = instances(n, &me);
+                async move {
+                    axum::Json(json!({"access_token": format!("tok{n}"), "instance_url": instance}))
+                }
+            }),
+        )
+        .route(
+            "/services/data/{v}/query",
+            get(|| async { axum::Json(json!({"totalSize": 0, "done": true, "records": []})) }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, sign_ins)
+}
+
+/// A loopback port nothing listens on.
+fn dead_port_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    drop(l);
+    url
+}
+
+fn double_conn(url: &str) -> Connection {
+    Connection {
+        name: "sf".into(),
+        app: "salesforce".into(),
+        settings: match json!({"my_domain_url": url, "client_id": "id", "client_secret": "secret"})
+        {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        },
+    }
+}
+
+#[tokio::test]
+async fn a_session_on_an_instance_that_stopped_answering_is_replaced_by_a_fresh_sign_in() {
+    let dead = dead_port_url();
+    // The first sign-in names an instance that is gone; a fresh one names the live one.
+    let (url, sign_ins) =
+        double(move |n, me| if n == 0 { dead.clone() } else { me.to_string() }).await;
+    let (c, cn) = (connector(), double_conn(&url));
+    let out = run(
+        &c,
+        &cn,
+        "search_records",
+        json!({"object": "Account", "where": {"Mail__c": "taro@example.jp"}}),
+    )
+    .await
+    .expect("the search reaches the instance a fresh sign-in named");
+    assert_eq!(out["totalSize"], 0);
+    assert_eq!(sign_ins.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn transport_errors_leave_out_the_query_that_carries_customer_data() {
+    let dead = dead_port_url();
+    let (url, _) = double(move |_, _| dead.clone()).await;
+    let (c, cn) = (connector(), double_conn(&url));
+    let e = run(
+        &c,
+        &cn,
+        "search_records",
+        json!({"object": "Account", "where": {"Mail__c": "hanako@example.jp"}}),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.is_retryable(), "{}", e.message);
+    assert!(e.message.contains("could not connect"), "{}", e.message);
+    assert!(
+        e.message.contains("/query (query omitted)"),
+        "{}",
+        e.message
+    );
+    for leaked in ["hanako", "SELECT", "Mail__c", "%40"] {
+        assert!(!e.message.contains(leaked), "`{leaked}` in: {}", e.message);
+    }
+}
+
+#[tokio::test]
+async fn sign_in_refusals_name_the_status_the_token_url_and_what_was_said() {
+    use axum::http::StatusCode;
+    use axum::routing::post;
+    // (status, content type, body, retryable, words the message must hold)
+    let cases: Vec<(u16, &str, &str, bool, Vec<&str>)> = vec![
+        (
+            400,
+            "application/json",
+            r#"[{"errorCode":"INVALID_AUTH_HEADER","message":"the client is not allowed"}]"#,
+            false,
+            vec![
+                "HTTP 400",
+                "INVALID_AUTH_HEADER",
+                "the client is not allowed",
+            ],
+        ),
+        (
+            403,
+            "application/json",
+            r#"[{"errorCode":"REQUEST_LIMIT_EXCEEDED","message":"TotalRequests Limit exceeded."}]"#,
+            true,
+            vec!["HTTP 403", "REQUEST_LIMIT_EXCEEDED"],
+        ),
+        (
+            400,
+            "application/json",
+            r#"{"error":"invalid_grant","error_description":"authentication failure"}"#,
+            false,
+            vec!["HTTP 400", "invalid_grant: authentication failure"],
+        ),
+        (
+            502,
+            "text/html",
+            "<html><body>Bad Gateway from the proxy</body></html>",
+            true,
+            vec!["HTTP 502", "Bad Gateway from the proxy"],
+        ),
+        (
+            401,
+            "application/json",
+            "",
+            false,
+            vec!["HTTP 401", "an empty answer"],
+        ),
+    ];
+    for (status, ct, body, retryable, words) in cases {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new().route(
+            "/services/oauth2/token",
+            post(move || async move {
+                (
+                    StatusCode::from_u16(status).unwrap(),
+                    [("content-type", ct)],
+                    body.to_string(),
+                )
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let e = run(
+            &connector(),
+            &double_conn(&url),
+            "query",
+            json!({"soql": "SELECT Id FROM Account"}),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.is_retryable(), retryable, "{}", e.message);
+        assert!(
+            e.message.contains(&format!("{url}/services/oauth2/token")),
+            "{}",
+            e.message
+        );
+        for w in words {
+            assert!(e.message.contains(w), "`{w}` missing from: {}", e.message);
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_upsert_answered_not_found_says_what_was_used_and_what_to_check() {
+    let sf = org(SalesforceConfig::default()).await;
+    let (c, cn) = (connector(), conn(&sf, json!({})));
+    for (object, field) in [("Account", "Nope__c"), ("Nothing__c", "Ext__c")] {
+        let e = run(&c, &cn, "upsert_record", json!({"object": object, "external_id_field": field, "external_id": "C-42", "fields": {"Name": "x"}}))
+            .await
+            .unwrap_err();
+        assert!(!e.is_retryable());
+        assert_eq!(e.code.as_deref(), Some("NOT_FOUND"));
+        for w in [object, field, "C-42", "External ID"] {
+            assert!(e.message.contains(w), "`{w}` missing from: {}", e.message);
+        }
+        assert_eq!(
+            e.message.matches("NOT_FOUND").count(),
+            1,
+            "the code once: {}",
+            e.message
+        );
+    }
+}
+
+#[test]
+fn a_my_domain_url_with_a_path_is_refused_naming_the_part_to_remove() {
+    let check = |url: &str| {
+        flowbot_connectors::salesforce::check_settings(match &json!({"my_domain_url": url}) {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        })
+    };
+    assert!(check("https://acme.my.salesforce.com").is_ok());
+    assert!(check("https://acme.my.salesforce.com/").is_ok());
+    let e = check("https://acme.my.salesforce.com/lightning/page/home").unwrap_err();
+    assert!(e.contains("remove `/lightning/page/home`"), "{e}");
+    assert!(e.contains("https://acme.my.salesforce.com"), "{e}");
+    let e = check("https://acme.my.salesforce.com/?x=1").unwrap_err();
+    assert!(e.contains("remove `?x=1`"), "{e}");
+    assert!(check("acme.my.salesforce.com").is_err());
+}

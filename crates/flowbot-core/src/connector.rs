@@ -202,6 +202,12 @@ pub trait Connector: Send + Sync {
         Vec::new()
     }
 
+    /// Settings that can never work, refused when a connection is saved (not at the first
+    /// run): the message names the setting and what to change.
+    fn check_settings(&self, _settings: &Map<String, Value>) -> Result<(), String> {
+        Ok(())
+    }
+
     /// A cheap authenticated call proving the connection works.
     async fn test_connection(&self, _connection: &Connection) -> Result<(), ActionError> {
         Ok(())

@@ -481,11 +481,13 @@ async fn connection_view(s: &AppState, id: &str) -> Result<Value, ApiError> {
     Ok(json!({ "connection": info, "settings": settings }))
 }
 
-fn check_app(s: &AppState, app: &str) -> Result<(), ApiError> {
-    if s.apps.manifest(app).is_none() {
+fn check_app(s: &AppState, app: &str, settings: &Map<String, Value>) -> Result<(), ApiError> {
+    let Some(connector) = s.apps.get(app) else {
         return Err(ApiError::BadRequest(format!("unknown app `{app}`")));
-    }
-    Ok(())
+    };
+    connector
+        .check_settings(settings)
+        .map_err(ApiError::BadRequest)
 }
 
 async fn list_connections(State(s): State<AppState>) -> ApiResult {
@@ -497,7 +499,7 @@ async fn create_connection(
     Extension(c): Extension<Caller>,
     Json(b): Json<ConnectionBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    check_app(&s, &b.app)?;
+    check_app(&s, &b.app, &b.settings)?;
     if s.store
         .connections()
         .await?
@@ -526,9 +528,9 @@ async fn update_connection(
     Path(id): Path<String>,
     Json(b): Json<ConnectionBody>,
 ) -> ApiResult {
-    check_app(&s, &b.app)?;
     let mut settings = s.store.connection(&id).await?.settings;
     settings.extend(b.settings);
+    check_app(&s, &b.app, &settings)?;
     let old = s
         .store
         .connections()

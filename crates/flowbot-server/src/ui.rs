@@ -770,9 +770,10 @@ async fn run(
                 (Some(a), Some(b)) => format!("{a} {b}"),
                 _ => r.kind.clone(),
             };
+            // The code and the fields once: connectors often quote them in the message.
             let error = r.error.as_ref().map(|e| {
-                let code = e.code.as_deref().map(|c| format!("[{c}] ")).unwrap_or_default();
-                let fields = if e.fields.is_empty() { String::new() } else { format!(" ({})", e.fields.join(", ")) };
+                let code = e.code.as_deref().filter(|c| !e.message.contains(*c)).map(|c| format!("[{c}] ")).unwrap_or_default();
+                let fields = if e.fields.iter().all(|f| e.message.contains(f.as_str())) { String::new() } else { format!(" ({})", e.fields.join(", ")) };
                 format!("{code}{}{fields}", e.message)
             });
             json!({
