@@ -624,20 +624,25 @@ impl Connector for EcforceConnector {
             .get("x-ecf-event")
             .and_then(Value::as_str)
             .unwrap_or("");
-        if event.is_empty() {
-            return Err(
-                "the request has no x-ecf-event header: is it from ecforce's webhook?".into(),
-            );
-        }
-        if !call.events.iter().any(|e| e == event) {
-            return Ok(None);
-        }
         let path = call
             .options
             .get("customer_id_path")
             .and_then(Value::as_str)
             .unwrap_or("id");
-        let id = webhook_customer_id(call.body, path)?;
+        // What the sender got wrong in the body comes first: it is what they can fix.
+        let id = webhook_customer_id(call.body, path);
+        if event.is_empty() {
+            return Err(match id {
+                Err(e) => format!("{e} (and the request has no x-ecf-event header)"),
+                Ok(_) => {
+                    "the request has no x-ecf-event header: is it from ecforce's webhook?".into()
+                }
+            });
+        }
+        if !call.events.iter().any(|e| e == event) {
+            return Ok(None);
+        }
+        let id = id?;
         Ok(Some(
             json!({ "event": event, "customer_id": id, "body": call.body }),
         ))

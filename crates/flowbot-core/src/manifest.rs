@@ -196,7 +196,8 @@ impl OutputSpec {
     }
 }
 
-/// Header names whose values are credentials.
+/// Header names whose values are credentials; any header whose name contains one of
+/// [`SENSITIVE_HEADER_WORDS`] is treated the same.
 pub const SENSITIVE_HEADERS: &[&str] = &[
     "authorization",
     "proxy-authorization",
@@ -208,7 +209,26 @@ pub const SENSITIVE_HEADERS: &[&str] = &[
     "x-chatworktoken",
 ];
 
+/// Words that make a header name a credential's, whatever else it says
+/// (`X-Hub-Signature-256`, `X-Shopify-Hmac-Sha256`, `X-Webhook-Token` …).
+pub const SENSITIVE_HEADER_WORDS: &[&str] = &[
+    "token",
+    "secret",
+    "signature",
+    "password",
+    "auth",
+    "key",
+    "hmac",
+];
+
 pub const REDACTED: &str = "[redacted]";
+
+/// Whether a header's value is a credential that must never be stored or shown.
+pub fn is_credential_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    SENSITIVE_HEADERS.contains(&name.as_str())
+        || SENSITIVE_HEADER_WORDS.iter().any(|w| name.contains(w))
+}
 
 /// The input as it may be recorded: secret inputs and credential headers replaced.
 pub fn redact_input(spec: &ActionSpec, input: &Value) -> Value {
@@ -233,7 +253,7 @@ pub fn redact_input(spec: &ActionSpec, input: &Value) -> Value {
 pub fn redact_headers(headers: &mut Value) {
     if let Value::Object(h) = headers {
         for (name, value) in h.iter_mut() {
-            if SENSITIVE_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            if is_credential_header(name) {
                 *value = Value::String(REDACTED.to_string());
             }
         }

@@ -45,10 +45,7 @@ pub(crate) async fn webhook(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let response = match read_body(&headers, body, s.config.max_body).await {
-        Ok(body) => take(&s, path, query, headers, body).await,
-        Err(r) => r,
-    };
+    let response = receive(&s, path, query, headers, body).await;
     let reason = response
         .extensions()
         .get::<Reason>()
@@ -57,6 +54,34 @@ pub(crate) async fn webhook(
         .telemetry()
         .webhook(response.status().is_success(), reason);
     response
+}
+
+fn no_such_webhook() -> Response {
+    answer(StatusCode::NOT_FOUND, "not_found", "no such webhook")
+}
+
+/// The flow and its token are checked before a byte of the body is read, so a stranger
+/// cannot make the server read (up to 16 times the limit) for a webhook that is not there.
+async fn receive(
+    s: &AppState,
+    Path((flow_id, token)): Path<(String, String)>,
+    Query(query): Query<Map<String, Value>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let info = match s.store.flow(&flow_id).await {
+        Ok(f) => f,
+        Err(StoreError::FlowNotFound(_)) => return no_such_webhook(),
+        Err(e) => return unavailable(&e),
+    };
+    if !crate::same(&info.webhook_token, &token) {
+        return no_such_webhook();
+    }
+    let body = match read_body(&headers, body, s.config.max_body).await {
+        Ok(body) => body,
+        Err(r) => return r,
+    };
+    take(s, info, query, headers, body).await
 }
 
 /// Bodies this many times the limit are not even read to the end: the connection is cut.
@@ -114,31 +139,51 @@ fn tagged(mut r: Response, reason: &'static str) -> Response {
     r
 }
 
+/// Headers as they are stored and shown: credentials (a documented list, and any header
+/// whose name says token, secret, signature, password, auth or key) become `[redacted]`,
+/// so their presence is kept but never their value.
+fn stored_headers(raw: &Map<String, Value>) -> Map<String, Value> {
+    raw.iter()
+        .map(|(k, v)| {
+            let v = if flowbot_core::manifest::is_credential_header(k) {
+                Value::String(flowbot_core::manifest::REDACTED.to_string())
+            } else {
+                v.clone()
+            };
+            (k.clone(), v)
+        })
+        .collect()
+}
+
 async fn take(
     s: &AppState,
-    Path((flow_id, token)): Path<(String, String)>,
-    Query(query): Query<Map<String, Value>>,
+    info: flowbot_store::FlowInfo,
+    query: Map<String, Value>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let info = match s.store.flow(&flow_id).await {
-        Ok(f) => f,
-        Err(StoreError::FlowNotFound(_)) => {
-            return answer(StatusCode::NOT_FOUND, "not_found", "no such webhook")
-        }
-        Err(e) => return unavailable(&e),
-    };
-    if !crate::same(&info.webhook_token, &token) {
-        return answer(StatusCode::NOT_FOUND, "not_found", "no such webhook");
-    }
-    let mut hdrs = Map::new();
+    let flow_id = info.id.clone();
+    // The trigger's app sees every header (it may verify a signature with one); what is
+    // stored, shown or captured has the credentials redacted.
+    let mut raw_hdrs = Map::new();
     for (name, value) in &headers {
         if let Ok(v) = value.to_str() {
-            hdrs.insert(
+            raw_hdrs.insert(
                 name.as_str().to_ascii_lowercase(),
                 Value::String(v.to_string()),
             );
         }
+    }
+    let hdrs = stored_headers(&raw_hdrs);
+    let raw = body
+        .strip_prefix(b"\xEF\xBB\xBF".as_slice())
+        .unwrap_or(&body);
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return answer(
+            StatusCode::BAD_REQUEST,
+            "empty_body",
+            "the request has no body: send the event as JSON (or as form fields)",
+        );
     }
     let is_form = headers
         .get(header::CONTENT_TYPE)
@@ -149,8 +194,6 @@ async fn take(
         .unwrap_or(&body);
     let parsed: Result<Value, String> = if is_form {
         serde_urlencoded_map(raw)
-    } else if raw.iter().all(u8::is_ascii_whitespace) {
-        Ok(Value::Null)
     } else {
         serde_json::from_slice(raw).map_err(|e| format!("the body is not valid JSON: {e}"))
     };
@@ -191,13 +234,22 @@ async fn take(
     // The trigger's app reads the request; a request it cannot read still becomes a run,
     // failed with the app's explanation, so it shows in the run history.
     let read = match s.apps.get(&flow.trigger.app) {
-        Some(app) => app.webhook_event(WebhookCall {
-            events: &flow.trigger.events,
-            options: &flow.trigger.options,
-            headers: &hdrs,
-            query: &query,
-            body: &body,
-        }),
+        Some(app) => app
+            .webhook_event(WebhookCall {
+                events: &flow.trigger.events,
+                options: &flow.trigger.options,
+                headers: &raw_hdrs,
+                query: &query,
+                body: &body,
+            })
+            .map(|t| {
+                t.map(|mut t| {
+                    if let Some(Value::Object(h)) = t.get_mut("headers") {
+                        *h = stored_headers(h);
+                    }
+                    t
+                })
+            }),
         None => Err(format!("app `{}` is not installed", flow.trigger.app)),
     };
     // A "test trigger" waiting for this flow sees what the request gives the flow.

@@ -263,3 +263,86 @@ async fn health_and_readiness_answer() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn an_empty_body_is_refused_with_nothing_stored() {
+    let a = app().await;
+    for body in ["", "  \r\n\t ", "\u{feff}"] {
+        let (status, answer) = a.post("generic", &a.token, "application/json", body).await;
+        assert_eq!(status, 400, "{body:?}: {answer}");
+        assert_eq!(answer["error"]["code"], "empty_body");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("no body"),
+            "{answer}"
+        );
+    }
+    assert!(a.runs("generic").await.is_empty(), "no run");
+    assert!(
+        a.store
+            .events(Some("generic"), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "no event"
+    );
+}
+
+#[tokio::test]
+async fn a_body_sent_to_a_webhook_that_is_not_there_is_never_read() {
+    let a = app().await;
+    // Three megabytes to nowhere: 404 (not 413), before the server reads the body.
+    let big = vec![b'x'; 3 * 1024 * 1024];
+    for (flow, token) in [("no-such-flow", "no-token"), ("generic", "wrong-token")] {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/hooks/{flow}/{token}", a.url))
+            .header("content-type", "application/json")
+            .body(big.clone())
+            .send()
+            .await;
+        let resp = resp.expect("an answer");
+        assert_eq!(resp.status(), 404, "{flow}/{token}");
+    }
+    assert!(a.store.events(None, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn credential_headers_are_redacted_before_anything_is_stored() {
+    let a = app().await;
+    let secrets = [
+        ("authorization", "Bearer sk_live_AUTH"),
+        ("cookie", "session=COOKIE_SECRET"),
+        ("proxy-authorization", "Basic PROXY_SECRET"),
+        ("x-api-key", "APIKEY_SECRET"),
+        ("x-hub-signature-256", "sha256=SIGNATURE_SECRET"),
+        ("x-my-webhook-token", "TOKEN_SECRET"),
+        ("x-client-secret", "CLIENT_SECRET"),
+    ];
+    let mut req = a
+        .client
+        .post(format!("{}/hooks/generic/{}", a.url, a.token))
+        .header("content-type", "application/json")
+        .header("x-request-id", "kept-as-is");
+    for (k, v) in secrets {
+        req = req.header(k, v);
+    }
+    let resp = req.body(r#"{"customer": "c9"}"#).send().await.unwrap();
+    assert_eq!(resp.status(), 202);
+    let body: Value = resp.json().await.unwrap();
+    let run = a.store.run(body["run_id"].as_str().unwrap()).await.unwrap();
+    let events = a.store.events(Some("generic"), 10).await.unwrap();
+    for (k, _) in secrets {
+        assert_eq!(
+            run.trigger["headers"][k], "[redacted]",
+            "{k} in the trigger"
+        );
+        assert_eq!(events[0].headers[k], "[redacted]", "{k} in the event");
+    }
+    assert_eq!(run.trigger["headers"]["x-request-id"], "kept-as-is");
+    let stored = format!("{} {:?}", run.trigger, events[0].headers);
+    for (_, v) in secrets {
+        assert!(!stored.contains(v), "{v} stored");
+    }
+}

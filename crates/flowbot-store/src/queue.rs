@@ -292,14 +292,7 @@ pub(crate) async fn insert_event(
     let run_id = new_id();
     let (status, key, error, finished) = match &ev.concurrency_key {
         Ok(key) => ("queued", key.clone(), None, None),
-        Err(e) => (
-            "failed",
-            None,
-            Some(format!(
-                "the concurrency key could not be rendered from the event: {e}"
-            )),
-            Some(now),
-        ),
+        Err(e) => ("failed", None, Some(e.clone()), Some(now)),
     };
     sqlx::query(
         "INSERT INTO runs (id, flow_id, flow_version, event_id, status, attempt, next_attempt_at, \

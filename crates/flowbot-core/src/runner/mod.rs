@@ -701,7 +701,10 @@ pub fn concurrency_key(flow: &Flow, trigger: &Value) -> Result<Option<String>, S
         Ok(Value::String(s)) => Ok(Some(s)),
         Ok(Value::Null) => Ok(None),
         Ok(other) => Ok(Some(other.to_string())),
-        Err(e) => Err(e.message),
+        Err(e) => Err(format!(
+            "the concurrency key could not be rendered from the event: {}",
+            e.message
+        )),
     }
 }
 
