@@ -33,6 +33,7 @@ document.addEventListener('click', async (e) => {
     }
     if (b.dataset.confirm && !confirm(b.dataset.confirm)) return;
     const data = await api(action, path, body ? JSON.parse(body) : undefined);
+    if (b.dataset.navigate && data && data[b.dataset.navigate]) { location.href = data[b.dataset.navigate]; return; }
     if (reload) { location.href = reload === 'same' ? location.href : reload; return; }
     say(target || 'message', b.dataset.done || JSON.stringify(data));
   } catch (err) {
@@ -82,7 +83,7 @@ document.addEventListener('click', async (e) => {
   out.textContent = '…';
   b.disabled = true;
   try {
-    const r = await api('GET', b.dataset.testTrigger);
+    const r = await api('POST', b.dataset.testTrigger);
     out.textContent = r.received ? JSON.stringify(r.trigger, null, 2) : '—';
   } catch (err) {
     out.textContent = err.message;
@@ -107,3 +108,7 @@ document.addEventListener('submit', async (e) => {
     say(f.dataset.target || 'message', err.message, true);
   }
 });
+
+// Chart bars take their heights from data attributes: the Content-Security-Policy allows no
+// inline styles.
+for (const el of document.querySelectorAll('[data-h]')) el.style.height = `${el.dataset.h}px`;

@@ -513,7 +513,7 @@
     const out = $('ed-test-result');
     out.hidden = false; out.textContent = T.waiting;
     try {
-      const r = await api('GET', `/api/v1/flows/${currentId()}/test-trigger?wait=120`);
+      const r = await api('POST', `/api/v1/flows/${currentId()}/test-trigger?wait=120`);
       out.textContent = r.received ? JSON.stringify(r.trigger, null, 2) : T.nothing_received;
     } catch (e) { out.textContent = e.message; }
     loadValues();

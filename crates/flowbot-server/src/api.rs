@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::auth::{self, Caller};
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiJson, ApiQuery};
 use crate::AppState;
 
 type ApiResult<T = Json<Value>> = Result<T, ApiError>;
@@ -64,8 +64,8 @@ pub fn protected() -> Router<AppState> {
             axum::routing::delete(remove_channel),
         )
         .route("/api/v1/validate", post(validate_flow))
-        .route("/api/v1/flows/{id}/test-trigger", get(test_trigger))
-        .route("/api/v1/connections/{id}/oauth/start", get(oauth_start))
+        .route("/api/v1/flows/{id}/test-trigger", post(test_trigger))
+        .route("/api/v1/connections/{id}/oauth/start", post(oauth_start))
 }
 
 /// Routes open to anyone: login, and the API description.
@@ -86,7 +86,7 @@ struct LoginBody {
 async fn login(
     State(s): State<AppState>,
     info: Option<Extension<ConnectInfo<std::net::SocketAddr>>>,
-    Json(b): Json<LoginBody>,
+    ApiJson(b): ApiJson<LoginBody>,
 ) -> ApiResult<Response> {
     let key = format!("{}|{}", b.username, auth::peer(info.map(|Extension(i)| i)));
     if s.limiter.blocked(&key) {
@@ -148,7 +148,7 @@ struct TokenBody {
 async fn create_token(
     State(s): State<AppState>,
     Extension(c): Extension<Caller>,
-    Json(b): Json<TokenBody>,
+    ApiJson(b): ApiJson<TokenBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     if b.name.trim().is_empty() {
         return Err(ApiError::BadRequest("give the token a name".into()));
@@ -371,7 +371,7 @@ async fn bind_connection(
     State(s): State<AppState>,
     Extension(c): Extension<Caller>,
     Path(id): Path<String>,
-    Json(b): Json<BindBody>,
+    ApiJson(b): ApiJson<BindBody>,
 ) -> ApiResult {
     let flow = current_flow(&s, &id).await?;
     let Some(slot) = flow.connections.iter().find(|x| x.name == b.slot) else {
@@ -497,7 +497,7 @@ async fn list_connections(State(s): State<AppState>) -> ApiResult {
 async fn create_connection(
     State(s): State<AppState>,
     Extension(c): Extension<Caller>,
-    Json(b): Json<ConnectionBody>,
+    ApiJson(b): ApiJson<ConnectionBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     check_app(&s, &b.app, &b.settings)?;
     if s.store
@@ -526,7 +526,7 @@ async fn update_connection(
     State(s): State<AppState>,
     Extension(c): Extension<Caller>,
     Path(id): Path<String>,
-    Json(b): Json<ConnectionBody>,
+    ApiJson(b): ApiJson<ConnectionBody>,
 ) -> ApiResult {
     let mut settings = s.store.connection(&id).await?.settings;
     settings.extend(b.settings);
@@ -579,11 +579,11 @@ async fn get_notifications(State(s): State<AppState>) -> ApiResult {
 async fn add_channel(
     State(s): State<AppState>,
     c: Extension<Caller>,
-    Json(ch): Json<flowbot_store::notify::Channel>,
+    ApiJson(ch): ApiJson<flowbot_store::notify::Channel>,
 ) -> ApiResult {
     let mut n = s.store.notifications().await?;
     n.channels.push(ch);
-    put_notifications(State(s), c, Json(n)).await
+    put_notifications(State(s), c, ApiJson(n)).await
 }
 
 async fn remove_channel(
@@ -596,13 +596,13 @@ async fn remove_channel(
         return Err(ApiError::NotFound(format!("no channel {index}")));
     }
     n.channels.remove(index);
-    put_notifications(State(s), c, Json(n)).await
+    put_notifications(State(s), c, ApiJson(n)).await
 }
 
 async fn put_notifications(
     State(s): State<AppState>,
     Extension(c): Extension<Caller>,
-    Json(n): Json<flowbot_store::notify::Notifications>,
+    ApiJson(n): ApiJson<flowbot_store::notify::Notifications>,
 ) -> ApiResult {
     for (i, ch) in n.channels.iter().enumerate() {
         let conn = s.store.connection(&ch.connection_id).await.map_err(|_| {
@@ -661,7 +661,7 @@ struct RunsQuery {
     limit: Option<i64>,
 }
 
-async fn list_runs(State(s): State<AppState>, Query(q): Query<RunsQuery>) -> ApiResult {
+async fn list_runs(State(s): State<AppState>, ApiQuery(q): ApiQuery<RunsQuery>) -> ApiResult {
     let status = match q.status.as_deref() {
         None | Some("") => None,
         Some(x) => Some(
@@ -704,7 +704,7 @@ struct RerunBody {
 async fn rerun(
     State(s): State<AppState>,
     Path(id): Path<String>,
-    Json(b): Json<RerunBody>,
+    ApiJson(b): ApiJson<RerunBody>,
 ) -> ApiResult {
     match b.from.as_str() {
         "failed" => {
@@ -731,7 +731,7 @@ struct EventsQuery {
     limit: Option<i64>,
 }
 
-async fn list_events(State(s): State<AppState>, Query(q): Query<EventsQuery>) -> ApiResult {
+async fn list_events(State(s): State<AppState>, ApiQuery(q): ApiQuery<EventsQuery>) -> ApiResult {
     Ok(Json(json!(
         s.store
             .events(q.flow.as_deref(), q.limit.unwrap_or(50))
@@ -751,7 +751,7 @@ struct WaitQuery {
 async fn test_trigger(
     State(s): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<WaitQuery>,
+    ApiQuery(q): ApiQuery<WaitQuery>,
 ) -> ApiResult {
     s.store.flow(&id).await?;
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -797,12 +797,13 @@ async fn public_url(s: &AppState, headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
-/// Send the browser to Salesforce's approval page ("connect", as Yoom's マイアプリ連携).
+/// Where to send the browser: Salesforce's approval page ("connect", as Yoom's
+/// マイアプリ連携). A POST, since it starts a pending connection attempt.
 async fn oauth_start(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> ApiResult<Response> {
+) -> ApiResult {
     let conn = s.store.connection(&id).await?;
     if conn.app != "salesforce" {
         return Err(ApiError::BadRequest(
@@ -839,7 +840,7 @@ async fn oauth_start(
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256")
         .append_pair("state", &state);
-    Ok((StatusCode::FOUND, [(header::LOCATION, url.to_string())]).into_response())
+    Ok(Json(json!({ "authorize_url": url.to_string() })))
 }
 
 #[derive(Deserialize)]
@@ -854,7 +855,7 @@ struct CallbackQuery {
 /// encrypted, in the connection, which from now on signs in with it.
 async fn oauth_callback(
     State(s): State<AppState>,
-    Query(q): Query<CallbackQuery>,
+    ApiQuery(q): ApiQuery<CallbackQuery>,
 ) -> ApiResult<Response> {
     if let Some(e) = q.error {
         return Err(ApiError::BadRequest(format!(

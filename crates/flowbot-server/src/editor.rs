@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::{get, post, put};
 use axum::{Extension, Json, Router};
 use flowbot_core::model::StepKind;
@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value};
 
 use crate::api::{diagnostics, import_yaml};
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiJson, ApiQuery};
 use crate::AppState;
 
 type ApiResult<T = Json<Value>> = Result<T, ApiError>;
@@ -53,7 +53,7 @@ struct YamlBody {
 }
 
 /// YAML → the document the forms edit, with the same diagnostics as `flowbot validate`.
-async fn parse(State(s): State<AppState>, Json(b): Json<YamlBody>) -> ApiResult {
+async fn parse(State(s): State<AppState>, ApiJson(b): ApiJson<YamlBody>) -> ApiResult {
     let doc: Value = match serde_yaml::from_str::<serde_yaml::Value>(&b.yaml) {
         Ok(v) => serde_json::to_value(v).unwrap_or(Value::Null),
         Err(e) => {
@@ -83,7 +83,7 @@ struct DocBody {
 
 /// The document → YAML, with its diagnostics. Written into `base` where it can be (only
 /// the changed lines differ); else whole, the header comments kept.
-async fn to_yaml(State(s): State<AppState>, Json(b): Json<DocBody>) -> ApiResult {
+async fn to_yaml(State(s): State<AppState>, ApiJson(b): ApiJson<DocBody>) -> ApiResult {
     let patched = b
         .base
         .as_deref()
@@ -140,7 +140,7 @@ struct ValuesBody {
 
 /// The obtained values certainly available at a step, grouped by the step that produces
 /// them, with the latest samples.
-async fn values(State(s): State<AppState>, Json(b): Json<ValuesBody>) -> ApiResult {
+async fn values(State(s): State<AppState>, ApiJson(b): ApiJson<ValuesBody>) -> ApiResult {
     let flow = lenient_flow(&b.yaml)?;
     let names = flow
         .available_before(&b.step_id)
@@ -240,7 +240,7 @@ struct TestStepBody {
 }
 
 /// Run one step with the samples of the steps before it; keep its output as its sample.
-async fn test_step(State(s): State<AppState>, Json(b): Json<TestStepBody>) -> ApiResult {
+async fn test_step(State(s): State<AppState>, ApiJson(b): ApiJson<TestStepBody>) -> ApiResult {
     let flow = lenient_flow(&b.yaml)?;
     let step = flow
         .find_step(&b.step_id)
@@ -430,7 +430,7 @@ async fn samples(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult
 async fn put_sample(
     State(s): State<AppState>,
     Path((id, step)): Path<(String, String)>,
-    Json(sample): Json<Value>,
+    ApiJson(sample): ApiJson<Value>,
 ) -> ApiResult {
     s.store.set_sample(&id, &step, &sample).await?;
     Ok(Json(json!({ "saved": true })))
@@ -448,7 +448,7 @@ struct FetchBody {
 async fn fetch_trigger(
     State(s): State<AppState>,
     Path(id): Path<String>,
-    Json(b): Json<FetchBody>,
+    ApiJson(b): ApiJson<FetchBody>,
 ) -> ApiResult {
     let flow = lenient_flow(&b.yaml)?;
     if flow.trigger.app != "ecforce" {
@@ -510,7 +510,7 @@ struct DescribeQuery {
 async fn describe(
     State(s): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<DescribeQuery>,
+    ApiQuery(q): ApiQuery<DescribeQuery>,
 ) -> ApiResult {
     let conn = s.store.connection(&id).await?;
     described(&s, &conn.app, Some(&conn), q.object.as_deref()).await
@@ -520,7 +520,7 @@ async fn describe(
 async fn describe_app(
     State(s): State<AppState>,
     Path(app): Path<String>,
-    Query(q): Query<DescribeQuery>,
+    ApiQuery(q): ApiQuery<DescribeQuery>,
 ) -> ApiResult {
     described(&s, &app, None, q.object.as_deref()).await
 }
@@ -552,7 +552,7 @@ struct DiffQuery {
 async fn diff(
     State(s): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<DiffQuery>,
+    ApiQuery(q): ApiQuery<DiffQuery>,
 ) -> ApiResult {
     let a = s.store.flow_version(&id, q.from).await?.yaml;
     let b = s.store.flow_version(&id, q.to).await?.yaml;

@@ -7,6 +7,7 @@
 
 mod api;
 pub mod auth;
+pub mod conn;
 mod editor;
 mod error;
 mod ingress;
@@ -29,13 +30,27 @@ use tokio_util::sync::CancellationToken;
 pub struct ServerConfig {
     /// Larger webhook bodies are refused with 413.
     pub max_body: usize,
+    /// The address users reach the server at; when it is https, every cookie is `Secure`.
+    pub public_url: Option<String>,
+    /// How many connections, and for how long each may send nothing useful.
+    pub limits: conn::Limits,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             max_body: 1024 * 1024,
+            public_url: None,
+            limits: conn::Limits::default(),
         }
+    }
+}
+
+impl ServerConfig {
+    fn secure_cookies(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.trim().to_ascii_lowercase().starts_with("https://"))
     }
 }
 
@@ -106,7 +121,71 @@ pub fn router(state: AppState) -> Router {
             // rather than cut off mid-upload.
             post(ingress::webhook).layer(axum::extract::DefaultBodyLimit::disable()),
         )
+        .fallback(not_found)
+        .layer(axum::middleware::map_response_with_state(
+            state.clone(),
+            security_headers,
+        ))
         .with_state(state)
+}
+
+/// Pages may load only the server's own scripts, styles and images (no inline script or
+/// style), may not be framed, and send no Referer elsewhere.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; \
+     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+async fn security_headers(
+    State(s): State<AppState>,
+    mut resp: axum::response::Response,
+) -> axum::response::Response {
+    use axum::http::{header, HeaderValue};
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    if s.config.secure_cookies() {
+        let cookies: Vec<HeaderValue> = h
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(|v| {
+                if v.to_ascii_lowercase().contains("; secure") {
+                    v.to_string()
+                } else {
+                    format!("{v}; Secure")
+                }
+            })
+            .filter_map(|v| HeaderValue::from_str(&v).ok())
+            .collect();
+        if !cookies.is_empty() {
+            h.remove(header::SET_COOKIE);
+            for c in cookies {
+                h.append(header::SET_COOKIE, c);
+            }
+        }
+    }
+    resp
+}
+
+/// An unknown API path answers in the API's error envelope; anything else, a short page.
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if uri.path().starts_with("/api/") {
+        error::ApiError::NotFound(format!("no API route {}", uri.path())).into_response()
+    } else {
+        (StatusCode::NOT_FOUND, "not found").into_response()
+    }
 }
 
 /// Serve `GET /metrics` alone, behind the same sign-in (an API token as a bearer token), for
@@ -122,13 +201,8 @@ pub async fn serve_metrics(
             state.clone(),
             auth::require_auth,
         ))
-        .with_state(state);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-    .await
+        .with_state(state.clone());
+    conn::serve(listener, app, state.config.limits.clone(), shutdown).await
 }
 
 async fn metrics(State(s): State<AppState>) -> axum::response::Response {
@@ -183,16 +257,13 @@ pub(crate) fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// Serve until `shutdown` is cancelled, finishing requests in flight.
+/// Serve until `shutdown` is cancelled, finishing requests in flight, within the
+/// configured connection limits (`conn`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-    .await
+    let limits = state.config.limits.clone();
+    conn::serve(listener, router(state), limits, shutdown).await
 }

@@ -115,14 +115,14 @@ pub const PROTECTED: &[(&str, &str, &str)] = &[
         "Check a flow file without saving it",
     ),
     (
-        "get",
+        "post",
         "/api/v1/flows/{id}/test-trigger",
         "Wait for the next webhook request and show what the flow receives",
     ),
     (
-        "get",
+        "post",
         "/api/v1/connections/{id}/oauth/start",
-        "Connect Salesforce through OAuth (authorization code with PKCE)",
+        "Start connecting Salesforce through OAuth (authorization code with PKCE): the approval page's URL",
     ),
     ("get", "/metrics", "Prometheus metrics (OpenMetrics text)"),
     (

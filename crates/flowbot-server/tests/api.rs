@@ -449,7 +449,7 @@ async fn test_trigger_shows_the_next_request_s_obtained_values() {
     let waiting = a
         .req(
             &s,
-            reqwest::Method::GET,
+            reqwest::Method::POST,
             "/api/v1/flows/hook/test-trigger?wait=20",
         )
         .send();
@@ -490,14 +490,18 @@ async fn salesforce_connects_through_oauth_with_pkce_and_keeps_the_refresh_token
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let r = no_redirect
-        .get(format!("{}/api/v1/connections/{id}/oauth/start", a.url))
-        .header("cookie", &s.cookie)
+    let r = a
+        .req(
+            &s,
+            reqwest::Method::POST,
+            &format!("/api/v1/connections/{id}/oauth/start"),
+        )
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 302);
-    let authorize = r.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(r.status(), 200);
+    let started: Value = r.json().await.unwrap();
+    let authorize = started["authorize_url"].as_str().unwrap().to_string();
     assert!(
         authorize.starts_with(&format!("{}/services/oauth2/authorize?", sf.url))
             && authorize.contains("code_challenge="),

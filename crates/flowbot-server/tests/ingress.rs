@@ -52,6 +52,7 @@ async fn app() -> App {
         flowbot_connectors::registry(),
         ServerConfig {
             max_body: 64 * 1024,
+            ..ServerConfig::default()
         },
     );
     tokio::spawn(flowbot_server::serve(

@@ -84,6 +84,7 @@ fn customer_fields(i: usize, given: usize) -> Map<String, Value> {
 }
 
 pub fn main(args: Args) -> anyhow::Result<ExitCode> {
+    flowbot_server::conn::raise_fd_limit();
     crate::store_cmds::runtime()?.block_on(demo(args))
 }
 

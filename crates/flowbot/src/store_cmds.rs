@@ -411,10 +411,44 @@ pub struct ServeArgs {
     /// Largest webhook body accepted, in bytes
     #[arg(long, default_value_t = 1024 * 1024)]
     max_body: usize,
+    #[command(flatten)]
+    limits: ConnectionArgs,
+}
+
+/// How many connections the server holds and how long a client may take to send its
+/// request: the defences against slow and silent clients.
+#[derive(clap::Args)]
+pub struct ConnectionArgs {
+    /// Connections open at once; a new one evicts the one that has sent nothing the
+    /// longest. Capped to the open-file limit less 256 (kept for the database and calls)
+    #[arg(long, env = "FLOWBOT_MAX_CONNECTIONS", default_value_t = 4096)]
+    max_connections: usize,
+    /// Time for a new connection to send its request's headers
+    #[arg(long, env = "FLOWBOT_HEADER_TIMEOUT", default_value = "10s", value_parser = duration)]
+    header_timeout: Duration,
+    /// Time for a request's body to arrive once its headers have
+    #[arg(long, env = "FLOWBOT_BODY_TIMEOUT", default_value = "30s", value_parser = duration)]
+    body_timeout: Duration,
+    /// Time a kept-alive connection may wait for its next request
+    #[arg(long, env = "FLOWBOT_IDLE_TIMEOUT", default_value = "60s", value_parser = duration)]
+    idle_timeout: Duration,
+}
+
+impl ConnectionArgs {
+    pub fn limits(&self) -> flowbot_server::conn::Limits {
+        flowbot_server::conn::Limits {
+            max_connections: self.max_connections,
+            header_timeout: self.header_timeout,
+            body_timeout: self.body_timeout,
+            idle_timeout: self.idle_timeout,
+            ..flowbot_server::conn::Limits::default()
+        }
+    }
 }
 
 /// The server (webhook ingress and health checks) with an in-process worker by default.
 pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    flowbot_server::conn::raise_fd_limit();
     runtime()?.block_on(async {
         let store = args.store.open().await?;
         let apps = flowbot_connectors::registry();
@@ -457,6 +491,8 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             apps,
             flowbot_server::ServerConfig {
                 max_body: args.max_body,
+                public_url: Some(public.clone()),
+                limits: args.limits.limits(),
             },
         );
         flowbot_server::serve(listener, state, shutdown).await?;
