@@ -88,19 +88,37 @@ async fn login(
     info: Option<Extension<ConnectInfo<std::net::SocketAddr>>>,
     ApiJson(b): ApiJson<LoginBody>,
 ) -> ApiResult<Response> {
-    let key = format!("{}|{}", b.username, auth::peer(info.map(|Extension(i)| i)));
-    if s.limiter.blocked(&key) {
-        return Err(ApiError::TooManyAttempts);
+    if b.username.len() > auth::MAX_USERNAME {
+        return Err(ApiError::BadRequest(format!(
+            "the user name is longer than {} bytes",
+            auth::MAX_USERNAME
+        )));
     }
+    if b.password.len() > auth::MAX_PASSWORD {
+        return Err(ApiError::BadRequest(format!(
+            "the password is longer than {} bytes",
+            auth::MAX_PASSWORD
+        )));
+    }
+    let address = auth::peer(info.map(|Extension(i)| i));
+    let attempt = s
+        .limiter
+        .attempt(&address, &b.username)
+        .map_err(ApiError::TooManyAttempts)?;
     let found = s.store.user_for_login(&b.username).await?;
+    let checked = s
+        .limiter
+        .verify(&b.password, found.as_ref().map(|(_, h)| h.as_str()))
+        .await
+        .ok_or(ApiError::TooManyAttempts(std::time::Duration::from_secs(1)))?;
     let user = match found {
-        Some((user, hash)) if auth::verify_password(&b.password, &hash) => user,
+        Some((user, _)) if checked => user,
         _ => {
-            s.limiter.failed(&key);
+            tracing::info!(user = %b.username, address = %address, "failed sign-in");
             return Err(ApiError::Unauthorized);
         }
     };
-    s.limiter.succeeded(&key);
+    s.limiter.succeeded(attempt);
     let token = auth::random_token();
     let csrf = auth::random_token();
     s.store

@@ -1,8 +1,10 @@
 //! Who is asking: a login session (HttpOnly, SameSite cookie; unsafe methods need the
 //! session's CSRF token in `X-CSRF-Token`) or an API token (`Authorization: Bearer`).
-//! Passwords are argon2 hashes; logins are rate-limited per user name and address.
+//! Passwords are argon2 hashes; logins are rate-limited per user name and per address,
+//! counted before the password is checked, with a bounded table and a bounded number of
+//! password checks at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -21,8 +23,6 @@ use crate::AppState;
 
 pub const SESSION_COOKIE: &str = "flowbot_session";
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
-const MAX_FAILURES: u32 = 10;
-const FAILURE_WINDOW: Duration = Duration::from_secs(300);
 
 pub fn hash_password(password: &str) -> String {
     let salt = SaltString::generate(&mut OsRng);
@@ -76,31 +76,182 @@ pub async fn ensure_admin(
     Ok(generated)
 }
 
-/// Failed logins per key (user name, address) within a window.
-#[derive(Default)]
+/// Sign-in attempts counted per client address and per user name, each within a window.
+/// An attempt is counted *before* its password is checked (a successful one is then taken
+/// back), so parallel guesses cannot all slip under the limit; the table holds at most
+/// [`MAX_ENTRIES`] keys, oldest evicted first, so made-up names cannot grow it; and at
+/// most [`HASHES_AT_ONCE`] argon2 checks run at once (each takes ~19 MiB).
 pub struct LoginLimiter {
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
+    state: Mutex<LimiterState>,
+    hashing: tokio::sync::Semaphore,
+}
+
+#[derive(Default)]
+struct LimiterState {
+    entries: HashMap<String, Window>,
+    /// Keys by the start of their window, oldest first (with stale pairs skipped), for
+    /// expiry and eviction in constant time.
+    order: VecDeque<(Instant, String)>,
+}
+
+#[derive(Clone, Copy)]
+struct Window {
+    count: u32,
+    start: Instant,
+}
+
+/// Longest user name accepted at sign-in.
+pub const MAX_USERNAME: usize = 256;
+/// Longest password accepted at sign-in.
+pub const MAX_PASSWORD: usize = 1024;
+const MAX_PER_USER: u32 = 10;
+const MAX_PER_ADDRESS: u32 = 100;
+const WINDOW: Duration = Duration::from_secs(300);
+pub const MAX_ENTRIES: usize = 10_000;
+const HASHES_AT_ONCE: usize = 2;
+/// How long an attempt waits for a turn to check its password before it is told to retry.
+const HASH_WAIT: Duration = Duration::from_secs(5);
+
+impl Default for LoginLimiter {
+    fn default() -> Self {
+        LoginLimiter {
+            state: Mutex::default(),
+            hashing: tokio::sync::Semaphore::new(HASHES_AT_ONCE),
+        }
+    }
+}
+
+impl LimiterState {
+    fn live(&self, key: &str, now: Instant) -> Option<Window> {
+        self.entries
+            .get(key)
+            .copied()
+            .filter(|w| now.duration_since(w.start) < WINDOW)
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while let Some((start, key)) = self.order.front() {
+            let current = self.entries.get(key).map(|w| w.start);
+            if current != Some(*start) {
+                self.order.pop_front();
+            } else if now.duration_since(*start) >= WINDOW {
+                self.entries.remove(key);
+                self.order.pop_front();
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn count(&mut self, key: String, now: Instant) {
+        if let Some(w) = self.live(&key, now) {
+            self.entries.insert(
+                key,
+                Window {
+                    count: w.count + 1,
+                    ..w
+                },
+            );
+            return;
+        }
+        while self.entries.len() >= MAX_ENTRIES {
+            match self.order.pop_front() {
+                Some((start, k)) => {
+                    if self.entries.get(&k).is_some_and(|w| w.start == start) {
+                        self.entries.remove(&k);
+                    }
+                }
+                None => break,
+            }
+        }
+        self.entries.insert(
+            key.clone(),
+            Window {
+                count: 1,
+                start: now,
+            },
+        );
+        self.order.push_back((now, key));
+        if self.order.len() > 2 * MAX_ENTRIES {
+            let entries = &self.entries;
+            self.order
+                .retain(|(s, k)| entries.get(k).is_some_and(|w| w.start == *s));
+        }
+    }
+
+    fn uncount(&mut self, key: &str) {
+        if let Some(w) = self.entries.get_mut(key) {
+            w.count = w.count.saturating_sub(1);
+        }
+    }
+}
+
+/// A counted attempt; give it back with [`LoginLimiter::succeeded`] when the password was
+/// right.
+pub struct Attempt {
+    address: String,
+    user: String,
 }
 
 impl LoginLimiter {
-    pub fn blocked(&self, key: &str) -> bool {
-        let f = self.failures.lock().expect("limiter");
-        f.get(key)
-            .is_some_and(|(n, since)| *n >= MAX_FAILURES && since.elapsed() < FAILURE_WINDOW)
-    }
-
-    pub fn failed(&self, key: &str) {
-        let mut f = self.failures.lock().expect("limiter");
-        let e = f.entry(key.to_string()).or_insert((0, Instant::now()));
-        if e.1.elapsed() >= FAILURE_WINDOW {
-            *e = (0, Instant::now());
+    /// Count an attempt, or say how long to wait when the address or the user name has
+    /// used up its window.
+    pub fn attempt(&self, address: &str, user: &str) -> Result<Attempt, Duration> {
+        let now = Instant::now();
+        let (a, u) = (format!("a|{address}"), format!("u|{user}"));
+        let mut st = self.state.lock().expect("limiter");
+        st.expire(now);
+        for (key, limit) in [(&a, MAX_PER_ADDRESS), (&u, MAX_PER_USER)] {
+            if let Some(w) = st.live(key, now).filter(|w| w.count >= limit) {
+                return Err(WINDOW.saturating_sub(now.duration_since(w.start)));
+            }
         }
-        e.0 += 1;
+        st.count(a.clone(), now);
+        st.count(u.clone(), now);
+        Ok(Attempt {
+            address: a,
+            user: u,
+        })
     }
 
-    pub fn succeeded(&self, key: &str) {
-        self.failures.lock().expect("limiter").remove(key);
+    /// The password was right: the attempt does not count against anyone.
+    pub fn succeeded(&self, attempt: Attempt) {
+        let mut st = self.state.lock().expect("limiter");
+        st.uncount(&attempt.address);
+        st.entries.remove(&attempt.user);
     }
+
+    /// Keys held now (for tests and figures).
+    pub fn len(&self) -> usize {
+        self.state.lock().expect("limiter").entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Check a password against a hash (or, for an unknown user, against a fixed dummy
+    /// hash, so both take the same time) off the async threads, at most
+    /// [`HASHES_AT_ONCE`] at a time. `None` when no turn came within [`HASH_WAIT`].
+    pub async fn verify(&self, password: &str, hash: Option<&str>) -> Option<bool> {
+        let _turn = tokio::time::timeout(HASH_WAIT, self.hashing.acquire())
+            .await
+            .ok()?
+            .ok()?;
+        let known = hash.is_some();
+        let hash = hash.unwrap_or_else(|| dummy_hash()).to_string();
+        let password = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+            .await
+            .unwrap_or(false);
+        Some(ok && known)
+    }
+}
+
+/// A hash of a random password, made once, that unknown user names are checked against.
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash_password(&random_token()))
 }
 
 /// The caller, put into the request by [`require_auth`].
@@ -164,4 +315,58 @@ pub async fn require_auth(
 pub fn peer(info: Option<ConnectInfo<SocketAddr>>) -> String {
     info.map(|ConnectInfo(a)| a.ip().to_string())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempts_are_counted_before_checking_so_parallel_guesses_stop_at_the_limit() {
+        let l = LoginLimiter::default();
+        let allowed = (0..100)
+            .filter(|_| l.attempt("10.0.0.1", "admin").is_ok())
+            .count();
+        assert_eq!(allowed, MAX_PER_USER as usize);
+        let wait = l
+            .attempt("10.0.0.2", "admin")
+            .err()
+            .expect("the name is blocked");
+        assert!(
+            wait > Duration::from_secs(200) && wait <= WINDOW,
+            "{wait:?}"
+        );
+    }
+
+    #[test]
+    fn one_address_is_limited_whatever_names_it_tries() {
+        let l = LoginLimiter::default();
+        let allowed = (0..500)
+            .filter(|i| l.attempt("10.0.0.1", &format!("user{i}")).is_ok())
+            .count();
+        assert_eq!(allowed, MAX_PER_ADDRESS as usize);
+    }
+
+    #[test]
+    fn a_right_password_takes_its_attempt_back() {
+        let l = LoginLimiter::default();
+        for _ in 0..50 {
+            let a = l.attempt("10.0.0.1", "admin").unwrap();
+            l.succeeded(a);
+        }
+        assert!(l.attempt("10.0.0.1", "admin").is_ok());
+    }
+
+    #[test]
+    fn the_table_never_holds_more_than_its_maximum() {
+        let l = LoginLimiter::default();
+        for i in 0..3 * MAX_ENTRIES {
+            let _ = l.attempt(
+                &format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255),
+                &format!("{i:0>200}"),
+            );
+        }
+        assert!(l.len() <= MAX_ENTRIES, "{}", l.len());
+        assert!(l.state.lock().unwrap().order.len() <= 2 * MAX_ENTRIES);
+    }
 }

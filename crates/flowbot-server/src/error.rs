@@ -22,8 +22,9 @@ pub enum ApiError {
     /// A flow file with problems: every diagnostic with its line and column.
     #[error("the flow has problems")]
     InvalidFlow(Vec<Value>),
-    #[error("too many attempts; wait a few minutes")]
-    TooManyAttempts,
+    /// Answered with `Retry-After` (whole seconds, at least one).
+    #[error("too many attempts; try again in {} seconds", .0.as_secs().max(1))]
+    TooManyAttempts(std::time::Duration),
     #[error("the database cannot be reached; try again")]
     Unavailable(String),
     #[error("internal error")]
@@ -56,7 +57,7 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::InvalidFlow(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_flow"),
-            ApiError::TooManyAttempts => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
+            ApiError::TooManyAttempts(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
@@ -67,7 +68,14 @@ impl IntoResponse for ApiError {
         if let ApiError::InvalidFlow(d) = &self {
             body["error"]["diagnostics"] = json!(d);
         }
-        (status, Json(body)).into_response()
+        let mut resp = (status, Json(body)).into_response();
+        if let ApiError::TooManyAttempts(wait) = &self {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                wait.as_secs().max(1).into(),
+            );
+        }
+        resp
     }
 }
 
