@@ -165,10 +165,7 @@ impl Store {
     /// As [`Store::open`], with an injected clock (tests schedule retries without sleeping).
     pub async fn open_with_clock(config: &StoreConfig, clock: Arc<dyn Clock>) -> Result<Store> {
         sqlx::any::install_default_drivers();
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| StoreError::Io {
-            path: config.data_dir.clone(),
-            source,
-        })?;
+        private_dir(&config.data_dir)?;
         let (backend, url, lock) = match &config.database_url {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 (Backend::Postgres, url.clone(), None)
@@ -187,6 +184,7 @@ impl Store {
             None => {
                 let lock = lock_file(&config.data_dir)?;
                 let path = config.data_dir.join("flowbot.db");
+                private_file(&path)?;
                 (
                     Backend::Sqlite,
                     format!("sqlite://{}?mode=rwc", path.display()),
@@ -344,6 +342,52 @@ async fn configure(conn: &mut sqlx::AnyConnection, backend: Backend) -> sqlx::Re
         Backend::Postgres => {
             conn.execute("SET synchronous_commit = on; SET application_name = 'flowbot'")
                 .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The data directory holds the database and the secret key: made readable by its owner
+/// only (0700) when flowbot creates it. A directory that exists is left as its owner set it.
+fn private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| StoreError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+/// The SQLite file is created (or tightened to) 0600 before SQLite opens it; SQLite gives
+/// its `-wal` and `-shm` files the same permissions as the database file.
+fn private_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let io = |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    for suffix in ["-wal", "-shm"] {
+        let side = path.with_file_name(format!(
+            "{}{suffix}",
+            path.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        if side.exists() {
+            std::fs::set_permissions(&side, std::fs::Permissions::from_mode(0o600))
+                .map_err(io)?;
         }
     }
     Ok(())

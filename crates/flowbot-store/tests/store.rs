@@ -675,3 +675,30 @@ async fn retention_purges_old_history_and_the_file_stops_growing() {
         30
     );
 }
+
+#[tokio::test]
+async fn the_data_directory_and_the_database_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("data");
+    let store = Store::open(&flowbot_store::StoreConfig::sqlite(&dir))
+        .await
+        .unwrap();
+    // A write, so SQLite has made its journal files too.
+    store.import_flow("sync", "sync", FLOW, "t").await.unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700, "the data directory");
+    for name in ["flowbot.db", "flowbot.db-wal", "flowbot.db-shm", "secret.key"] {
+        let p = dir.join(name);
+        assert!(p.exists(), "{name} exists");
+        assert_eq!(mode(&p), 0o600, "{name}");
+    }
+    drop(store);
+    // A database file loosened by hand is tightened at the next start.
+    let db = dir.join("flowbot.db");
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let _again = Store::open(&flowbot_store::StoreConfig::sqlite(&dir))
+        .await
+        .unwrap();
+    assert_eq!(mode(&db), 0o600);
+}
