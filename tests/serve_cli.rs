@@ -283,3 +283,89 @@ async fn json_log_lines_inside_a_run_carry_run_flow_and_step() {
     assert_eq!(run["flow_id"], "hello");
     assert_eq!(in_step["span"]["step"], "greet");
 }
+
+/// Start `flowbot serve` (text or JSON logs, to a file), try a sign-in whose user name holds
+/// a forged log line and escape codes, stop the server and return its log.
+async fn log_of_a_forged_sign_in(json_logs: bool) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let log_path = dir.path().join("serve.log");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_flowbot"));
+    if json_logs {
+        cmd.args(["--log-format", "json"]);
+    }
+    let mut server = Reaped::new(
+        cmd.args(["serve", "--port", "0", "--data-dir"])
+            .arg(&data)
+            .env_remove("DATABASE_URL")
+            .env("RUST_LOG", "info")
+            .env("FLOWBOT_ADMIN_PASSWORD", "pw")
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let addr = loop {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if let Some(a) = log.lines().find_map(|l| {
+            l.strip_prefix("flowbot serving on ")
+                .and_then(|r| r.split(' ').next())
+                .map(str::to_string)
+        }) {
+            break a;
+        }
+        assert!(Instant::now() < deadline, "the server did not start: {log}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let forged =
+        "eve\n2026-11-30T00:00:00Z  INFO flowbot: FORGED admin signed in\r\x1b[31mred\x1b[0m";
+    let r = reqwest::Client::new()
+        .post(format!("{addr}/api/v1/login"))
+        .json(&serde_json::json!({"username": forged, "password": "wrong"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(server.stop().success());
+    std::fs::read_to_string(&log_path).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logged_values_cannot_forge_lines_or_colour_the_terminal() {
+    let text = log_of_a_forged_sign_in(false).await;
+    let failed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("failed sign-in"))
+        .collect();
+    assert_eq!(failed.len(), 1, "one event, one line: {text}");
+    assert!(
+        failed[0].contains("eve\\n2026"),
+        "the newline is shown escaped: {text}"
+    );
+    assert!(
+        !text.lines().any(|l| l.starts_with("2026-11-30T00:00:00Z")),
+        "no forged line: {text}"
+    );
+    assert!(
+        !text.contains('\r') && !text.contains('\x1b'),
+        "no raw CR or ESC: {text:?}"
+    );
+
+    let json = log_of_a_forged_sign_in(true).await;
+    let mut events = 0;
+    for line in json.lines().filter(|l| l.starts_with('{')) {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not one JSON value: {e}: {line}"));
+        if v["fields"]["message"] == "failed sign-in" {
+            assert!(
+                v["fields"]["user"]
+                    .as_str()
+                    .unwrap()
+                    .contains("\n2026-11-30T00:00:00Z"),
+                "{line}"
+            );
+            events += 1;
+        }
+    }
+    assert_eq!(events, 1, "{json}");
+}

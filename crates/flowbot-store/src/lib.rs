@@ -386,8 +386,7 @@ fn private_file(path: &Path) -> Result<()> {
             path.file_name().unwrap_or_default().to_string_lossy()
         ));
         if side.exists() {
-            std::fs::set_permissions(&side, std::fs::Permissions::from_mode(0o600))
-                .map_err(io)?;
+            std::fs::set_permissions(&side, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
         }
     }
     Ok(())

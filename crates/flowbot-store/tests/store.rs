@@ -688,7 +688,12 @@ async fn the_data_directory_and_the_database_files_are_private() {
     store.import_flow("sync", "sync", FLOW, "t").await.unwrap();
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&dir), 0o700, "the data directory");
-    for name in ["flowbot.db", "flowbot.db-wal", "flowbot.db-shm", "secret.key"] {
+    for name in [
+        "flowbot.db",
+        "flowbot.db-wal",
+        "flowbot.db-shm",
+        "secret.key",
+    ] {
         let p = dir.join(name);
         assert!(p.exists(), "{name} exists");
         assert_eq!(mode(&p), 0o600, "{name}");

@@ -92,12 +92,21 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
     match cli.log_format {
-        LogFormat::Text => logs.init(),
+        LogFormat::Text => {
+            let colour = colour_logs();
+            logs.with_ansi(colour)
+                .with_writer(move || OneLine {
+                    out: std::io::stderr(),
+                    colour,
+                })
+                .init()
+        }
+        // JSON escapes every control character itself: each event stays one valid line.
         LogFormat::Json => logs
+            .with_ansi(false)
+            .with_writer(std::io::stderr)
             .json()
             .with_current_span(true)
             .with_span_list(true)
@@ -129,6 +138,54 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(EXIT_INVALID)
         }
+    }
+}
+
+/// Colours only for a person at a terminal, and never when NO_COLOR is set.
+fn colour_logs() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Keeps each text log event on one line, so a logged value (a user name, a header) cannot
+/// forge a line of its own: the formatter hands over one event per write, and every control
+/// character in it but the final newline is written escaped. With colours on, ESC is left to
+/// the formatter, which then escapes it in values and uses it for its own colours.
+struct OneLine<W: std::io::Write> {
+    out: W,
+    colour: bool,
+}
+
+impl<W: std::io::Write> std::io::Write for OneLine<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let (body, end) = match buf.split_last() {
+            Some((b'\n', body)) => (body, &b"\n"[..]),
+            _ => (buf, &b""[..]),
+        };
+        let kept = |b: u8| b == b'\t' || (self.colour && b == 0x1b);
+        if !body.iter().any(|&b| b.is_ascii_control() && !kept(b)) {
+            self.out.write_all(buf)?;
+            return Ok(buf.len());
+        }
+        let mut out = Vec::with_capacity(buf.len() + 16);
+        for &b in body {
+            match b {
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b if kept(b) => out.push(b),
+                b if b.is_ascii_control() => {
+                    out.extend_from_slice(format!("\\x{b:02x}").as_bytes())
+                }
+                b => out.push(b),
+            }
+        }
+        out.extend_from_slice(end);
+        self.out.write_all(&out)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
     }
 }
 
