@@ -260,6 +260,10 @@ pub struct Flowbot {
     cookie: String,
     csrf: String,
     pub log: PathBuf,
+    /// The open-file limit (soft and hard) the processes start with, as `ulimit -n` sets it.
+    nofile: Option<u64>,
+    /// More arguments for `serve`.
+    serve_args: Vec<String>,
 }
 
 impl Flowbot {
@@ -268,8 +272,42 @@ impl Flowbot {
         Flowbot::start_with(db, dir, 0).await
     }
 
+    /// `serve` with its worker, under an open-file limit and with more arguments.
+    pub async fn start_limited(db: Db, dir: &Path, nofile: u64, serve_args: &[&str]) -> Flowbot {
+        Flowbot::start_opts(
+            db,
+            dir,
+            0,
+            Some(nofile),
+            serve_args.iter().map(|s| s.to_string()).collect(),
+        )
+        .await
+    }
+
+    /// The server's process id.
+    pub fn server_pid(&self) -> u32 {
+        self.server.as_ref().expect("the server runs").0.id()
+    }
+
+    /// Whether the server process is still running.
+    pub fn server_alive(&mut self) -> bool {
+        self.server
+            .as_mut()
+            .is_some_and(|p| matches!(p.0.try_wait(), Ok(None)))
+    }
+
     /// `serve --no-worker` and `workers` worker processes when `workers > 0`.
     pub async fn start_with(db: Db, dir: &Path, workers: usize) -> Flowbot {
+        Flowbot::start_opts(db, dir, workers, None, Vec::new()).await
+    }
+
+    async fn start_opts(
+        db: Db,
+        dir: &Path,
+        workers: usize,
+        nofile: Option<u64>,
+        serve_args: Vec<String>,
+    ) -> Flowbot {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -290,6 +328,8 @@ impl Flowbot {
             cookie: String::new(),
             csrf: String::new(),
             log: dir.join("flowbot.log"),
+            nofile,
+            serve_args,
         };
         f.start_processes().await;
         f.login().await;
@@ -315,6 +355,22 @@ impl Flowbot {
             .open(&self.log)
             .unwrap();
         c.stderr(log);
+        if let Some(n) = self.nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: only setrlimit, which is async-signal-safe, runs in the child.
+            unsafe {
+                c.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         c
     }
 
@@ -322,6 +378,7 @@ impl Flowbot {
     pub async fn start_processes(&mut self) {
         let mut serve = self.command("serve");
         serve.args(["--port", &self.port.to_string()]);
+        serve.args(&self.serve_args);
         if self.separate_workers > 0 {
             serve.arg("--no-worker");
         }
@@ -562,6 +619,20 @@ pub fn record(t: &Tally) {
         .open(path)
         .unwrap();
     f.write_all(line.as_bytes()).unwrap();
+}
+
+/// Append a line of figures to target/reliability-hostile.md (copied into
+/// docs/reliability.md's hostile-client section).
+pub fn record_figures(line: &str) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    let _ = std::fs::create_dir_all(&dir);
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("reliability-hostile.md"))
+        .unwrap();
+    writeln!(f, "{line}").unwrap();
 }
 
 /// Accounts per value of `field`, and how many values have more than one.

@@ -5,6 +5,7 @@
 //! .config/nextest.toml): its scenarios kill processes and load the machine.
 
 mod harness;
+mod hostile;
 #[path = "../support/mod.rs"]
 mod support;
 

@@ -151,14 +151,16 @@ impl Table {
         self.slots.lock().expect("connections").len()
     }
 
-    /// Close the connection that has owed us bytes the longest; false when every
-    /// connection is busy with a request.
+    /// Close the connection that has owed us bytes the longest — one still waiting for its
+    /// request's headers first, then one sending a body; false when every connection is
+    /// busy with a request. A client that sends its request at once spends microseconds
+    /// in those phases, so it is not the one evicted.
     fn evict_one(&self) -> bool {
         let mut slots = self.slots.lock().expect("connections");
         let oldest = slots
             .iter()
             .filter(|(_, s)| s.phase != Phase::Busy)
-            .min_by_key(|(_, s)| s.since)
+            .min_by_key(|(_, s)| (s.phase == Phase::Body, s.since))
             .map(|(id, _)| *id);
         match oldest.and_then(|id| slots.remove(&id)) {
             Some(s) => {
