@@ -446,7 +446,7 @@ async fn slowloris(fb: &Flowbot, hook: &str, ids: &[u64], n: usize, length: Dura
             _ => a.health_failed += 1,
         }
         a.slowest_health = a.slowest_health.max(t.elapsed());
-        if tick % 6 == 0 {
+        if tick.is_multiple_of(6) {
             a.webhooks_sent += 1;
             let id = ids[a.webhooks_sent % ids.len()];
             let r = http

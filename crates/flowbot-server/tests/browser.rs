@@ -51,6 +51,8 @@ async fn chromium(dir: &std::path::Path) -> (Driver, Client) {
             "prefs": { "intl.accept_languages": "ja" },
         }),
     );
+    // The console, for the Content-Security-Policy check (chromedriver's log endpoint).
+    caps.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
@@ -1012,5 +1014,148 @@ async fn a_template_s_mapping_is_edited_in_the_forms_and_the_export_shows_it() {
     assert!(yaml.contains("items: '{{ search.records }}'"), "{yaml}");
     assert_eq!(flow.steps.len(), 5, "{yaml}");
     c.close().await.unwrap();
+    e.stop.cancel();
+}
+
+/// chromedriver's `POST /session/{id}/se/log`: the browser console's entries since the last
+/// call.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (
+            http::Method::POST,
+            Some(r#"{"type":"browser"}"#.to_string()),
+        )
+    }
+}
+
+async fn console(c: &Client) -> Vec<String> {
+    let entries = c
+        .issue_cmd(BrowserLog)
+        .await
+        .expect("the browser's console");
+    entries
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| format!("{} {}", e["level"], e["message"]))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_page_works_under_the_content_security_policy() {
+    let e = boot(true).await;
+    let tpl = flowbot_connectors::templates::TEMPLATES[0];
+    e.store
+        .import_flow(tpl.id, tpl.id, tpl.yaml, "t")
+        .await
+        .unwrap();
+    e.store.set_enabled(tpl.id, true, "t").await.unwrap();
+    // A run, so the run pages and the chart have something to draw.
+    let info = e.store.flow(tpl.id).await.unwrap();
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!(
+            "{}/hooks/{}/{}",
+            e.url, info.id, info.webhook_token
+        ))
+        .header("x-ecf-event", "customer_created")
+        .json(&json!({"id": "1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
+    let run = runs(&e.store, RunStatus::Queued)
+        .await
+        .into_iter()
+        .chain(runs(&e.store, RunStatus::Failed).await)
+        .chain(runs(&e.store, RunStatus::Succeeded).await)
+        .chain(runs(&e.store, RunStatus::Running).await)
+        .next()
+        .expect("a run");
+
+    e.c.goto(&format!("{}/login", e.url)).await.unwrap();
+    let mut seen = console(&e.c).await;
+    e.c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    e.c.find(Locator::Css("form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    at(&e.c, "/flows").await;
+    let pages = [
+        "/flows".to_string(),
+        format!("/flows/{}", tpl.id),
+        format!("/flows/{}/edit", tpl.id),
+        "/flows/new".to_string(),
+        "/templates".to_string(),
+        "/runs".to_string(),
+        format!("/runs/{}", run.id),
+        "/connections".to_string(),
+        "/settings".to_string(),
+    ];
+    for page in &pages {
+        e.c.goto(&format!("{}{page}", e.url)).await.unwrap();
+        e.find("main").await;
+        // The pages' scripts ran: the editor draws its forms, the others set up the menu.
+        if page.ends_with("/edit") || page.ends_with("/new") {
+            e.find("#ed-yaml").await;
+        }
+        seen.extend(
+            console(&e.c)
+                .await
+                .into_iter()
+                .map(|l| format!("{page}: {l}")),
+        );
+        // Every answer carries the security headers.
+        let r = http.get(format!("{}{page}", e.url)).send().await.unwrap();
+        let h = r.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{page}: {csp}"
+        );
+        assert_eq!(h["x-frame-options"], "DENY", "{page}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{page}");
+        assert_eq!(h["referrer-policy"], "same-origin", "{page}");
+    }
+    // The run chart's bars took their heights from the script, not from inline styles.
+    e.c.goto(&format!("{}/runs", e.url)).await.unwrap();
+    let bar = e.find(".chart span").await;
+    let style = bar.attr("style").await.unwrap().unwrap_or_default();
+    assert!(style.contains("height"), "the chart was drawn: {style:?}");
+    seen.extend(console(&e.c).await);
+    let problems: Vec<&String> = seen
+        .iter()
+        .filter(|l| {
+            l.contains("SEVERE") || l.contains("Content Security Policy") || l.contains("Refused")
+        })
+        .filter(|l| !l.contains("favicon.ico"))
+        .collect();
+    assert!(
+        problems.is_empty(),
+        "console errors under the CSP: {problems:#?}"
+    );
     e.stop.cancel();
 }
