@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::harness::{databases, record_figures, Db, Flowbot, Sandbox, SEARCH};
+use crate::harness::{databases, record, record_figures, Db, Flowbot, Sandbox, Tally, SEARCH};
 
 /// The process's resident memory, from /proc.
 fn rss_mib(pid: u32) -> f64 {
@@ -358,6 +358,15 @@ async fn hostile_clients(db: Db) {
         "one Account per customer"
     );
 
+    record(&Tally {
+        scenario: "10. hostile clients (see below)",
+        db: db.name(),
+        events: runs.len(),
+        succeeded: runs.iter().filter(|r| r["status"] == "succeeded").count(),
+        failed: runs.iter().filter(|r| r["status"] == "failed").count(),
+        duplicates: accounts.len() - sb.customers().await.len(),
+        lost: 0,
+    });
     record_figures(&format!(
         "| {} | parallel guesses: {checked} of 100 checked, {refused} answered 429; peak growth {parallel_growth:.1} MiB | 10,000 failed logins ({statuses:?} by status): {growth:+.1} MiB | slow clients: {} connections opened, {} cut by the server; health {}/{} answered (slowest {} ms); webhooks {}/{} accepted and synced |",
         db.name(),

@@ -514,6 +514,12 @@ async fn boot(with_connections: bool) -> Editor {
 async fn editor_session() -> Editor {
     let e = boot(true).await;
     e.c.goto(&format!("{}/login", e.url)).await.unwrap();
+    sign_in(&e).await;
+    e
+}
+
+/// Fill in the login page the browser is on and wait for the flows page.
+async fn sign_in(e: &Editor) {
     e.c.find(Locator::Id("password"))
         .await
         .unwrap()
@@ -527,7 +533,6 @@ async fn editor_session() -> Editor {
         .await
         .unwrap();
     at(&e.c, "/flows").await;
-    e
 }
 
 impl Editor {
@@ -1091,19 +1096,7 @@ async fn every_page_works_under_the_content_security_policy() {
 
     e.c.goto(&format!("{}/login", e.url)).await.unwrap();
     let mut seen = console(&e.c).await;
-    e.c.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(PASSWORD)
-        .await
-        .unwrap();
-    e.c.find(Locator::Css("form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    at(&e.c, "/flows").await;
+    sign_in(&e).await;
     let pages = [
         "/flows".to_string(),
         format!("/flows/{}", tpl.id),
