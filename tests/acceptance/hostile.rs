@@ -180,8 +180,10 @@ async fn hostile_clients(db: Db) {
         "the event shows the header was there: {events}"
     );
     let log = std::fs::read_to_string(&fb.log).unwrap();
+    let export = fb.export(SEARCH).await;
     for (name, value) in secrets {
         for (what, text) in [
+            ("the export", export.clone()),
             ("the events API", events.to_string()),
             ("the runs API", run.to_string()),
             ("the run page", run_page.clone()),

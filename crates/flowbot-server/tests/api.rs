@@ -756,3 +756,91 @@ async fn the_editor_round_trips_yaml_tests_steps_and_diffs_versions() {
     assert_eq!(now["flow"]["current_version"], 3);
     assert!(now["yaml"].as_str().unwrap().contains("object: Account"));
 }
+
+#[tokio::test]
+async fn malformed_requests_answer_in_the_error_envelope() {
+    let a = api(None, "sqlite").await;
+    let s = a.login("correct horse").await.unwrap();
+    let cases = [
+        (
+            reqwest::Method::POST,
+            "/api/v1/tokens",
+            "{\"name\": ",
+            "application/json",
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/v1/tokens",
+            "{\"nom\": \"x\"}",
+            "application/json",
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/v1/tokens",
+            "name=x",
+            "text/plain",
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/v1/login",
+            "not json",
+            "application/json",
+        ),
+        (
+            reqwest::Method::GET,
+            "/api/v1/runs?limit=many",
+            "",
+            "application/json",
+        ),
+        (
+            reqwest::Method::GET,
+            "/api/v1/no-such-route",
+            "",
+            "application/json",
+        ),
+    ];
+    for (method, path, body, ct) in cases {
+        let r = a
+            .req(&s, method.clone(), path)
+            .header("content-type", ct)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let v: Value = r
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: not JSON: {e}"));
+        assert!(status.is_client_error(), "{method} {path}: {status}");
+        assert!(
+            v["error"]["code"].is_string() && v["error"]["message"].is_string(),
+            "{method} {path}: {v}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_salesforce_domain_with_a_path_is_refused_when_saved() {
+    let a = api(None, "sqlite").await;
+    let s = a.login("correct horse").await.unwrap();
+    let r = a
+        .req(&s, reqwest::Method::POST, "/api/v1/connections")
+        .json(&json!({"name": "org", "app": "salesforce", "settings": {"my_domain_url": "https://acme.my.salesforce.com/lightning/page/home", "client_id": "id", "client_secret": "secret"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    let m = v["error"]["message"].as_str().unwrap();
+    assert!(m.contains("remove `/lightning/page/home`"), "{m}");
+    let listed: Value = a
+        .req(&s, reqwest::Method::GET, "/api/v1/connections")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed, json!([]), "nothing saved");
+}

@@ -347,3 +347,42 @@ async fn credential_headers_are_redacted_before_anything_is_stored() {
         assert!(!stored.contains(v), "{v} stored");
     }
 }
+
+#[tokio::test]
+async fn an_unreadable_webhook_s_run_says_first_what_the_sender_got_wrong() {
+    let a = app().await;
+    for (event, body, lead) in [
+        (
+            Some("customer_created"),
+            r#"{"email": "a@b"}"#,
+            "the webhook body has no customer id at `id`",
+        ),
+        (
+            None,
+            r#"{"email": "a@b"}"#,
+            "the webhook body has no customer id at `id`",
+        ),
+        (
+            None,
+            r#"{"id": "7"}"#,
+            "the request has no x-ecf-event header",
+        ),
+    ] {
+        let mut req = a
+            .client
+            .post(format!("{}/hooks/ecf/{}", a.url, a.ecf_token))
+            .header("content-type", "application/json");
+        if let Some(e) = event {
+            req = req.header("x-ecf-event", e);
+        }
+        let answer: Value = req.body(body).send().await.unwrap().json().await.unwrap();
+        let run = a
+            .store
+            .run(answer["run_id"].as_str().unwrap())
+            .await
+            .unwrap();
+        let error = run.error.unwrap();
+        assert!(error.starts_with(lead), "{event:?} {body}: {error}");
+        assert!(!error.contains("concurrency key"), "{error}");
+    }
+}
