@@ -23,7 +23,8 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use flowbot_core::Apps;
-use flowbot_store::{FlowCache, Store};
+use flowbot_engine::FlowCache;
+use flowbot_store::Store;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone)]

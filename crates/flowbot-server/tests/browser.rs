@@ -9,11 +9,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use flowbot_engine::{Worker, WorkerConfig};
 use flowbot_sandbox::ecforce::{self, EcforceConfig};
 use flowbot_sandbox::faults::{FaultConfig, InjectedError};
 use flowbot_sandbox::salesforce::{self, SalesforceConfig};
 use flowbot_server::{AppState, ServerConfig};
-use flowbot_store::{RunFilter, RunStatus, Store, StoreConfig, Worker, WorkerConfig};
+use flowbot_store::{RunFilter, RunStatus, Store, StoreConfig};
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 

@@ -3,12 +3,13 @@
 
 use std::time::{Duration, Instant};
 
+use flowbot_engine::{Worker, WorkerConfig};
 use flowbot_sandbox::ecforce;
 use flowbot_sandbox::faults::{FaultConfig, InjectedError};
 use flowbot_sandbox::salesforce;
 use flowbot_server::setup::{install_template, SyncApps};
 use flowbot_server::{AppState, ServerConfig};
-use flowbot_store::{RunStatus, Store, StoreConfig, Worker, WorkerConfig};
+use flowbot_store::{RunStatus, Store, StoreConfig};
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 

@@ -20,7 +20,6 @@ mod queue;
 mod retention;
 mod schedule;
 pub mod telemetry;
-pub mod worker;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -43,7 +42,6 @@ pub use queue::{
 pub use retention::Retention;
 pub use schedule::{MissedSlots, Schedule, SlotDecision};
 pub use telemetry::{ApiUsageReading, Telemetry};
-pub use worker::{FlowCache, Worker, WorkerConfig, WorkerStats};
 
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,9 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use flowbot_store::{
-    EnqueueOutcome, NewEvent, RunStatus, Source, Store, StoreConfig, Worker, WorkerConfig,
-};
+use flowbot_engine::{Worker, WorkerConfig};
+use flowbot_store::{EnqueueOutcome, NewEvent, RunStatus, Source, Store, StoreConfig};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 

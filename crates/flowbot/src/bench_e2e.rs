@@ -8,13 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use flowbot_engine::{Worker, WorkerConfig};
 use flowbot_sandbox::ecforce::{self, EcforceSim};
 use flowbot_sandbox::faults::FaultConfig;
 use flowbot_sandbox::salesforce::{self, SalesforceSim};
 use flowbot_sandbox::Running;
 use flowbot_server::setup::{install_template, install_template_as, SyncApps};
 use flowbot_server::{AppState, ServerConfig};
-use flowbot_store::{RunFilter, RunStatus, Store, StoreConfig, Worker, WorkerConfig};
+use flowbot_store::{RunFilter, RunStatus, Store, StoreConfig};
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 

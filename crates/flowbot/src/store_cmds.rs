@@ -7,8 +7,9 @@ use std::time::Duration;
 use anyhow::Context;
 use flowbot_core::runner::{concurrency_key, dedupe_key};
 use flowbot_core::{check, Flow};
+use flowbot_engine::{Worker, WorkerConfig};
 use flowbot_server::{AppState, ServerConfig};
-use flowbot_store::{EnqueueOutcome, NewEvent, Source, Store, StoreConfig, Worker, WorkerConfig};
+use flowbot_store::{EnqueueOutcome, NewEvent, Source, Store, StoreConfig};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 

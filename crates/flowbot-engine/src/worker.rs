@@ -18,9 +18,25 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::queue::{Claimed, Lease, NewEvent, Source};
-use crate::schedule::{MissedSlots, Schedule, SlotDecision};
-use crate::{Result, Retention, Store, StoreError};
+use flowbot_store::{
+    Claimed, Lease, MissedSlots, NewEvent, Retention, Schedule, SlotDecision, Source, Store,
+    StoreError,
+};
+
+/// What stops the worker or one of its loops.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A flow's schedule (cron expression or time zone) cannot be read.
+    #[error("flow `{flow}`: the schedule cannot be used: {message}")]
+    Schedule { flow: String, message: String },
+    /// A polling trigger's app could not be asked for new items.
+    #[error("flow `{flow}`: polling failed: {message}")]
+    Poll { flow: String, message: String },
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -144,7 +160,7 @@ impl Journal for StoreJournal {
 
 /// App steps feed the latency histogram when they end, and the retry counter when they
 /// start again.
-fn observe_step(t: &crate::Telemetry, rec: &StepRecord) {
+fn observe_step(t: &flowbot_store::Telemetry, rec: &StepRecord) {
     let (Some(app), Some(action)) = (&rec.app, &rec.action) else {
         return;
     };
@@ -342,7 +358,7 @@ impl Worker {
                         RunOutcome::WaitUntil { .. } => "waiting",
                     };
                     t.run_finished(&c.flow_id, ended);
-                    if status == crate::RunStatus::Failed {
+                    if status == flowbot_store::RunStatus::Failed {
                         if let Ok(run) = self.store.run(&c.lease.run_id).await {
                             crate::notify::notify_failure(&self.store, &self.apps, &run).await;
                         }
@@ -381,7 +397,7 @@ impl Worker {
                         .await
                         .map(|_| ())
                 };
-                let result: Result<()> = saved.await;
+                let result: Result<(), StoreError> = saved.await;
                 if let Err(e) = result {
                     tracing::warn!(connection = %name, setting = %key, error = %e, "a changed connection setting could not be saved");
                 }
@@ -559,7 +575,10 @@ async fn fire_schedule(worker: &Worker, flow: &Flow, enabled_since: jiff::Timest
         option_str(flow, "timezone").unwrap_or("Asia/Tokyo"),
         missed,
     )
-    .map_err(StoreError::Conflict)?;
+    .map_err(|message| EngineError::Schedule {
+        flow: flow.id.clone(),
+        message,
+    })?;
     let now = worker.store.clock().now();
     let last = worker.store.last_schedule_slot(&flow.id).await?;
     match schedule.decide(last, enabled_since, now) {
@@ -612,7 +631,10 @@ async fn poll(worker: &Worker, flow: &Flow) -> Result<()> {
             cursor: expected.as_deref(),
         })
         .await
-        .map_err(|e| StoreError::Conflict(format!("polling failed: {}", e.message)))?;
+        .map_err(|e| EngineError::Poll {
+            flow: flow.id.clone(),
+            message: e.message,
+        })?;
     let events: Vec<NewEvent> = polled
         .items
         .into_iter()

@@ -1,5 +1,6 @@
 //! Workers executing runs from the store against a real HTTP server on loopback.
 
+#[path = "../../flowbot-store/tests/common/mod.rs"]
 mod common;
 
 use std::collections::HashMap;
@@ -11,7 +12,8 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use common::*;
-use flowbot_store::{EnqueueOutcome, NewEvent, RunStatus, Source, Store, Worker, WorkerConfig};
+use flowbot_engine::{Worker, WorkerConfig};
+use flowbot_store::{EnqueueOutcome, NewEvent, RunStatus, Source, Store};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
