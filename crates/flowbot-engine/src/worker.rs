@@ -447,11 +447,10 @@ enum AttemptError {
 }
 
 fn setup_or_journal(e: StoreError, what: &str) -> AttemptError {
-    match e {
-        StoreError::Database(_) | StoreError::Commit(_) | StoreError::Closed => {
-            AttemptError::Journal(e.to_string())
-        }
-        other => AttemptError::Setup(format!("{what}: {other}")),
+    if e.is_transient() {
+        AttemptError::Journal(e.to_string())
+    } else {
+        AttemptError::Setup(format!("{what}: {e}"))
     }
 }
 

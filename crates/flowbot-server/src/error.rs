@@ -31,19 +31,33 @@ pub enum ApiError {
     Internal(String),
 }
 
+/// Every kind of store error named, so a new kind must be given a status here.
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if e.is_transient() {
+            return ApiError::Unavailable(e.to_string());
+        }
+        if e.is_unique_violation() {
+            return ApiError::Conflict("it exists already".into());
+        }
         match e {
-            StoreError::FlowNotFound(x) => ApiError::NotFound(format!("flow `{x}` not found")),
-            StoreError::RunNotFound(x) => ApiError::NotFound(format!("run `{x}` not found")),
-            StoreError::ConnectionNotFound(x) => {
-                ApiError::NotFound(format!("connection `{x}` not found"))
-            }
+            StoreError::FlowNotFound(_)
+            | StoreError::RunNotFound(_)
+            | StoreError::ConnectionNotFound(_)
+            | StoreError::NotFound(_) => ApiError::NotFound(e.to_string()),
             StoreError::Conflict(m) => ApiError::Conflict(m),
-            StoreError::Database(_) | StoreError::Commit(_) | StoreError::Closed => {
+            // Another process holds the SQLite store; a run's lease moved elsewhere.
+            StoreError::Locked(_) | StoreError::LeaseLost(_) => {
                 ApiError::Unavailable(e.to_string())
             }
-            other => ApiError::Internal(other.to_string()),
+            StoreError::Database(_)
+            | StoreError::Commit(_)
+            | StoreError::Closed
+            | StoreError::Migrate(_)
+            | StoreError::InvalidConfig(_)
+            | StoreError::Key(_)
+            | StoreError::Corrupt(_)
+            | StoreError::Io { .. } => ApiError::Internal(e.to_string()),
         }
     }
 }

@@ -58,7 +58,7 @@ pub async fn install_template_as(
     let id_line = format!("\nid: {}\n", t.id);
     if !t.yaml.contains(&id_line) {
         // Installing it as `flow_id` would store a flow whose YAML names another id.
-        return Err(StoreError::Conflict(format!(
+        return Err(StoreError::InvalidConfig(format!(
             "template `{}` has no plain `id: {}` line to rename",
             t.id, t.id
         )));

@@ -245,7 +245,7 @@ impl Store {
                         .await?
                         .rows_affected();
                     if n == 0 {
-                        return Err(StoreError::Conflict(format!("no API token {id}")));
+                        return Err(StoreError::NotFound(format!("no API token {id}")));
                     }
                     audit(
                         conn,

@@ -50,8 +50,12 @@ pub enum Backend {
     Postgres,
 }
 
+/// Why the store refused or failed. Callers decide what to do by kind: not found, a
+/// conflict with what is stored, a lost lease, a configuration to fix, or a transient
+/// failure worth trying again ([`StoreError::is_transient`] is the one rule for that).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// Classified by [`StoreError::is_transient`] and [`StoreError::is_unique_violation`].
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("the write could not be committed: {0}")]
@@ -64,8 +68,20 @@ pub enum StoreError {
     RunNotFound(String),
     #[error("connection `{0}` not found")]
     ConnectionNotFound(String),
+    /// Anything else asked for by id that is not there (an API token…).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with what is stored: a name taken, a run already finished, a
+    /// connection still in use.
     #[error("{0}")]
     Conflict(String),
+    /// The worker no longer holds the run (its lease expired, or the run was canceled):
+    /// it must change nothing about it.
+    #[error("run {0} is no longer held by this worker (its lease expired, or it was canceled)")]
+    LeaseLost(String),
+    /// The configuration cannot work (a DATABASE_URL of an unknown kind…).
+    #[error("{0}")]
+    InvalidConfig(String),
     #[error("another flowbot process is already using {0}: stop it, or give this one another --data-dir")]
     Locked(PathBuf),
     #[error("secret key: {0}")]
@@ -79,6 +95,37 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+impl StoreError {
+    /// Worth trying again later: the database could not be reached or was busy, the commit
+    /// failed, or the store is shutting down. Everything else will fail the same way again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Commit(_) | StoreError::Closed => true,
+            StoreError::Database(e) => match e {
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed => true,
+                // Serialization failures and deadlocks (PostgreSQL), a busy or locked
+                // database (SQLite), and a server shutting down or out of connections.
+                sqlx::Error::Database(d) => matches!(
+                    d.code().as_deref(),
+                    Some("40001" | "40P01" | "57P01" | "57P02" | "57P03" | "53300" | "5" | "6")
+                ),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    /// A unique constraint refused the write: the thing exists already.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::Database(d)) if d.is_unique_violation())
+    }
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -174,7 +221,7 @@ impl Store {
                 Some(lock_file(&config.data_dir)?),
             ),
             Some(other) => {
-                return Err(StoreError::Conflict(format!(
+                return Err(StoreError::InvalidConfig(format!(
                     "DATABASE_URL must start with postgres:// or sqlite:, not `{}`",
                     other.split(':').next().unwrap_or(other)
                 )))

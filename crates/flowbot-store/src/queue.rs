@@ -906,8 +906,5 @@ async fn fence(conn: &mut AnyConnection, lease: &Lease) -> Result<()> {
 }
 
 fn lease_lost(lease: &Lease) -> StoreError {
-    StoreError::Conflict(format!(
-        "run {} is no longer held by this worker (its lease expired, or it was canceled)",
-        lease.run_id
-    ))
+    StoreError::LeaseLost(lease.run_id.clone())
 }
