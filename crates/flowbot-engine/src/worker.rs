@@ -554,6 +554,7 @@ fn option_str<'a>(flow: &'a Flow, key: &str) -> Option<&'a str> {
 /// The event a trigger produces, with the flow's concurrency key rendered against it.
 fn new_event(flow: &Flow, source: Source, trigger: Value) -> NewEvent {
     NewEvent {
+        flow_version: None,
         flow_id: flow.id.clone(),
         source,
         headers: json!({}),

@@ -80,6 +80,7 @@ async fn import_calls(store: &Store) {
 fn call_event(base: &str, key: &str, seq: u64) -> NewEvent {
     let trigger = json!({ "base": base, "key": key, "seq": seq });
     NewEvent {
+        flow_version: None,
         flow_id: "calls".into(),
         source: Source::Webhook,
         headers: json!({}),
@@ -743,6 +744,7 @@ steps:
         sf.sim.expire_tokens();
         let trigger = json!({ "name": format!("r{round}") });
         let ev = NewEvent {
+            flow_version: None,
             flow_id: "sf".into(),
             source: Source::Manual,
             headers: json!({}),

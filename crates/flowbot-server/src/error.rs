@@ -27,6 +27,14 @@ pub enum ApiError {
     TooManyAttempts(std::time::Duration),
     #[error("the database cannot be reached; try again")]
     Unavailable(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("the request has no body: send the event as JSON (or as form fields)")]
+    EmptyBody,
+    #[error("{0}")]
+    MalformedBody(String),
+    #[error("{0}")]
+    IncompleteBody(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -62,9 +70,14 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, code) = match &self {
+impl ApiError {
+    /// The machine-readable code of the envelope.
+    pub fn code(&self) -> &'static str {
+        self.status_and_code().1
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Csrf => (StatusCode::FORBIDDEN, "csrf"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
@@ -74,7 +87,17 @@ impl IntoResponse for ApiError {
             ApiError::TooManyAttempts(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        };
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::EmptyBody => (StatusCode::BAD_REQUEST, "empty_body"),
+            ApiError::MalformedBody(_) => (StatusCode::BAD_REQUEST, "malformed_body"),
+            ApiError::IncompleteBody(_) => (StatusCode::BAD_REQUEST, "incomplete_body"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
         if let ApiError::Unavailable(cause) | ApiError::Internal(cause) = &self {
             tracing::error!(error = %cause, "request failed");
         }
@@ -83,11 +106,14 @@ impl IntoResponse for ApiError {
             body["error"]["diagnostics"] = json!(d);
         }
         let mut resp = (status, Json(body)).into_response();
-        if let ApiError::TooManyAttempts(wait) = &self {
-            resp.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                wait.as_secs().max(1).into(),
-            );
+        let retry = match &self {
+            ApiError::TooManyAttempts(wait) => Some(wait.as_secs().max(1)),
+            ApiError::Unavailable(_) => Some(5),
+            _ => None,
+        };
+        if let Some(seconds) = retry {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
         }
         resp
     }

@@ -13,29 +13,20 @@ use flowbot_core::WebhookCall;
 use flowbot_store::{EnqueueOutcome, NewEvent, Source, StoreError};
 use serde_json::{json, Map, Value};
 
+use crate::error::ApiError;
 use crate::AppState;
 
-fn answer(status: StatusCode, code: &'static str, message: &str) -> Response {
-    tagged(
-        (
-            status,
-            Json(json!({ "error": { "code": code, "message": message } })),
-        )
-            .into_response(),
-        code,
-    )
+/// A refusal, in the API's error envelope, tagged with its code for the metrics.
+fn refuse(e: ApiError) -> Response {
+    let code = e.code();
+    tagged(e.into_response(), code)
 }
 
-/// The store could not take the event: the sender must try again.
+/// The store could not take the event: the sender must try again (503 with Retry-After).
 fn unavailable(e: &StoreError) -> Response {
-    tracing::error!(error = %e, "a webhook could not be stored");
-    let mut r = answer(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "unavailable",
-        "the event could not be stored; try again",
-    );
-    r.headers_mut().insert(header::RETRY_AFTER, 5.into());
-    r
+    refuse(ApiError::Unavailable(format!(
+        "a webhook could not be stored: {e}"
+    )))
 }
 
 pub(crate) async fn webhook(
@@ -57,7 +48,7 @@ pub(crate) async fn webhook(
 }
 
 fn no_such_webhook() -> Response {
-    answer(StatusCode::NOT_FOUND, "not_found", "no such webhook")
+    refuse(ApiError::NotFound("no such webhook".into()))
 }
 
 /// The flow and its token are checked before a byte of the body is read, so a stranger
@@ -92,11 +83,9 @@ const DRAIN_FACTOR: usize = 16;
 async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Response> {
     use futures_util::StreamExt;
     let too_large = || {
-        answer(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            &format!("the body is larger than {limit} bytes"),
-        )
+        refuse(ApiError::TooLarge(format!(
+            "the body is larger than {limit} bytes"
+        )))
     };
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -111,11 +100,9 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
-            answer(
-                StatusCode::BAD_REQUEST,
-                "incomplete_body",
-                &format!("the body could not be read to its end: {e}"),
-            )
+            refuse(ApiError::IncompleteBody(format!(
+                "the body could not be read to its end: {e}"
+            )))
         })?;
         seen += chunk.len();
         if seen <= limit {
@@ -179,11 +166,7 @@ async fn take(
         .strip_prefix(b"\xEF\xBB\xBF".as_slice())
         .unwrap_or(&body);
     if raw.iter().all(u8::is_ascii_whitespace) {
-        return answer(
-            StatusCode::BAD_REQUEST,
-            "empty_body",
-            "the request has no body: send the event as JSON (or as form fields)",
-        );
+        return refuse(ApiError::EmptyBody);
     }
     let is_form = headers
         .get(header::CONTENT_TYPE)
@@ -211,7 +194,7 @@ async fn take(
                 .record_rejected_event(&flow_id, Value::Object(hdrs), kept, &reason)
                 .await
             {
-                Ok(_) => answer(StatusCode::BAD_REQUEST, "malformed_body", &reason),
+                Ok(_) => refuse(ApiError::MalformedBody(reason)),
                 Err(e) => unavailable(&e),
             };
         }
@@ -223,12 +206,10 @@ async fn take(
     {
         Ok(f) => f,
         Err(e) => {
-            tracing::error!(flow_id = %info.id, error = %e, "a stored flow cannot be used");
-            return answer(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "invalid_flow",
-                "the flow cannot be used",
-            );
+            return refuse(ApiError::Internal(format!(
+                "flow `{}`: the stored version cannot be used: {e}",
+                info.id
+            )));
         }
     };
     // The trigger's app reads the request; a request it cannot read still becomes a run,
@@ -303,6 +284,7 @@ async fn take(
     };
     let event = NewEvent {
         flow_id: flow_id.clone(),
+        flow_version: Some(info.current_version),
         source: Source::Webhook,
         headers: Value::Object(hdrs),
         body,
@@ -320,9 +302,7 @@ async fn take(
             };
             tagged((status, Json(json!(outcome))).into_response(), reason)
         }
-        Err(StoreError::FlowNotFound(_)) => {
-            answer(StatusCode::NOT_FOUND, "not_found", "no such webhook")
-        }
+        Err(StoreError::FlowNotFound(_)) => no_such_webhook(),
         Err(e) => unavailable(&e),
     }
 }

@@ -93,6 +93,7 @@ async fn every_page_renders_in_both_languages_and_escapes_user_data() {
     let trigger = json!({ "body": { "x": "<img src=x onerror=alert(1)>" } });
     let out = store
         .enqueue(NewEvent {
+            flow_version: None,
             flow_id: "hostile".into(),
             source: Source::Manual,
             headers: json!({}),

@@ -78,6 +78,10 @@ impl Source {
 #[derive(Debug, Clone)]
 pub struct NewEvent {
     pub flow_id: String,
+    /// The flow version whose templates rendered the keys: the run is pinned to it, so a
+    /// flow updated meanwhile never runs with keys rendered for another version. `None`:
+    /// the current version.
+    pub flow_version: Option<i64>,
     pub source: Source,
     pub headers: Value,
     pub body: Value,
@@ -239,7 +243,10 @@ pub(crate) async fn insert_event(
         .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| StoreError::FlowNotFound(ev.flow_id.clone()))?;
-    let version: i64 = flow.try_get("current_version")?;
+    let version: i64 = match ev.flow_version {
+        Some(v) => v,
+        None => flow.try_get("current_version")?,
+    };
     let enabled = flow.try_get::<i64, _>("enabled")? != 0;
     let event_id = new_id();
 

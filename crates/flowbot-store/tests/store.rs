@@ -707,3 +707,26 @@ async fn the_data_directory_and_the_database_files_are_private() {
         .unwrap();
     assert_eq!(mode(&db), 0o600);
 }
+
+#[tokio::test]
+async fn a_run_is_pinned_to_the_version_its_keys_were_rendered_with() {
+    for t in stores().await {
+        let s = &t.store;
+        enabled_flow(s).await;
+        // The flow changes between rendering the keys (version 1) and storing the event.
+        s.import_flow("sync", "sync", &FLOW.replace("x: 1", "x: 2"), "t")
+            .await
+            .unwrap();
+        let pinned = queued(
+            &s.enqueue(flowbot_store::NewEvent {
+                flow_version: Some(1),
+                ..event("c1")
+            })
+            .await
+            .unwrap(),
+        );
+        let current = queued(&s.enqueue(event("c2")).await.unwrap());
+        assert_eq!(s.run(&pinned).await.unwrap().flow_version, 1, "{}", t.name);
+        assert_eq!(s.run(&current).await.unwrap().flow_version, 2, "{}", t.name);
+    }
+}

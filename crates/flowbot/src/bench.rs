@@ -209,6 +209,7 @@ async fn enqueue_all(
                 let trigger = json!({ "i": i });
                 let out = store
                     .enqueue(NewEvent {
+                        flow_version: None,
                         flow_id: flow.clone(),
                         source,
                         headers: json!({}),
