@@ -207,6 +207,10 @@ impl Place {
     }
 
     fn worker(&self, lease: &str) -> Reaped {
+        self.worker_with(lease, &[])
+    }
+
+    fn worker_with(&self, lease: &str, more: &[&str]) -> Reaped {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_flowbot"));
         cmd.args([
             "worker",
@@ -218,6 +222,7 @@ impl Place {
             "32",
             "--no-triggers",
         ])
+        .args(more)
         .arg("--data-dir")
         .arg(self.dir.path())
         .env_remove("DATABASE_URL")
@@ -504,5 +509,70 @@ async fn a_create_in_doubt_when_the_worker_died_is_redecided_not_repeated() {
                 assert_eq!(decide, [Some("then".into()), Some("else".into())]);
             })
             .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_worker_takes_back_its_runs_without_waiting_for_the_lease() {
+    let (base, seen) = server().await;
+    for place in places().await {
+        seen.lock().unwrap().calls.clear();
+        seen.lock().unwrap().slow_ms = 60_000;
+        let run_id = place
+            .with(async |s: &Store| {
+                import(s, "back", TWO_STEPS).await;
+                match s
+                    .enqueue(event("back", json!({"base": base, "seq": 8}), None))
+                    .await
+                    .unwrap()
+                {
+                    EnqueueOutcome::Queued { run_id, .. } => run_id,
+                    other => panic!("{other:?}"),
+                }
+            })
+            .await;
+        // A 60 s lease: waiting for it to expire would take a minute.
+        let id: &[&str] = match place.url {
+            None => &[],
+            Some(_) => &["--id", "restarting-worker"],
+        };
+        let mut a = place.worker_with("60s", id);
+        wait_for("the second step to start", Duration::from_secs(30), || {
+            count(&seen, "slow-start", "8") == 1
+        })
+        .await;
+        a.kill().unwrap();
+        a.wait().unwrap();
+        seen.lock().unwrap().slow_ms = 0;
+        let restarted = std::time::Instant::now();
+        // SQLite: the only process there is takes everything back. PostgreSQL: the worker
+        // restarting under the id it had.
+        let b = place.worker_with("60s", id);
+        wait_for(
+            "the restarted worker to finish the run",
+            Duration::from_secs(20),
+            || count(&seen, "slow", "8") >= 1,
+        )
+        .await;
+        assert!(
+            restarted.elapsed() < Duration::from_secs(20),
+            "{}: resumed before the lease expired",
+            place.name
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop(b);
+        place
+            .with(async |s: &Store| {
+                let run = s.run(&run_id).await.unwrap();
+                assert_eq!(run.status, RunStatus::Succeeded, "{}", place.name);
+                assert_eq!(run.attempt, 2, "{}", place.name);
+            })
+            .await;
+        assert_eq!(
+            count(&seen, "fast", "8"),
+            1,
+            "{}: the first step once",
+            place.name
+        );
     }
 }

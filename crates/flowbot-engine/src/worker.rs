@@ -55,6 +55,10 @@ pub struct WorkerConfig {
     /// Purge run history by this policy, every `retention_every`.
     pub retention: Option<Retention>,
     pub retention_every: Duration,
+    /// Take back, at start, the runs a stopped process left `running` instead of waiting
+    /// for their leases ([`Store::reclaim_orphaned_runs`]): for a process's only worker
+    /// (on SQLite it takes back every running run).
+    pub reclaim_at_start: bool,
 }
 
 impl Default for WorkerConfig {
@@ -71,6 +75,7 @@ impl Default for WorkerConfig {
             shutdown_grace: Duration::from_secs(10),
             triggers: true,
             retention: Some(Retention::default()),
+            reclaim_at_start: false,
             retention_every: Duration::from_secs(600),
         }
     }
@@ -200,6 +205,9 @@ impl Worker {
         let started_at = worker.store.clock().now().as_millisecond();
         if let Err(e) = worker.store.worker_seen(&worker.cfg.id, started_at).await {
             tracing::warn!(error = %e, "cannot report this worker as alive");
+        }
+        if worker.cfg.reclaim_at_start {
+            worker.store.reclaim_orphaned_runs(&worker.cfg.id).await?;
         }
 
         let heartbeat = tokio::spawn(heartbeat_loop(

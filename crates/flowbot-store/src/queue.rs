@@ -857,6 +857,27 @@ impl Store {
         Ok(n)
     }
 
+    /// Runs a worker held when its process died, taken back at once instead of after their
+    /// leases expire: on SQLite every run left `running` (only one process can hold the
+    /// store, so none is held by anyone now; call before this process starts a worker); on
+    /// PostgreSQL the runs of `owner`, a worker restarting under the id it had. Their leases
+    /// end now, so the next claim resumes them from their records.
+    pub async fn reclaim_orphaned_runs(&self, owner: &str) -> Result<u64> {
+        let sql = match self.backend() {
+            crate::Backend::Sqlite => {
+                "UPDATE runs SET lease_expires_at = 0 WHERE status = 'running' AND $1 = $1 AND $2 = $2"
+            }
+            crate::Backend::Postgres => {
+                "UPDATE runs SET lease_expires_at = 0 WHERE status = 'running' AND lease_owner = $2 AND $1 = $1"
+            }
+        };
+        let n = self.requeue_runs(sql.to_string(), owner).await?;
+        if n > 0 {
+            tracing::info!(runs = n, "took back runs a stopped process held");
+        }
+        Ok(n)
+    }
+
     async fn change_runs(&self, sql: String, key: &str, queues: bool) -> Result<u64> {
         let key = key.to_string();
         let now = self.now_ms();

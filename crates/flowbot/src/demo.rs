@@ -164,6 +164,7 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
             WorkerConfig {
                 concurrency: 16,
                 idle_poll: Duration::from_millis(50),
+                reclaim_at_start: true,
                 ..WorkerConfig::default()
             },
         )

@@ -113,6 +113,7 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
                 max_runs_per_flow: args.retain_runs,
                 ..flowbot_store::Retention::default()
             }),
+            reclaim_at_start: true,
             ..WorkerConfig::default()
         };
         let cfg = match args.id {
@@ -479,6 +480,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let worker = (!args.no_worker).then(|| {
             let cfg = WorkerConfig {
                 concurrency: args.concurrency.max(1),
+                reclaim_at_start: true,
                 ..WorkerConfig::default()
             };
             tokio::spawn(Worker::new(store.clone(), apps.clone(), cfg).run(shutdown.clone()))
