@@ -2,14 +2,17 @@
 //! its first batch resumes without repeating it, and reconcile finds exactly the records that
 //! were corrupted or deleted behind flowbot's back, and repairs them.
 
+#[path = "../crates/flowbot/src/setup.rs"]
+mod setup;
+
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 
 use flowbot_sandbox::{ecforce, salesforce};
-use flowbot_server::setup::{install_template, SyncApps};
 use flowbot_store::{Store, StoreConfig};
 use serde_json::{json, Map, Value};
+use setup::{install_template, SyncApps};
 
 const FLOW: &str = "ecforce-customer-to-salesforce-upsert";
 const CUSTOMERS: usize = 450;

@@ -1,13 +1,16 @@
 //! `flowbot doctor` on a healthy setup and on a broken one: each problem is named with what
 //! to do about it, and the exit code says whether there was any.
 
+#[path = "../crates/flowbot/src/setup.rs"]
+mod setup;
+
 use std::process::Command;
 
 use axum::routing::get;
 use flowbot_sandbox::{ecforce, salesforce};
-use flowbot_server::setup::{install_template, SyncApps};
 use flowbot_store::{Store, StoreConfig};
 use serde_json::{json, Map, Value};
+use setup::{install_template, SyncApps};
 
 fn doctor(dir: &std::path::Path) -> (Option<i32>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_flowbot"))

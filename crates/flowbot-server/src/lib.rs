@@ -12,7 +12,6 @@ mod editor;
 mod error;
 mod ingress;
 pub mod openapi;
-pub mod setup;
 mod ui;
 
 use std::collections::HashMap;

@@ -4,6 +4,9 @@
 //! Salesforce fail, see the failed run, and re-run it. Screenshots of every page go to
 //! `target/screenshots/` for review.
 
+#[path = "../../flowbot/src/setup.rs"]
+mod setup;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -893,11 +896,11 @@ async fn a_template_s_mapping_is_edited_in_the_forms_and_the_export_shows_it() {
     let e = editor_session().await;
     let (url, c) = (e.url.clone(), e.c.clone());
     let apps = flowbot_connectors::registry();
-    flowbot_server::setup::install_template(
+    setup::install_template(
         &e.store,
         &apps,
         "ecforce-customer-to-salesforce",
-        &flowbot_server::setup::SyncApps::sandbox(&e.ec, &e.sf),
+        &setup::SyncApps::sandbox(&e.ec, &e.sf),
         "t",
     )
     .await

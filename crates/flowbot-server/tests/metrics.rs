@@ -1,16 +1,19 @@
 //! `/metrics` after a small customer-sync burst through the simulators: every promised
 //! series is there, with its labels, and only for a signed-in caller.
 
+#[path = "../../flowbot/src/setup.rs"]
+mod setup;
+
 use std::time::{Duration, Instant};
 
 use flowbot_engine::{Worker, WorkerConfig};
 use flowbot_sandbox::ecforce;
 use flowbot_sandbox::faults::{FaultConfig, InjectedError};
 use flowbot_sandbox::salesforce;
-use flowbot_server::setup::{install_template, SyncApps};
 use flowbot_server::{AppState, ServerConfig};
 use flowbot_store::{RunStatus, Store, StoreConfig};
 use serde_json::{json, Map, Value};
+use setup::{install_template, SyncApps};
 use tokio_util::sync::CancellationToken;
 
 const TEMPLATE: &str = "ecforce-customer-to-salesforce-upsert";

@@ -7,13 +7,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::setup::{install_template, install_template_as, SyncApps};
 use anyhow::Context;
 use flowbot_engine::{Worker, WorkerConfig};
 use flowbot_sandbox::ecforce::{self, EcforceSim};
 use flowbot_sandbox::faults::FaultConfig;
 use flowbot_sandbox::salesforce::{self, SalesforceSim};
 use flowbot_sandbox::Running;
-use flowbot_server::setup::{install_template, install_template_as, SyncApps};
 use flowbot_server::{AppState, ServerConfig};
 use flowbot_store::{RunFilter, RunStatus, Store, StoreConfig};
 use serde_json::{json, Map, Value};

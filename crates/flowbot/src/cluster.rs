@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::setup::{install_template, SyncApps};
 use anyhow::Context;
 use flowbot_sandbox::ecforce;
 use flowbot_sandbox::salesforce;
-use flowbot_server::setup::{install_template, SyncApps};
 use tokio_util::sync::CancellationToken;
 
 #[derive(clap::Args)]

@@ -7,12 +7,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use crate::setup::{install_template, SyncApps};
 use anyhow::Context;
 use flowbot_connectors::templates::template;
 use flowbot_engine::{Worker, WorkerConfig};
 use flowbot_sandbox::ecforce::{self, EcforceConfig, EcforceSim};
 use flowbot_sandbox::salesforce::{self, SalesforceConfig};
-use flowbot_server::setup::{install_template, SyncApps};
 use flowbot_server::{AppState, ServerConfig};
 use flowbot_store::{RunStatus, Store, StoreConfig};
 use serde_json::{json, Map, Value};

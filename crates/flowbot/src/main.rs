@@ -12,6 +12,7 @@ mod demo;
 mod doctor;
 mod run;
 mod sandbox_cmd;
+mod setup;
 mod store_cmds;
 mod sync_jobs;
 mod validate;
