@@ -675,6 +675,54 @@ impl Connector for EcforceConnector {
     async fn test_connection(&self, c: &Connection) -> Result<(), ActionError> {
         self.list(c, None, 1, 1).await.map(|_| ())
     }
+
+    /// The most recently changed customer, as its webhook would start the flow. ecforce
+    /// lists oldest change first, so the last page holds the newest.
+    async fn samples(&self, call: flowbot_core::SampleCall<'_>) -> Result<Vec<Value>, ActionError> {
+        let c = call.connection.ok_or_else(|| {
+            ActionError::fatal("choose the trigger's ecforce connection to fetch a sample")
+        })?;
+        let list = |page: u64| {
+            let mut input = serde_json::Map::new();
+            input.insert("per".into(), json!(100));
+            input.insert("page".into(), json!(page));
+            input
+        };
+        let first = self
+            .execute(ActionCall {
+                action: "list_customers",
+                input: &list(1),
+                connection: Some(c),
+            })
+            .await?;
+        let total = first["total_count"].as_u64().unwrap_or(0);
+        let last_page = total.div_ceil(100).max(1);
+        let last = if last_page == 1 {
+            first
+        } else {
+            self.execute(ActionCall {
+                action: "list_customers",
+                input: &list(last_page),
+                connection: Some(c),
+            })
+            .await?
+        };
+        let event = call
+            .events
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "customer_updated".into());
+        Ok(last["customers"]
+            .as_array()
+            .map(|cs| {
+                cs.iter()
+                    .rev()
+                    .take(5)
+                    .map(|c| json!({ "event": event, "customer_id": c["id"], "body": { "id": c["id"] } }))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
 }
 
 #[cfg(test)]

@@ -1139,6 +1139,87 @@ impl Connector for SalesforceConnector {
         check_settings(settings)
     }
 
+    fn connects_with_oauth(&self) -> bool {
+        true
+    }
+
+    fn oauth_authorize_url(
+        &self,
+        c: &Connection,
+        r: &flowbot_core::OAuthRequest<'_>,
+    ) -> Result<String, String> {
+        let domain =
+            setting(c, "my_domain_url").ok_or("set the connection's My Domain URL first")?;
+        let client_id = setting(c, "client_id").ok_or("set the connection's consumer key first")?;
+        let mut url = reqwest::Url::parse(&format!(
+            "{}/services/oauth2/authorize",
+            domain.trim_end_matches('/')
+        ))
+        .map_err(|_| "the connection's My Domain URL is not a URL".to_string())?;
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", client_id)
+            .append_pair("redirect_uri", r.redirect_uri)
+            .append_pair("code_challenge", r.code_challenge)
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("state", r.state);
+        Ok(url.to_string())
+    }
+
+    /// The code for a refresh token, kept in the connection: from now on it signs in with it.
+    async fn oauth_exchange(
+        &self,
+        c: &Connection,
+        r: &flowbot_core::OAuthRequest<'_>,
+        code: &str,
+    ) -> Result<Map<String, Value>, ActionError> {
+        let domain = need(c, "my_domain_url")?.trim_end_matches('/');
+        let url = format!("{domain}/services/oauth2/token");
+        let parsed = reqwest::Url::parse(&url).map_err(|e| {
+            ActionError::fatal(format!("the connection's my_domain_url is not a URL: {e}"))
+        })?;
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", r.redirect_uri),
+            ("client_id", need(c, "client_id")?),
+            (
+                "client_secret",
+                setting(c, "client_secret").unwrap_or_default(),
+            ),
+            ("code_verifier", r.code_verifier),
+        ];
+        let resp = self
+            .client
+            .post(parsed.clone())
+            .timeout(Duration::from_secs(30))
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| transport_error(&Method::POST, &parsed, e))?;
+        let status = resp.status();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| transport_error(&Method::POST, &parsed, e))?;
+        if !status.is_success() {
+            return Err(sign_in_error(&c.name, &url, status, &bytes));
+        }
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let refresh = body
+            .get("refresh_token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                ActionError::fatal(
+                    "Salesforce did not connect: its answer had no refresh token (is the refresh_token scope granted to the connected app?)",
+                )
+            })?;
+        let mut out = Map::new();
+        out.insert("auth".into(), json!("refresh_token"));
+        out.insert("refresh_token".into(), json!(refresh));
+        Ok(out)
+    }
+
     async fn test_connection(&self, c: &Connection) -> Result<(), ActionError> {
         self.call(c, Method::GET, "/sobjects/", None)
             .await

@@ -281,3 +281,51 @@ async fn an_order_is_fetched() {
         .unwrap_err();
     assert_eq!(e.message, "ecforce: order 999 was not found (404)");
 }
+
+#[tokio::test]
+async fn the_newest_customer_is_the_trigger_s_sample() {
+    let ec = ecforce::start(EcforceConfig::default(), 0).await.unwrap();
+    let c = conn(&ec.url, &ec.sim.config().access_token);
+    let mut last = 0;
+    // More than one page of 100, so the newest is on a later page.
+    for i in 0..130 {
+        last = ec
+            .sim
+            .create_customer(&fields(json!({"email": format!("c{i}@example.jp"), "name01": "顧客", "name02": format!("{i}")})));
+    }
+    let events = vec!["customer_created".to_string()];
+    let samples = connector()
+        .samples(flowbot_core::SampleCall {
+            events: &events,
+            options: &Map::new(),
+            connection: Some(&c),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        samples[0]["customer_id"],
+        json!(last.to_string()),
+        "{samples:?}"
+    );
+    assert_eq!(samples[0]["event"], "customer_created");
+    // Read the way the webhook would be: the flow sees the same shape.
+    let from_webhook = connector()
+        .webhook_event(WebhookCall {
+            events: &events,
+            options: &Map::new(),
+            headers: &fields(json!({"x-ecf-event": "customer_created"})),
+            query: &Map::new(),
+            body: &json!({"id": last.to_string()}),
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(samples[0], from_webhook);
+    let none = connector()
+        .samples(flowbot_core::SampleCall {
+            events: &events,
+            options: &Map::new(),
+            connection: None,
+        })
+        .await;
+    assert!(none.is_err(), "a connection is needed");
+}

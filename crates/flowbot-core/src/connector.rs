@@ -135,6 +135,25 @@ mod opt_secs {
     }
 }
 
+/// An OAuth connect under way: where the approval page sends the browser back, the state
+/// that ties the answer to this attempt, and the PKCE pair.
+#[derive(Debug, Clone, Copy)]
+pub struct OAuthRequest<'a> {
+    pub redirect_uri: &'a str,
+    pub state: &'a str,
+    pub code_challenge: &'a str,
+    pub code_verifier: &'a str,
+}
+
+/// What a trigger sample is asked for: the trigger's events and options, and its
+/// connection.
+#[derive(Debug, Clone, Copy)]
+pub struct SampleCall<'a> {
+    pub events: &'a [String],
+    pub options: &'a Map<String, Value>,
+    pub connection: Option<&'a Connection>,
+}
+
 /// One poll of a polling trigger.
 #[derive(Debug, Clone, Copy)]
 pub struct PollCall<'a> {
@@ -200,6 +219,45 @@ pub trait Connector: Send + Sync {
     /// (connection name, setting, new value). The worker saves them into the connection.
     fn take_settings_updates(&self) -> Vec<(String, String, Value)> {
         Vec::new()
+    }
+
+    /// Whether connections of this app are connected through OAuth (authorization code with
+    /// PKCE): the server then offers "connect", and calls the two hooks below.
+    fn connects_with_oauth(&self) -> bool {
+        false
+    }
+
+    /// The approval page to send the browser to for `connection`.
+    fn oauth_authorize_url(
+        &self,
+        _connection: &Connection,
+        _request: &OAuthRequest<'_>,
+    ) -> Result<String, String> {
+        Err(format!(
+            "app `{}` does not connect through OAuth",
+            self.manifest().id
+        ))
+    }
+
+    /// Trade the code the approval page sent back for the settings that let the connection
+    /// sign in from now on (e.g. a refresh token); they are merged into the connection.
+    async fn oauth_exchange(
+        &self,
+        _connection: &Connection,
+        _request: &OAuthRequest<'_>,
+        _code: &str,
+    ) -> Result<Map<String, Value>, ActionError> {
+        Err(ActionError::fatal(format!(
+            "app `{}` does not connect through OAuth",
+            self.manifest().id
+        )))
+    }
+
+    /// Recent objects of the trigger's app, newest first, each as the trigger would give it
+    /// to a flow, to use as the trigger's sample in the editor. Apps that cannot say offer
+    /// none (a captured webhook or a typed sample serves instead).
+    async fn samples(&self, _call: SampleCall<'_>) -> Result<Vec<Value>, ActionError> {
+        Ok(Vec::new())
     }
 
     /// Settings that can never work, refused when a connection is saved (not at the first

@@ -17,8 +17,8 @@ pub mod validate;
 pub mod yaml_patch;
 
 pub use connector::{
-    ActionCall, ActionError, ApiUsage, Apps, Connection, Connector, ErrorClass, PollCall, Polled,
-    WebhookCall,
+    ActionCall, ActionError, ApiUsage, Apps, Connection, Connector, ErrorClass, OAuthRequest,
+    PollCall, Polled, SampleCall, WebhookCall,
 };
 pub use diag::Diagnostic;
 pub use model::Flow;

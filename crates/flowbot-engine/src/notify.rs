@@ -8,6 +8,30 @@ use flowbot_store::notify::PUBLIC_URL;
 use flowbot_store::{RunInfo, Store};
 use serde_json::{json, Map, Value};
 
+/// The apps a failure notification can go through.
+pub const CHANNEL_APPS: &[&str] = &["email", "slack", "chatwork"];
+
+/// What a channel of `app` needs besides its connection: an address for email, a room
+/// for Chatwork.
+pub fn check_channel(ch: &flowbot_store::notify::Channel) -> Result<(), String> {
+    let ok = match ch.app.as_str() {
+        "email" => ch.to.as_deref().is_some_and(|t| t.contains('@')),
+        "chatwork" => ch.room_id.as_deref().is_some_and(|r| !r.is_empty()),
+        "slack" => true,
+        other => {
+            return Err(format!(
+                "notifications go by {}, not {other}",
+                CHANNEL_APPS.join(", ")
+            ))
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err("email needs `to`, chatwork needs `room_id`".into())
+    }
+}
+
 /// The message, in both languages the product speaks.
 pub fn message(flow_name: &str, run: &RunInfo, link: &str) -> (String, String) {
     let step = run

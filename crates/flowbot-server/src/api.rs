@@ -630,23 +630,8 @@ async fn put_notifications(
                 ch.connection_id
             ))
         })?;
-        let ok = match ch.app.as_str() {
-            "email" => ch.to.as_deref().is_some_and(|t| t.contains('@')),
-            "chatwork" => ch.room_id.as_deref().is_some_and(|r| !r.is_empty()),
-            "slack" => true,
-            other => {
-                return Err(ApiError::BadRequest(format!(
-                    "channel {}: notifications go by email, slack or chatwork, not {other}",
-                    i + 1
-                )))
-            }
-        };
-        if !ok {
-            return Err(ApiError::BadRequest(format!(
-                "channel {}: email needs `to`, chatwork needs `room_id`",
-                i + 1
-            )));
-        }
+        flowbot_engine::notify::check_channel(ch)
+            .map_err(|why| ApiError::BadRequest(format!("channel {}: {why}", i + 1)))?;
         if conn.app != ch.app {
             return Err(ApiError::BadRequest(format!(
                 "channel {}: connection `{}` is for {}, not {}",
@@ -792,7 +777,7 @@ async fn test_trigger(
     }))
 }
 
-// ---- connecting Salesforce through OAuth (authorization code with PKCE) ----
+// ---- connecting an app through OAuth (authorization code with PKCE) ----
 
 fn pkce_pair() -> (String, String) {
     use base64::Engine;
@@ -815,7 +800,7 @@ async fn public_url(s: &AppState, headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
-/// Where to send the browser: Salesforce's approval page ("connect", as Yoom's
+/// Where to send the browser: the app's approval page ("connect", as Yoom's
 /// マイアプリ連携). A POST, since it starts a pending connection attempt.
 async fn oauth_start(
     State(s): State<AppState>,
@@ -823,42 +808,38 @@ async fn oauth_start(
     Path(id): Path<String>,
 ) -> ApiResult {
     let conn = s.store.connection(&id).await?;
-    if conn.app != "salesforce" {
-        return Err(ApiError::BadRequest(
-            "only Salesforce connections connect through OAuth".into(),
-        ));
-    }
-    let domain = conn
-        .setting_str("my_domain_url")
-        .filter(|d| !d.is_empty())
-        .ok_or_else(|| ApiError::BadRequest("set the connection's My Domain URL first".into()))?;
-    let client_id = conn
-        .setting_str("client_id")
-        .filter(|d| !d.is_empty())
-        .ok_or_else(|| ApiError::BadRequest("set the connection's consumer key first".into()))?;
+    let app = s
+        .apps
+        .get(&conn.app)
+        .filter(|a| a.connects_with_oauth())
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "{} connections do not connect through OAuth",
+                conn.app
+            ))
+        })?;
     let redirect = format!(
         "{}/oauth/callback",
         public_url(&s, &headers).await.trim_end_matches('/')
     );
     let (verifier, challenge) = pkce_pair();
     let state = auth::random_token();
+    let url = app
+        .oauth_authorize_url(
+            &conn,
+            &flowbot_core::OAuthRequest {
+                redirect_uri: &redirect,
+                state: &state,
+                code_challenge: &challenge,
+                code_verifier: &verifier,
+            },
+        )
+        .map_err(ApiError::BadRequest)?;
     s.oauth
         .lock()
         .expect("oauth")
-        .insert(state.clone(), (id, verifier, redirect.clone()));
-    let mut url = reqwest::Url::parse(&format!(
-        "{}/services/oauth2/authorize",
-        domain.trim_end_matches('/')
-    ))
-    .map_err(|_| ApiError::BadRequest("the connection's My Domain URL is not a URL".into()))?;
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", client_id)
-        .append_pair("redirect_uri", &redirect)
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256")
-        .append_pair("state", &state);
-    Ok(Json(json!({ "authorize_url": url.to_string() })))
+        .insert(state, (id, verifier, redirect));
+    Ok(Json(json!({ "authorize_url": url })))
 }
 
 #[derive(Deserialize)]
@@ -869,15 +850,15 @@ struct CallbackQuery {
     error_description: Option<String>,
 }
 
-/// Salesforce sends the browser back here: trade the code for a refresh token and keep it,
-/// encrypted, in the connection, which from now on signs in with it.
+/// The app's approval page sends the browser back here: the app trades the code for the
+/// settings it signs in with from now on, kept (sealed) in the connection.
 async fn oauth_callback(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<CallbackQuery>,
 ) -> ApiResult<Response> {
     if let Some(e) = q.error {
         return Err(ApiError::BadRequest(format!(
-            "Salesforce did not connect: {e}: {}",
+            "the app did not connect: {e}: {}",
             q.error_description.unwrap_or_default()
         )));
     }
@@ -885,55 +866,32 @@ async fn oauth_callback(
         .state
         .as_ref()
         .and_then(|st| s.oauth.lock().expect("oauth").remove(st));
-    let (Some((id, verifier, redirect)), Some(code)) = (pending, q.code) else {
+    let (Some((id, verifier, redirect)), Some(code), Some(state)) = (pending, q.code, q.state)
+    else {
         return Err(ApiError::BadRequest(
             "this connection attempt is unknown or expired; start again".into(),
         ));
     };
     let conn = s.store.connection(&id).await?;
-    let domain = conn
-        .setting_str("my_domain_url")
-        .unwrap_or_default()
-        .trim_end_matches('/')
-        .to_string();
-    let form = [
-        ("grant_type", "authorization_code".to_string()),
-        ("code", code),
-        ("redirect_uri", redirect),
-        (
-            "client_id",
-            conn.setting_str("client_id")
-                .unwrap_or_default()
-                .to_string(),
-        ),
-        (
-            "client_secret",
-            conn.setting_str("client_secret")
-                .unwrap_or_default()
-                .to_string(),
-        ),
-        ("code_verifier", verifier),
-    ];
-    let resp = s
-        .http
-        .post(format!("{domain}/services/oauth2/token"))
-        .form(&form)
-        .send()
+    let app = s
+        .apps
+        .get(&conn.app)
+        .ok_or_else(|| ApiError::BadRequest(format!("unknown app `{}`", conn.app)))?;
+    let got = app
+        .oauth_exchange(
+            &conn,
+            &flowbot_core::OAuthRequest {
+                redirect_uri: &redirect,
+                state: &state,
+                code_challenge: "",
+                code_verifier: &verifier,
+            },
+            &code,
+        )
         .await
-        .map_err(|e| ApiError::BadRequest(format!("Salesforce could not be reached: {e}")))?;
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
-    let Some(refresh) = body.get("refresh_token").and_then(Value::as_str) else {
-        let why = body
-            .get("error_description")
-            .and_then(Value::as_str)
-            .unwrap_or("no refresh token in the answer");
-        return Err(ApiError::BadRequest(format!(
-            "Salesforce did not connect: {why}"
-        )));
-    };
+        .map_err(|e| ApiError::BadRequest(e.message))?;
     let mut settings = conn.settings.clone();
-    settings.insert("auth".into(), json!("refresh_token"));
-    settings.insert("refresh_token".into(), json!(refresh));
+    settings.extend(got);
     s.store
         .save_connection(&conn.name, &conn.app, &settings, "oauth")
         .await?;

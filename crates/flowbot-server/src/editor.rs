@@ -12,7 +12,7 @@ use flowbot_core::model::StepKind;
 use flowbot_core::template::{render_value, Scope};
 use flowbot_core::{check, ActionCall, Connection, Flow};
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::api::{diagnostics, import_yaml};
 use crate::auth::Caller;
@@ -382,7 +382,7 @@ async fn step_connection(
     }
 }
 
-/// Salesforce text fields have a length: a rendered value longer than its field is flagged
+/// Text fields may have a length (describe says): a rendered value longer than its field is flagged
 /// before the flow runs.
 async fn length_warnings(
     s: &AppState,
@@ -443,61 +443,40 @@ struct FetchBody {
     connections: BTreeMap<String, String>,
 }
 
-/// ecforce: take the most recently changed customer as the trigger's sample, through the
-/// flow's ecforce connection.
+/// The newest object the trigger's app offers (`Connector::samples`), fetched through the
+/// flow's trigger connection, becomes the trigger's sample.
 async fn fetch_trigger(
     State(s): State<AppState>,
     Path(id): Path<String>,
     ApiJson(b): ApiJson<FetchBody>,
 ) -> ApiResult {
     let flow = lenient_flow(&b.yaml)?;
-    if flow.trigger.app != "ecforce" {
-        return Err(ApiError::BadRequest(
-            "fetching a recent record is offered for ecforce triggers; capture a webhook or enter a sample instead".into(),
-        ));
-    }
+    let app_id = flow.trigger.app.clone();
+    let app = s
+        .apps
+        .get(&app_id)
+        .ok_or_else(|| ApiError::BadRequest(format!("unknown app `{app_id}`")))?;
     let conn = step_connection(
         &s,
         &flow,
         flow.trigger.connection.as_deref(),
-        "ecforce",
+        &app_id,
         &b.connections,
     )
     .await?;
-    let app = s.apps.get("ecforce").expect("built in");
-    let mut input = Map::new();
-    input.insert("per".into(), json!(100));
-    // Oldest change first: the last page holds the most recent.
-    let first = app
-        .execute(ActionCall {
-            action: "list_customers",
-            input: &input,
+    let samples = app
+        .samples(flowbot_core::SampleCall {
+            events: &flow.trigger.events,
+            options: &flow.trigger.options,
             connection: conn.as_ref(),
         })
         .await
-        .map_err(|e| ApiError::BadRequest(format!("ecforce: {}", e.message)))?;
-    let total = first["total_count"].as_u64().unwrap_or(0);
-    let page = total.div_ceil(100).max(1);
-    input.insert("page".into(), json!(page));
-    let last = app
-        .execute(ActionCall {
-            action: "list_customers",
-            input: &input,
-            connection: conn.as_ref(),
-        })
-        .await
-        .map_err(|e| ApiError::BadRequest(format!("ecforce: {}", e.message)))?;
-    let Some(customer) = last["customers"].as_array().and_then(|c| c.last()) else {
-        return Err(ApiError::BadRequest("ecforce has no customers yet".into()));
+        .map_err(|e| ApiError::BadRequest(format!("{app_id}: {}", e.message)))?;
+    let Some(sample) = samples.into_iter().next() else {
+        return Err(ApiError::BadRequest(format!(
+            "{app_id} offers no recent record here; capture a webhook or enter a sample instead"
+        )));
     };
-    let cid = customer["id"].clone();
-    let event = flow
-        .trigger
-        .events
-        .first()
-        .cloned()
-        .unwrap_or_else(|| "customer_updated".into());
-    let sample = json!({ "event": event, "customer_id": cid, "body": { "id": cid } });
     s.store.set_sample(&id, "trigger", &sample).await?;
     Ok(Json(json!({ "trigger": sample })))
 }
@@ -516,7 +495,7 @@ async fn describe(
     described(&s, &conn.app, Some(&conn), q.object.as_deref()).await
 }
 
-/// For apps whose lists need no connection (ecforce's known fields).
+/// For apps whose lists need no connection (fields an app knows without asking).
 async fn describe_app(
     State(s): State<AppState>,
     Path(app): Path<String>,

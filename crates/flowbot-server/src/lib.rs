@@ -71,7 +71,6 @@ pub struct AppState {
     pub(crate) captures: Captures,
     /// OAuth connections under way: state → (connection id, PKCE verifier, redirect URI).
     pub(crate) oauth: PendingOauth,
-    pub(crate) http: reqwest::Client,
 }
 
 impl AppState {
@@ -92,7 +91,6 @@ impl AppState {
             limiter: Arc::default(),
             captures: Arc::default(),
             oauth: Arc::default(),
-            http: reqwest::Client::new(),
             templates: flowbot_connectors::templates::TEMPLATES
                 .iter()
                 .map(|t| (t.id, t.yaml))

@@ -97,7 +97,7 @@ pub const PROTECTED: &[(&str, &str, &str)] = &[
     (
         "put",
         "/api/v1/settings/notifications",
-        "Set the failure-notification channels (email, Slack, Chatwork)",
+        "Set the failure-notification channels",
     ),
     (
         "post",
@@ -122,7 +122,7 @@ pub const PROTECTED: &[(&str, &str, &str)] = &[
     (
         "post",
         "/api/v1/connections/{id}/oauth/start",
-        "Start connecting Salesforce through OAuth (authorization code with PKCE): the approval page's URL",
+        "Start connecting an app through OAuth (authorization code with PKCE): the approval page's URL",
     ),
     ("get", "/metrics", "Prometheus metrics (OpenMetrics text)"),
     (
@@ -158,7 +158,7 @@ pub const PROTECTED: &[(&str, &str, &str)] = &[
     (
         "post",
         "/api/v1/flows/{id}/samples/trigger/fetch",
-        "Take a recent ecforce customer as the trigger's sample",
+        "Take the newest object the trigger's app offers as the trigger's sample",
     ),
     (
         "get",
@@ -192,7 +192,7 @@ pub const PUBLIC: &[(&str, &str, &str)] = &[
     (
         "get",
         "/oauth/callback",
-        "Where Salesforce sends the browser back after approval",
+        "Where an app's OAuth approval page sends the browser back",
     ),
     ("post", "/hooks/{flow_id}/{token}", "Webhook ingress"),
     ("get", "/healthz", "Liveness"),

@@ -60,193 +60,28 @@ const PAGES: &[(&str, &str)] = &[
     ),
 ];
 
-/// UI text: key → (English, Japanese).
-const TEXT: &[(&str, &str, &str)] = &[
-    ("menu", "Menu", "メニュー"),
-    ("flows", "Flows", "フローボット"),
-    ("templates", "Templates", "テンプレート"),
-    ("runs", "Run history", "実行履歴"),
-    ("run", "Run", "実行"),
-    ("connections", "Connections", "マイアプリ連携"),
-    ("switch_lang", "日本語", "English"),
-    ("logout", "Log out", "ログアウト"),
-    ("login", "Log in", "ログイン"),
-    ("username", "User name", "ユーザー名"),
-    ("password", "Password", "パスワード"),
-    ("name", "Name", "名前"),
-    ("trigger", "Trigger", "トリガー"),
-    ("last_run", "Last run", "最新の実行"),
-    ("last_24h", "Last 24 h", "過去24時間"),
-    ("runs_count", "runs", "件"),
-    ("failed_count", "failed", "件失敗"),
-    ("no_flows", "No flows yet. Start from a template:", "フローボットがまだありません。テンプレートから始めましょう:"),
-    ("export_yaml", "Export YAML", "YAML を書き出す"),
-    ("webhook_url", "Webhook URL", "Webhook URL"),
-    ("copy", "Copy", "コピー"),
-    ("copied", "Copied", "コピーしました"),
-    ("webhook_help", "Paste this URL in ecforce under 設定 > Webhook 管理 (customer events), or in the service that sends the events.", "この URL を ecforce の 設定 > Webhook 管理（顧客イベント）、またはイベントを送るサービスに貼り付けてください。"),
-    ("regenerate", "New URL", "URL を再発行"),
-    ("regenerate_confirm", "The current URL stops working at once. Continue?", "現在の URL はすぐに使えなくなります。続けますか？"),
-    ("save", "Save", "保存"),
-    ("no_slots", "This flow needs no connections.", "このフローに連携は不要です。"),
-    ("steps", "Steps", "オペレーション"),
-    ("import", "Try this template", "テンプレートを試す"),
-    ("flow", "Flow", "フロー"),
-    ("status", "Status", "状態"),
-    ("all", "All", "すべて"),
-    ("filter", "Filter", "絞り込む"),
-    ("chart_caption", "Succeeded (green) and failed (red) runs per hour, last 24 h", "1時間ごとの成功（緑）と失敗（赤）の実行数（過去24時間）"),
-    ("rerun_all_failed", "Re-run all failed runs", "失敗した実行をすべて再実行"),
-    ("started", "Received", "受信日時"),
-    ("error", "Error", "エラー"),
-    ("no_runs", "No runs yet.", "実行はまだありません。"),
-    ("older", "Older runs", "さらに古い実行"),
-    ("attempt", "attempt", "試行"),
-    ("retry_note", "flowbot retries temporary errors by itself and notifies only when a run finally fails; re-run it once the cause is fixed.", "flowbot は一時的なエラーを自動で再試行し、最終的に失敗したときだけ通知します。原因を直してから再実行してください。"),
-    ("rerun_failed", "Re-run from the failed step", "失敗したステップから再実行"),
-    ("rerun_start", "Run again from the start", "最初から再実行"),
-    ("cancel", "Cancel", "キャンセル"),
-    ("restarted", "started over", "最初からやり直し"),
-    ("lane", "Lane taken", "分岐先"),
-    ("input", "Input", "入力"),
-    ("output", "Obtained values", "取得した値"),
-    ("no_steps", "No step has run yet.", "まだ実行されたステップはありません。"),
-    ("app", "App", "アプリ"),
-    ("test", "Test", "テスト"),
-    ("no_connections", "No connections yet.", "連携はまだありません。"),
-    ("new_connection", "New connection", "新しい連携"),
-    ("queued", "Queued", "待機中"),
-    ("running", "Running", "実行中"),
-    ("succeeded", "Succeeded", "成功"),
-    ("failed", "Failed", "失敗"),
-    ("canceled", "Canceled", "キャンセル"),
-    ("started_step", "In progress", "実行中"),
-    ("settings", "Settings", "設定"),
-    ("notifications", "Failure notifications", "エラー通知"),
-    ("destination", "Sent to", "送信先"),
-    ("remove", "Remove", "削除"),
-    ("no_channels", "No notification channel yet: failures are only in the run history.", "通知先はまだありません。失敗は実行履歴にのみ表示されます。"),
-    ("add_channel", "Add a channel", "通知先を追加"),
-    ("email_to", "Email address (email)", "メールアドレス（メール）"),
-    ("room_id", "Room ID (Chatwork)", "ルーム ID（Chatwork）"),
-    ("yaml_editor", "Edit the flow as YAML (saving makes a new version)", "YAML で編集（保存すると新しいバージョンになります）"),
-    ("validate", "Check", "チェック"),
-    ("test_trigger", "Test the trigger", "トリガーのテスト"),
-    ("test_trigger_help", "Press Test, then make the app send an event (e.g. save a customer in ecforce): its obtained values appear here.", "「テスト」を押してから、アプリでイベントを起こしてください（例: ecforce で顧客を保存）。取得した値がここに表示されます。"),
-    ("connect_salesforce", "Connect to Salesforce", "Salesforce に接続"),
-    ("save_version", "Save as a new version", "新しいバージョンとして保存"),
-    ("edit_flow", "Edit the flow", "フローを編集"),
-    ("new_flow", "New flow", "フローを新規作成"),
-    ("edit_as_new", "Open in the editor", "エディタで開く"),
-    ("editor_title", "Flow editor", "フローエディタ"),
-    ("flow_id", "Flow ID", "フロー ID"),
-    ("flow_id_help", "Letters, digits, - and _; it becomes part of the webhook URL.", "英数字と - _ が使えます。Webhook URL の一部になります。"),
-    ("flow_name", "Flow name", "フロー名"),
-    ("back_to_flow", "Back to the flow", "フローに戻る"),
-    ("add_step", "Add a step", "オペレーションを追加"),
-    ("search_catalogue", "Search apps and actions", "アプリとアクションを検索"),
-    ("close", "Close", "閉じる"),
-    ("step_settings", "Settings of the step", "オペレーションの設定"),
-    ("obtained_values", "Obtained values", "取得した値"),
-    ("obtained_values_help", "Click an input, then a value to insert it there.", "入力欄をクリックしてから値をクリックすると、そこに挿入されます。"),
-    ("problems_title", "Problems", "問題点"),
-    ("apply_yaml", "Apply the YAML to the forms", "YAML をフォームに反映"),
-    ("versions", "Versions", "バージョン"),
-];
+/// UI text: key → (English, Japanese), from `web/text/ui.tsv`.
+static TEXT: std::sync::LazyLock<Vec<(&'static str, &'static str, &'static str)>> =
+    std::sync::LazyLock::new(|| word_table(include_str!("../../../web/text/ui.tsv")));
 
-/// The editor's own words, handed to its script: key → (English, Japanese).
-const EDITOR_TEXT: &[(&str, &str, &str)] = &[
-    ("then", "then (condition holds)", "条件に一致する場合"),
-    ("else", "else", "それ以外の場合"),
-    ("default_lane", "default (no case matches)", "どれにも一致しない場合"),
-    ("loop_body", "for each item", "各項目に対して"),
-    ("problems", "{n} problem(s): see the list below", "問題が {n} 件あります（下の一覧）"),
-    ("no_problems", "No problems", "問題はありません"),
-    ("move_up", "Move up", "上へ移動"),
-    ("move_down", "Move down", "下へ移動"),
-    ("remove", "Remove", "削除"),
-    ("remove_confirm", "Remove step {id} (and the steps inside it)?", "オペレーション {id}（と中のオペレーション）を削除しますか？"),
-    ("add_step", "Add a step", "オペレーションを追加"),
-    ("nothing_found", "Nothing matches", "一致するものがありません"),
-    ("kind_branch", "Branch (if / else)", "分岐（条件）"),
-    ("kind_switch", "Switch (cases)", "分岐（複数の条件）"),
-    ("kind_for_each", "Loop (for each item)", "繰り返し（ループ）"),
-    ("kind_set", "Computed values", "値の計算"),
-    ("kind_wait", "Wait", "待機"),
-    ("required", "required", "必須"),
-    ("key", "Key", "キー"),
-    ("value", "Value", "値"),
-    ("item", "Item", "項目"),
-    ("add_row", "Add a row", "行を追加"),
-    ("connection", "Connection", "連携アカウント"),
-    ("connection_help", "The account this step signs in with (Connections / マイアプリ連携).", "このオペレーションで使うアカウント（マイアプリ連携）。"),
-    ("condition", "Condition", "条件"),
-    ("match", "Which conditions must hold", "一致させる条件"),
-    ("cond_one", "This condition", "この条件"),
-    ("cond_all", "All of these", "すべて満たす"),
-    ("cond_any", "Any of these", "いずれかを満たす"),
-    ("cond_value", "Value", "値"),
-    ("cond_op", "Operator", "演算子"),
-    ("cond_to", "Compared with", "比較する値"),
-    ("add_condition", "Add a condition", "条件を追加"),
-    ("op_equals", "equals", "等しい"),
-    ("op_not_equals", "does not equal", "等しくない"),
-    ("op_greater_than", "greater than", "より大きい"),
-    ("op_greater_or_equal", "greater or equal", "以上"),
-    ("op_less_than", "less than", "より小さい"),
-    ("op_less_or_equal", "less or equal", "以下"),
-    ("op_contains", "contains", "含む"),
-    ("op_not_contains", "does not contain", "含まない"),
-    ("op_starts_with", "starts with", "で始まる"),
-    ("op_ends_with", "ends with", "で終わる"),
-    ("op_is_empty", "is empty", "空である"),
-    ("op_is_not_empty", "is not empty", "空でない"),
-    ("op_matches", "matches (regular expression)", "正規表現に一致"),
-    ("select_step", "Choose the trigger or a step on the left to see its settings.", "左のトリガーまたはオペレーションを選ぶと設定が表示されます。"),
-    ("step_id", "Step ID", "オペレーション ID"),
-    ("step_id_help", "Later steps refer to this step's values as {{ id.field }}.", "後のオペレーションはこの値を {{ id.項目 }} で参照します。"),
-    ("step_name", "Name", "名前"),
-    ("test_step", "Test this step", "このオペレーションをテスト"),
-    ("case", "Case", "条件"),
-    ("case_name", "Lane name", "分岐名"),
-    ("add_case", "Add a case", "条件を追加"),
-    ("loop_items", "Items (a list)", "繰り返す項目（リスト）"),
-    ("loop_items_help", "A value giving a list, e.g. {{ orders.body }}.", "リストになる値（例: {{ orders.body }}）。"),
-    ("loop_max", "At most this many items", "最大件数"),
-    ("trigger", "Trigger", "トリガー"),
-    ("trigger_app", "App", "アプリ"),
-    ("trigger_events", "Events", "イベント"),
-    ("concurrency_key", "One at a time per", "同時に実行しない単位"),
-    ("concurrency_key_help", "Runs with the same value never overlap (e.g. one customer's).", "この値が同じ実行は重ならずに順番に実行されます（例: 同じ顧客）。"),
-    ("trigger_sample", "Sample event", "テスト用のイベント"),
-    ("trigger_sample_help", "The pickers show the values of a sample event: capture one, fetch one, or enter one.", "取得した値の一覧にはサンプルのイベントの値が表示されます。受信・取得・入力のいずれかで用意してください。"),
-    ("wait_webhook", "Wait for the next webhook", "次の Webhook を待つ"),
-    ("fetch_recent", "Fetch a recent customer", "最近の顧客を取得"),
-    ("enter_sample", "Or enter a sample (JSON)", "またはサンプルを入力（JSON）"),
-    ("enter_sample_help", "The trigger's obtained values, e.g. {\"customer_id\": \"123\"}.", "トリガーの取得した値（例: {\"customer_id\": \"123\"}）。"),
-    ("save_sample", "Use this sample", "このサンプルを使う"),
-    ("id_first", "Give the flow an ID first: samples are kept under it.", "先にフロー ID を入力してください（サンプルはフローごとに保存されます）。"),
-    ("sample_saved", "Sample saved", "サンプルを保存しました"),
-    ("sample_invalid", "Not valid JSON", "JSON として読めません"),
-    ("waiting", "Waiting for a webhook… send one from the app now.", "Webhook を待っています… アプリから送信してください。"),
-    ("nothing_received", "Nothing arrived in time.", "時間内に届きませんでした。"),
-    ("testing", "Testing…", "テスト中…"),
-    ("confirm_write", "This step writes to the real app. Run it with this input?", "このオペレーションは実際のアプリに書き込みます。この入力で実行しますか？"),
-    ("not_run", "Not run.", "実行しませんでした。"),
-    ("rendered_input", "Input:", "入力:"),
-    ("output", "Obtained values:", "取得した値:"),
-    ("failed", "Failed", "失敗"),
-    ("values_help", "Choose a step to see the values available to it.", "オペレーションを選ぶと使える値が表示されます。"),
-    ("no_values", "No values yet: test this step or the trigger first.", "まだ値がありません。先にテストしてください。"),
-    ("focus_first", "Click the input to insert into first.", "先に挿入先の入力欄をクリックしてください。"),
-    ("fix_first", "Fix the problems before saving.", "保存する前に問題点を直してください。"),
-    ("saved", "Saved as a new version.", "新しいバージョンとして保存しました。"),
-    ("restore", "Restore", "このバージョンに戻す"),
-    ("restore_confirm", "Make version {v} current again (as a new version)?", "バージョン {v} を現在のバージョンに戻しますか（新しいバージョンとして保存）？"),
-    ("diff_from", "From", "比較元"),
-    ("diff_to", "To", "比較先"),
-    ("show_diff", "Show the differences", "差分を表示"),
-];
+/// The editor's own words, handed to its script, from `web/text/editor.tsv`.
+static EDITOR_TEXT: std::sync::LazyLock<Vec<(&'static str, &'static str, &'static str)>> =
+    std::sync::LazyLock::new(|| word_table(include_str!("../../../web/text/editor.tsv")));
+
+/// A word table file: `key<TAB>English<TAB>Japanese` a line; `#` lines are notes. The
+/// files are part of the binary and checked by the tests, so a malformed line is a bug.
+fn word_table(text: &'static str) -> Vec<(&'static str, &'static str, &'static str)> {
+    text.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let mut f = l.splitn(3, '\t');
+            match (f.next(), f.next(), f.next()) {
+                (Some(k), Some(en), Some(ja)) => (k, en, ja),
+                _ => panic!("a word table line needs a key, English and Japanese: {l}"),
+            }
+        })
+        .collect()
+}
 
 const BLANK_FLOW: &str = "version: 1\nid: ''\nname: ''\ntrigger: {}\nsteps: []\n";
 
@@ -328,7 +163,7 @@ fn lang(headers: &HeaderMap, q: &LangQuery) -> (&'static str, bool) {
 }
 
 fn texts(lang: &str) -> HashMap<&'static str, &'static str> {
-    words(TEXT, lang)
+    words(&TEXT, lang)
 }
 
 /// A table of (key, English, Japanese) in one language.
@@ -581,7 +416,7 @@ pub struct NewQuery {
 }
 
 fn editor(p: &Page, flow_id: &str, yaml: &str) -> Response {
-    let words = words(EDITOR_TEXT, p.lang);
+    let words = words(&EDITOR_TEXT, p.lang);
     let title = texts(p.lang)["editor_title"];
     render(
         p,
@@ -805,7 +640,31 @@ async fn connections(
         Ok(p) => p,
         Err(r) => return r,
     };
-    let list = s.store.connections().await.unwrap_or_default();
+    let list: Vec<Value> = s
+        .store
+        .connections()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| {
+            let app = s.apps.get(&c.app);
+            let app_name = app
+                .map(|a| {
+                    let n = &a.manifest().name;
+                    if p.lang == "ja" {
+                        n.ja.clone()
+                    } else {
+                        n.en.clone()
+                    }
+                })
+                .unwrap_or_else(|| c.app.clone());
+            let oauth = app.is_some_and(|a| a.connects_with_oauth());
+            let mut v = json!(c);
+            v["app_name"] = json!(app_name);
+            v["oauth"] = json!(oauth);
+            v
+        })
+        .collect();
     let apps: Vec<Value> = s
         .apps
         .manifests()
@@ -849,7 +708,7 @@ async fn settings(
     let all = s.store.connections().await.unwrap_or_default();
     let usable: Vec<Value> = all
         .iter()
-        .filter(|c| matches!(c.app.as_str(), "email" | "slack" | "chatwork"))
+        .filter(|c| flowbot_engine::notify::CHANNEL_APPS.contains(&c.app.as_str()))
         .map(|c| json!({ "id": c.id, "name": c.name, "app": c.app }))
         .collect();
     let channels: Vec<Value> = s
@@ -877,4 +736,21 @@ async fn settings(
         "settings",
         json!({ "channels": channels, "connections": usable }),
     )
+}
+
+#[cfg(test)]
+mod word_tables {
+    use super::*;
+
+    #[test]
+    fn every_text_has_both_languages_and_one_key() {
+        for table in [&*TEXT, &*EDITOR_TEXT] {
+            let mut seen = std::collections::HashSet::new();
+            for (k, en, ja) in table {
+                assert!(seen.insert(*k), "`{k}` twice");
+                assert!(!en.trim().is_empty() && !ja.trim().is_empty(), "`{k}`");
+            }
+        }
+        assert!(TEXT.len() > 50 && EDITOR_TEXT.len() > 50);
+    }
 }
