@@ -369,3 +369,147 @@ async fn logged_values_cannot_forge_lines_or_colour_the_terminal() {
     }
     assert_eq!(events, 1, "{json}");
 }
+
+/// `flowbot serve` on PostgreSQL; its address once it listens.
+fn serve_on(data: &std::path::Path, url: &str) -> (Reaped, String) {
+    let mut server = Reaped::new(
+        Command::new(env!("CARGO_BIN_EXE_flowbot"))
+            .args(["serve", "--port", "0", "--no-worker", "--data-dir"])
+            .arg(data)
+            .env("DATABASE_URL", url)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let addr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("flowbot serving on ")
+                .and_then(|r| r.split(' ').next())
+                .map(str::to_string)
+        })
+        .expect("the server prints its address");
+    // Keep reading, so the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (server, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oauth_connect_and_a_trigger_capture_may_end_on_another_server() {
+    let Some(url) = support::fresh_pg() else {
+        eprintln!("TEST_DATABASE_URL is not set: this PostgreSQL test is skipped");
+        return;
+    };
+    let sf = flowbot_sandbox::salesforce::start(Default::default(), 0)
+        .await
+        .unwrap();
+    let cfg = sf.sim.config().clone();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token = "fbt_two_servers_token_0123456789";
+    let connection_id = {
+        let store = Store::open(&StoreConfig {
+            database_url: Some(url.clone()),
+            data_dir: data.clone(),
+            secret_key: None,
+        })
+        .await
+        .unwrap();
+        admin_with_token(&store, token).await;
+        store
+            .import_flow("hello", "hello", FLOW, "t")
+            .await
+            .unwrap();
+        store.set_enabled("hello", true, "t").await.unwrap();
+        let settings = match serde_json::json!({"my_domain_url": sf.url, "client_id": cfg.client_id, "client_secret": cfg.client_secret})
+        {
+            serde_json::Value::Object(m) => m,
+            _ => unreachable!(),
+        };
+        store
+            .save_connection("org", "salesforce", &settings, "t")
+            .await
+            .unwrap()
+            .id
+    };
+    // Two servers on one database, as behind a load balancer.
+    let (_a, a) = serve_on(&data, &url);
+    let (_b, b) = serve_on(&data, &url);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    // OAuth: started on A, the browser comes back to B.
+    let started: serde_json::Value = http
+        .post(format!(
+            "{a}/api/v1/connections/{connection_id}/oauth/start"
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let authorize = started["authorize_url"].as_str().unwrap();
+    let approved = http.get(authorize).send().await.unwrap();
+    let callback = approved.headers()["location"].to_str().unwrap().to_string();
+    let back = format!("{b}/oauth/callback?{}", callback.split_once('?').unwrap().1);
+    let r = http.get(&back).send().await.unwrap();
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
+    let tested: serde_json::Value = http
+        .post(format!("{a}/api/v1/connections/{connection_id}/test"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tested["ok"], true, "{tested}");
+    assert_eq!(
+        sf.sim.stats()["refreshes"],
+        1,
+        "it signs in with the refresh token now"
+    );
+    let replay = http.get(&back).send().await.unwrap();
+    assert_eq!(replay.status(), 400, "a callback is taken once");
+
+    // Test trigger: waiting on A, the webhook reaches B.
+    let waiting = http
+        .post(format!("{a}/api/v1/flows/hello/test-trigger?wait=20"))
+        .bearer_auth(token)
+        .send();
+    let waiter = tokio::spawn(async move {
+        waiting
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let hook: serde_json::Value = http
+        .get(format!("{a}/api/v1/flows/hello"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let path = hook["webhook_path"].as_str().unwrap();
+    let r = http
+        .post(format!("{b}{path}"))
+        .json(&serde_json::json!({"name": "別サーバー"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let got = waiter.await.unwrap();
+    assert_eq!(got["received"], true, "{got}");
+    assert_eq!(got["trigger"]["body"]["name"], "別サーバー");
+}

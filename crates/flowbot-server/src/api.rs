@@ -756,24 +756,18 @@ async fn test_trigger(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<WaitQuery>,
 ) -> ApiResult {
-    s.store.flow(&id).await?;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    s.captures
-        .lock()
-        .expect("captures")
-        .entry(id.clone())
-        .or_default()
-        .push(tx);
+    // In the store, not in this process: the webhook may reach another server.
     let wait = std::time::Duration::from_secs(q.wait.unwrap_or(60).clamp(1, 300));
-    Ok(Json(match tokio::time::timeout(wait, rx).await {
-        Ok(Ok(sample)) => {
+    let capture = s.store.capture_open(&id, wait).await?;
+    Ok(Json(match s.store.capture_wait(&capture, wait).await? {
+        Some(sample) => {
             // The editor's pickers show it as the trigger's sample values.
             if sample.get("ignored").is_none() && sample.get("error").is_none() {
                 s.store.set_sample(&id, "trigger", &sample).await?;
             }
             json!({ "received": true, "trigger": sample })
         }
-        _ => json!({ "received": false }),
+        None => json!({ "received": false }),
     }))
 }
 
@@ -835,10 +829,17 @@ async fn oauth_start(
             },
         )
         .map_err(ApiError::BadRequest)?;
-    s.oauth
-        .lock()
-        .expect("oauth")
-        .insert(state, (id, verifier, redirect));
+    // In the store, not in this process: the callback may reach another server.
+    s.store
+        .oauth_begin(
+            &state,
+            &flowbot_store::PendingOauth {
+                connection_id: id,
+                verifier,
+                redirect_uri: redirect,
+            },
+        )
+        .await?;
     Ok(Json(json!({ "authorize_url": url })))
 }
 
@@ -862,11 +863,19 @@ async fn oauth_callback(
             q.error_description.unwrap_or_default()
         )));
     }
-    let pending = q
-        .state
-        .as_ref()
-        .and_then(|st| s.oauth.lock().expect("oauth").remove(st));
-    let (Some((id, verifier, redirect)), Some(code), Some(state)) = (pending, q.code, q.state)
+    let pending = match &q.state {
+        Some(st) => s.store.oauth_take(st).await?,
+        None => None,
+    };
+    let (
+        Some(flowbot_store::PendingOauth {
+            connection_id: id,
+            verifier,
+            redirect_uri: redirect,
+        }),
+        Some(code),
+        Some(state),
+    ) = (pending, q.code, q.state)
     else {
         return Err(ApiError::BadRequest(
             "this connection attempt is unknown or expired; start again".into(),

@@ -233,14 +233,9 @@ async fn take(
             }),
         None => Err(format!("app `{}` is not installed", flow.trigger.app)),
     };
-    // A "test trigger" waiting for this flow sees what the request gives the flow.
-    let waiting: Vec<_> = s
-        .captures
-        .lock()
-        .expect("captures")
-        .remove(&flow_id)
-        .unwrap_or_default();
-    if !waiting.is_empty() {
+    // A "test trigger" waiting for this flow (on any server) sees what the request gives
+    // the flow. The flow row says whether anyone waits, so other webhooks pay nothing.
+    if info.capture_until > s.store.clock().now().as_millisecond() {
         let sample = match &read {
             Ok(Some(t)) => t.clone(),
             Ok(None) => {
@@ -248,8 +243,8 @@ async fn take(
             }
             Err(reason) => json!({ "error": reason, "body": body, "headers": hdrs }),
         };
-        for w in waiting {
-            let _ = w.send(sample.clone());
+        if let Err(e) = s.store.capture_fill(&flow_id, &sample).await {
+            tracing::warn!(flow_id = %flow_id, error = %e, "a test-trigger capture could not be stored");
         }
     }
     let (trigger, key, dedupe) = match read {

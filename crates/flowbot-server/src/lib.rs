@@ -14,8 +14,7 @@ mod ingress;
 pub mod openapi;
 mod ui;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -54,9 +53,6 @@ impl ServerConfig {
     }
 }
 
-type Captures = Arc<Mutex<HashMap<String, Vec<tokio::sync::oneshot::Sender<serde_json::Value>>>>>;
-type PendingOauth = Arc<Mutex<HashMap<String, (String, String, String)>>>;
-
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
@@ -67,10 +63,6 @@ pub struct AppState {
     pub(crate) limiter: Arc<auth::LoginLimiter>,
     /// (id, YAML) of the built-in templates.
     pub(crate) templates: Vec<(&'static str, &'static str)>,
-    /// "Test trigger": callers waiting for the next request to a flow's webhook.
-    pub(crate) captures: Captures,
-    /// OAuth connections under way: state → (connection id, PKCE verifier, redirect URI).
-    pub(crate) oauth: PendingOauth,
 }
 
 impl AppState {
@@ -89,8 +81,6 @@ impl AppState {
             config,
             flows: FlowCache::default(),
             limiter: Arc::default(),
-            captures: Arc::default(),
-            oauth: Arc::default(),
             templates: flowbot_connectors::templates::TEMPLATES
                 .iter()
                 .map(|t| (t.id, t.yaml))

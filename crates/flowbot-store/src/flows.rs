@@ -24,6 +24,9 @@ pub struct FlowInfo {
     pub webhook_token: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Until when someone waits for a "test trigger" capture of this flow (ms; 0: nobody).
+    #[serde(skip)]
+    pub capture_until: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -55,7 +58,7 @@ pub struct AuditEntry {
 }
 
 const FLOW_COLUMNS: &str =
-    "id, name, current_version, enabled, webhook_token, created_at, updated_at";
+    "id, name, current_version, enabled, webhook_token, created_at, updated_at, capture_until";
 
 fn flow_row(r: &AnyRow) -> Result<FlowInfo> {
     Ok(FlowInfo {
@@ -66,6 +69,7 @@ fn flow_row(r: &AnyRow) -> Result<FlowInfo> {
         webhook_token: r.try_get("webhook_token")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        capture_until: r.try_get("capture_until")?,
     })
 }
 

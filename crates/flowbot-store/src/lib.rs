@@ -15,6 +15,7 @@ mod auth;
 pub mod crypto;
 mod flows;
 pub mod notify;
+mod pending;
 mod progress;
 mod queue;
 mod retention;
@@ -36,6 +37,7 @@ pub use auth::{ApiTokenInfo, SessionInfo, User};
 pub use crypto::Cipher;
 pub use flows::AuditEntry;
 pub use flows::{ConnectionInfo, FlowInfo, FlowVersion};
+pub use pending::PendingOauth;
 pub use queue::{
     Claimed, EnqueueOutcome, EventInfo, Lease, NewEvent, RunFilter, RunInfo, RunStatus, Source,
 };
@@ -193,6 +195,8 @@ struct Inner {
     telemetry: telemetry::Telemetry,
     /// Woken when this process queues a run that is due now, so its workers need not wait
     /// for their next poll.
+    /// Wakes "test trigger" waiters in this process when a capture is filled.
+    captured: tokio::sync::Notify,
     wake: tokio::sync::Notify,
     /// The PostgreSQL URL, for the LISTEN connection that hears other processes' runs.
     pg_url: Option<String>,
@@ -281,6 +285,7 @@ impl Store {
                 metrics,
                 telemetry: telemetry::Telemetry::default(),
                 wake: tokio::sync::Notify::new(),
+                captured: tokio::sync::Notify::new(),
                 pg_url: (backend == Backend::Postgres).then(|| url.clone()),
                 data_dir: config.data_dir.clone(),
                 _lock: lock,
@@ -509,6 +514,12 @@ fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
                 include_str!("../../../migrations/sqlite/0008_runs_event.sql"),
                 false,
             ),
+            (
+                9,
+                "pending",
+                include_str!("../../../migrations/sqlite/0009_pending.sql"),
+                false,
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -551,6 +562,12 @@ fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
                 7,
                 "runs by event",
                 include_str!("../../../migrations/postgres/0007_runs_event.sql"),
+                false,
+            ),
+            (
+                8,
+                "pending",
+                include_str!("../../../migrations/postgres/0008_pending.sql"),
                 false,
             ),
         ],

@@ -730,3 +730,59 @@ async fn a_run_is_pinned_to_the_version_its_keys_were_rendered_with() {
         assert_eq!(s.run(&current).await.unwrap().flow_version, 2, "{}", t.name);
     }
 }
+
+#[tokio::test]
+async fn oauth_attempts_are_taken_once_and_captures_reach_their_waiter() {
+    for t in stores().await {
+        let s = &t.store;
+        enabled_flow(s).await;
+        let p = flowbot_store::PendingOauth {
+            connection_id: "c1".into(),
+            verifier: "v".repeat(64),
+            redirect_uri: "https://flowbot.example.jp/oauth/callback".into(),
+        };
+        s.oauth_begin("state-1", &p).await.unwrap();
+        assert_eq!(
+            s.oauth_take("state-1").await.unwrap(),
+            Some(p),
+            "{}",
+            t.name
+        );
+        assert_eq!(s.oauth_take("state-1").await.unwrap(), None, "taken once");
+        assert_eq!(s.oauth_take("unknown").await.unwrap(), None);
+
+        let id = s
+            .capture_open("sync", Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(s.flow("sync").await.unwrap().capture_until > 0);
+        let waiter = {
+            let (s, id) = (s.clone(), id.clone());
+            tokio::spawn(async move { s.capture_wait(&id, Duration::from_secs(5)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(s.capture_fill("sync", &json!({"n": 1})).await.unwrap(), 1);
+        assert_eq!(
+            waiter.await.unwrap().unwrap(),
+            Some(json!({"n": 1})),
+            "{}",
+            t.name
+        );
+        // Nobody waits any more: a fill reaches no one, and a wait without a fill ends empty.
+        assert_eq!(s.capture_fill("sync", &json!({"n": 2})).await.unwrap(), 0);
+        let lonely = s
+            .capture_open("sync", Duration::from_millis(200))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.capture_wait(&lonely, Duration::from_millis(200))
+                .await
+                .unwrap(),
+            None
+        );
+        assert!(matches!(
+            s.capture_open("nope", Duration::from_secs(1)).await,
+            Err(StoreError::FlowNotFound(_))
+        ));
+    }
+}
