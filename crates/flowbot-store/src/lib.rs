@@ -460,127 +460,28 @@ fn lock_file(dir: &Path) -> Result<std::fs::File> {
     }
 }
 
-/// The migrations, embedded in the binary.
+/// The migrations, embedded in the binary: every file of `migrations/sqlite` and
+/// `migrations/postgres`, in order (`build.rs` lists them).
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+}
+
 fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
     use sqlx::migrate::{Migration, MigrationType};
     use std::borrow::Cow;
-    let files: &[(i64, &str, &str, bool)] = match backend {
-        Backend::Sqlite => &[
-            (
-                1,
-                "auto vacuum",
-                include_str!("../../../migrations/sqlite/0001_auto_vacuum.sql"),
-                false,
-            ),
-            (
-                2,
-                "schema",
-                include_str!("../../../migrations/sqlite/0002_schema.sql"),
-                false,
-            ),
-            (
-                3,
-                "auth",
-                include_str!("../../../migrations/sqlite/0003_auth.sql"),
-                false,
-            ),
-            (
-                4,
-                "settings",
-                include_str!("../../../migrations/sqlite/0004_settings.sql"),
-                false,
-            ),
-            (
-                5,
-                "workers",
-                include_str!("../../../migrations/sqlite/0005_workers.sql"),
-                false,
-            ),
-            (
-                6,
-                "claim index",
-                include_str!("../../../migrations/sqlite/0006_claim_index.sql"),
-                false,
-            ),
-            (
-                7,
-                "samples",
-                include_str!("../../../migrations/sqlite/0007_samples.sql"),
-                false,
-            ),
-            (
-                8,
-                "runs by event",
-                include_str!("../../../migrations/sqlite/0008_runs_event.sql"),
-                false,
-            ),
-            (
-                9,
-                "pending",
-                include_str!("../../../migrations/sqlite/0009_pending.sql"),
-                false,
-            ),
-        ],
-        Backend::Postgres => &[
-            (
-                1,
-                "schema",
-                include_str!("../../../migrations/postgres/0001_schema.sql"),
-                false,
-            ),
-            (
-                2,
-                "auth",
-                include_str!("../../../migrations/postgres/0002_auth.sql"),
-                false,
-            ),
-            (
-                3,
-                "settings",
-                include_str!("../../../migrations/postgres/0003_settings.sql"),
-                false,
-            ),
-            (
-                4,
-                "workers",
-                include_str!("../../../migrations/postgres/0004_workers.sql"),
-                false,
-            ),
-            (
-                5,
-                "claim index",
-                include_str!("../../../migrations/postgres/0005_claim_index.sql"),
-                false,
-            ),
-            (
-                6,
-                "samples",
-                include_str!("../../../migrations/postgres/0006_samples.sql"),
-                false,
-            ),
-            (
-                7,
-                "runs by event",
-                include_str!("../../../migrations/postgres/0007_runs_event.sql"),
-                false,
-            ),
-            (
-                8,
-                "pending",
-                include_str!("../../../migrations/postgres/0008_pending.sql"),
-                false,
-            ),
-        ],
+    let files = match backend {
+        Backend::Sqlite => embedded::SQLITE,
+        Backend::Postgres => embedded::POSTGRES,
     };
     let migrations: Vec<Migration> = files
         .iter()
-        .map(|(v, d, sql, no_tx)| {
+        .map(|(v, d, sql)| {
             Migration::new(
                 *v,
                 Cow::Borrowed(*d),
                 MigrationType::Simple,
                 Cow::Borrowed(*sql),
-                *no_tx,
+                false,
             )
         })
         .collect();
