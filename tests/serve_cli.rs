@@ -145,17 +145,18 @@ async fn import_and_export_go_through_the_api_with_a_token() {
     let token = "fbt_cli_test_token_0123456789";
     admin_with_token(&store, token).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let state = flowbot_server::AppState::new(
+    let stop = tokio_util::sync::CancellationToken::new();
+    let app = flowbot_server::App::start(
         store.clone(),
         flowbot_connectors::registry(),
-        flowbot_server::ServerConfig::default(),
-    );
-    tokio::spawn(flowbot_server::serve(
+        flowbot_server::AppConfig::default(),
         listener,
-        state,
-        tokio_util::sync::CancellationToken::new(),
-    ));
+        stop.clone(),
+    )
+    .await
+    .unwrap();
+    let url = app.url();
+    let _stop_on_drop = stop.drop_guard();
 
     let flow = dir.path().join("hello.yaml");
     std::fs::write(&flow, FLOW).unwrap();

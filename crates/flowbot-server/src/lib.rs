@@ -1,11 +1,13 @@
-//! flowbot's HTTP server. For now: durable webhook ingress and health checks; the REST API
-//! and the web UI come next.
+//! flowbot's HTTP server: webhook ingress, the REST API, the web UI and the editor's API,
+//! health and metrics, on a connection loop of its own (`conn`); and the one assembly of a
+//! running flowbot (`App`).
 //!
 //! **Invariant:** a webhook is answered 2xx only after its event and run are committed; when
 //! they cannot be stored the answer is 503, so the sender retries. Only this crate knows
 //! HTTP.
 
 mod api;
+mod app;
 pub mod auth;
 pub mod conn;
 mod editor;
@@ -16,6 +18,7 @@ mod ui;
 
 use std::sync::Arc;
 
+pub use app::{App, AppConfig, AppError};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};

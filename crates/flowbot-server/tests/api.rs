@@ -1,15 +1,16 @@
 //! The REST API against the real server on port 0, on SQLite and (with TEST_DATABASE_URL)
 //! PostgreSQL.
 
+mod common;
+
 use flowbot_server::openapi::{PROTECTED, PUBLIC};
-use flowbot_server::{AppState, ServerConfig};
 use flowbot_store::{Store, StoreConfig};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
 
 struct Api {
     url: String,
+    _app: common::TestApp,
     _dir: tempfile::TempDir,
     http: reqwest::Client,
     name: &'static str,
@@ -53,23 +54,10 @@ async fn api(database_url: Option<String>, name: &'static str) -> Api {
     })
     .await
     .unwrap();
-    flowbot_server::auth::ensure_admin(&store, Some("correct horse"))
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let state = AppState::new(
-        store,
-        flowbot_connectors::registry(),
-        ServerConfig::default(),
-    );
-    tokio::spawn(flowbot_server::serve(
-        listener,
-        state,
-        CancellationToken::new(),
-    ));
+    let app = common::spawn_server(&store, "correct horse").await;
     Api {
-        url,
+        url: app.url.clone(),
+        _app: app,
         _dir: dir,
         http: reqwest::Client::new(),
         name,

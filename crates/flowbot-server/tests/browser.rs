@@ -4,6 +4,7 @@
 //! Salesforce fail, see the failed run, and re-run it. Screenshots of every page go to
 //! `target/screenshots/` for review.
 
+mod common;
 #[path = "../../flowbot/src/setup.rs"]
 mod setup;
 
@@ -12,11 +13,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use flowbot_engine::{Worker, WorkerConfig};
+use flowbot_engine::WorkerConfig;
 use flowbot_sandbox::ecforce::{self, EcforceConfig};
 use flowbot_sandbox::faults::{FaultConfig, InjectedError};
 use flowbot_sandbox::salesforce::{self, SalesforceConfig};
-use flowbot_server::{AppState, ServerConfig};
+use flowbot_server::AppConfig;
 use flowbot_store::{RunFilter, RunStatus, Store, StoreConfig};
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
@@ -439,6 +440,7 @@ struct Editor {
     _driver: Driver,
     _dir: tempfile::TempDir,
     stop: CancellationToken,
+    _app: common::TestApp,
 }
 
 /// The simulators, a fresh store (with connections to the simulators when asked), the
@@ -484,34 +486,28 @@ async fn boot(with_connections: bool) -> Editor {
             .await
             .unwrap();
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    store
-        .set_setting(flowbot_store::notify::PUBLIC_URL, &json!(url), "t")
-        .await
-        .unwrap();
-    let stop = CancellationToken::new();
-    let apps = flowbot_connectors::registry();
-    tokio::spawn(flowbot_server::serve(
-        listener,
-        AppState::new(store.clone(), apps.clone(), ServerConfig::default()),
-        stop.clone(),
-    ));
-    let cfg = WorkerConfig {
-        idle_poll: Duration::from_millis(50),
-        ..WorkerConfig::default()
-    };
-    tokio::spawn(Worker::new(store.clone(), apps, cfg).run(stop.clone()));
+    let app = common::spawn_app(
+        &store,
+        AppConfig {
+            worker: Some(WorkerConfig {
+                idle_poll: Duration::from_millis(50),
+                ..WorkerConfig::default()
+            }),
+            ..AppConfig::default()
+        },
+    )
+    .await;
     let (driver, c) = chromium(&dir.path().join("chromium")).await;
     Editor {
-        url,
+        url: app.url.clone(),
+        stop: app.stop.clone(),
+        _app: app,
         store,
         ec,
         sf,
         c,
         _driver: driver,
         _dir: dir,
-        stop,
     }
 }
 

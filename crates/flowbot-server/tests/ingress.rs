@@ -1,9 +1,10 @@
 //! Webhook ingress against the real server on port 0 and a real SQLite store.
 
-use flowbot_server::{AppState, ServerConfig};
+mod common;
+
+use flowbot_server::{AppConfig, ServerConfig};
 use flowbot_store::{RunFilter, RunStatus, Store, StoreConfig};
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
 
 const GENERIC: &str = r#"version: 1
 id: generic
@@ -28,6 +29,7 @@ steps:
 
 struct App {
     url: String,
+    _app: common::TestApp,
     store: Store,
     _dir: tempfile::TempDir,
     token: String,
@@ -45,23 +47,20 @@ async fn app() -> App {
     store.set_enabled("generic", true, "t").await.unwrap();
     let ecf = store.import_flow("ecf", "ecf", ECF, "t").await.unwrap();
     store.set_enabled("ecf", true, "t").await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let state = AppState::new(
-        store.clone(),
-        flowbot_connectors::registry(),
-        ServerConfig {
-            max_body: 64 * 1024,
-            ..ServerConfig::default()
+    let app = common::spawn_app(
+        &store,
+        AppConfig {
+            server: ServerConfig {
+                max_body: 64 * 1024,
+                ..ServerConfig::default()
+            },
+            ..AppConfig::default()
         },
-    );
-    tokio::spawn(flowbot_server::serve(
-        listener,
-        state,
-        CancellationToken::new(),
-    ));
+    )
+    .await;
     App {
-        url,
+        url: app.url.clone(),
+        _app: app,
         store,
         _dir: dir,
         token: generic.webhook_token,

@@ -6,11 +6,11 @@ mod setup;
 
 use std::time::{Duration, Instant};
 
-use flowbot_engine::{Worker, WorkerConfig};
+use flowbot_engine::WorkerConfig;
 use flowbot_sandbox::ecforce;
 use flowbot_sandbox::faults::{FaultConfig, InjectedError};
 use flowbot_sandbox::salesforce;
-use flowbot_server::{AppState, ServerConfig};
+use flowbot_server::{App, AppConfig};
 use flowbot_store::{RunStatus, Store, StoreConfig};
 use serde_json::{json, Map, Value};
 use setup::{install_template, SyncApps};
@@ -81,24 +81,23 @@ async fn metrics_show_webhooks_runs_steps_retries_queue_workers_and_api_usage() 
 
     let stop = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(flowbot_server::serve(
-        listener,
-        AppState::new(store.clone(), apps.clone(), ServerConfig::default()),
-        stop.clone(),
-    ));
-    let worker = tokio::spawn(
-        Worker::new(
-            store.clone(),
-            apps.clone(),
-            WorkerConfig {
+    let app = App::start(
+        store.clone(),
+        apps.clone(),
+        AppConfig {
+            worker: Some(WorkerConfig {
                 id: "metrics-worker".into(),
                 idle_poll: Duration::from_millis(20),
                 ..WorkerConfig::default()
-            },
-        )
-        .run(stop.clone()),
-    );
+            }),
+            ..AppConfig::default()
+        },
+        listener,
+        stop.clone(),
+    )
+    .await
+    .unwrap();
+    let url = app.url();
     ec.sim
         .send_customer_events_to(&format!("{url}/hooks/{TEMPLATE}/{}", info.webhook_token));
     for i in 0..6 {
@@ -225,7 +224,7 @@ async fn metrics_show_webhooks_runs_steps_retries_queue_workers_and_api_usage() 
     );
 
     stop.cancel();
-    worker.await.unwrap().unwrap();
+    app.wait().await.unwrap();
     assert!(
         store
             .live_workers(Duration::from_secs(30))

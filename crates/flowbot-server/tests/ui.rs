@@ -1,10 +1,10 @@
 //! The web UI's pages over HTTP: behind the login, in both languages, escaping what users
 //! and webhooks wrote.
 
-use flowbot_server::{AppState, ServerConfig};
+mod common;
+
 use flowbot_store::{NewEvent, Source, Store, StoreConfig};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 const HOSTILE: &str = r#"version: 1
 id: hostile
@@ -15,28 +15,15 @@ steps:
     set: { x: "{{ trigger.body.x }}" }
 "#;
 
-async fn app() -> (String, Store, tempfile::TempDir) {
+async fn app() -> (String, Store, (common::TestApp, tempfile::TempDir)) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&StoreConfig::sqlite(dir.path())).await.unwrap();
-    flowbot_server::auth::ensure_admin(&store, Some("pw"))
-        .await
-        .unwrap();
     store
         .import_flow("hostile", "<script>alert('名前')</script>", HOSTILE, "t")
         .await
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(flowbot_server::serve(
-        listener,
-        AppState::new(
-            store.clone(),
-            flowbot_connectors::registry(),
-            ServerConfig::default(),
-        ),
-        CancellationToken::new(),
-    ));
-    (url, store, dir)
+    let app = common::spawn_server(&store, "pw").await;
+    (app.url.clone(), store, (app, dir))
 }
 
 async fn session(url: &str) -> String {

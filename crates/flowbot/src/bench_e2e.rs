@@ -14,7 +14,7 @@ use flowbot_sandbox::ecforce::{self, EcforceSim};
 use flowbot_sandbox::faults::FaultConfig;
 use flowbot_sandbox::salesforce::{self, SalesforceSim};
 use flowbot_sandbox::Running;
-use flowbot_server::{AppState, ServerConfig};
+use flowbot_server::{App, AppConfig};
 use flowbot_store::{RunFilter, RunStatus, Store, StoreConfig};
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
@@ -92,19 +92,18 @@ async fn post_all(
     Ok(all)
 }
 
+/// The server alone (the benchmark starts its own workers), assembled as `serve` does.
 async fn start_server(store: &Store, stop: &CancellationToken) -> anyhow::Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(flowbot_server::serve(
+    let app = App::start(
+        store.clone(),
+        flowbot_connectors::registry(),
+        AppConfig::default(),
         listener,
-        AppState::new(
-            store.clone(),
-            flowbot_connectors::registry(),
-            ServerConfig::default(),
-        ),
         stop.clone(),
-    ));
-    Ok(url)
+    )
+    .await?;
+    Ok(app.url())
 }
 
 #[derive(clap::Args)]

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use crate::setup::{install_template, SyncApps};
 use anyhow::Context;
 use flowbot_connectors::templates::template;
-use flowbot_engine::{Worker, WorkerConfig};
+use flowbot_engine::WorkerConfig;
 use flowbot_sandbox::ecforce::{self, EcforceConfig, EcforceSim};
 use flowbot_sandbox::salesforce::{self, SalesforceConfig};
-use flowbot_server::{AppState, ServerConfig};
+use flowbot_server::{App, AppConfig};
 use flowbot_store::{RunStatus, Store, StoreConfig};
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
@@ -132,44 +132,32 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
-    let server_url = format!("http://{}", listener.local_addr()?);
-    store
-        .set_setting(
-            flowbot_store::notify::PUBLIC_URL,
-            &json!(server_url),
-            "demo",
-        )
-        .await?;
-    let admin_password = std::env::var("FLOWBOT_ADMIN_PASSWORD").ok();
-    let generated = flowbot_server::auth::ensure_admin(&store, admin_password.as_deref())
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot create the admin account: {e}"))?;
     let stop = CancellationToken::new();
-    let server = tokio::spawn(flowbot_server::serve(
+    let app = App::start(
+        store.clone(),
+        apps.clone(),
+        AppConfig {
+            worker: Some(WorkerConfig {
+                concurrency: 16,
+                idle_poll: Duration::from_millis(50),
+                reclaim_at_start: true,
+                ..WorkerConfig::default()
+            }),
+            admin_password: std::env::var("FLOWBOT_ADMIN_PASSWORD").ok(),
+            ..AppConfig::default()
+        },
         listener,
-        AppState::new(store.clone(), apps.clone(), ServerConfig::default()),
         stop.clone(),
-    ));
+    )
+    .await?;
+    let server_url = app.url();
+    let generated = app.generated_admin_password.clone();
 
     // The template, with connections pointing at the simulators, trigger ON.
     let t = template(template_id).expect("the templates are embedded");
     let info = install_template(&store, &apps, t.id, &SyncApps::sandbox(&ec, &sf), "demo").await?;
     let hook = format!("{server_url}/hooks/{}/{}", t.id, info.webhook_token);
     ec.sim.send_customer_events_to(&hook);
-
-    let worker = tokio::spawn(
-        Worker::new(
-            store.clone(),
-            apps,
-            WorkerConfig {
-                concurrency: 16,
-                idle_poll: Duration::from_millis(50),
-                reclaim_at_start: true,
-                ..WorkerConfig::default()
-            },
-        )
-        .run(stop.clone()),
-    );
 
     println!("flowbot demo — {}", t.id);
     print_addresses(&ec.url, &sf.url, &server_url, generated.as_deref(), &hook);
@@ -217,8 +205,7 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     stop.cancel();
-    let _ = worker.await;
-    let _ = server.await;
+    let _ = app.wait().await;
     Ok(if ok {
         ExitCode::SUCCESS
     } else {

@@ -449,60 +449,49 @@ impl ConnectionArgs {
     }
 }
 
-/// The server (webhook ingress and health checks) with an in-process worker by default.
+/// The server (webhook ingress, API, UI) with an in-process worker by default.
 pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     flowbot_server::conn::raise_fd_limit();
     runtime()?.block_on(async {
         let store = args.store.open().await?;
-        let apps = flowbot_connectors::registry();
-        let admin = std::env::var("FLOWBOT_ADMIN_PASSWORD").ok();
-        if let Some(generated) = flowbot_server::auth::ensure_admin(&store, admin.as_deref())
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot create the admin account: {e}"))?
-        {
-            // Shown once: only its hash is stored.
-            eprintln!("created the admin account: user `admin`, password `{generated}` (set FLOWBOT_ADMIN_PASSWORD to choose it)");
-        }
         let listener = tokio::net::TcpListener::bind((args.bind.as_str(), args.port))
             .await
             .with_context(|| format!("cannot listen on {}:{}", args.bind, args.port))?;
-        let addr = listener.local_addr()?;
-        let public = args
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{addr}"));
-        // Workers anywhere link to run pages through this.
-        store
-            .set_setting(flowbot_store::notify::PUBLIC_URL, &serde_json::json!(public), "flowbot")
-            .await?;
         let shutdown = CancellationToken::new();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
-        let worker = (!args.no_worker).then(|| {
-            let cfg = WorkerConfig {
-                concurrency: args.concurrency.max(1),
-                reclaim_at_start: true,
-                ..WorkerConfig::default()
-            };
-            tokio::spawn(Worker::new(store.clone(), apps.clone(), cfg).run(shutdown.clone()))
+        let worker = (!args.no_worker).then(|| WorkerConfig {
+            concurrency: args.concurrency.max(1),
+            reclaim_at_start: true,
+            ..WorkerConfig::default()
         });
-        eprintln!(
-            "flowbot serving on http://{addr} ({:?} store{}); webhook URLs start with {public}/hooks/",
-            store.backend(),
-            if args.no_worker { ", no worker" } else { ", with a worker" }
-        );
-        let state = flowbot_server::AppState::new(
+        let app = flowbot_server::App::start(
             store,
-            apps,
-            flowbot_server::ServerConfig {
-                max_body: args.max_body,
-                public_url: Some(public.clone()),
-                limits: args.limits.limits(),
+            flowbot_connectors::registry(),
+            flowbot_server::AppConfig {
+                server: flowbot_server::ServerConfig {
+                    max_body: args.max_body,
+                    public_url: args.public_url.clone(),
+                    limits: args.limits.limits(),
+                },
+                worker,
+                admin_password: std::env::var("FLOWBOT_ADMIN_PASSWORD").ok(),
             },
-        );
-        flowbot_server::serve(listener, state, shutdown).await?;
-        if let Some(w) = worker {
-            w.await??;
+            listener,
+            shutdown,
+        )
+        .await?;
+        if let Some(generated) = &app.generated_admin_password {
+            // Shown once: only its hash is stored.
+            eprintln!("created the admin account: user `admin`, password `{generated}` (set FLOWBOT_ADMIN_PASSWORD to choose it)");
         }
+        eprintln!(
+            "flowbot serving on {} ({:?} store{}); webhook URLs start with {}/hooks/",
+            app.url(),
+            app.store.backend(),
+            if args.no_worker { ", no worker" } else { ", with a worker" },
+            app.public_url
+        );
+        app.wait().await?;
         Ok(ExitCode::SUCCESS)
     })
 }
