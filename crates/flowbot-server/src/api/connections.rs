@@ -1,0 +1,306 @@
+//! Connections (マイアプリ連携): their settings are write-only, secrets never shown; the
+//! connection test; and connecting an app through OAuth.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::ApiResult;
+use crate::auth::{self, Caller};
+use crate::error::{ApiError, ApiJson, ApiQuery};
+use crate::AppState;
+
+/// Open to anyone: where an app's approval page sends the browser back.
+pub(super) fn public_routes() -> Router<AppState> {
+    Router::new().route("/oauth/callback", get(oauth_callback))
+}
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/connections",
+            get(list_connections).post(create_connection),
+        )
+        .route(
+            "/api/v1/connections/{id}",
+            axum::routing::put(update_connection).delete(delete_connection),
+        )
+        .route("/api/v1/connections/{id}/test", post(test_connection))
+        .route("/api/v1/connections/{id}/oauth/start", post(oauth_start))
+}
+
+// ---- connections (secrets are write-only) ----
+
+#[derive(Deserialize)]
+struct ConnectionBody {
+    name: String,
+    app: String,
+    settings: Map<String, Value>,
+}
+
+/// A connection as it may be shown: its settings' values only where they are not secret.
+async fn connection_view(s: &AppState, id: &str) -> Result<Value, ApiError> {
+    let conn = s.store.connection(id).await?;
+    let info = s
+        .store
+        .connections()
+        .await?
+        .into_iter()
+        .find(|c| c.id == id)
+        .ok_or_else(|| ApiError::NotFound(format!("connection `{id}` not found")))?;
+    let secret: Vec<String> = s
+        .apps
+        .manifest(&conn.app)
+        .map(|m| {
+            m.connection
+                .iter()
+                .filter(|f| f.secret)
+                .map(|f| f.name.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let settings: BTreeMap<String, Value> = conn
+        .settings
+        .iter()
+        .map(|(k, v)| {
+            let shown = if secret.contains(k) {
+                json!({ "set": true })
+            } else {
+                v.clone()
+            };
+            (k.clone(), shown)
+        })
+        .collect();
+    Ok(json!({ "connection": info, "settings": settings }))
+}
+
+fn check_app(s: &AppState, app: &str, settings: &Map<String, Value>) -> Result<(), ApiError> {
+    let Some(connector) = s.apps.get(app) else {
+        return Err(ApiError::BadRequest(format!("unknown app `{app}`")));
+    };
+    connector
+        .check_settings(settings)
+        .map_err(ApiError::BadRequest)
+}
+
+async fn list_connections(State(s): State<AppState>) -> ApiResult {
+    Ok(Json(json!(s.store.connections().await?)))
+}
+
+async fn create_connection(
+    State(s): State<AppState>,
+    Extension(c): Extension<Caller>,
+    ApiJson(b): ApiJson<ConnectionBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    check_app(&s, &b.app, &b.settings)?;
+    if s.store
+        .connections()
+        .await?
+        .iter()
+        .any(|x| x.name == b.name)
+    {
+        return Err(ApiError::Conflict(format!(
+            "a connection named `{}` exists; update it instead",
+            b.name
+        )));
+    }
+    let info = s
+        .store
+        .save_connection(&b.name, &b.app, &b.settings, &c.user.username)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(connection_view(&s, &info.id).await?),
+    ))
+}
+
+/// Settings not sent keep their value, so a secret need not be typed again.
+async fn update_connection(
+    State(s): State<AppState>,
+    Extension(c): Extension<Caller>,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<ConnectionBody>,
+) -> ApiResult {
+    let mut settings = s.store.connection(&id).await?.settings;
+    settings.extend(b.settings);
+    check_app(&s, &b.app, &settings)?;
+    let old = s
+        .store
+        .connections()
+        .await?
+        .into_iter()
+        .find(|x| x.id == id);
+    if let Some(old) = old.filter(|o| o.name != b.name) {
+        return Err(ApiError::BadRequest(format!(
+            "renaming `{}` is not supported; create a new connection",
+            old.name
+        )));
+    }
+    s.store
+        .save_connection(&b.name, &b.app, &settings, &c.user.username)
+        .await?;
+    Ok(Json(connection_view(&s, &id).await?))
+}
+
+async fn delete_connection(
+    State(s): State<AppState>,
+    Extension(c): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.store.delete_connection(&id, &c.user.username).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn test_connection(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    let conn = s.store.connection(&id).await?;
+    let app = s
+        .apps
+        .get(&conn.app)
+        .ok_or_else(|| ApiError::BadRequest(format!("unknown app `{}`", conn.app)))?;
+    Ok(Json(match app.test_connection(&conn).await {
+        Ok(()) => json!({ "ok": true }),
+        Err(e) => json!({ "ok": false, "message": e.message }),
+    }))
+}
+
+// ---- connecting an app through OAuth (authorization code with PKCE) ----
+
+fn pkce_pair() -> (String, String) {
+    use base64::Engine;
+    let verifier = format!("{}{}", auth::random_token(), auth::random_token());
+    let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
+    (
+        verifier,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref()),
+    )
+}
+
+async fn public_url(s: &AppState, headers: &HeaderMap) -> String {
+    if let Ok(Some(Value::String(u))) = s.store.setting(flowbot_store::notify::PUBLIC_URL).await {
+        return u;
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1:8080");
+    format!("http://{host}")
+}
+
+/// Where to send the browser: the app's approval page ("connect", as Yoom's
+/// マイアプリ連携). A POST, since it starts a pending connection attempt.
+async fn oauth_start(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let conn = s.store.connection(&id).await?;
+    let app = s
+        .apps
+        .get(&conn.app)
+        .filter(|a| a.connects_with_oauth())
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "{} connections do not connect through OAuth",
+                conn.app
+            ))
+        })?;
+    let redirect = format!(
+        "{}/oauth/callback",
+        public_url(&s, &headers).await.trim_end_matches('/')
+    );
+    let (verifier, challenge) = pkce_pair();
+    let state = auth::random_token();
+    let url = app
+        .oauth_authorize_url(
+            &conn,
+            &flowbot_core::OAuthRequest {
+                redirect_uri: &redirect,
+                state: &state,
+                code_challenge: &challenge,
+                code_verifier: &verifier,
+            },
+        )
+        .map_err(ApiError::BadRequest)?;
+    // In the store, not in this process: the callback may reach another server.
+    s.store
+        .oauth_begin(
+            &state,
+            &flowbot_store::PendingOauth {
+                connection_id: id,
+                verifier,
+                redirect_uri: redirect,
+            },
+        )
+        .await?;
+    Ok(Json(json!({ "authorize_url": url })))
+}
+
+#[derive(Deserialize)]
+struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// The app's approval page sends the browser back here: the app trades the code for the
+/// settings it signs in with from now on, kept (sealed) in the connection.
+async fn oauth_callback(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<CallbackQuery>,
+) -> ApiResult<Response> {
+    if let Some(e) = q.error {
+        return Err(ApiError::BadRequest(format!(
+            "the app did not connect: {e}: {}",
+            q.error_description.unwrap_or_default()
+        )));
+    }
+    let pending = match &q.state {
+        Some(st) => s.store.oauth_take(st).await?,
+        None => None,
+    };
+    let (
+        Some(flowbot_store::PendingOauth {
+            connection_id: id,
+            verifier,
+            redirect_uri: redirect,
+        }),
+        Some(code),
+        Some(state),
+    ) = (pending, q.code, q.state)
+    else {
+        return Err(ApiError::BadRequest(
+            "this connection attempt is unknown or expired; start again".into(),
+        ));
+    };
+    let conn = s.store.connection(&id).await?;
+    let app = s
+        .apps
+        .get(&conn.app)
+        .ok_or_else(|| ApiError::BadRequest(format!("unknown app `{}`", conn.app)))?;
+    let got = app
+        .oauth_exchange(
+            &conn,
+            &flowbot_core::OAuthRequest {
+                redirect_uri: &redirect,
+                state: &state,
+                code_challenge: "",
+                code_verifier: &verifier,
+            },
+            &code,
+        )
+        .await
+        .map_err(|e| ApiError::BadRequest(e.message))?;
+    let mut settings = conn.settings.clone();
+    settings.extend(got);
+    s.store
+        .save_connection(&conn.name, &conn.app, &settings, "oauth")
+        .await?;
+    Ok(Redirect::to("/connections?connected=1").into_response())
+}

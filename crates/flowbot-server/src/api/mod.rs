@@ -1,0 +1,39 @@
+//! The REST API under `/api/v1`, one module per resource, each with its `routes()`:
+//! sessions and tokens, flows (with templates, apps and the test trigger), connections
+//! (with OAuth), runs and events, settings. Every route but login and the OAuth callback
+//! needs a session or an API token.
+
+mod connections;
+mod flows;
+mod runs;
+mod session;
+mod settings;
+
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+pub(crate) use flows::{diagnostics, import_yaml};
+
+type ApiResult<T = Json<Value>> = Result<T, ApiError>;
+
+/// Routes that need a caller; merged behind [`crate::auth::require_auth`].
+pub fn protected() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/openapi.json", get(crate::openapi::document))
+        .merge(session::routes())
+        .merge(flows::routes())
+        .merge(connections::routes())
+        .merge(runs::routes())
+        .merge(settings::routes())
+}
+
+/// Routes open to anyone: signing in, and the OAuth callback.
+pub fn public() -> Router<AppState> {
+    Router::new()
+        .merge(session::public_routes())
+        .merge(connections::public_routes())
+}
