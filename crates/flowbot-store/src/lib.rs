@@ -14,11 +14,13 @@
 mod auth;
 pub mod crypto;
 mod flows;
+mod inbox;
 pub mod notify;
 mod pending;
 mod progress;
 mod queue;
 mod retention;
+mod runs;
 mod schedule;
 pub mod telemetry;
 mod writer;
@@ -37,11 +39,11 @@ pub use auth::{ApiTokenInfo, SessionInfo, User};
 pub use crypto::Cipher;
 pub use flows::AuditEntry;
 pub use flows::{ConnectionInfo, FlowInfo, FlowVersion};
+pub use inbox::{EnqueueOutcome, EventInfo, NewEvent, Source};
 pub use pending::PendingOauth;
-pub use queue::{
-    Claimed, EnqueueOutcome, EventInfo, Lease, NewEvent, RunFilter, RunInfo, RunStatus, Source,
-};
+pub use queue::{Claimed, Lease};
 pub use retention::Retention;
+pub use runs::{RunFilter, RunInfo, RunStatus};
 pub use schedule::{MissedSlots, Schedule, SlotDecision};
 pub use telemetry::{ApiUsageReading, Telemetry};
 

@@ -8,7 +8,7 @@ use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use sqlx::Row;
 
-use crate::queue::{insert_event, EnqueueOutcome, NewEvent};
+use crate::inbox::{insert_event, EnqueueOutcome, NewEvent};
 use crate::{Result, Store};
 
 /// What to do about slots that passed while nothing ran (flowbot was stopped).
