@@ -174,3 +174,188 @@ async fn an_interrupted_backfill_resumes_and_reconcile_repairs_drift() {
     assert!(stdout(&again).contains("everything is in sync"));
     assert_eq!(sf.sim.records("Account").len(), CUSTOMERS);
 }
+
+/// The simulators with `n` customers, the upsert template installed in a fresh store.
+async fn world(
+    n: usize,
+    long_names: usize,
+    sf_cfg: salesforce::SalesforceConfig,
+) -> (
+    flowbot_sandbox::Running<salesforce::SalesforceSim>,
+    flowbot_sandbox::Running<ecforce::EcforceSim>,
+    tempfile::TempDir,
+) {
+    let sf = salesforce::start(sf_cfg, 0).await.unwrap();
+    let ec = ecforce::start(Default::default(), 0).await.unwrap();
+    for i in 0..n {
+        // Account.Name takes 255 characters: these customers Salesforce refuses.
+        let name = if i < long_names {
+            "長".repeat(300)
+        } else {
+            format!("{i}")
+        };
+        let fields: Map<String, Value> = json!({
+            "email": format!("c{i}@example.jp"), "name01": "顧客", "name02": name,
+        })
+        .as_object()
+        .cloned()
+        .unwrap();
+        ec.sim.create_customer(&fields);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&StoreConfig::sqlite(dir.path())).await.unwrap();
+    install_template(
+        &store,
+        &flowbot_connectors::registry(),
+        FLOW,
+        &SyncApps::sandbox(&ec, &sf),
+        "test",
+    )
+    .await
+    .unwrap();
+    drop(store);
+    (sf, ec, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_saves_the_batch_and_says_how_to_resume_and_every_failure_is_kept() {
+    let (sf, _ec, dir) = world(450, 25, Default::default()).await;
+    let failures = dir.path().join("failed.jsonl");
+    let failures_arg = failures.to_str().unwrap().to_string();
+    let mut first = flowbot(
+        dir.path(),
+        &[
+            "backfill",
+            FLOW,
+            "--calls-per-minute",
+            "150",
+            "--failures-out",
+            &failures_arg,
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let stderr = BufReader::new(first.stderr.take().unwrap());
+    // Read to the end: the summary still writes to standard error after the signal.
+    for line in stderr.lines().map_while(Result::ok) {
+        if line.starts_with("batch 1 saved") {
+            // SAFETY: kill(2) with the child's own pid.
+            unsafe { libc::kill(first.id() as i32, libc::SIGINT) };
+        }
+    }
+    let out = first.wait_with_output().unwrap();
+    let report = stdout(&out);
+    assert_eq!(out.status.code(), Some(3), "stopped early: {report}");
+    assert!(report.contains("stopped early: interrupted"), "{report}");
+    assert!(
+        report.contains(&format!("to resume: flowbot backfill {FLOW}")),
+        "{report}"
+    );
+    let calls = |op: &str| sf.sim.stats()["calls"][op].as_u64().unwrap_or(0);
+    assert_eq!(
+        calls("collection_upsert"),
+        1,
+        "the batch in flight finished, no more"
+    );
+
+    let resumed = flowbot(
+        dir.path(),
+        &["backfill", FLOW, "--failures-out", &failures_arg],
+    )
+    .output()
+    .unwrap();
+    let report = stdout(&resumed);
+    assert_eq!(
+        resumed.status.code(),
+        Some(1),
+        "25 customers failed: {report}"
+    );
+    assert!(report.contains("customers failed:   25"), "{report}");
+    assert!(report.contains("… and 5 more"), "{report}");
+    let kept = std::fs::read_to_string(&failures).unwrap();
+    assert_eq!(kept.lines().count(), 25, "every failure in the file");
+    assert!(kept.contains("STRING_TOO_LONG"), "{kept}");
+    assert_eq!(sf.sim.records("Account").len(), 425);
+
+    // Reconcile: the 25 are drift until a repair finds Salesforce refuses them; from then
+    // on they are listed apart, and everything that can be in sync is.
+    let before = flowbot(dir.path(), &["reconcile", FLOW]).output().unwrap();
+    assert_eq!(before.status.code(), Some(1), "{}", stdout(&before));
+    let fix = flowbot(dir.path(), &["reconcile", FLOW, "--fix"])
+        .output()
+        .unwrap();
+    let report = stdout(&fix);
+    assert_eq!(fix.status.code(), Some(0), "{report}");
+    assert_eq!(
+        report.matches("cannot be synced: customer").count(),
+        25,
+        "{report}"
+    );
+    let after = flowbot(dir.path(), &["reconcile", FLOW]).output().unwrap();
+    let report = stdout(&after);
+    assert_eq!(after.status.code(), Some(0), "{report}");
+    assert!(
+        report.contains("cannot be synced (Salesforce refuses them"),
+        "{report}"
+    );
+    assert_eq!(
+        report.matches("    refused   customer").count(),
+        25,
+        "{report}"
+    );
+    assert!(report.contains("missing in Salesforce: 0"), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconcile_out_of_budget_says_what_it_repaired_and_counts_every_page() {
+    // Queries answer 100 records a page: reading 300 Accounts takes three calls.
+    let cfg = salesforce::SalesforceConfig {
+        query_batch_size: 100,
+        ..Default::default()
+    };
+    let (sf, _ec, dir) = world(300, 0, cfg).await;
+    let done = flowbot(dir.path(), &["backfill", FLOW]).output().unwrap();
+    assert!(done.status.success(), "{}", stdout(&done));
+    // 250 records deleted behind flowbot's back: two collection calls to repair.
+    for a in sf.sim.records("Account").iter().take(250) {
+        sf.sim
+            .delete_record_quietly("Account", a["Id"].as_str().unwrap());
+    }
+    let usage = || sf.sim.stats()["api_usage"].as_u64().unwrap();
+    let before = usage();
+    // Budget 2: the read (one query of one page now: 50 records) and one repair call.
+    let out = flowbot(
+        dir.path(),
+        &["reconcile", FLOW, "--fix", "--max-api-calls", "2"],
+    )
+    .output()
+    .unwrap();
+    let report = stdout(&out);
+    assert_eq!(out.status.code(), Some(3), "{report}");
+    assert!(report.contains("repaired: 200"), "{report}");
+    assert!(report.contains("stopped early"), "{report}");
+    assert!(report.contains("200 of 250 repaired so far"), "{report}");
+    assert!(report.contains("to resume: flowbot reconcile"), "{report}");
+    assert_eq!(usage() - before, 2, "the budget held");
+    // Now 250 records: the read takes three pages, so a budget of 3 leaves nothing for
+    // a repair and the run says so rather than overspending.
+    let before = usage();
+    let out = flowbot(
+        dir.path(),
+        &["reconcile", FLOW, "--fix", "--max-api-calls", "3"],
+    )
+    .output()
+    .unwrap();
+    let report = stdout(&out);
+    assert_eq!(out.status.code(), Some(3), "{report}");
+    assert!(report.contains("repaired: 0"), "{report}");
+    assert_eq!(usage() - before, 3, "three pages read, no repair: {report}");
+    let out = flowbot(dir.path(), &["reconcile", FLOW, "--fix"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(stdout(&out).contains("repaired: 50"), "{}", stdout(&out));
+    assert_eq!(sf.sim.records("Account").len(), 300);
+}

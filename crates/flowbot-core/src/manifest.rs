@@ -88,6 +88,9 @@ pub struct FieldSpec {
     /// The allowed values of a `select`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub choices: Vec<String>,
+    /// The most items a `list` may hold in one call (e.g. a collection call's records).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_items: Option<usize>,
 }
 
 impl FieldSpec {
@@ -101,7 +104,13 @@ impl FieldSpec {
             help: Text::new("", ""),
             default: None,
             choices: Vec::new(),
+            max_items: None,
         }
+    }
+
+    pub fn max_items(mut self, n: usize) -> Self {
+        self.max_items = Some(n);
+        self
     }
 
     pub fn required(mut self) -> Self {

@@ -8,6 +8,7 @@
 //! depends on the engine, never the other way).
 
 pub mod notify;
+pub mod sync;
 pub mod worker;
 
 pub use worker::{EngineError, FlowCache, Worker, WorkerConfig, WorkerStats};

@@ -122,6 +122,7 @@ impl SalesforceConnector {
         let (_, mut page) = self.call(c, Method::GET, &path, None).await?;
         let total = page.get("totalSize").cloned().unwrap_or(json!(0));
         let mut records: Vec<Value> = take_records(&mut page);
+        let mut pages = 1u64;
         while page.get("done") == Some(&Value::Bool(false)) {
             let Some(next) = page
                 .get("nextRecordsUrl")
@@ -131,10 +132,13 @@ impl SalesforceConnector {
                 break;
             };
             let (_, p) = self.call(c, Method::GET, &next, None).await?;
+            pages += 1;
             page = p;
             records.extend(take_records(&mut page));
         }
-        Ok(json!({ "totalSize": total, "done": true, "records": records, "soql": soql }))
+        Ok(
+            json!({ "totalSize": total, "done": true, "records": records, "soql": soql, "pages": pages }),
+        )
     }
 
     pub(super) async fn collection(

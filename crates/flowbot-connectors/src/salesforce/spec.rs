@@ -43,6 +43,14 @@ pub(super) fn query_outputs() -> Vec<OutputSpec> {
     vec![
         OutputSpec::new("totalSize", FieldKind::Integer, t("Records found", "件数")),
         OutputSpec::new("records", FieldKind::List, t("Records", "レコード")),
+        OutputSpec::new(
+            "pages",
+            FieldKind::Integer,
+            t(
+                "API calls the query took",
+                "クエリにかかった API 呼び出し数",
+            ),
+        ),
     ]
 }
 
@@ -82,6 +90,7 @@ pub(super) fn manifest() -> AppManifest {
     let records_input = || {
         FieldSpec::new("records", FieldKind::List, t("Records", "レコード"))
             .required()
+            .max_items(COLLECTION_LIMIT)
             .help(
                 "Up to 200 records, each a mapping of fields",
                 "最大200件。各レコードは項目の対応表",
