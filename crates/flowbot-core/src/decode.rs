@@ -3,6 +3,10 @@
 //! serde_yaml gives the typed values (a quoted "0" stays a string, 0 a number) and syntax
 //! errors with positions; the decoder walks those values by hand so that it can keep going
 //! after a problem and report them all, each at the position [`Positions`] knows for its path.
+//!
+//! One concern, kept in one file on purpose: every key of the format is read here, next to
+//! the others, so that a new key, its error messages and its "did you mean" stay together;
+//! splitting by step kind would scatter the shared walking and reporting.
 
 use std::time::Duration;
 
