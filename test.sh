@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test suite, on a fresh machine with only Rust and Debian's package tools: installs
 # what the tests need when it is missing (cargo-nextest, Chromium and its driver, CJK
-# fonts), starts PostgreSQL when it is installed but down, and runs every test. Without a
-# PostgreSQL installation the PostgreSQL variants are skipped, and this says so.
+# fonts, an OpenAPI validator from npm), starts PostgreSQL when it is installed but down,
+# and runs every test. Without a PostgreSQL installation the PostgreSQL variants are
+# skipped, and this says so.
 # Extra arguments go to `cargo nextest run` (e.g. `./test.sh --test acceptance`).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -36,6 +37,15 @@ if ! command -v chromedriver >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi
 fi
 chromium --version
 chromedriver --version
+
+say "OpenAPI validator for the API description test"
+# An independent check of /api/v1/openapi.json against the OpenAPI 3.1 specification.
+if ! [ -f target/npm/node_modules/@seriousme/openapi-schema-validator/index.js ]; then
+  command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+  npm install --prefix target/npm --no-save --no-audit --no-fund \
+    @seriousme/openapi-schema-validator@2.11.0 >/dev/null
+fi
+node --version
 
 say "PostgreSQL"
 if [ -n "${TEST_DATABASE_URL:-}" ]; then

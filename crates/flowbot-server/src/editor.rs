@@ -6,8 +6,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
-use axum::routing::{get, post, put};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use flowbot_core::model::StepKind;
 use flowbot_core::template::{render_value, Scope};
 use flowbot_core::{check, ActionCall, Connection, Flow};
@@ -17,26 +16,104 @@ use serde_json::{json, Value};
 use crate::api::{diagnostics, import_yaml};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson, ApiQuery};
+use crate::routes::{op, Routes};
 use crate::AppState;
 
 type ApiResult<T = Json<Value>> = Result<T, ApiError>;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/editor/parse", post(parse))
-        .route("/api/v1/editor/yaml", post(to_yaml))
-        .route("/api/v1/editor/values", post(values))
-        .route("/api/v1/editor/test-step", post(test_step))
-        .route("/api/v1/flows/{id}/samples", get(samples))
-        .route("/api/v1/flows/{id}/samples/{step}", put(put_sample))
-        .route(
-            "/api/v1/flows/{id}/samples/trigger/fetch",
-            post(fetch_trigger),
+pub fn routes() -> Routes {
+    Routes::default()
+        .add(
+            op(
+                "post",
+                "/api/v1/editor/parse",
+                "A flow file as the editor's document, with its problems",
+            ),
+            parse,
         )
-        .route("/api/v1/flows/{id}/diff", get(diff))
-        .route("/api/v1/flows/{id}/versions/{v}/restore", post(restore))
-        .route("/api/v1/connections/{id}/describe", get(describe))
-        .route("/api/v1/apps/{app}/describe", get(describe_app))
+        .add(
+            op(
+                "post",
+                "/api/v1/editor/yaml",
+                "The editor's document as a flow file, with its problems",
+            ),
+            to_yaml,
+        )
+        .add(
+            op(
+                "post",
+                "/api/v1/editor/values",
+                "The obtained values available at a step, with samples",
+            ),
+            values,
+        )
+        .add(
+            op(
+                "post",
+                "/api/v1/editor/test-step",
+                "Run one step with the samples of the steps before it",
+            ),
+            test_step,
+        )
+        .add(
+            op(
+                "get",
+                "/api/v1/flows/{id}/samples",
+                "The flow's sample values",
+            ),
+            samples,
+        )
+        .add(
+            op(
+                "put",
+                "/api/v1/flows/{id}/samples/{step}",
+                "Enter a sample (the trigger's, or a step's)",
+            ),
+            put_sample,
+        )
+        .add(
+            op(
+                "post",
+                "/api/v1/flows/{id}/samples/trigger/fetch",
+                "Take the newest object the trigger's app offers as the trigger's sample",
+            ),
+            fetch_trigger,
+        )
+        .add(
+            op(
+                "get",
+                "/api/v1/flows/{id}/diff",
+                "A line diff between two versions",
+            )
+            .query(&[("from", "a version number"), ("to", "a version number")]),
+            diff,
+        )
+        .add(
+            op(
+                "post",
+                "/api/v1/flows/{id}/versions/{v}/restore",
+                "Make an old version current again",
+            ),
+            restore,
+        )
+        .add(
+            op(
+                "get",
+                "/api/v1/connections/{id}/describe",
+                "The app's objects, or an object's fields",
+            )
+            .query(&[("object", "an object's API name: its fields")]),
+            describe,
+        )
+        .add(
+            op(
+                "get",
+                "/api/v1/apps/{app}/describe",
+                "Objects and fields an app knows without a connection",
+            )
+            .query(&[("object", "an object's name: its fields")]),
+            describe_app,
+        )
 }
 
 /// The comment lines at the top of a flow file: kept when the forms rewrite the rest.

@@ -14,6 +14,7 @@ mod editor;
 mod error;
 mod ingress;
 pub mod openapi;
+pub mod routes;
 mod ui;
 
 use std::sync::Arc;
@@ -92,26 +93,68 @@ impl AppState {
     }
 }
 
+/// Every route that needs a caller, described.
+fn protected_routes() -> routes::Routes {
+    api::protected().merge(editor::routes()).add(
+        routes::op("get", "/metrics", "Prometheus metrics (OpenMetrics text)")
+            .answers("application/openmetrics-text", 200),
+        metrics,
+    )
+}
+
+/// Every route open to anyone, described.
+fn public_routes() -> routes::Routes {
+    use routes::op;
+    api::public()
+        .add(
+            op("get", "/healthz", "Liveness")
+                .public()
+                .answers("text/plain", 200),
+            healthz,
+        )
+        .add(
+            op("get", "/readyz", "Readiness (the database answers)")
+                .public()
+                .answers("text/plain", 200),
+            readyz,
+        )
+        .add_routed(
+            op(
+                "post",
+                "/hooks/{flow_id}/{token}",
+                "Webhook ingress: the event and its run are stored before the answer",
+            )
+            .public()
+            .body(Some("application/json"))
+            .answers("application/json", 202),
+            // Ingress applies the size limit itself, so an oversized body is answered 413
+            // rather than cut off mid-upload.
+            post(ingress::webhook).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+}
+
+/// What the API description lists: every route of the router, from the same table.
+pub fn route_docs() -> Vec<routes::RouteDoc> {
+    let mut docs = protected_routes().docs;
+    docs.extend(public_routes().docs);
+    docs
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
 pub fn router(state: AppState) -> Router {
-    let protected = api::protected()
-        .merge(editor::routes())
-        .route("/metrics", get(metrics))
+    let protected = protected_routes()
+        .router
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_auth,
         ));
     Router::new()
         .merge(protected)
-        .merge(api::public())
+        .merge(public_routes().router)
         .merge(ui::router())
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route(
-            "/hooks/{flow_id}/{token}",
-            // Ingress applies the size limit itself, so an oversized body is answered 413
-            // rather than cut off mid-upload.
-            post(ingress::webhook).layer(axum::extract::DefaultBodyLimit::disable()),
-        )
         .fallback(not_found)
         .layer(axum::middleware::map_response_with_state(
             state.clone(),

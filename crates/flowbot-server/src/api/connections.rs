@@ -6,33 +6,37 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::ApiResult;
 use crate::auth::{self, Caller};
 use crate::error::{ApiError, ApiJson, ApiQuery};
+use crate::routes::{op, Routes};
 use crate::AppState;
 
 /// Open to anyone: where an app's approval page sends the browser back.
-pub(super) fn public_routes() -> Router<AppState> {
-    Router::new().route("/oauth/callback", get(oauth_callback))
+pub(super) fn public_routes() -> Routes {
+    Routes::default().add(
+        op(
+            "get",
+            "/oauth/callback",
+            "Where an app's OAuth approval page sends the browser back",
+        )
+        .public(),
+        oauth_callback,
+    )
 }
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/connections",
-            get(list_connections).post(create_connection),
-        )
-        .route(
-            "/api/v1/connections/{id}",
-            axum::routing::put(update_connection).delete(delete_connection),
-        )
-        .route("/api/v1/connections/{id}/test", post(test_connection))
-        .route("/api/v1/connections/{id}/oauth/start", post(oauth_start))
+pub(super) fn routes() -> Routes {
+    Routes::default()
+        .add(op("get", "/api/v1/connections", "List connections (never their secrets)"), list_connections)
+        .add(op("post", "/api/v1/connections", "Create a connection"), create_connection)
+        .add(op("put", "/api/v1/connections/{id}", "Update a connection (unsent settings keep their value)"), update_connection)
+        .add(op("delete", "/api/v1/connections/{id}", "Delete a connection"), delete_connection)
+        .add(op("post", "/api/v1/connections/{id}/test", "Test a connection"), test_connection)
+        .add(op("post", "/api/v1/connections/{id}/oauth/start", "Start connecting an app through OAuth (authorization code with PKCE): the approval page's URL"), oauth_start)
 }
 
 // ---- connections (secrets are write-only) ----

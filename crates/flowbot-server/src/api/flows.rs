@@ -5,8 +5,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use flowbot_core::check;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -14,24 +13,114 @@ use serde_json::{json, Value};
 use super::ApiResult;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson, ApiQuery};
+use crate::routes::{op, Routes};
 use crate::AppState;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/flows", get(list_flows).post(import_flow))
-        .route("/api/v1/flows/{id}", get(get_flow).delete(delete_flow))
-        .route("/api/v1/flows/{id}/export", get(export_flow))
-        .route("/api/v1/flows/{id}/versions", get(flow_versions))
-        .route("/api/v1/flows/{id}/enable", post(enable_flow))
-        .route("/api/v1/flows/{id}/disable", post(disable_flow))
-        .route("/api/v1/flows/{id}/token", post(regenerate_token))
-        .route("/api/v1/flows/{id}/connections", post(bind_connection))
-        .route("/api/v1/flows/{id}/rerun-failed", post(rerun_failed))
-        .route("/api/v1/flows/{id}/test-trigger", post(test_trigger))
-        .route("/api/v1/templates", get(list_templates))
-        .route("/api/v1/templates/{id}/import", post(import_template))
-        .route("/api/v1/apps", get(list_apps))
-        .route("/api/v1/validate", post(validate_flow))
+pub(super) fn routes() -> Routes {
+    Routes::default()
+        .add(op("get", "/api/v1/flows", "List flows"), list_flows)
+        .add(
+            op(
+                "post",
+                "/api/v1/flows",
+                "Import a flow (YAML); problems come back with line and column",
+            )
+            .body(Some("application/yaml"))
+            .answers("application/json", 201),
+            import_flow,
+        )
+        .add(
+            op(
+                "get",
+                "/api/v1/flows/{id}",
+                "A flow with its YAML and webhook path",
+            ),
+            get_flow,
+        )
+        .add(
+            op(
+                "delete",
+                "/api/v1/flows/{id}",
+                "Delete a flow and its history",
+            ),
+            delete_flow,
+        )
+        .add(
+            op("get", "/api/v1/flows/{id}/export", "The flow's YAML")
+                .answers("application/yaml", 200),
+            export_flow,
+        )
+        .add(
+            op("get", "/api/v1/flows/{id}/versions", "The flow's versions"),
+            flow_versions,
+        )
+        .add(
+            op(
+                "post",
+                "/api/v1/flows/{id}/enable",
+                "Turn the trigger ON (after checking the flow and its connections)",
+            ),
+            enable_flow,
+        )
+        .add(
+            op("post", "/api/v1/flows/{id}/disable", "Turn the trigger OFF"),
+            disable_flow,
+        )
+        .add(
+            op(
+                "post",
+                "/api/v1/flows/{id}/token",
+                "Regenerate the webhook token",
+            ),
+            regenerate_token,
+        )
+        .add(
+            op(
+                "post",
+                "/api/v1/flows/{id}/connections",
+                "Choose the connection for a slot",
+            ),
+            bind_connection,
+        )
+        .add(
+            op(
+                "post",
+                "/api/v1/flows/{id}/rerun-failed",
+                "Re-run every failed run from its failed step",
+            ),
+            rerun_failed,
+        )
+        .add(
+            op(
+                "post",
+                "/api/v1/flows/{id}/test-trigger",
+                "Wait for the next webhook request and show what the flow receives",
+            )
+            .query(&[("wait", "seconds to wait, 1 to 300 (60)")])
+            .body(None),
+            test_trigger,
+        )
+        .add(
+            op("get", "/api/v1/templates", "List the built-in templates"),
+            list_templates,
+        )
+        .add(
+            op("post", "/api/v1/templates/{id}/import", "Import a template"),
+            import_template,
+        )
+        .add(
+            op("get", "/api/v1/apps", "The apps and their manifests"),
+            list_apps,
+        )
+        .add(
+            op(
+                "post",
+                "/api/v1/validate",
+                "Check a flow file without saving it",
+            )
+            .body(Some("application/yaml")),
+            validate_flow,
+        )
 }
 
 // ---- flows ----

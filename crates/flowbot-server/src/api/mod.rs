@@ -9,21 +9,23 @@ mod runs;
 mod session;
 mod settings;
 
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::AppState;
+use crate::routes::{op, Routes};
 
 pub(crate) use flows::{diagnostics, import_yaml};
 
 type ApiResult<T = Json<Value>> = Result<T, ApiError>;
 
 /// Routes that need a caller; merged behind [`crate::auth::require_auth`].
-pub fn protected() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/openapi.json", get(crate::openapi::document))
+pub fn protected() -> Routes {
+    Routes::default()
+        .add(
+            op("get", "/api/v1/openapi.json", "This document"),
+            crate::openapi::document,
+        )
         .merge(session::routes())
         .merge(flows::routes())
         .merge(connections::routes())
@@ -32,8 +34,8 @@ pub fn protected() -> Router<AppState> {
 }
 
 /// Routes open to anyone: signing in, and the OAuth callback.
-pub fn public() -> Router<AppState> {
-    Router::new()
+pub fn public() -> Routes {
+    Routes::default()
         .merge(session::public_routes())
         .merge(connections::public_routes())
 }

@@ -2,23 +2,65 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use flowbot_store::{RunFilter, RunStatus};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::ApiResult;
 use crate::error::{ApiError, ApiJson, ApiQuery};
+use crate::routes::{op, Routes};
 use crate::AppState;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/runs", get(list_runs))
-        .route("/api/v1/runs/{id}", get(get_run))
-        .route("/api/v1/runs/{id}/rerun", post(rerun))
-        .route("/api/v1/runs/{id}/cancel", post(cancel))
-        .route("/api/v1/events", get(list_events))
+pub(super) fn routes() -> Routes {
+    Routes::default()
+        .add(
+            op(
+                "get",
+                "/api/v1/runs",
+                "List runs (filters: flow, status, since, until; paginated by before)",
+            )
+            .query(&[
+                ("flow", "a flow id"),
+                ("status", "queued, running, succeeded, failed or canceled"),
+                ("since", "created at or after (ms)"),
+                ("until", "created before (ms)"),
+                ("before", "runs older than this seq: the next page"),
+                ("limit", "at most this many (1 to 200)"),
+            ]),
+            list_runs,
+        )
+        .add(
+            op(
+                "get",
+                "/api/v1/runs/{id}",
+                "A run with every step's input, obtained values, timing and errors",
+            ),
+            get_run,
+        )
+        .add(
+            op(
+                "post",
+                "/api/v1/runs/{id}/rerun",
+                "Re-run from the failed step or from the start",
+            ),
+            rerun,
+        )
+        .add(
+            op(
+                "post",
+                "/api/v1/runs/{id}/cancel",
+                "Cancel a queued or running run",
+            ),
+            cancel,
+        )
+        .add(
+            op("get", "/api/v1/events", "The event inbox").query(&[
+                ("flow", "a flow id"),
+                ("limit", "at most this many (1 to 1000)"),
+            ]),
+            list_events,
+        )
 }
 
 // ---- runs and events ----

@@ -3,27 +3,48 @@
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::ApiResult;
 use crate::auth::{self, Caller};
 use crate::error::{ApiError, ApiJson};
+use crate::routes::{op, Routes};
 use crate::AppState;
 
 /// Open to anyone: signing in.
-pub(super) fn public_routes() -> Router<AppState> {
-    Router::new().route("/api/v1/login", post(login))
+pub(super) fn public_routes() -> Routes {
+    Routes::default().add(
+        op(
+            "post",
+            "/api/v1/login",
+            "Sign in; sets the session cookie and returns the CSRF token",
+        )
+        .public(),
+        login,
+    )
 }
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/me", get(me))
-        .route("/api/v1/logout", post(logout))
-        .route("/api/v1/tokens", get(list_tokens).post(create_token))
-        .route("/api/v1/tokens/{id}", axum::routing::delete(delete_token))
+pub(super) fn routes() -> Routes {
+    Routes::default()
+        .add(op("get", "/api/v1/me", "The signed-in user"), me)
+        .add(
+            op("post", "/api/v1/logout", "End the login session"),
+            logout,
+        )
+        .add(
+            op("get", "/api/v1/tokens", "List your API tokens"),
+            list_tokens,
+        )
+        .add(
+            op("post", "/api/v1/tokens", "Create an API token (shown once)"),
+            create_token,
+        )
+        .add(
+            op("delete", "/api/v1/tokens/{id}", "Delete an API token"),
+            delete_token,
+        )
 }
 
 // ---- login ----

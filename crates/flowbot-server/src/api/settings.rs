@@ -1,25 +1,48 @@
 //! Settings: the failure-notification channels.
 
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use serde_json::json;
 
 use super::ApiResult;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson};
+use crate::routes::{op, Routes};
 use crate::AppState;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/settings/notifications",
-            get(get_notifications).put(put_notifications),
+pub(super) fn routes() -> Routes {
+    Routes::default()
+        .add(
+            op(
+                "get",
+                "/api/v1/settings/notifications",
+                "Failure-notification channels",
+            ),
+            get_notifications,
         )
-        .route("/api/v1/settings/notifications/channels", post(add_channel))
-        .route(
-            "/api/v1/settings/notifications/channels/{index}",
-            axum::routing::delete(remove_channel),
+        .add(
+            op(
+                "put",
+                "/api/v1/settings/notifications",
+                "Set the failure-notification channels",
+            ),
+            put_notifications,
+        )
+        .add(
+            op(
+                "post",
+                "/api/v1/settings/notifications/channels",
+                "Add a failure-notification channel",
+            ),
+            add_channel,
+        )
+        .add(
+            op(
+                "delete",
+                "/api/v1/settings/notifications/channels/{index}",
+                "Remove a failure-notification channel",
+            ),
+            remove_channel,
         )
 }
 
