@@ -42,30 +42,7 @@ fn named(report: &str, kind: &str) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_backfill_resumes_and_reconcile_repairs_drift() {
-    let sf = salesforce::start(Default::default(), 0).await.unwrap();
-    let ec = ecforce::start(Default::default(), 0).await.unwrap();
-    for i in 0..CUSTOMERS {
-        let fields: Map<String, Value> = json!({
-            "email": format!("b{i}@example.jp"), "name01": "既存", "name02": format!("{i}"),
-        })
-        .as_object()
-        .cloned()
-        .unwrap();
-        ec.sim.create_customer(&fields);
-    }
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let store = Store::open(&StoreConfig::sqlite(dir.path())).await.unwrap();
-        install_template(
-            &store,
-            &flowbot_connectors::registry(),
-            FLOW,
-            &SyncApps::sandbox(&ec, &sf),
-            "test",
-        )
-        .await
-        .unwrap();
-    }
+    let (sf, ec, dir) = world(CUSTOMERS, 0, Default::default()).await;
 
     // Salesforce calls at most every 400 ms: the kill after the first saved batch lands
     // well before the second call.

@@ -74,16 +74,7 @@ async fn a_webhook_is_accepted_and_run_by_the_server_s_worker() {
             .spawn()
             .unwrap(),
     );
-    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
-    let addr = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.strip_prefix("flowbot serving on ")
-                .and_then(|r| r.split(' ').next())
-                .map(str::to_string)
-        })
-        .expect("the server prints its address");
+    let addr = serving_address(&mut server);
     let client = reqwest::Client::new();
     let health = client.get(format!("{addr}/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
@@ -371,6 +362,23 @@ async fn logged_values_cannot_forge_lines_or_colour_the_terminal() {
     assert_eq!(events, 1, "{json}");
 }
 
+/// The address a `flowbot serve` with piped standard error says it serves on. Standard
+/// error is read on to its end, so the server never blocks on a full pipe.
+fn serving_address(server: &mut Reaped) -> String {
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let addr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("flowbot serving on ")
+                .and_then(|r| r.split(' ').next())
+                .map(str::to_string)
+        })
+        .expect("the server prints its address");
+    std::thread::spawn(move || lines.for_each(drop));
+    addr
+}
+
 /// `flowbot serve` on PostgreSQL; its address once it listens.
 fn serve_on(data: &std::path::Path, url: &str) -> (Reaped, String) {
     let mut server = Reaped::new(
@@ -382,18 +390,7 @@ fn serve_on(data: &std::path::Path, url: &str) -> (Reaped, String) {
             .spawn()
             .unwrap(),
     );
-    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
-    let addr = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.strip_prefix("flowbot serving on ")
-                .and_then(|r| r.split(' ').next())
-                .map(str::to_string)
-        })
-        .expect("the server prints its address");
-    // Keep reading, so the server never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
+    let addr = serving_address(&mut server);
     (server, addr)
 }
 

@@ -116,10 +116,9 @@ async fn every_api_route_refuses_a_caller_without_session_or_token() {
     assert!(routes.len() > 50, "{} routes", routes.len());
     for d in routes.iter().filter(|d| d.access == Access::Caller) {
         let method = d.method;
-        let path = d
-            .path_params()
-            .iter()
-            .fold(d.path.to_string(), |p, name| p.replace(&format!("{{{name}}}"), "x"));
+        let path = d.path_params().iter().fold(d.path.to_string(), |p, name| {
+            p.replace(&format!("{{{name}}}"), "x")
+        });
         let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let r = a
             .http

@@ -86,8 +86,6 @@ impl SalesforceConnector {
         c: &Connection,
         slot: &mut Slot,
     ) -> Result<Session, ActionError> {
-        let domain = need(c, "my_domain_url")?.trim_end_matches('/');
-        let url = format!("{domain}/services/oauth2/token");
         let client_id = need(c, "client_id")?;
         let mut form: Vec<(&str, String)> = Vec::new();
         match setting(c, "auth").unwrap_or("client_credentials") {
@@ -126,27 +124,7 @@ impl SalesforceConnector {
                 )))
             }
         }
-        let parsed = reqwest::Url::parse(&url).map_err(|e| {
-            ActionError::fatal(format!("the connection's my_domain_url is not a URL: {e}"))
-        })?;
-        let resp = self
-            .client
-            .post(parsed.clone())
-            .timeout(Duration::from_secs(30))
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| transport_error(&Method::POST, &parsed, e))?;
-        let status = resp.status();
-        let retry = retry_after(resp.headers());
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| transport_error(&Method::POST, &parsed, e))?;
-        if !status.is_success() {
-            return Err(sign_in_error(&c.name, &url, status, &bytes).with_retry_after(retry));
-        }
-        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let body = self.token_request(c, &form).await?;
         if let Some(rotated) = body.get("refresh_token").and_then(Value::as_str) {
             // Rotation retires the old refresh token: only the new one works from now on.
             slot.refresh_token = Some(rotated.to_string());
@@ -166,6 +144,37 @@ impl SalesforceConnector {
                 "Salesforce's token answer had no access_token or instance_url",
             )),
         }
+    }
+
+    /// POST a form to the org's token endpoint; its JSON answer, or why it refused.
+    pub(super) async fn token_request(
+        &self,
+        c: &Connection,
+        form: &[(&str, impl serde::Serialize)],
+    ) -> Result<Value, ActionError> {
+        let domain = need(c, "my_domain_url")?.trim_end_matches('/');
+        let url = format!("{domain}/services/oauth2/token");
+        let parsed = reqwest::Url::parse(&url).map_err(|e| {
+            ActionError::fatal(format!("the connection's my_domain_url is not a URL: {e}"))
+        })?;
+        let resp = self
+            .client
+            .post(parsed.clone())
+            .timeout(Duration::from_secs(30))
+            .form(form)
+            .send()
+            .await
+            .map_err(|e| transport_error(&Method::POST, &parsed, e))?;
+        let status = resp.status();
+        let retry = retry_after(resp.headers());
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| transport_error(&Method::POST, &parsed, e))?;
+        if !status.is_success() {
+            return Err(sign_in_error(&c.name, &url, status, &bytes).with_retry_after(retry));
+        }
+        Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 }
 #[derive(serde::Serialize)]

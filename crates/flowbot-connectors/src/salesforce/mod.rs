@@ -8,15 +8,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use flowbot_core::manifest::AppManifest;
 use flowbot_core::{ActionCall, ActionError, ApiUsage, Connection, Connector};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Map, Value};
-
-use crate::http::transport_error;
 
 mod api;
 mod auth;
@@ -304,11 +301,6 @@ impl Connector for SalesforceConnector {
         r: &flowbot_core::OAuthRequest<'_>,
         code: &str,
     ) -> Result<Map<String, Value>, ActionError> {
-        let domain = need(c, "my_domain_url")?.trim_end_matches('/');
-        let url = format!("{domain}/services/oauth2/token");
-        let parsed = reqwest::Url::parse(&url).map_err(|e| {
-            ActionError::fatal(format!("the connection's my_domain_url is not a URL: {e}"))
-        })?;
         let form = [
             ("grant_type", "authorization_code"),
             ("code", code),
@@ -320,23 +312,7 @@ impl Connector for SalesforceConnector {
             ),
             ("code_verifier", r.code_verifier),
         ];
-        let resp = self
-            .client
-            .post(parsed.clone())
-            .timeout(Duration::from_secs(30))
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| transport_error(&Method::POST, &parsed, e))?;
-        let status = resp.status();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| transport_error(&Method::POST, &parsed, e))?;
-        if !status.is_success() {
-            return Err(sign_in_error(&c.name, &url, status, &bytes));
-        }
-        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let body = self.token_request(c, &form).await?;
         let refresh = body
             .get("refresh_token")
             .and_then(Value::as_str)
