@@ -394,7 +394,7 @@ struct Attack {
 }
 
 /// `n` slow clients — a third silent, a third trickling headers, a third trickling a
-/// webhook body — each reconnecting when cut off, for `length`; meanwhile a health check
+/// webhook body — each reconnecting 200 ms after it is cut off, for `length`; meanwhile a health check
 /// every half second and a real customer webhook every three seconds.
 async fn slowloris(fb: &Flowbot, hook: &str, ids: &[u64], n: usize, length: Duration) -> Attack {
     let addr = fb.url.trim_start_matches("http://").to_string();
@@ -439,7 +439,7 @@ async fn slowloris(fb: &Flowbot, hook: &str, ids: &[u64], n: usize, length: Dura
                     }
                     if !alive {
                         cut.fetch_add(1, Ordering::Relaxed);
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                 }
             })
