@@ -28,7 +28,8 @@ pub fn routes() -> Routes {
                 "post",
                 "/api/v1/editor/parse",
                 "A flow file as the editor's document, with its problems",
-            ),
+            )
+            .json_body::<YamlBody>(),
             parse,
         )
         .add(
@@ -36,7 +37,8 @@ pub fn routes() -> Routes {
                 "post",
                 "/api/v1/editor/yaml",
                 "The editor's document as a flow file, with its problems",
-            ),
+            )
+            .json_body::<DocBody>(),
             to_yaml,
         )
         .add(
@@ -44,7 +46,8 @@ pub fn routes() -> Routes {
                 "post",
                 "/api/v1/editor/values",
                 "The obtained values available at a step, with samples",
-            ),
+            )
+            .json_body::<ValuesBody>(),
             values,
         )
         .add(
@@ -52,7 +55,8 @@ pub fn routes() -> Routes {
                 "post",
                 "/api/v1/editor/test-step",
                 "Run one step with the samples of the steps before it",
-            ),
+            )
+            .json_body::<TestStepBody>(),
             test_step,
         )
         .add(
@@ -76,7 +80,8 @@ pub fn routes() -> Routes {
                 "post",
                 "/api/v1/flows/{id}/samples/trigger/fetch",
                 "Take the newest object the trigger's app offers as the trigger's sample",
-            ),
+            )
+            .json_body::<FetchBody>(),
             fetch_trigger,
         )
         .add(
@@ -124,7 +129,7 @@ fn header_of(yaml: &str) -> String {
         .collect()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 struct YamlBody {
     yaml: String,
 }
@@ -148,7 +153,7 @@ async fn parse(State(s): State<AppState>, ApiJson(b): ApiJson<YamlBody>) -> ApiR
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 struct DocBody {
     doc: Value,
     #[serde(default)]
@@ -209,7 +214,7 @@ fn leaves(prefix: &str, v: &Value, depth: usize, out: &mut Vec<(String, Value)>)
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 struct ValuesBody {
     yaml: String,
     step_id: String,
@@ -301,7 +306,7 @@ fn declared_outputs(s: &AppState, flow: &Flow, name: &str) -> (String, Vec<(Stri
     (title, outs)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 struct TestStepBody {
     yaml: String,
     step_id: String,
@@ -513,7 +518,7 @@ async fn put_sample(
     Ok(Json(json!({ "saved": true })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 struct FetchBody {
     yaml: String,
     #[serde(default)]

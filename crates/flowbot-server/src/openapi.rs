@@ -4,6 +4,8 @@
 //! call it.
 
 use axum::Json;
+use schemars::generate::SchemaSettings;
+use schemars::SchemaGenerator;
 use serde_json::{json, Map, Value};
 
 use crate::routes::{Access, RouteDoc};
@@ -20,7 +22,7 @@ fn error_answer(what: &str) -> Value {
     })
 }
 
-fn operation(d: &RouteDoc) -> Value {
+fn operation(d: &RouteDoc, g: &mut SchemaGenerator) -> Value {
     let mut parameters: Vec<Value> = d
         .path_params()
         .into_iter()
@@ -52,7 +54,11 @@ fn operation(d: &RouteDoc) -> Value {
         op["parameters"] = json!(parameters);
     }
     if let Some(body) = d.body {
-        op["requestBody"] = json!({ "required": true, "content": { body: { "schema": {} } } });
+        let schema = d
+            .body_schema
+            .map(|f| f(g).to_value())
+            .unwrap_or_else(|| json!({}));
+        op["requestBody"] = json!({ "required": true, "content": { body: { "schema": schema } } });
     }
     if d.access == Access::Caller {
         op["security"] = json!([{ "session": [] }, { "bearer": [] }]);
@@ -61,11 +67,17 @@ fn operation(d: &RouteDoc) -> Value {
 }
 
 pub fn build(docs: &[RouteDoc]) -> Value {
+    // JSON Schema 2020-12, as OpenAPI 3.1 uses, with named types under components.
+    let mut settings = SchemaSettings::draft2020_12();
+    settings.definitions_path = "/components/schemas".into();
+    let mut g = settings.into_generator();
     let mut paths: Map<String, Value> = Map::new();
     for d in docs {
         let entry = paths.entry(d.path.to_string()).or_insert_with(|| json!({}));
-        entry[d.method] = operation(d);
+        entry[d.method] = operation(d, &mut g);
     }
+    let mut schemas: Map<String, Value> = g.take_definitions(true).into_iter().collect();
+    schemas.insert("Error".into(), error_schema());
     json!({
         "openapi": "3.1.0",
         "info": { "title": "flowbot API", "version": env!("CARGO_PKG_VERSION") },
@@ -76,21 +88,24 @@ pub fn build(docs: &[RouteDoc]) -> Value {
                              "description": "Unsafe methods also need the X-CSRF-Token header" },
                 "bearer": { "type": "http", "scheme": "bearer" },
             },
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": { "error": {
-                        "type": "object",
-                        "required": ["code", "message"],
-                        "properties": {
-                            "code": { "type": "string" },
-                            "message": { "type": "string" },
-                            "diagnostics": { "type": "array", "items": { "type": "object" } },
-                        },
-                    } },
-                },
-            },
+            "schemas": schemas,
         },
+    })
+}
+
+/// The envelope every refusal answers in (`error::ApiError`).
+fn error_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["error"],
+        "properties": { "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": { "type": "string" },
+                "message": { "type": "string" },
+                "diagnostics": { "type": "array", "items": { "type": "object" } },
+            },
+        } },
     })
 }

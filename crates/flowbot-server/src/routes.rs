@@ -6,6 +6,7 @@
 use axum::handler::Handler;
 use axum::routing::MethodRouter;
 use axum::Router;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 use crate::AppState;
 
@@ -29,8 +30,18 @@ pub struct RouteDoc {
     pub query: &'static [(&'static str, &'static str)],
     /// The request body's media type, when the route takes one.
     pub body: Option<&'static str>,
+    /// The body's schema, derived from the Rust type the handler reads it into.
+    pub body_schema: Option<SchemaFn>,
     /// What a successful answer is (media type, status).
     pub answer: (&'static str, u16),
+}
+
+/// Writes a type's JSON Schema into the document's generator (named types become
+/// `#/components/schemas/…` references).
+pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
+
+fn schema_of<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
+    g.subschema_for::<T>()
 }
 
 /// A route's description, to be given its handler by [`Routes::add`].
@@ -43,6 +54,7 @@ pub fn op(method: &'static str, path: &'static str, summary: &'static str) -> Ro
         summary,
         query: &[],
         body,
+        body_schema: None,
         answer: ("application/json", 200),
     }
 }
@@ -55,6 +67,13 @@ impl RouteDoc {
 
     pub fn query(mut self, q: &'static [(&'static str, &'static str)]) -> Self {
         self.query = q;
+        self
+    }
+
+    /// A JSON body read into `T`: its schema is derived from the type.
+    pub fn json_body<T: JsonSchema>(mut self) -> Self {
+        self.body = Some("application/json");
+        self.body_schema = Some(schema_of::<T>);
         self
     }
 

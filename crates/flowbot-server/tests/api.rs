@@ -158,6 +158,18 @@ async fn every_api_route_refuses_a_caller_without_session_or_token() {
             .collect();
         assert_eq!(declared, d.path_params(), "{} {}", d.method, d.path);
     }
+    // Request bodies carry the schema of the type their handler reads them into.
+    let login = &doc["paths"]["/api/v1/login"]["post"]["requestBody"]["content"]
+        ["application/json"]["schema"];
+    assert_eq!(login["$ref"], "#/components/schemas/LoginBody", "{login}");
+    let schema = &doc["components"]["schemas"]["LoginBody"];
+    assert_eq!(
+        schema["required"],
+        json!(["username", "password"]),
+        "{schema}"
+    );
+    let typed = routes.iter().filter(|d| d.body_schema.is_some()).count();
+    assert!(typed >= 10, "{typed} request bodies have a schema");
     assert_valid_openapi(&doc);
 }
 

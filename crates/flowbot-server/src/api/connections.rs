@@ -32,8 +32,8 @@ pub(super) fn public_routes() -> Routes {
 pub(super) fn routes() -> Routes {
     Routes::default()
         .add(op("get", "/api/v1/connections", "List connections (never their secrets)"), list_connections)
-        .add(op("post", "/api/v1/connections", "Create a connection"), create_connection)
-        .add(op("put", "/api/v1/connections/{id}", "Update a connection (unsent settings keep their value)"), update_connection)
+        .add(op("post", "/api/v1/connections", "Create a connection").json_body::<ConnectionBody>(), create_connection)
+        .add(op("put", "/api/v1/connections/{id}", "Update a connection (unsent settings keep their value)").json_body::<ConnectionBody>(), update_connection)
         .add(op("delete", "/api/v1/connections/{id}", "Delete a connection"), delete_connection)
         .add(op("post", "/api/v1/connections/{id}/test", "Test a connection"), test_connection)
         .add(op("post", "/api/v1/connections/{id}/oauth/start", "Start connecting an app through OAuth (authorization code with PKCE): the approval page's URL"), oauth_start)
@@ -41,7 +41,7 @@ pub(super) fn routes() -> Routes {
 
 // ---- connections (secrets are write-only) ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 struct ConnectionBody {
     name: String,
     app: String,

@@ -79,7 +79,8 @@ pub(super) fn routes() -> Routes {
                 "post",
                 "/api/v1/flows/{id}/connections",
                 "Choose the connection for a slot",
-            ),
+            )
+            .json_body::<BindBody>(),
             bind_connection,
         )
         .add(
@@ -306,7 +307,7 @@ async fn regenerate_token(
     Ok(Json(flow_view(&s, &id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 struct BindBody {
     slot: String,
     connection_id: String,

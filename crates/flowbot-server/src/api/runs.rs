@@ -43,7 +43,8 @@ pub(super) fn routes() -> Routes {
                 "post",
                 "/api/v1/runs/{id}/rerun",
                 "Re-run from the failed step or from the start",
-            ),
+            )
+            .json_body::<RerunBody>(),
             rerun,
         )
         .add(
@@ -107,7 +108,7 @@ async fn get_run(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult
     Ok(Json(json!({ "run": run, "steps": steps })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 struct RerunBody {
     /// `failed` (the failed step, same flow version) or `start` (a new run).
     from: String,

@@ -21,6 +21,7 @@ pub(super) fn public_routes() -> Routes {
             "/api/v1/login",
             "Sign in; sets the session cookie and returns the CSRF token",
         )
+        .json_body::<LoginBody>()
         .public(),
         login,
     )
@@ -38,7 +39,8 @@ pub(super) fn routes() -> Routes {
             list_tokens,
         )
         .add(
-            op("post", "/api/v1/tokens", "Create an API token (shown once)"),
+            op("post", "/api/v1/tokens", "Create an API token (shown once)")
+                .json_body::<TokenBody>(),
             create_token,
         )
         .add(
@@ -49,7 +51,7 @@ pub(super) fn routes() -> Routes {
 
 // ---- login ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 struct LoginBody {
     username: String,
     password: String,
@@ -130,7 +132,7 @@ async fn me(Extension(c): Extension<Caller>) -> Json<Value> {
 
 // ---- API tokens ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 struct TokenBody {
     name: String,
 }
