@@ -50,6 +50,11 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
+    /// The address users reach the server at, when it is configured.
+    pub(crate) fn public_url(&self) -> Option<&str> {
+        self.public_url.as_deref().filter(|u| !u.is_empty())
+    }
+
     fn secure_cookies(&self) -> bool {
         self.public_url
             .as_deref()
@@ -156,8 +161,10 @@ pub fn router(state: AppState) -> Router {
         .merge(public_routes().router)
         .merge(ui::router())
         .fallback(not_found)
+        // The middleware's state is the one fact it needs, decided once: not a clone of
+        // AppState on every answer.
         .layer(axum::middleware::map_response_with_state(
-            state.clone(),
+            SecureCookies(state.config.secure_cookies()),
             security_headers,
         ))
         .with_state(state)
@@ -169,8 +176,12 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; st
      img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; \
      base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/// Whether every cookie gets `Secure` (the public URL is https).
+#[derive(Clone, Copy)]
+struct SecureCookies(bool);
+
 async fn security_headers(
-    State(s): State<AppState>,
+    State(SecureCookies(secure)): State<SecureCookies>,
     mut resp: axum::response::Response,
 ) -> axum::response::Response {
     use axum::http::{header, HeaderValue};
@@ -188,7 +199,7 @@ async fn security_headers(
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
     );
-    if s.config.secure_cookies() {
+    if secure {
         let cookies: Vec<HeaderValue> = h
             .get_all(header::SET_COOKIE)
             .iter()

@@ -374,14 +374,17 @@ async fn flow(
                 .collect()
         })
         .unwrap_or_default();
-    let public = s
-        .store
-        .setting(flowbot_store::notify::PUBLIC_URL)
-        .await
-        .ok()
-        .flatten()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
+    let public = match s.config.public_url() {
+        Some(u) => u.to_string(),
+        None => s
+            .store
+            .setting(flowbot_store::notify::PUBLIC_URL)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+    };
     let trigger = parsed
         .as_ref()
         .map(|f| {

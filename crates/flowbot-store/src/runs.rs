@@ -312,15 +312,19 @@ impl Store {
     /// PostgreSQL the runs of `owner`, a worker restarting under the id it had. Their leases
     /// end now, so the next claim resumes them from their records.
     pub async fn reclaim_orphaned_runs(&self, owner: &str) -> Result<u64> {
-        let sql = match self.backend() {
-            crate::Backend::Sqlite => {
-                "UPDATE runs SET lease_expires_at = 0 WHERE status = 'running' AND $1 = $1 AND $2 = $2"
-            }
-            crate::Backend::Postgres => {
-                "UPDATE runs SET lease_expires_at = 0 WHERE status = 'running' AND lease_owner = $2 AND $1 = $1"
-            }
+        // The lease ended just now ($1 - 1, so a claim at $1 takes it); whose runs ($2)
+        // depends on the backend.
+        let (sql, whose) = match self.backend() {
+            crate::Backend::Sqlite => (
+                "UPDATE runs SET lease_expires_at = $1 - 1 WHERE status = 'running' AND lease_owner LIKE $2",
+                "%",
+            ),
+            crate::Backend::Postgres => (
+                "UPDATE runs SET lease_expires_at = $1 - 1 WHERE status = 'running' AND lease_owner = $2",
+                owner,
+            ),
         };
-        let n = self.requeue_runs(sql.to_string(), owner).await?;
+        let n = self.requeue_runs(sql.to_string(), whose).await?;
         if n > 0 {
             tracing::info!(runs = n, "took back runs a stopped process held");
         }

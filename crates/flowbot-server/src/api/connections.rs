@@ -186,6 +186,10 @@ fn pkce_pair() -> (String, String) {
 }
 
 async fn public_url(s: &AppState, headers: &HeaderMap) -> String {
+    // App::start configures it; the stored setting serves an AppState built without it.
+    if let Some(u) = s.config.public_url() {
+        return u.to_string();
+    }
     if let Ok(Some(Value::String(u))) = s.store.setting(flowbot_store::notify::PUBLIC_URL).await {
         return u;
     }
