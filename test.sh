@@ -38,12 +38,14 @@ fi
 chromium --version
 chromedriver --version
 
-say "OpenAPI validator for the API description test"
-# An independent check of /api/v1/openapi.json against the OpenAPI 3.1 specification.
-if ! [ -f target/npm/node_modules/@seriousme/openapi-schema-validator/index.js ]; then
+say "OpenAPI and JSON Schema validators for the API description tests"
+# Independent checks: /api/v1/openapi.json against the OpenAPI 3.1 specification, and
+# every request and answer of the API tests against the document's schemas.
+if ! [ -f target/npm/node_modules/@seriousme/openapi-schema-validator/index.js ] \
+  || ! [ -f target/npm/node_modules/ajv/dist/2020.js ]; then
   command -v npm >/dev/null 2>&1 || apt_install nodejs npm
   npm install --prefix target/npm --no-save --no-audit --no-fund \
-    @seriousme/openapi-schema-validator@2.11.0 >/dev/null
+    @seriousme/openapi-schema-validator@2.11.0 ajv@8.17.1 >/dev/null
 fi
 node --version
 

@@ -10,7 +10,8 @@ use std::fmt;
 use marked_yaml::Node;
 
 /// One problem in a flow file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Diagnostic {
     pub line: usize,
     pub column: usize,

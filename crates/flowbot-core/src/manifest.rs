@@ -7,6 +7,7 @@ use serde_json::Value;
 
 /// Text shown to users, in both languages the product speaks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Text {
     pub en: String,
     pub ja: String,
@@ -22,6 +23,7 @@ impl Text {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AppManifest {
     pub id: String,
     pub name: Text,
@@ -47,6 +49,7 @@ impl AppManifest {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TriggerSpec {
     pub id: String,
     pub name: Text,
@@ -60,6 +63,7 @@ pub struct TriggerSpec {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ActionSpec {
     pub id: String,
     pub name: Text,
@@ -75,6 +79,7 @@ pub struct ActionSpec {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FieldSpec {
     pub name: String,
     pub label: Text,
@@ -140,6 +145,7 @@ impl FieldSpec {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FieldKind {
     Text,
@@ -189,6 +195,7 @@ impl FieldKind {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct OutputSpec {
     pub name: String,
     pub label: Text,

@@ -9,9 +9,12 @@ use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use flowbot_core::model::StepKind;
 use flowbot_core::template::{render_value, Scope};
+use flowbot_core::Diagnostic;
 use flowbot_core::{check, ActionCall, Connection, Flow};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::api::FlowView;
 
 use crate::api::{diagnostics, import_yaml};
 use crate::auth::Caller;
@@ -29,7 +32,8 @@ pub fn routes() -> Routes {
                 "/api/v1/editor/parse",
                 "A flow file as the editor's document, with its problems",
             )
-            .json_body::<YamlBody>(),
+            .json_body::<YamlBody>()
+            .returns::<Parsed>(),
             parse,
         )
         .add(
@@ -38,7 +42,8 @@ pub fn routes() -> Routes {
                 "/api/v1/editor/yaml",
                 "The editor's document as a flow file, with its problems",
             )
-            .json_body::<DocBody>(),
+            .json_body::<DocBody>()
+            .returns::<Written>(),
             to_yaml,
         )
         .add(
@@ -47,7 +52,8 @@ pub fn routes() -> Routes {
                 "/api/v1/editor/values",
                 "The obtained values available at a step, with samples",
             )
-            .json_body::<ValuesBody>(),
+            .json_body::<ValuesBody>()
+            .returns::<Values>(),
             values,
         )
         .add(
@@ -56,7 +62,8 @@ pub fn routes() -> Routes {
                 "/api/v1/editor/test-step",
                 "Run one step with the samples of the steps before it",
             )
-            .json_body::<TestStepBody>(),
+            .json_body::<TestStepBody>()
+            .returns::<StepTest>(),
             test_step,
         )
         .add(
@@ -64,7 +71,8 @@ pub fn routes() -> Routes {
                 "get",
                 "/api/v1/flows/{id}/samples",
                 "The flow's sample values",
-            ),
+            )
+            .returns::<BTreeMap<String, Value>>(),
             samples,
         )
         .add(
@@ -72,7 +80,9 @@ pub fn routes() -> Routes {
                 "put",
                 "/api/v1/flows/{id}/samples/{step}",
                 "Enter a sample (the trigger's, or a step's)",
-            ),
+            )
+            .json_body::<Value>()
+            .returns::<Saved>(),
             put_sample,
         )
         .add(
@@ -81,7 +91,8 @@ pub fn routes() -> Routes {
                 "/api/v1/flows/{id}/samples/trigger/fetch",
                 "Take the newest object the trigger's app offers as the trigger's sample",
             )
-            .json_body::<FetchBody>(),
+            .json_body::<FetchBody>()
+            .returns::<Fetched>(),
             fetch_trigger,
         )
         .add(
@@ -90,7 +101,8 @@ pub fn routes() -> Routes {
                 "/api/v1/flows/{id}/diff",
                 "A line diff between two versions",
             )
-            .query(&[("from", "a version number"), ("to", "a version number")]),
+            .query::<DiffQuery>()
+            .returns::<Diff>(),
             diff,
         )
         .add(
@@ -98,7 +110,9 @@ pub fn routes() -> Routes {
                 "post",
                 "/api/v1/flows/{id}/versions/{v}/restore",
                 "Make an old version current again",
-            ),
+            )
+            .integer_params(&["v"])
+            .returns::<FlowView>(),
             restore,
         )
         .add(
@@ -107,7 +121,8 @@ pub fn routes() -> Routes {
                 "/api/v1/connections/{id}/describe",
                 "The app's objects, or an object's fields",
             )
-            .query(&[("object", "an object's API name: its fields")]),
+            .query::<DescribeQuery>()
+            .returns::<Described>(),
             describe,
         )
         .add(
@@ -116,7 +131,8 @@ pub fn routes() -> Routes {
                 "/api/v1/apps/{app}/describe",
                 "Objects and fields an app knows without a connection",
             )
-            .query(&[("object", "an object's name: its fields")]),
+            .query::<DescribeQuery>()
+            .returns::<Described>(),
             describe_app,
         )
 }
@@ -134,23 +150,43 @@ struct YamlBody {
     yaml: String,
 }
 
+#[derive(Serialize, schemars::JsonSchema)]
+struct Parsed {
+    /// The flow file as JSON; null when it is not YAML at all.
+    doc: Value,
+    /// The comment lines at the top of the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    header: Option<String>,
+    diagnostics: Vec<Diagnostic>,
+}
+
 /// YAML → the document the forms edit, with the same diagnostics as `flowbot validate`.
-async fn parse(State(s): State<AppState>, ApiJson(b): ApiJson<YamlBody>) -> ApiResult {
+async fn parse(
+    State(s): State<AppState>,
+    ApiJson(b): ApiJson<YamlBody>,
+) -> ApiResult<Json<Parsed>> {
     let doc: Value = match serde_yaml::from_str::<serde_yaml::Value>(&b.yaml) {
         Ok(v) => serde_json::to_value(v).unwrap_or(Value::Null),
         Err(e) => {
-            return Ok(Json(json!({
-                "doc": Value::Null,
-                "diagnostics": [{ "line": e.location().map(|l| l.line()), "column": e.location().map(|l| l.column()), "message": e.to_string() }],
-            })))
+            let at = e.location();
+            return Ok(Json(Parsed {
+                doc: Value::Null,
+                header: None,
+                diagnostics: vec![Diagnostic {
+                    line: at.as_ref().map_or(1, |l| l.line()),
+                    column: at.as_ref().map_or(1, |l| l.column()),
+                    path: String::new(),
+                    message: e.to_string(),
+                }],
+            }));
         }
     };
     let checked = check(&b.yaml, &s.apps);
-    Ok(Json(json!({
-        "doc": doc,
-        "header": header_of(&b.yaml),
-        "diagnostics": diagnostics(&checked),
-    })))
+    Ok(Json(Parsed {
+        doc,
+        header: Some(header_of(&b.yaml)),
+        diagnostics: diagnostics(&checked),
+    }))
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -163,9 +199,19 @@ struct DocBody {
     base: Option<String>,
 }
 
+#[derive(Serialize, schemars::JsonSchema)]
+struct Written {
+    yaml: String,
+    valid: bool,
+    diagnostics: Vec<Diagnostic>,
+}
+
 /// The document → YAML, with its diagnostics. Written into `base` where it can be (only
 /// the changed lines differ); else whole, the header comments kept.
-async fn to_yaml(State(s): State<AppState>, ApiJson(b): ApiJson<DocBody>) -> ApiResult {
+async fn to_yaml(
+    State(s): State<AppState>,
+    ApiJson(b): ApiJson<DocBody>,
+) -> ApiResult<Json<Written>> {
     let patched = b
         .base
         .as_deref()
@@ -180,11 +226,11 @@ async fn to_yaml(State(s): State<AppState>, ApiJson(b): ApiJson<DocBody>) -> Api
         }
     };
     let checked = check(&yaml, &s.apps);
-    Ok(Json(json!({
-        "yaml": yaml,
-        "valid": checked.flow.is_some(),
-        "diagnostics": diagnostics(&checked),
-    })))
+    Ok(Json(Written {
+        valid: checked.flow.is_some(),
+        diagnostics: diagnostics(&checked),
+        yaml,
+    }))
 }
 
 /// A flow from YAML that may still have problems elsewhere: enough to know its steps.
@@ -220,9 +266,37 @@ struct ValuesBody {
     step_id: String,
 }
 
+#[derive(Serialize, schemars::JsonSchema)]
+struct Values {
+    groups: Vec<ValueGroup>,
+}
+
+/// The obtained values one step (or the trigger) produces.
+#[derive(Serialize, schemars::JsonSchema)]
+struct ValueGroup {
+    /// `trigger` or the step's id.
+    id: String,
+    label: String,
+    values: Vec<ObtainedValue>,
+    has_sample: bool,
+}
+
+#[derive(Serialize, schemars::JsonSchema)]
+struct ObtainedValue {
+    /// The template expression, e.g. `trigger.customer.email`.
+    expr: String,
+    /// The label the app gives it, when it declares the value.
+    label: Option<String>,
+    /// The value in the latest sample, when there is one.
+    sample: Option<Value>,
+}
+
 /// The obtained values certainly available at a step, grouped by the step that produces
 /// them, with the latest samples.
-async fn values(State(s): State<AppState>, ApiJson(b): ApiJson<ValuesBody>) -> ApiResult {
+async fn values(
+    State(s): State<AppState>,
+    ApiJson(b): ApiJson<ValuesBody>,
+) -> ApiResult<Json<Values>> {
     let flow = lenient_flow(&b.yaml)?;
     let names = flow
         .available_before(&b.step_id)
@@ -231,7 +305,7 @@ async fn values(State(s): State<AppState>, ApiJson(b): ApiJson<ValuesBody>) -> A
     let mut groups = Vec::new();
     for name in names {
         let sample = samples.get(&name);
-        let mut values: Vec<Value> = Vec::new();
+        let mut values = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
         // What the manifest promises first, then whatever the sample shows besides.
         let (label, declared) = declared_outputs(&s, &flow, &name);
@@ -239,7 +313,11 @@ async fn values(State(s): State<AppState>, ApiJson(b): ApiJson<ValuesBody>) -> A
             let expr = format!("{name}.{field}");
             let v = sample.and_then(|x| x.pointer(&format!("/{}", field.replace('.', "/"))));
             seen.insert(expr.clone());
-            values.push(json!({ "expr": expr, "label": field_label, "sample": v }));
+            values.push(ObtainedValue {
+                expr,
+                label: Some(field_label),
+                sample: v.cloned(),
+            });
         }
         if let Some(sample) = sample {
             let mut found = Vec::new();
@@ -248,14 +326,21 @@ async fn values(State(s): State<AppState>, ApiJson(b): ApiJson<ValuesBody>) -> A
                 if expr.contains(".raw") || !seen.insert(expr.clone()) {
                     continue;
                 }
-                values.push(json!({ "expr": expr, "label": Value::Null, "sample": v }));
+                values.push(ObtainedValue {
+                    expr,
+                    label: None,
+                    sample: Some(v),
+                });
             }
         }
-        groups.push(
-            json!({ "id": name, "label": label, "values": values, "has_sample": sample.is_some() }),
-        );
+        groups.push(ValueGroup {
+            has_sample: sample.is_some(),
+            id: name,
+            label,
+            values,
+        });
     }
-    Ok(Json(json!({ "groups": groups })))
+    Ok(Json(Values { groups }))
 }
 
 /// A step's (or the trigger's) label and the outputs its app declares: (field, label).
@@ -321,8 +406,46 @@ struct TestStepBody {
     connections: BTreeMap<String, String>,
 }
 
+/// What testing a step did. `ok` says whether it ran (or rendered) without error.
+#[derive(Serialize, Default, schemars::JsonSchema)]
+struct StepTest {
+    ok: bool,
+    /// The rendered input, when the templates rendered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input: Option<Value>,
+    /// What the step produced: kept as its sample.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output: Option<Value>,
+    /// Rendered values longer than their field allows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warnings: Option<Vec<LengthWarning>>,
+    /// The step writes to the app: send again with `confirm`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    needs_confirmation: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    /// The app's error code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<String>,
+    /// The fields the app blamed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fields: Option<Vec<String>>,
+}
+
+#[derive(Serialize, schemars::JsonSchema)]
+struct LengthWarning {
+    field: String,
+    message: String,
+}
+
 /// Run one step with the samples of the steps before it; keep its output as its sample.
-async fn test_step(State(s): State<AppState>, ApiJson(b): ApiJson<TestStepBody>) -> ApiResult {
+async fn test_step(
+    State(s): State<AppState>,
+    ApiJson(b): ApiJson<TestStepBody>,
+) -> ApiResult<Json<StepTest>> {
     let flow = lenient_flow(&b.yaml)?;
     let step = flow
         .find_step(&b.step_id)
@@ -359,10 +482,10 @@ async fn test_step(State(s): State<AppState>, ApiJson(b): ApiJson<TestStepBody>)
                     missing.join(", ")
                 )
             };
-            return Ok(Json(json!({
-                "ok": false,
-                "error": format!("input `{at}`: {}{hint}", e.message),
-            })));
+            return Ok(Json(StepTest {
+                error: Some(format!("input `{at}`: {}{hint}", e.message)),
+                ..StepTest::default()
+            }));
         }
     };
     // Resolved once: it reads and opens sealed secrets. An error matters only when the
@@ -381,14 +504,21 @@ async fn test_step(State(s): State<AppState>, ApiJson(b): ApiJson<TestStepBody>)
         if !b.dry_run {
             s.store.set_sample(&flow.id, &step.id, &rendered).await?;
         }
-        return Ok(Json(
-            json!({ "ok": true, "input": rendered, "output": rendered, "warnings": warnings }),
-        ));
+        return Ok(Json(StepTest {
+            ok: true,
+            output: Some(rendered.clone()),
+            input: Some(rendered),
+            warnings: Some(warnings),
+            ..StepTest::default()
+        }));
     };
     if b.dry_run {
-        return Ok(Json(
-            json!({ "ok": true, "input": rendered, "warnings": warnings }),
-        ));
+        return Ok(Json(StepTest {
+            ok: true,
+            input: Some(rendered),
+            warnings: Some(warnings),
+            ..StepTest::default()
+        }));
     }
     let spec = s
         .apps
@@ -396,12 +526,15 @@ async fn test_step(State(s): State<AppState>, ApiJson(b): ApiJson<TestStepBody>)
         .and_then(|m| m.action(&a.action))
         .ok_or_else(|| ApiError::BadRequest(format!("unknown action {}.{}", a.app, a.action)))?;
     if spec.writes && !b.confirm {
-        return Ok(Json(json!({
-            "ok": false,
-            "needs_confirmation": true,
-            "input": rendered,
-            "message": format!("this step writes to {} for real ({}); run it?", a.app, spec.name.en),
-        })));
+        return Ok(Json(StepTest {
+            needs_confirmation: true,
+            input: Some(rendered),
+            message: Some(format!(
+                "this step writes to {} for real ({}); run it?",
+                a.app, spec.name.en
+            )),
+            ..StepTest::default()
+        }));
     }
     let connection = connection?;
     let connector = s
@@ -419,13 +552,21 @@ async fn test_step(State(s): State<AppState>, ApiJson(b): ApiJson<TestStepBody>)
     match out {
         Ok(output) => {
             s.store.set_sample(&flow.id, &step.id, &output).await?;
-            Ok(Json(
-                json!({ "ok": true, "input": rendered, "output": output, "warnings": warnings }),
-            ))
+            Ok(Json(StepTest {
+                ok: true,
+                input: Some(rendered),
+                output: Some(output),
+                warnings: Some(warnings),
+                ..StepTest::default()
+            }))
         }
-        Err(e) => Ok(Json(json!({
-            "ok": false, "input": rendered, "error": e.message, "code": e.code, "fields": e.fields,
-        }))),
+        Err(e) => Ok(Json(StepTest {
+            input: Some(rendered),
+            error: Some(e.message),
+            code: e.code,
+            fields: Some(e.fields),
+            ..StepTest::default()
+        })),
     }
 }
 
@@ -471,7 +612,7 @@ async fn length_warnings(
     a: &flowbot_core::model::ActionStep,
     conn: &Connection,
     rendered: &Value,
-) -> Vec<Value> {
+) -> Vec<LengthWarning> {
     let (Some(object), Some(fields)) = (
         rendered.get("object").and_then(Value::as_str),
         rendered.get("fields").and_then(Value::as_object),
@@ -495,27 +636,36 @@ async fn length_warnings(
         if let Some(Value::String(v)) = fields.get(name) {
             let n = v.chars().count() as u64;
             if n > max {
-                out.push(json!({
-                    "field": name,
-                    "message": format!("{name} takes at most {max} characters; the sample value has {n} / {name} は最大 {max} 文字です（サンプル値は {n} 文字）"),
-                }));
+                out.push(LengthWarning {
+                    field: name.to_string(),
+                    message: format!("{name} takes at most {max} characters; the sample value has {n} / {name} は最大 {max} 文字です（サンプル値は {n} 文字）"),
+                });
             }
         }
     }
     out
 }
 
-async fn samples(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult {
-    Ok(Json(json!(s.store.samples(&id).await?)))
+/// `trigger` or a step's id → its sample.
+async fn samples(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<BTreeMap<String, Value>>> {
+    Ok(Json(s.store.samples(&id).await?))
+}
+
+#[derive(Serialize, schemars::JsonSchema)]
+struct Saved {
+    saved: bool,
 }
 
 async fn put_sample(
     State(s): State<AppState>,
     Path((id, step)): Path<(String, String)>,
     ApiJson(sample): ApiJson<Value>,
-) -> ApiResult {
+) -> ApiResult<Json<Saved>> {
     s.store.set_sample(&id, &step, &sample).await?;
-    Ok(Json(json!({ "saved": true })))
+    Ok(Json(Saved { saved: true }))
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -531,7 +681,7 @@ async fn fetch_trigger(
     State(s): State<AppState>,
     Path(id): Path<String>,
     ApiJson(b): ApiJson<FetchBody>,
-) -> ApiResult {
+) -> ApiResult<Json<Fetched>> {
     let flow = lenient_flow(&b.yaml)?;
     let app_id = flow.trigger.app.clone();
     let app = s
@@ -560,19 +710,33 @@ async fn fetch_trigger(
         )));
     };
     s.store.set_sample(&id, "trigger", &sample).await?;
-    Ok(Json(json!({ "trigger": sample })))
+    Ok(Json(Fetched { trigger: sample }))
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, schemars::JsonSchema)]
+struct Fetched {
+    /// The trigger's new sample.
+    trigger: Value,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
 struct DescribeQuery {
+    /// An object's name: its fields (without it, the objects).
     object: Option<String>,
+}
+
+#[derive(Serialize, schemars::JsonSchema)]
+struct Described {
+    /// Objects (`name`, `label`) or fields (`name`, `label`, `type`, `length`, …), as the
+    /// app describes them.
+    items: Value,
 }
 
 async fn describe(
     State(s): State<AppState>,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<DescribeQuery>,
-) -> ApiResult {
+) -> ApiResult<Json<Described>> {
     let conn = s.store.connection(&id).await?;
     described(&s, &conn.app, Some(&conn), q.object.as_deref()).await
 }
@@ -582,7 +746,7 @@ async fn describe_app(
     State(s): State<AppState>,
     Path(app): Path<String>,
     ApiQuery(q): ApiQuery<DescribeQuery>,
-) -> ApiResult {
+) -> ApiResult<Json<Described>> {
     described(&s, &app, None, q.object.as_deref()).await
 }
 
@@ -591,7 +755,7 @@ async fn described(
     app: &str,
     conn: Option<&Connection>,
     object: Option<&str>,
-) -> ApiResult {
+) -> ApiResult<Json<Described>> {
     let c = s
         .apps
         .get(app)
@@ -600,13 +764,29 @@ async fn described(
         .describe(conn, object)
         .await
         .map_err(|e| ApiError::BadRequest(format!("{app}: {}", e.message)))?;
-    Ok(Json(json!({ "items": list })))
+    Ok(Json(Described { items: list }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 struct DiffQuery {
+    /// A version number.
+    from: i64,
+    /// A version number.
+    to: i64,
+}
+
+#[derive(Serialize, schemars::JsonSchema)]
+struct Diff {
     from: i64,
     to: i64,
+    lines: Vec<DiffLine>,
+}
+
+#[derive(Serialize, schemars::JsonSchema)]
+struct DiffLine {
+    /// `+` added, `-` removed, ` ` the same.
+    op: &'static str,
+    text: String,
 }
 
 /// A line diff between two versions of a flow.
@@ -614,11 +794,11 @@ async fn diff(
     State(s): State<AppState>,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<DiffQuery>,
-) -> ApiResult {
+) -> ApiResult<Json<Diff>> {
     let a = s.store.flow_version(&id, q.from).await?.yaml;
     let b = s.store.flow_version(&id, q.to).await?.yaml;
     let d = similar::TextDiff::from_lines(&a, &b);
-    let lines: Vec<Value> = d
+    let lines = d
         .iter_all_changes()
         .map(|c| {
             let op = match c.tag() {
@@ -626,10 +806,17 @@ async fn diff(
                 similar::ChangeTag::Insert => "+",
                 similar::ChangeTag::Equal => " ",
             };
-            json!({ "op": op, "text": c.value().trim_end_matches('\n') })
+            DiffLine {
+                op,
+                text: c.value().trim_end_matches('\n').to_string(),
+            }
         })
         .collect();
-    Ok(Json(json!({ "from": q.from, "to": q.to, "lines": lines })))
+    Ok(Json(Diff {
+        from: q.from,
+        to: q.to,
+        lines,
+    }))
 }
 
 /// Make an old version current again (as a new version, so nothing is lost).
@@ -637,7 +824,7 @@ async fn restore(
     State(s): State<AppState>,
     Extension(c): Extension<Caller>,
     Path((id, v)): Path<(String, i64)>,
-) -> ApiResult {
+) -> ApiResult<Json<FlowView>> {
     let yaml = s.store.flow_version(&id, v).await?.yaml;
     Ok(Json(import_yaml(&s, &yaml, &c.user.username).await?))
 }

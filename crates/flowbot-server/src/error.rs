@@ -4,8 +4,9 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use flowbot_core::Diagnostic;
 use flowbot_store::StoreError;
-use serde_json::{json, Value};
+use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -21,7 +22,7 @@ pub enum ApiError {
     Conflict(String),
     /// A flow file with problems: every diagnostic with its line and column.
     #[error("the flow has problems")]
-    InvalidFlow(Vec<Value>),
+    InvalidFlow(Vec<Diagnostic>),
     /// Answered with `Retry-After` (whole seconds, at least one).
     #[error("too many attempts; try again in {} seconds", .0.as_secs().max(1))]
     TooManyAttempts(std::time::Duration),
@@ -95,23 +96,50 @@ impl ApiError {
     }
 }
 
+/// The envelope every refusal answers in.
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Error")]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct ErrorBody {
+    /// Machine-readable: `unauthorized`, `not_found`, `bad_request`, `conflict`,
+    /// `invalid_flow`, `too_many_attempts`, `unavailable`, `too_large`, …
+    pub code: &'static str,
+    /// What was wrong, in words a user can act on.
+    pub message: String,
+    /// With `invalid_flow`: every problem of the flow file.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diagnostics: Vec<Diagnostic>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        if let ApiError::Unavailable(cause) | ApiError::Internal(cause) = &self {
-            tracing::error!(error = %cause, "request failed");
-        }
-        let mut body = json!({ "error": { "code": code, "message": self.to_string() } });
-        if let ApiError::InvalidFlow(d) = &self {
-            body["error"]["diagnostics"] = json!(d);
-        }
-        let mut resp = (status, Json(body)).into_response();
-        let retry = match &self {
+        let retry_after = match &self {
             ApiError::TooManyAttempts(wait) => Some(wait.as_secs().max(1)),
             ApiError::Unavailable(_) => Some(5),
             _ => None,
         };
-        if let Some(seconds) = retry {
+        if let ApiError::Unavailable(cause) | ApiError::Internal(cause) = &self {
+            tracing::error!(error = %cause, "request failed");
+        }
+        let message = self.to_string();
+        let diagnostics = match self {
+            ApiError::InvalidFlow(d) => d,
+            _ => Vec::new(),
+        };
+        let body = ErrorEnvelope {
+            error: ErrorBody {
+                code,
+                message,
+                diagnostics,
+            },
+        };
+        let mut resp = (status, Json(body)).into_response();
+        if let Some(seconds) = retry_after {
             resp.headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, seconds.into());
         }

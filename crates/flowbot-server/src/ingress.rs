@@ -16,6 +16,11 @@ use serde_json::{json, Map, Value};
 use crate::error::ApiError;
 use crate::AppState;
 
+/// The query string: any parameters, given to the flow as `trigger.query`.
+pub(crate) type WebhookQuery = std::collections::BTreeMap<String, String>;
+/// A form body: its fields become the event's body.
+pub(crate) type FormFields = std::collections::BTreeMap<String, String>;
+
 /// A refusal, in the API's error envelope, tagged with its code for the metrics.
 fn refuse(e: ApiError) -> Response {
     let code = e.code();
@@ -261,11 +266,7 @@ async fn take(
                 .await
             {
                 Ok(event_id) => tagged(
-                    (
-                        StatusCode::OK,
-                        Json(json!({ "outcome": "ignored", "event_id": event_id })),
-                    )
-                        .into_response(),
+                    (StatusCode::OK, Json(EnqueueOutcome::Ignored { event_id })).into_response(),
                     "ignored",
                 ),
                 Err(e) => unavailable(&e),
@@ -295,7 +296,7 @@ async fn take(
                 EnqueueOutcome::Ignored { .. } => (StatusCode::OK, "ignored"),
                 EnqueueOutcome::Duplicate { .. } => (StatusCode::OK, "duplicate"),
             };
-            tagged((status, Json(json!(outcome))).into_response(), reason)
+            tagged((status, Json(outcome)).into_response(), reason)
         }
         Err(StoreError::FlowNotFound(_)) => no_such_webhook(),
         Err(e) => unavailable(&e),

@@ -130,8 +130,12 @@ fn public_routes() -> routes::Routes {
                 "Webhook ingress: the event and its run are stored before the answer",
             )
             .public()
-            .body(Some("application/json"))
-            .answers("application/json", 202),
+            .query::<ingress::WebhookQuery>()
+            .json_body::<serde_json::Value>()
+            .body::<ingress::FormFields>("application/x-www-form-urlencoded")
+            .returns::<flowbot_store::EnqueueOutcome>()
+            .status(202)
+            .also::<flowbot_store::EnqueueOutcome>(200),
             // Ingress applies the size limit itself, so an oversized body is answered 413
             // rather than cut off mid-upload.
             post(ingress::webhook).layer(axum::extract::DefaultBodyLimit::disable()),

@@ -22,21 +22,78 @@ fn error_answer(what: &str) -> Value {
     })
 }
 
-fn operation(d: &RouteDoc, g: &mut SchemaGenerator) -> Value {
+/// The generators the document's schemas come from: request bodies describe what the
+/// handlers accept (serde's deserialize rules: defaults make a field optional), answers what
+/// they send (serialize rules: a skipped field is optional), queries are written inline.
+struct Generators {
+    requests: SchemaGenerator,
+    answers: SchemaGenerator,
+    queries: SchemaGenerator,
+}
+
+impl Generators {
+    fn new() -> Self {
+        // JSON Schema 2020-12, as OpenAPI 3.1 uses, with named types under components.
+        let settings = || {
+            let mut s = SchemaSettings::draft2020_12();
+            s.definitions_path = "/components/schemas".into();
+            s
+        };
+        let mut queries = settings();
+        queries.inline_subschemas = true;
+        Generators {
+            requests: settings().into_generator(),
+            answers: settings().for_serialize().into_generator(),
+            queries: queries.into_generator(),
+        }
+    }
+
+    /// The named schemas of requests and answers together. A type whose request and answer
+    /// schemas differ would need two names: the document refuses to be built, rather than
+    /// describe one of them wrongly.
+    fn definitions(mut self) -> Map<String, Value> {
+        let mut all: Map<String, Value> =
+            self.requests.take_definitions(true).into_iter().collect();
+        for (name, schema) in self.answers.take_definitions(true) {
+            if let Some(seen) = all.get(&name) {
+                assert_eq!(
+                    seen, &schema,
+                    "`{name}` is read and sent with different schemas; give one side its own type"
+                );
+            }
+            all.insert(name, schema);
+        }
+        all
+    }
+}
+
+fn operation(d: &RouteDoc, g: &mut Generators) -> Value {
     let mut parameters: Vec<Value> = d
         .path_params()
         .into_iter()
-        .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+        .map(|name| {
+            let ty = if d.integer_params.contains(&name) {
+                "integer"
+            } else {
+                "string"
+            };
+            json!({ "name": name, "in": "path", "required": true, "schema": { "type": ty } })
+        })
         .collect();
-    parameters.extend(d.query.iter().map(|(name, what)| {
-        json!({ "name": name, "in": "query", "required": false, "description": what, "schema": { "type": "string" } })
-    }));
-    let (media, status) = d.answer;
+    if let Some(query) = d.query {
+        parameters.extend(query_parameters(query(&mut g.queries).to_value()));
+    }
     let mut responses = Map::new();
-    responses.insert(
-        status.to_string(),
-        json!({ "description": "Done", "content": { media: { "schema": {} } } }),
-    );
+    for a in &d.answers {
+        let mut answer = json!({ "description": "Done" });
+        if let Some(media) = a.media {
+            let schema = a
+                .schema
+                .map_or_else(|| json!({}), |f| f(&mut g.answers).to_value());
+            answer["content"] = json!({ media: { "schema": schema } });
+        }
+        responses.insert(a.status.to_string(), answer);
+    }
     responses.insert(
         "4XX".into(),
         error_answer("Refused: the envelope's code and message say why"),
@@ -53,12 +110,18 @@ fn operation(d: &RouteDoc, g: &mut SchemaGenerator) -> Value {
     if !parameters.is_empty() {
         op["parameters"] = json!(parameters);
     }
-    if let Some(body) = d.body {
-        let schema = d
-            .body_schema
-            .map(|f| f(g).to_value())
-            .unwrap_or_else(|| json!({}));
-        op["requestBody"] = json!({ "required": true, "content": { body: { "schema": schema } } });
+    if !d.bodies.is_empty() {
+        let content: Map<String, Value> = d
+            .bodies
+            .iter()
+            .map(|b| {
+                (
+                    b.media.to_string(),
+                    json!({ "schema": (b.schema)(&mut g.requests).to_value() }),
+                )
+            })
+            .collect();
+        op["requestBody"] = json!({ "required": true, "content": content });
     }
     if d.access == Access::Caller {
         op["security"] = json!([{ "session": [] }, { "bearer": [] }]);
@@ -66,18 +129,55 @@ fn operation(d: &RouteDoc, g: &mut SchemaGenerator) -> Value {
     op
 }
 
+/// A query type's properties as query parameters, each with its own schema and the doc
+/// comment of its field.
+fn query_parameters(schema: Value) -> Vec<Value> {
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let Some(properties) = schema["properties"].as_object() else {
+        // A map: any names, passed on as they come (a webhook's query string).
+        return vec![json!({
+            "name": "params",
+            "in": "query",
+            "required": false,
+            "style": "form",
+            "explode": true,
+            "description": schema.get("description").cloned().unwrap_or_else(|| json!("")),
+            "schema": { "type": "object", "additionalProperties": schema["additionalProperties"] },
+        })];
+    };
+    properties
+        .iter()
+        .map(|(name, prop)| {
+            let mut prop = prop.clone();
+            let description = prop
+                .as_object_mut()
+                .and_then(|p| p.remove("description"))
+                .unwrap_or_else(|| json!(""));
+            json!({
+                "name": name,
+                "in": "query",
+                "required": required.contains(&name.as_str()),
+                "description": description,
+                "schema": prop,
+            })
+        })
+        .collect()
+}
+
 pub fn build(docs: &[RouteDoc]) -> Value {
-    // JSON Schema 2020-12, as OpenAPI 3.1 uses, with named types under components.
-    let mut settings = SchemaSettings::draft2020_12();
-    settings.definitions_path = "/components/schemas".into();
-    let mut g = settings.into_generator();
+    let mut g = Generators::new();
     let mut paths: Map<String, Value> = Map::new();
     for d in docs {
         let entry = paths.entry(d.path.to_string()).or_insert_with(|| json!({}));
         entry[d.method] = operation(d, &mut g);
     }
-    let mut schemas: Map<String, Value> = g.take_definitions(true).into_iter().collect();
-    schemas.insert("Error".into(), error_schema());
+    g.answers.subschema_for::<crate::error::ErrorEnvelope>();
+    let schemas = g.definitions();
     json!({
         "openapi": "3.1.0",
         "info": { "title": "flowbot API", "version": env!("CARGO_PKG_VERSION") },
@@ -90,22 +190,5 @@ pub fn build(docs: &[RouteDoc]) -> Value {
             },
             "schemas": schemas,
         },
-    })
-}
-
-/// The envelope every refusal answers in (`error::ApiError`).
-fn error_schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["error"],
-        "properties": { "error": {
-            "type": "object",
-            "required": ["code", "message"],
-            "properties": {
-                "code": { "type": "string" },
-                "message": { "type": "string" },
-                "diagnostics": { "type": "array", "items": { "type": "object" } },
-            },
-        } },
     })
 }

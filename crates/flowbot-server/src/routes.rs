@@ -26,14 +26,32 @@ pub struct RouteDoc {
     pub path: &'static str,
     pub access: Access,
     pub summary: &'static str,
-    /// (name, what it means) of each query parameter; all are optional.
-    pub query: &'static [(&'static str, &'static str)],
-    /// The request body's media type, when the route takes one.
-    pub body: Option<&'static str>,
+    /// The query parameters: the properties of the type the handler reads the query into.
+    pub query: Option<SchemaFn>,
+    /// Path parameters that are whole numbers (the others are text).
+    pub integer_params: &'static [&'static str],
+    /// The request bodies the route takes, by media type (none: it takes no body).
+    pub bodies: Vec<Body>,
+    /// The successful answers (a refusal is always the error envelope).
+    pub answers: Vec<Answer>,
+}
+
+/// One media type of a request body.
+#[derive(Debug, Clone, Copy)]
+pub struct Body {
+    pub media: &'static str,
     /// The body's schema, derived from the Rust type the handler reads it into.
-    pub body_schema: Option<SchemaFn>,
-    /// What a successful answer is (media type, status).
-    pub answer: (&'static str, u16),
+    pub schema: SchemaFn,
+}
+
+/// One successful answer a route gives.
+#[derive(Debug, Clone, Copy)]
+pub struct Answer {
+    pub status: u16,
+    /// None: no body (204, or a redirect).
+    pub media: Option<&'static str>,
+    /// The JSON body's schema, derived from the type the handler answers with.
+    pub schema: Option<SchemaFn>,
 }
 
 /// Writes a type's JSON Schema into the document's generator (named types become
@@ -46,16 +64,19 @@ fn schema_of<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
 
 /// A route's description, to be given its handler by [`Routes::add`].
 pub fn op(method: &'static str, path: &'static str, summary: &'static str) -> RouteDoc {
-    let body = matches!(method, "post" | "put" | "patch").then_some("application/json");
     RouteDoc {
         method,
         path,
         access: Access::Caller,
         summary,
-        query: &[],
-        body,
-        body_schema: None,
-        answer: ("application/json", 200),
+        query: None,
+        integer_params: &[],
+        bodies: Vec::new(),
+        answers: vec![Answer {
+            status: 200,
+            media: Some("application/json"),
+            schema: None,
+        }],
     }
 }
 
@@ -65,26 +86,81 @@ impl RouteDoc {
         self
     }
 
-    pub fn query(mut self, q: &'static [(&'static str, &'static str)]) -> Self {
-        self.query = q;
+    /// Query parameters read into `Q` (every one optional unless `Q` says otherwise).
+    pub fn query<Q: JsonSchema>(mut self) -> Self {
+        self.query = Some(schema_of::<Q>);
+        self
+    }
+
+    pub fn integer_params(mut self, names: &'static [&'static str]) -> Self {
+        self.integer_params = names;
         self
     }
 
     /// A JSON body read into `T`: its schema is derived from the type.
-    pub fn json_body<T: JsonSchema>(mut self) -> Self {
-        self.body = Some("application/json");
-        self.body_schema = Some(schema_of::<T>);
+    pub fn json_body<T: JsonSchema>(self) -> Self {
+        self.body::<T>("application/json")
+    }
+
+    /// A body of `media` read into `T` (e.g. a YAML file as a `String`, form fields as a
+    /// map); a route may take several.
+    pub fn body<T: JsonSchema>(mut self, media: &'static str) -> Self {
+        self.bodies.push(Body {
+            media,
+            schema: schema_of::<T>,
+        });
         self
     }
 
-    /// A body of another media type, or none.
-    pub fn body(mut self, media: Option<&'static str>) -> Self {
-        self.body = media;
+    /// The answer is JSON of type `T` (status 200 unless [`RouteDoc::status`] says).
+    pub fn returns<T: JsonSchema>(mut self) -> Self {
+        let status = self.answers.first().map_or(200, |a| a.status);
+        self.answers = vec![Answer {
+            status,
+            media: Some("application/json"),
+            schema: Some(schema_of::<T>),
+        }];
         self
     }
 
+    /// The status of the (first) successful answer.
+    pub fn status(mut self, status: u16) -> Self {
+        self.answers[0].status = status;
+        self
+    }
+
+    /// Another successful answer, JSON of type `T`.
+    pub fn also<T: JsonSchema>(mut self, status: u16) -> Self {
+        self.answers.push(Answer {
+            status,
+            media: Some("application/json"),
+            schema: Some(schema_of::<T>),
+        });
+        self
+    }
+
+    /// 204 No Content.
+    pub fn no_content(self) -> Self {
+        self.without_body(204)
+    }
+
+    /// An answer without a body (204, or a redirect's 303).
+    pub fn without_body(mut self, status: u16) -> Self {
+        self.answers = vec![Answer {
+            status,
+            media: None,
+            schema: None,
+        }];
+        self
+    }
+
+    /// An answer that is not JSON.
     pub fn answers(mut self, media: &'static str, status: u16) -> Self {
-        self.answer = (media, status);
+        self.answers = vec![Answer {
+            status,
+            media: Some(media),
+            schema: None,
+        }];
         self
     }
 

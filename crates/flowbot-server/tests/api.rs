@@ -8,8 +8,11 @@ use flowbot_store::{Store, StoreConfig};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+/// A flowbot behind the recording proxy: everything a test sends through `url` is held to
+/// the API description when the test ends (`common::contract`).
 struct Api {
     url: String,
+    _recorder: common::contract::Recorder,
     _app: common::TestApp,
     _dir: tempfile::TempDir,
     http: reqwest::Client,
@@ -55,8 +58,10 @@ async fn api(database_url: Option<String>, name: &'static str) -> Api {
     .await
     .unwrap();
     let app = common::spawn_server(&store, "correct horse").await;
+    let recorder = common::contract::Recorder::start(&app.url).await;
     Api {
-        url: app.url.clone(),
+        url: recorder.url.clone(),
+        _recorder: recorder,
         _app: app,
         _dir: dir,
         http: reqwest::Client::new(),
@@ -168,9 +173,160 @@ async fn every_api_route_refuses_a_caller_without_session_or_token() {
         json!(["username", "password"]),
         "{schema}"
     );
-    let typed = routes.iter().filter(|d| d.body_schema.is_some()).count();
-    assert!(typed >= 10, "{typed} request bodies have a schema");
+    let typed = routes.iter().filter(|d| !d.bodies.is_empty()).count();
+    assert!(typed >= 15, "{typed} routes take a body");
+    // Every JSON answer has the schema of its Rust type.
+    for d in &routes {
+        for answer in &d.answers {
+            if answer.media == Some("application/json") {
+                assert!(
+                    answer.schema.is_some(),
+                    "{} {}: the answer has no schema",
+                    d.method,
+                    d.path
+                );
+            }
+        }
+    }
+    let runs = &doc["paths"]["/api/v1/runs"]["get"]["parameters"];
+    let limit = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap_or_else(|| panic!("{runs}"));
+    assert_eq!(limit["in"], "query");
+    assert!(
+        limit["schema"]["type"].to_string().contains("integer"),
+        "{limit}"
+    );
+    let run = &doc["paths"]["/api/v1/runs/{id}"]["get"]["responses"]["200"]["content"]
+        ["application/json"]["schema"];
+    assert_eq!(run["$ref"], "#/components/schemas/RunDetail", "{run}");
     assert_valid_openapi(&doc);
+}
+
+/// The check every API test's exchanges go through can fail: answers and requests that
+/// break the description are each reported.
+#[test]
+fn the_contract_check_reports_what_the_description_does_not_allow() {
+    use common::contract::{check, Exchange};
+    let doc = flowbot_server::openapi::build(&flowbot_server::route_docs());
+    let exchange =
+        |method: &str, path: &str, query: &[&str], request: Value, status, answer: Value| {
+            Exchange {
+                method: method.into(),
+                path: path.into(),
+                query: query.iter().map(|q| q.to_string()).collect(),
+                request_type: (!request.is_null()).then(|| "application/json".into()),
+                request: if request.is_null() {
+                    Default::default()
+                } else {
+                    request.to_string().into()
+                },
+                status,
+                answer_type: Some("application/json".into()),
+                answer: answer.to_string().into(),
+            }
+        };
+    let good = [
+        exchange(
+            "post",
+            "/api/v1/login",
+            &[],
+            json!({"username": "a", "password": "b"}),
+            200,
+            json!({"user": {"id": "u", "username": "a"}, "csrf_token": "c"}),
+        ),
+        exchange(
+            "get",
+            "/api/v1/runs",
+            &["limit"],
+            Value::Null,
+            200,
+            json!({"runs": [], "next_before": null}),
+        ),
+        exchange(
+            "get",
+            "/api/v1/flows/x",
+            &[],
+            Value::Null,
+            404,
+            json!({"error": {"code": "not_found", "message": "no"}}),
+        ),
+    ];
+    assert_eq!(check(&doc, &good), Vec::<String>::new());
+    let bad = [
+        // The sign-in answer without its CSRF token.
+        exchange(
+            "post",
+            "/api/v1/login",
+            &[],
+            json!({"username": "a", "password": "b"}),
+            200,
+            json!({"user": {"id": "u", "username": "a"}}),
+        ),
+        // An accepted body the description does not allow.
+        exchange(
+            "post",
+            "/api/v1/tokens",
+            &[],
+            json!({"title": "x"}),
+            201,
+            json!({"token": "t", "info": {"id": "i", "name": "x", "created_at": 1, "last_used_at": null}}),
+        ),
+        // A status the route does not describe.
+        exchange(
+            "post",
+            "/api/v1/tokens",
+            &[],
+            json!({"name": "x"}),
+            200,
+            json!({"token": "t", "info": {"id": "i", "name": "x", "created_at": 1, "last_used_at": null}}),
+        ),
+        // An undeclared query parameter.
+        exchange(
+            "get",
+            "/api/v1/runs",
+            &["page"],
+            Value::Null,
+            200,
+            json!({"runs": [], "next_before": null}),
+        ),
+        // A refusal outside the envelope.
+        exchange(
+            "get",
+            "/api/v1/flows/x",
+            &[],
+            Value::Null,
+            404,
+            json!({"message": "no"}),
+        ),
+        // A route nobody described.
+        exchange(
+            "get",
+            "/api/v1/secret-route",
+            &[],
+            Value::Null,
+            200,
+            json!({}),
+        ),
+    ];
+    let problems = check(&doc, &bad);
+    for (needle, x) in [
+        ("csrf_token", "POST /api/v1/login"),
+        ("request body", "POST /api/v1/tokens → 201"),
+        ("status 200 is not described", "POST /api/v1/tokens → 200"),
+        ("`page`", "GET /api/v1/runs"),
+        ("refusal", "GET /api/v1/flows/x → 404"),
+        ("no such route", "GET /api/v1/secret-route"),
+    ] {
+        assert!(
+            problems.iter().any(|p| p.contains(needle) && p.contains(x)),
+            "{x}: nothing says {needle}: {problems:#?}"
+        );
+    }
+    assert_eq!(problems.len(), 6, "{problems:#?}");
 }
 
 /// Check the document against the OpenAPI 3.1 specification with an independent validator
@@ -332,6 +488,7 @@ async fn flows_are_imported_with_located_errors_exported_and_versioned() {
             .unwrap();
         assert_eq!(yaml, good);
         a.req(&s, reqwest::Method::POST, "/api/v1/flows")
+            .header("content-type", "application/yaml")
             .body(good.replace("x: 1", "x: 2"))
             .send()
             .await
@@ -484,6 +641,7 @@ async fn test_trigger_shows_the_next_request_s_obtained_values() {
     let good = "version: 1\nid: hook\nname: hook\ntrigger: { app: webhook }\nsteps:\n  - id: a\n    set: { x: 1 }\n";
     let v: Value = a
         .req(&s, reqwest::Method::POST, "/api/v1/flows")
+        .header("content-type", "application/yaml")
         .body(good)
         .send()
         .await

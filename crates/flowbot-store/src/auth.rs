@@ -10,6 +10,7 @@ use crate::flows::audit;
 use crate::{new_id, Result, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct User {
     pub id: String,
     pub username: String,
@@ -23,6 +24,7 @@ pub struct SessionInfo {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ApiTokenInfo {
     pub id: String,
     pub name: String,

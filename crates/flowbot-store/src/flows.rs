@@ -15,6 +15,7 @@ use crate::crypto::{self, MasterKey};
 use crate::{new_id, Result, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FlowInfo {
     pub id: String,
     pub name: String,
@@ -30,6 +31,7 @@ pub struct FlowInfo {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FlowVersion {
     pub flow_id: String,
     pub version: i64,
@@ -40,6 +42,7 @@ pub struct FlowVersion {
 
 /// A saved connection as it may be listed: never its settings.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ConnectionInfo {
     pub id: String,
     pub name: String,

@@ -51,6 +51,7 @@ pub struct NewEvent {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum EnqueueOutcome {
     Queued {
@@ -75,6 +76,7 @@ pub enum EnqueueOutcome {
 
 /// An event as the inbox keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EventInfo {
     pub id: String,
     pub flow_id: String,

@@ -11,11 +11,13 @@ pub const NOTIFICATIONS: &str = "notifications";
 pub const PUBLIC_URL: &str = "public_url";
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Notifications {
     pub channels: Vec<Channel>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Channel {
     /// `email`, `slack` or `chatwork`.
     pub app: String,

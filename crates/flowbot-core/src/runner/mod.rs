@@ -31,6 +31,7 @@ use crate::template::{render_value, Scope};
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
     Started,
@@ -40,6 +41,7 @@ pub enum StepStatus {
 
 /// What a run record says about one execution of one step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct StepRecord {
     /// Unique within the run, also inside loops: `each_customer[3].create`.
     pub path: String,
@@ -80,6 +82,7 @@ impl StepRecord {
 
 /// A step's failure as recorded and shown.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct StepError {
     pub message: String,
     pub retryable: bool,

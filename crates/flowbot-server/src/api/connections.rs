@@ -7,7 +7,8 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Json};
-use serde::Deserialize;
+use flowbot_store::ConnectionInfo;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::ApiResult;
@@ -24,19 +25,21 @@ pub(super) fn public_routes() -> Routes {
             "/oauth/callback",
             "Where an app's OAuth approval page sends the browser back",
         )
-        .public(),
+        .public()
+        .query::<CallbackQuery>()
+        .without_body(303),
         oauth_callback,
     )
 }
 
 pub(super) fn routes() -> Routes {
     Routes::default()
-        .add(op("get", "/api/v1/connections", "List connections (never their secrets)"), list_connections)
-        .add(op("post", "/api/v1/connections", "Create a connection").json_body::<ConnectionBody>(), create_connection)
-        .add(op("put", "/api/v1/connections/{id}", "Update a connection (unsent settings keep their value)").json_body::<ConnectionBody>(), update_connection)
-        .add(op("delete", "/api/v1/connections/{id}", "Delete a connection"), delete_connection)
-        .add(op("post", "/api/v1/connections/{id}/test", "Test a connection"), test_connection)
-        .add(op("post", "/api/v1/connections/{id}/oauth/start", "Start connecting an app through OAuth (authorization code with PKCE): the approval page's URL"), oauth_start)
+        .add(op("get", "/api/v1/connections", "List connections (never their secrets)").returns::<Vec<ConnectionInfo>>(), list_connections)
+        .add(op("post", "/api/v1/connections", "Create a connection").json_body::<ConnectionBody>().returns::<ConnectionView>().status(201), create_connection)
+        .add(op("put", "/api/v1/connections/{id}", "Update a connection (unsent settings keep their value)").json_body::<ConnectionBody>().returns::<ConnectionView>(), update_connection)
+        .add(op("delete", "/api/v1/connections/{id}", "Delete a connection").no_content(), delete_connection)
+        .add(op("post", "/api/v1/connections/{id}/test", "Test a connection").returns::<ConnectionTest>(), test_connection)
+        .add(op("post", "/api/v1/connections/{id}/oauth/start", "Start connecting an app through OAuth (authorization code with PKCE): the approval page's URL").returns::<OauthStart>(), oauth_start)
 }
 
 // ---- connections (secrets are write-only) ----
@@ -49,7 +52,14 @@ struct ConnectionBody {
 }
 
 /// A connection as it may be shown: its settings' values only where they are not secret.
-async fn connection_view(s: &AppState, id: &str) -> Result<Value, ApiError> {
+#[derive(Serialize, schemars::JsonSchema)]
+struct ConnectionView {
+    connection: ConnectionInfo,
+    /// Each setting's value, or `{"set": true}` for a secret one.
+    settings: BTreeMap<String, Value>,
+}
+
+async fn connection_view(s: &AppState, id: &str) -> Result<ConnectionView, ApiError> {
     let conn = s.store.connection(id).await?;
     let info = s
         .store
@@ -81,7 +91,10 @@ async fn connection_view(s: &AppState, id: &str) -> Result<Value, ApiError> {
             (k.clone(), shown)
         })
         .collect();
-    Ok(json!({ "connection": info, "settings": settings }))
+    Ok(ConnectionView {
+        connection: info,
+        settings,
+    })
 }
 
 fn check_app(s: &AppState, app: &str, settings: &Map<String, Value>) -> Result<(), ApiError> {
@@ -93,15 +106,15 @@ fn check_app(s: &AppState, app: &str, settings: &Map<String, Value>) -> Result<(
         .map_err(ApiError::BadRequest)
 }
 
-async fn list_connections(State(s): State<AppState>) -> ApiResult {
-    Ok(Json(json!(s.store.connections().await?)))
+async fn list_connections(State(s): State<AppState>) -> ApiResult<Json<Vec<ConnectionInfo>>> {
+    Ok(Json(s.store.connections().await?))
 }
 
 async fn create_connection(
     State(s): State<AppState>,
     Extension(c): Extension<Caller>,
     ApiJson(b): ApiJson<ConnectionBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<ConnectionView>)> {
     check_app(&s, &b.app, &b.settings)?;
     if s.store
         .connections()
@@ -130,7 +143,7 @@ async fn update_connection(
     Extension(c): Extension<Caller>,
     Path(id): Path<String>,
     ApiJson(b): ApiJson<ConnectionBody>,
-) -> ApiResult {
+) -> ApiResult<Json<ConnectionView>> {
     let mut settings = s.store.connection(&id).await?.settings;
     settings.extend(b.settings);
     check_app(&s, &b.app, &settings)?;
@@ -161,15 +174,32 @@ async fn delete_connection(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn test_connection(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult {
+#[derive(Serialize, schemars::JsonSchema)]
+struct ConnectionTest {
+    ok: bool,
+    /// Why the app refused, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+}
+
+async fn test_connection(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ConnectionTest>> {
     let conn = s.store.connection(&id).await?;
     let app = s
         .apps
         .get(&conn.app)
         .ok_or_else(|| ApiError::BadRequest(format!("unknown app `{}`", conn.app)))?;
     Ok(Json(match app.test_connection(&conn).await {
-        Ok(()) => json!({ "ok": true }),
-        Err(e) => json!({ "ok": false, "message": e.message }),
+        Ok(()) => ConnectionTest {
+            ok: true,
+            message: None,
+        },
+        Err(e) => ConnectionTest {
+            ok: false,
+            message: Some(e.message),
+        },
     }))
 }
 
@@ -206,7 +236,7 @@ async fn oauth_start(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> ApiResult {
+) -> ApiResult<Json<OauthStart>> {
     let conn = s.store.connection(&id).await?;
     let app = s
         .apps
@@ -246,13 +276,23 @@ async fn oauth_start(
             },
         )
         .await?;
-    Ok(Json(json!({ "authorize_url": url })))
+    Ok(Json(OauthStart { authorize_url: url }))
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, schemars::JsonSchema)]
+struct OauthStart {
+    /// The app's approval page: send the browser there.
+    authorize_url: String,
+}
+
+/// What the app's approval page sends back (RFC 6749 §4.1.2).
+#[derive(Deserialize, schemars::JsonSchema)]
 struct CallbackQuery {
+    /// The authorization code, on approval.
     code: Option<String>,
+    /// The attempt this answers.
     state: Option<String>,
+    /// Why the app did not approve.
     error: Option<String>,
     error_description: Option<String>,
 }

@@ -6,9 +6,13 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use flowbot_core::check;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+use flowbot_core::manifest::AppManifest;
+use flowbot_core::{check, Diagnostic};
+use flowbot_store::{FlowInfo, FlowVersion};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::ApiResult;
 use crate::auth::Caller;
@@ -18,15 +22,20 @@ use crate::AppState;
 
 pub(super) fn routes() -> Routes {
     Routes::default()
-        .add(op("get", "/api/v1/flows", "List flows"), list_flows)
+        .add(
+            op("get", "/api/v1/flows", "List flows").returns::<Vec<FlowInfo>>(),
+            list_flows,
+        )
         .add(
             op(
                 "post",
                 "/api/v1/flows",
                 "Import a flow (YAML); problems come back with line and column",
             )
-            .body(Some("application/yaml"))
-            .answers("application/json", 201),
+            .body::<String>("application/yaml")
+            .json_body::<YamlBody>()
+            .returns::<FlowView>()
+            .status(201),
             import_flow,
         )
         .add(
@@ -34,7 +43,8 @@ pub(super) fn routes() -> Routes {
                 "get",
                 "/api/v1/flows/{id}",
                 "A flow with its YAML and webhook path",
-            ),
+            )
+            .returns::<FlowView>(),
             get_flow,
         )
         .add(
@@ -42,7 +52,8 @@ pub(super) fn routes() -> Routes {
                 "delete",
                 "/api/v1/flows/{id}",
                 "Delete a flow and its history",
-            ),
+            )
+            .no_content(),
             delete_flow,
         )
         .add(
@@ -51,7 +62,8 @@ pub(super) fn routes() -> Routes {
             export_flow,
         )
         .add(
-            op("get", "/api/v1/flows/{id}/versions", "The flow's versions"),
+            op("get", "/api/v1/flows/{id}/versions", "The flow's versions")
+                .returns::<Vec<FlowVersion>>(),
             flow_versions,
         )
         .add(
@@ -59,11 +71,12 @@ pub(super) fn routes() -> Routes {
                 "post",
                 "/api/v1/flows/{id}/enable",
                 "Turn the trigger ON (after checking the flow and its connections)",
-            ),
+            )
+            .returns::<FlowView>(),
             enable_flow,
         )
         .add(
-            op("post", "/api/v1/flows/{id}/disable", "Turn the trigger OFF"),
+            op("post", "/api/v1/flows/{id}/disable", "Turn the trigger OFF").returns::<FlowView>(),
             disable_flow,
         )
         .add(
@@ -71,7 +84,8 @@ pub(super) fn routes() -> Routes {
                 "post",
                 "/api/v1/flows/{id}/token",
                 "Regenerate the webhook token",
-            ),
+            )
+            .returns::<FlowView>(),
             regenerate_token,
         )
         .add(
@@ -80,7 +94,8 @@ pub(super) fn routes() -> Routes {
                 "/api/v1/flows/{id}/connections",
                 "Choose the connection for a slot",
             )
-            .json_body::<BindBody>(),
+            .json_body::<BindBody>()
+            .returns::<FlowView>(),
             bind_connection,
         )
         .add(
@@ -88,7 +103,8 @@ pub(super) fn routes() -> Routes {
                 "post",
                 "/api/v1/flows/{id}/rerun-failed",
                 "Re-run every failed run from its failed step",
-            ),
+            )
+            .returns::<Requeued>(),
             rerun_failed,
         )
         .add(
@@ -97,20 +113,23 @@ pub(super) fn routes() -> Routes {
                 "/api/v1/flows/{id}/test-trigger",
                 "Wait for the next webhook request and show what the flow receives",
             )
-            .query(&[("wait", "seconds to wait, 1 to 300 (60)")])
-            .body(None),
+            .query::<WaitQuery>()
+            .returns::<TriggerCapture>(),
             test_trigger,
         )
         .add(
-            op("get", "/api/v1/templates", "List the built-in templates"),
+            op("get", "/api/v1/templates", "List the built-in templates")
+                .returns::<Vec<TemplateInfo>>(),
             list_templates,
         )
         .add(
-            op("post", "/api/v1/templates/{id}/import", "Import a template"),
+            op("post", "/api/v1/templates/{id}/import", "Import a template")
+                .returns::<FlowView>()
+                .status(201),
             import_template,
         )
         .add(
-            op("get", "/api/v1/apps", "The apps and their manifests"),
+            op("get", "/api/v1/apps", "The apps and their manifests").returns::<Vec<AppManifest>>(),
             list_apps,
         )
         .add(
@@ -119,34 +138,55 @@ pub(super) fn routes() -> Routes {
                 "/api/v1/validate",
                 "Check a flow file without saving it",
             )
-            .body(Some("application/yaml")),
+            .body::<String>("application/yaml")
+            .json_body::<YamlBody>()
+            .returns::<Validation>(),
             validate_flow,
         )
 }
 
 // ---- flows ----
 
-async fn flow_view(s: &AppState, id: &str) -> Result<Value, ApiError> {
+/// A flow as the API shows it.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct FlowView {
+    flow: FlowInfo,
+    /// Where the flow's webhook trigger listens (the token is its secret part).
+    webhook_path: String,
+    /// The current version's flow file.
+    yaml: String,
+    /// The connection slots that have a connection chosen.
+    connected_slots: Vec<String>,
+    /// Slot → the chosen connection's id.
+    bindings: BTreeMap<String, String>,
+}
+
+async fn flow_view(s: &AppState, id: &str) -> Result<FlowView, ApiError> {
     let info = s.store.flow(id).await?;
     let yaml = s.store.current_yaml(id).await?;
-    let bindings = s.store.flow_bindings(id).await?;
-    let mut slots: Vec<&String> = bindings.keys().collect();
-    slots.sort();
-    Ok(json!({
-        "flow": info,
-        "webhook_path": format!("/hooks/{}/{}", info.id, info.webhook_token),
-        "yaml": yaml,
-        "connected_slots": slots,
-        "bindings": bindings,
-    }))
+    let bindings: BTreeMap<String, String> = s.store.flow_bindings(id).await?.into_iter().collect();
+    Ok(FlowView {
+        webhook_path: format!("/hooks/{}/{}", info.id, info.webhook_token),
+        flow: info,
+        yaml,
+        connected_slots: bindings.keys().cloned().collect(),
+        bindings,
+    })
 }
 
-async fn list_flows(State(s): State<AppState>) -> ApiResult {
-    Ok(Json(json!(s.store.flows().await?)))
+async fn list_flows(State(s): State<AppState>) -> ApiResult<Json<Vec<FlowInfo>>> {
+    Ok(Json(s.store.flows().await?))
 }
 
-async fn get_flow(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult {
+async fn get_flow(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<FlowView>> {
     Ok(Json(flow_view(&s, &id).await?))
+}
+
+/// A flow file sent as JSON.
+#[derive(Deserialize, schemars::JsonSchema)]
+struct YamlBody {
+    /// The flow file.
+    yaml: String,
 }
 
 /// The YAML from a `text/yaml` body, or from `{"yaml": …}`.
@@ -160,36 +200,44 @@ fn yaml_of(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
     if !json {
         return Ok(text.to_string());
     }
-    let v: Value = serde_json::from_str(text)
-        .map_err(|e| ApiError::BadRequest(format!("the body is not JSON: {e}")))?;
-    v.get("yaml")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .ok_or_else(|| {
-            ApiError::BadRequest("send the flow as {\"yaml\": \"…\"} or as text/yaml".into())
+    serde_json::from_str::<YamlBody>(text)
+        .map(|b| b.yaml)
+        .map_err(|e| {
+            ApiError::BadRequest(format!(
+                "send the flow as {{\"yaml\": \"…\"}} or as text/yaml ({e})"
+            ))
         })
 }
 
-pub(crate) fn diagnostics(checked: &flowbot_core::Checked) -> Vec<Value> {
-    checked
-        .diagnostics
-        .iter()
-        .map(
-            |d| json!({ "line": d.line, "column": d.column, "path": d.path, "message": d.message }),
-        )
-        .collect()
+pub(crate) fn diagnostics(checked: &flowbot_core::Checked) -> Vec<flowbot_core::Diagnostic> {
+    checked.diagnostics.clone()
+}
+
+#[derive(Serialize, schemars::JsonSchema)]
+struct Validation {
+    valid: bool,
+    diagnostics: Vec<Diagnostic>,
 }
 
 /// Check a flow file without saving it: every problem with its line and column.
-async fn validate_flow(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
+async fn validate_flow(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<Validation>> {
     let yaml = yaml_of(&headers, &body)?;
     let checked = check(&yaml, &s.apps);
-    Ok(Json(
-        json!({ "valid": checked.flow.is_some(), "diagnostics": diagnostics(&checked) }),
-    ))
+    Ok(Json(Validation {
+        valid: checked.flow.is_some(),
+        diagnostics: diagnostics(&checked),
+    }))
 }
 
-pub(crate) async fn import_yaml(s: &AppState, yaml: &str, actor: &str) -> Result<Value, ApiError> {
+pub(crate) async fn import_yaml(
+    s: &AppState,
+    yaml: &str,
+    actor: &str,
+) -> Result<FlowView, ApiError> {
     let checked = check(yaml, &s.apps);
     let Some(flow) = checked.flow.clone() else {
         return Err(ApiError::InvalidFlow(diagnostics(&checked)));
@@ -205,7 +253,7 @@ async fn import_flow(
     Extension(c): Extension<Caller>,
     headers: HeaderMap,
     body: Bytes,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<FlowView>)> {
     let yaml = yaml_of(&headers, &body)?;
     Ok((
         StatusCode::CREATED,
@@ -222,9 +270,12 @@ async fn export_flow(State(s): State<AppState>, Path(id): Path<String>) -> ApiRe
         .into_response())
 }
 
-async fn flow_versions(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult {
+async fn flow_versions(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<FlowVersion>>> {
     s.store.flow(&id).await?;
-    Ok(Json(json!(s.store.flow_versions(&id).await?)))
+    Ok(Json(s.store.flow_versions(&id).await?))
 }
 
 async fn delete_flow(
@@ -255,7 +306,7 @@ async fn enable_flow(
     State(s): State<AppState>,
     Extension(c): Extension<Caller>,
     Path(id): Path<String>,
-) -> ApiResult {
+) -> ApiResult<Json<FlowView>> {
     let flow = current_flow(&s, &id).await?;
     let bound = s.store.flow_connections(&id).await?;
     let mut problems = Vec::new();
@@ -291,7 +342,7 @@ async fn disable_flow(
     State(s): State<AppState>,
     Extension(c): Extension<Caller>,
     Path(id): Path<String>,
-) -> ApiResult {
+) -> ApiResult<Json<FlowView>> {
     s.store.set_enabled(&id, false, &c.user.username).await?;
     Ok(Json(flow_view(&s, &id).await?))
 }
@@ -300,7 +351,7 @@ async fn regenerate_token(
     State(s): State<AppState>,
     Extension(c): Extension<Caller>,
     Path(id): Path<String>,
-) -> ApiResult {
+) -> ApiResult<Json<FlowView>> {
     s.store
         .regenerate_webhook_token(&id, &c.user.username)
         .await?;
@@ -318,7 +369,7 @@ async fn bind_connection(
     Extension(c): Extension<Caller>,
     Path(id): Path<String>,
     ApiJson(b): ApiJson<BindBody>,
-) -> ApiResult {
+) -> ApiResult<Json<FlowView>> {
     let flow = current_flow(&s, &id).await?;
     let Some(slot) = flow.connections.iter().find(|x| x.name == b.slot) else {
         return Err(ApiError::BadRequest(format!(
@@ -339,36 +390,52 @@ async fn bind_connection(
     Ok(Json(flow_view(&s, &id).await?))
 }
 
-async fn rerun_failed(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult {
+#[derive(Serialize, schemars::JsonSchema)]
+struct Requeued {
+    /// How many failed runs were queued again.
+    requeued: u64,
+}
+
+async fn rerun_failed(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Requeued>> {
     s.store.flow(&id).await?;
-    Ok(Json(
-        json!({ "requeued": s.store.rerun_failed(&id).await? }),
-    ))
+    Ok(Json(Requeued {
+        requeued: s.store.rerun_failed(&id).await?,
+    }))
 }
 
 // ---- templates and apps ----
 
-async fn list_templates(State(s): State<AppState>) -> ApiResult {
-    let list: Vec<Value> = s
+#[derive(Serialize, schemars::JsonSchema)]
+struct TemplateInfo {
+    id: String,
+    name: Option<String>,
+    description: Option<String>,
+}
+
+async fn list_templates(State(s): State<AppState>) -> ApiResult<Json<Vec<TemplateInfo>>> {
+    let list = s
         .templates
         .iter()
         .map(|(id, yaml)| {
             let flow = check(yaml, &s.apps).flow;
-            json!({
-                "id": id,
-                "name": flow.as_ref().map(|f| f.name.clone()),
-                "description": flow.and_then(|f| f.description),
-            })
+            TemplateInfo {
+                id: id.to_string(),
+                name: flow.as_ref().map(|f| f.name.clone()),
+                description: flow.and_then(|f| f.description),
+            }
         })
         .collect();
-    Ok(Json(json!(list)))
+    Ok(Json(list))
 }
 
 async fn import_template(
     State(s): State<AppState>,
     Extension(c): Extension<Caller>,
     Path(id): Path<String>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<FlowView>)> {
     let yaml = s
         .template(&id)
         .ok_or_else(|| ApiError::NotFound(format!("template `{id}` not found")))?;
@@ -378,15 +445,25 @@ async fn import_template(
     ))
 }
 
-async fn list_apps(State(s): State<AppState>) -> ApiResult {
-    Ok(Json(json!(s.apps.manifests().collect::<Vec<_>>())))
+async fn list_apps(State(s): State<AppState>) -> ApiResult<Json<Vec<AppManifest>>> {
+    Ok(Json(s.apps.manifests().cloned().collect()))
 }
 
 // ---- test trigger ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 struct WaitQuery {
+    /// Seconds to wait, 1 to 300 (60).
     wait: Option<u64>,
+}
+
+#[derive(Serialize, schemars::JsonSchema)]
+struct TriggerCapture {
+    /// Whether a request came within the wait.
+    received: bool,
+    /// What the flow received: `body`, `headers`, `query` (or why it would be ignored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trigger: Option<Value>,
 }
 
 /// Wait for the next request to the flow's webhook and show what the flow would receive —
@@ -395,7 +472,7 @@ async fn test_trigger(
     State(s): State<AppState>,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<WaitQuery>,
-) -> ApiResult {
+) -> ApiResult<Json<TriggerCapture>> {
     // In the store, not in this process: the webhook may reach another server.
     let wait = std::time::Duration::from_secs(q.wait.unwrap_or(60).clamp(1, 300));
     let capture = s.store.capture_open(&id, wait).await?;
@@ -405,8 +482,14 @@ async fn test_trigger(
             if sample.get("ignored").is_none() && sample.get("error").is_none() {
                 s.store.set_sample(&id, "trigger", &sample).await?;
             }
-            json!({ "received": true, "trigger": sample })
+            TriggerCapture {
+                received: true,
+                trigger: Some(sample),
+            }
         }
-        None => json!({ "received": false }),
+        None => TriggerCapture {
+            received: false,
+            trigger: None,
+        },
     }))
 }

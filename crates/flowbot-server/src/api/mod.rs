@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::error::ApiError;
 use crate::routes::{op, Routes};
 
-pub(crate) use flows::{diagnostics, import_yaml};
+pub(crate) use flows::{diagnostics, import_yaml, FlowView};
 
 type ApiResult<T = Json<Value>> = Result<T, ApiError>;
 
@@ -23,7 +23,7 @@ type ApiResult<T = Json<Value>> = Result<T, ApiError>;
 pub fn protected() -> Routes {
     Routes::default()
         .add(
-            op("get", "/api/v1/openapi.json", "This document"),
+            op("get", "/api/v1/openapi.json", "This document").returns::<Value>(),
             crate::openapi::document,
         )
         .merge(session::routes())

@@ -3,9 +3,9 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use flowbot_store::{RunFilter, RunStatus};
-use serde::Deserialize;
-use serde_json::json;
+use flowbot_core::StepRecord;
+use flowbot_store::{EventInfo, RunFilter, RunInfo, RunStatus};
+use serde::{Deserialize, Serialize};
 
 use super::ApiResult;
 use crate::error::{ApiError, ApiJson, ApiQuery};
@@ -20,14 +20,8 @@ pub(super) fn routes() -> Routes {
                 "/api/v1/runs",
                 "List runs (filters: flow, status, since, until; paginated by before)",
             )
-            .query(&[
-                ("flow", "a flow id"),
-                ("status", "queued, running, succeeded, failed or canceled"),
-                ("since", "created at or after (ms)"),
-                ("until", "created before (ms)"),
-                ("before", "runs older than this seq: the next page"),
-                ("limit", "at most this many (1 to 200)"),
-            ]),
+            .query::<RunsQuery>()
+            .returns::<RunsPage>(),
             list_runs,
         )
         .add(
@@ -35,7 +29,8 @@ pub(super) fn routes() -> Routes {
                 "get",
                 "/api/v1/runs/{id}",
                 "A run with every step's input, obtained values, timing and errors",
-            ),
+            )
+            .returns::<RunDetail>(),
             get_run,
         )
         .add(
@@ -44,7 +39,8 @@ pub(super) fn routes() -> Routes {
                 "/api/v1/runs/{id}/rerun",
                 "Re-run from the failed step or from the start",
             )
-            .json_body::<RerunBody>(),
+            .json_body::<RerunBody>()
+            .returns::<RerunAnswer>(),
             rerun,
         )
         .add(
@@ -52,31 +48,47 @@ pub(super) fn routes() -> Routes {
                 "post",
                 "/api/v1/runs/{id}/cancel",
                 "Cancel a queued or running run",
-            ),
+            )
+            .no_content(),
             cancel,
         )
         .add(
-            op("get", "/api/v1/events", "The event inbox").query(&[
-                ("flow", "a flow id"),
-                ("limit", "at most this many (1 to 1000)"),
-            ]),
+            op("get", "/api/v1/events", "The event inbox")
+                .query::<EventsQuery>()
+                .returns::<Vec<EventInfo>>(),
             list_events,
         )
 }
 
 // ---- runs and events ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 struct RunsQuery {
+    /// A flow id.
     flow: Option<String>,
+    /// `queued`, `running`, `succeeded`, `failed` or `canceled`.
     status: Option<String>,
+    /// Created at or after (ms since the epoch).
     since: Option<i64>,
+    /// Created before (ms since the epoch).
     until: Option<i64>,
+    /// Runs older than this `seq`: the next page.
     before: Option<i64>,
+    /// At most this many (1 to 200; 50).
     limit: Option<i64>,
 }
 
-async fn list_runs(State(s): State<AppState>, ApiQuery(q): ApiQuery<RunsQuery>) -> ApiResult {
+#[derive(Serialize, schemars::JsonSchema)]
+struct RunsPage {
+    runs: Vec<RunInfo>,
+    /// Pass as `before` for the next page; absent on the last.
+    next_before: Option<i64>,
+}
+
+async fn list_runs(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<RunsQuery>,
+) -> ApiResult<Json<RunsPage>> {
     let status = match q.status.as_deref() {
         None | Some("") => None,
         Some(x) => Some(
@@ -99,13 +111,23 @@ async fn list_runs(State(s): State<AppState>, ApiQuery(q): ApiQuery<RunsQuery>) 
     let next = (runs.len() as i64 == limit)
         .then(|| runs.last().map(|r| r.seq))
         .flatten();
-    Ok(Json(json!({ "runs": runs, "next_before": next })))
+    Ok(Json(RunsPage {
+        runs,
+        next_before: next,
+    }))
 }
 
-async fn get_run(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult {
+#[derive(Serialize, schemars::JsonSchema)]
+struct RunDetail {
+    run: RunInfo,
+    /// Every execution of every step, in order.
+    steps: Vec<StepRecord>,
+}
+
+async fn get_run(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<RunDetail>> {
     let run = s.store.run(&id).await?;
     let steps = s.store.step_records(&id).await?;
-    Ok(Json(json!({ "run": run, "steps": steps })))
+    Ok(Json(RunDetail { run, steps }))
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -116,19 +138,25 @@ struct RerunBody {
     current_version: bool,
 }
 
+#[derive(Serialize, schemars::JsonSchema)]
+struct RerunAnswer {
+    /// The run that goes again: the same one from its failed step, or a new one.
+    run_id: String,
+}
+
 async fn rerun(
     State(s): State<AppState>,
     Path(id): Path<String>,
     ApiJson(b): ApiJson<RerunBody>,
-) -> ApiResult {
+) -> ApiResult<Json<RerunAnswer>> {
     match b.from.as_str() {
         "failed" => {
             s.store.rerun_from_failed(&id).await?;
-            Ok(Json(json!({ "run_id": id })))
+            Ok(Json(RerunAnswer { run_id: id }))
         }
-        "start" => Ok(Json(
-            json!({ "run_id": s.store.rerun_from_start(&id, b.current_version).await? }),
-        )),
+        "start" => Ok(Json(RerunAnswer {
+            run_id: s.store.rerun_from_start(&id, b.current_version).await?,
+        })),
         other => Err(ApiError::BadRequest(format!(
             "`from` is `failed` or `start`, not `{other}`"
         ))),
@@ -140,16 +168,21 @@ async fn cancel(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 struct EventsQuery {
+    /// A flow id.
     flow: Option<String>,
+    /// At most this many (1 to 1000; 50).
     limit: Option<i64>,
 }
 
-async fn list_events(State(s): State<AppState>, ApiQuery(q): ApiQuery<EventsQuery>) -> ApiResult {
-    Ok(Json(json!(
+async fn list_events(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
+) -> ApiResult<Json<Vec<EventInfo>>> {
+    Ok(Json(
         s.store
             .events(q.flow.as_deref(), q.limit.unwrap_or(50))
-            .await?
-    )))
+            .await?,
+    ))
 }

@@ -4,8 +4,8 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use flowbot_store::{ApiTokenInfo, User};
+use serde::{Deserialize, Serialize};
 
 use super::ApiResult;
 use crate::auth::{self, Caller};
@@ -22,6 +22,7 @@ pub(super) fn public_routes() -> Routes {
             "Sign in; sets the session cookie and returns the CSRF token",
         )
         .json_body::<LoginBody>()
+        .returns::<SignedIn>()
         .public(),
         login,
     )
@@ -29,22 +30,27 @@ pub(super) fn public_routes() -> Routes {
 
 pub(super) fn routes() -> Routes {
     Routes::default()
-        .add(op("get", "/api/v1/me", "The signed-in user"), me)
         .add(
-            op("post", "/api/v1/logout", "End the login session"),
+            op("get", "/api/v1/me", "The signed-in user").returns::<Me>(),
+            me,
+        )
+        .add(
+            op("post", "/api/v1/logout", "End the login session").no_content(),
             logout,
         )
         .add(
-            op("get", "/api/v1/tokens", "List your API tokens"),
+            op("get", "/api/v1/tokens", "List your API tokens").returns::<Vec<ApiTokenInfo>>(),
             list_tokens,
         )
         .add(
             op("post", "/api/v1/tokens", "Create an API token (shown once)")
-                .json_body::<TokenBody>(),
+                .json_body::<TokenBody>()
+                .returns::<NewToken>()
+                .status(201),
             create_token,
         )
         .add(
-            op("delete", "/api/v1/tokens/{id}", "Delete an API token"),
+            op("delete", "/api/v1/tokens/{id}", "Delete an API token").no_content(),
             delete_token,
         )
 }
@@ -55,6 +61,13 @@ pub(super) fn routes() -> Routes {
 struct LoginBody {
     username: String,
     password: String,
+}
+
+#[derive(Serialize, schemars::JsonSchema)]
+struct SignedIn {
+    user: User,
+    /// Send it as the `X-CSRF-Token` header with every unsafe method.
+    csrf_token: String,
 }
 
 async fn login(
@@ -110,7 +123,10 @@ async fn login(
     );
     Ok((
         [(header::SET_COOKIE, cookie)],
-        Json(json!({ "user": user, "csrf_token": csrf })),
+        Json(SignedIn {
+            user,
+            csrf_token: csrf,
+        }),
     )
         .into_response())
 }
@@ -126,8 +142,13 @@ async fn logout(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Resp
     Ok(([(header::SET_COOKIE, clear)], StatusCode::NO_CONTENT).into_response())
 }
 
-async fn me(Extension(c): Extension<Caller>) -> Json<Value> {
-    Json(json!({ "user": c.user }))
+#[derive(Serialize, schemars::JsonSchema)]
+struct Me {
+    user: User,
+}
+
+async fn me(Extension(c): Extension<Caller>) -> Json<Me> {
+    Json(Me { user: c.user })
 }
 
 // ---- API tokens ----
@@ -137,11 +158,18 @@ struct TokenBody {
     name: String,
 }
 
+#[derive(Serialize, schemars::JsonSchema)]
+struct NewToken {
+    /// The bearer token: shown this once, only its hash is kept.
+    token: String,
+    info: ApiTokenInfo,
+}
+
 async fn create_token(
     State(s): State<AppState>,
     Extension(c): Extension<Caller>,
     ApiJson(b): ApiJson<TokenBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<NewToken>)> {
     if b.name.trim().is_empty() {
         return Err(ApiError::BadRequest("give the token a name".into()));
     }
@@ -151,14 +179,14 @@ async fn create_token(
         .create_api_token(&c.user, b.name.trim(), &auth::token_hash(&token))
         .await?;
     // The token is shown this once; only its hash is kept.
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "token": token, "info": info })),
-    ))
+    Ok((StatusCode::CREATED, Json(NewToken { token, info })))
 }
 
-async fn list_tokens(State(s): State<AppState>, Extension(c): Extension<Caller>) -> ApiResult {
-    Ok(Json(json!(s.store.api_tokens(&c.user.id).await?)))
+async fn list_tokens(
+    State(s): State<AppState>,
+    Extension(c): Extension<Caller>,
+) -> ApiResult<Json<Vec<ApiTokenInfo>>> {
+    Ok(Json(s.store.api_tokens(&c.user.id).await?))
 }
 
 async fn delete_token(

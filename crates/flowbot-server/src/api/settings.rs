@@ -2,6 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
+use flowbot_store::notify::{Channel, Notifications};
 use serde_json::json;
 
 use super::ApiResult;
@@ -17,7 +18,8 @@ pub(super) fn routes() -> Routes {
                 "get",
                 "/api/v1/settings/notifications",
                 "Failure-notification channels",
-            ),
+            )
+            .returns::<Notifications>(),
             get_notifications,
         )
         .add(
@@ -25,7 +27,9 @@ pub(super) fn routes() -> Routes {
                 "put",
                 "/api/v1/settings/notifications",
                 "Set the failure-notification channels",
-            ),
+            )
+            .json_body::<Notifications>()
+            .returns::<Notifications>(),
             put_notifications,
         )
         .add(
@@ -33,7 +37,9 @@ pub(super) fn routes() -> Routes {
                 "post",
                 "/api/v1/settings/notifications/channels",
                 "Add a failure-notification channel",
-            ),
+            )
+            .json_body::<Channel>()
+            .returns::<Notifications>(),
             add_channel,
         )
         .add(
@@ -41,22 +47,26 @@ pub(super) fn routes() -> Routes {
                 "delete",
                 "/api/v1/settings/notifications/channels/{index}",
                 "Remove a failure-notification channel",
-            ),
+            )
+            .integer_params(&["index"])
+            .returns::<Notifications>(),
             remove_channel,
         )
 }
 
 // ---- failure notifications ----
 
-async fn get_notifications(State(s): State<AppState>) -> ApiResult {
-    Ok(Json(json!(s.store.notifications().await?)))
+type Answer = ApiResult<Json<Notifications>>;
+
+async fn get_notifications(State(s): State<AppState>) -> Answer {
+    Ok(Json(s.store.notifications().await?))
 }
 
 async fn add_channel(
     State(s): State<AppState>,
     c: Extension<Caller>,
-    ApiJson(ch): ApiJson<flowbot_store::notify::Channel>,
-) -> ApiResult {
+    ApiJson(ch): ApiJson<Channel>,
+) -> Answer {
     let mut n = s.store.notifications().await?;
     n.channels.push(ch);
     put_notifications(State(s), c, ApiJson(n)).await
@@ -66,7 +76,7 @@ async fn remove_channel(
     State(s): State<AppState>,
     c: Extension<Caller>,
     Path(index): Path<usize>,
-) -> ApiResult {
+) -> Answer {
     let mut n = s.store.notifications().await?;
     if index >= n.channels.len() {
         return Err(ApiError::NotFound(format!("no channel {index}")));
@@ -78,8 +88,8 @@ async fn remove_channel(
 async fn put_notifications(
     State(s): State<AppState>,
     Extension(c): Extension<Caller>,
-    ApiJson(n): ApiJson<flowbot_store::notify::Notifications>,
-) -> ApiResult {
+    ApiJson(n): ApiJson<Notifications>,
+) -> Answer {
     for (i, ch) in n.channels.iter().enumerate() {
         let conn = s.store.connection(&ch.connection_id).await.map_err(|_| {
             ApiError::BadRequest(format!(
@@ -107,5 +117,5 @@ async fn put_notifications(
             &c.user.username,
         )
         .await?;
-    Ok(Json(json!(n)))
+    Ok(Json(n))
 }

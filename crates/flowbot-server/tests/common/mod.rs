@@ -4,6 +4,8 @@
 // Each test binary uses part of this.
 #![allow(dead_code)]
 
+pub mod contract;
+
 use flowbot_server::{App, AppConfig};
 use flowbot_store::Store;
 use tokio_util::sync::CancellationToken;
