@@ -1,5 +1,7 @@
-//! `flowbot validate` as a user runs it: every example passes, every broken fixture fails
-//! with exactly the diagnostics recorded beside it.
+//! `flowbot validate` and `flowbot apps validate` as a user runs them: every example passes,
+//! every broken fixture fails with exactly the diagnostics recorded beside it; an apps
+//! directory adds its apps, and a broken app file there is reported without stopping
+//! anything.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -39,11 +41,11 @@ fn every_example_flow_is_valid() {
     }
 }
 
-#[test]
-fn every_invalid_fixture_gives_exactly_its_expected_diagnostics() {
-    let dir = root().join("tests/fixtures/invalid");
-    let fixtures = yaml_files(&dir);
-    assert!(fixtures.len() >= 10, "fixtures are missing");
+/// Each broken file of `dir`, given to `flowbot <command…> FILE`, exits 2 and prints exactly
+/// the `.expected` file beside it.
+fn assert_corpus(dir: &Path, command: &[&str], at_least: usize) {
+    let fixtures = yaml_files(dir);
+    assert!(fixtures.len() >= at_least, "fixtures are missing");
     let mut mismatches = Vec::new();
     for file in fixtures {
         let name = file.file_name().expect("file name").to_owned();
@@ -51,8 +53,8 @@ fn every_invalid_fixture_gives_exactly_its_expected_diagnostics() {
         let expected = std::fs::read_to_string(&expected_path)
             .unwrap_or_else(|e| panic!("{}: {e}", expected_path.display()));
         let out = flowbot()
-            .current_dir(&dir)
-            .arg("validate")
+            .current_dir(dir)
+            .args(command)
             .arg(&name)
             .output()
             .expect("run flowbot");
@@ -63,6 +65,11 @@ fn every_invalid_fixture_gives_exactly_its_expected_diagnostics() {
         }
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+#[test]
+fn every_invalid_fixture_gives_exactly_its_expected_diagnostics() {
+    assert_corpus(&root().join("tests/fixtures/invalid"), &["validate"], 10);
 }
 
 #[test]
@@ -104,4 +111,88 @@ fn version_and_help_work() {
         assert!(out.status.success(), "{cmd} --help");
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: flowbot"));
     }
+}
+
+// ---- app files ----
+
+#[test]
+fn the_example_app_file_is_valid() {
+    let out = flowbot()
+        .args(["apps", "validate"])
+        .arg(root().join("flows/apps/acme.yaml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("ok — app `acme` with 2 actions"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn every_broken_app_file_gives_exactly_its_expected_diagnostics() {
+    assert_corpus(
+        &root().join("tests/fixtures/apps/invalid"),
+        &["apps", "validate"],
+        5,
+    );
+}
+
+#[test]
+fn an_apps_directory_adds_its_apps_and_reports_a_broken_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        root().join("flows/apps/acme.yaml"),
+        dir.path().join("acme.yaml"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("broken.yaml"),
+        "flowbot_app: 1\nid: broken\n",
+    )
+    .unwrap();
+    let out = flowbot()
+        .args(["apps", "--json"])
+        .env("FLOWBOT_APPS_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let apps: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = apps
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"acme") && ids.contains(&"salesforce"),
+        "{ids:?}"
+    );
+    assert!(!ids.contains(&"broken"), "{ids:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("broken.yaml:") && stderr.contains("missing field `name`"),
+        "{stderr}"
+    );
+    // A flow using the file app validates like one using a built-in app.
+    let flow = dir.path().join("flow.yaml");
+    std::fs::write(
+        &flow,
+        "version: 1\nid: uses-acme\nname: Uses Acme\ntrigger:\n  app: webhook\nconnections:\n  acme: { app: acme }\nsteps:\n  - id: add\n    app: acme\n    action: create_contact\n    connection: acme\n    input:\n      name: \"{{ trigger.body.name }}\"\n      email: \"{{ trigger.body.email }}\"\n",
+    )
+    .unwrap();
+    let out = flowbot()
+        .arg("--apps-dir")
+        .arg(dir.path())
+        .arg("validate")
+        .arg(&flow)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -4,23 +4,84 @@
 
 pub mod builtin;
 pub mod ecforce;
+pub mod file_app;
 pub mod http;
 pub mod messaging;
 pub mod salesforce;
 pub mod templates;
 
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use file_app::{BrokenApp, FileApp};
 use flowbot_core::Apps;
 
-/// Every app this build of flowbot ships.
+static APPS_DIR: OnceLock<PathBuf> = OnceLock::new();
+
+/// Where this process reads app files from (`--apps-dir`); set once, before the first
+/// [`registry`]. Without it, `FLOWBOT_APPS_DIR`; without that, none.
+pub fn set_apps_dir(dir: PathBuf) {
+    let _ = APPS_DIR.set(dir);
+}
+
+/// The apps directory in effect, if any.
+pub fn apps_dir() -> Option<PathBuf> {
+    APPS_DIR.get().cloned().or_else(|| {
+        std::env::var_os("FLOWBOT_APPS_DIR")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+    })
+}
+
+/// Every app: the built-in ones and those of the apps directory. A broken app file is
+/// logged and left out; it never stops flowbot (see [`registry_with`] for the list).
 pub fn registry() -> Apps {
-    let client = reqwest::Client::builder()
+    let (apps, broken) = registry_with(apps_dir().as_deref());
+    for b in broken {
+        tracing::warn!(file = %b.file.display(), problems = %b.report(), "an app file is broken and was not loaded");
+    }
+    apps
+}
+
+/// The built-in apps and the app files of `dir`, with the files that could not be loaded.
+pub fn registry_with(dir: Option<&Path>) -> (Apps, Vec<BrokenApp>) {
+    let client = http_client();
+    let mut apps = builtin_apps(&client);
+    let mut broken = Vec::new();
+    if let Some(dir) = dir {
+        let (loaded, bad) = FileApp::load_dir(dir, &client);
+        broken.extend(bad);
+        for app in loaded {
+            let id = flowbot_core::Connector::manifest(&app).id.clone();
+            if apps.get(&id).is_some() {
+                broken.push(BrokenApp {
+                    file: dir.join(&id),
+                    problems: vec![flowbot_core::Diagnostic {
+                        line: 1,
+                        column: 1,
+                        path: "id".into(),
+                        message: format!("an app `{id}` exists already: give this one another id"),
+                    }],
+                });
+                continue;
+            }
+            apps.add(Arc::new(app));
+        }
+    }
+    (apps, broken)
+}
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
         .user_agent(concat!("flowbot/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(10))
         .build()
-        .expect("the HTTP client's configuration is static and valid");
+        .expect("the HTTP client's configuration is static and valid")
+}
+
+fn builtin_apps(client: &reqwest::Client) -> Apps {
+    let client = client.clone();
     let mut apps = Apps::new();
     apps.add(Arc::new(http::HttpConnector::new(client.clone())));
     apps.add(Arc::new(salesforce::SalesforceConnector::new(

@@ -2,11 +2,12 @@
 //! outputs. Manifests drive validation, the CLI catalogue and (later) the editor's forms, so
 //! they are serialisable: the UI reads them as JSON.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Text shown to users, in both languages the product speaks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Text {
     pub en: String,
@@ -78,23 +79,27 @@ pub struct ActionSpec {
     pub writes: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct FieldSpec {
     pub name: String,
     pub label: Text,
     pub kind: FieldKind,
+    #[serde(default)]
     pub required: bool,
     /// Never shown after saving, never logged, redacted in run history.
+    #[serde(default)]
     pub secret: bool,
+    #[serde(default)]
     pub help: Text,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<Value>,
     /// The allowed values of a `select`.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub choices: Vec<String>,
     /// The most items a `list` may hold in one call (e.g. a collection call's records).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_items: Option<usize>,
 }
 
@@ -144,7 +149,7 @@ impl FieldSpec {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FieldKind {
@@ -194,8 +199,9 @@ impl FieldKind {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct OutputSpec {
     pub name: String,
     pub label: Text,

@@ -6,13 +6,61 @@ use flowbot_core::manifest::FieldSpec;
 
 #[derive(clap::Args)]
 pub struct Args {
+    #[command(subcommand)]
+    command: Option<AppsCommand>,
     /// Print the manifests as JSON
     #[arg(long)]
     json: bool,
 }
 
+#[derive(clap::Subcommand)]
+enum AppsCommand {
+    /// Check app files and report every problem as FILE:LINE:COL: message
+    Validate {
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
+}
+
+/// Exit code of `apps validate` when a file has problems (as `flowbot validate`).
+const INVALID: u8 = 2;
+
+fn validate(files: &[std::path::PathBuf]) -> ExitCode {
+    let client = reqwest::Client::new();
+    let mut bad = 0;
+    for f in files {
+        match flowbot_connectors::file_app::FileApp::load(f, client.clone()) {
+            Ok(app) => {
+                let m = flowbot_core::Connector::manifest(&app);
+                println!(
+                    "{}: ok — app `{}` with {} actions",
+                    f.display(),
+                    m.id,
+                    m.actions.len()
+                );
+            }
+            Err(broken) => {
+                bad += 1;
+                println!("{}", broken.report());
+            }
+        }
+    }
+    if bad == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(INVALID)
+    }
+}
+
 pub fn main(args: Args) -> anyhow::Result<ExitCode> {
-    let apps = flowbot_connectors::registry();
+    if let Some(AppsCommand::Validate { files }) = &args.command {
+        return Ok(validate(files));
+    }
+    let (apps, broken) =
+        flowbot_connectors::registry_with(flowbot_connectors::apps_dir().as_deref());
+    for b in &broken {
+        eprintln!("{}", b.report());
+    }
     if args.json {
         let all: Vec<_> = apps.manifests().collect();
         println!("{}", serde_json::to_string_pretty(&all)?);

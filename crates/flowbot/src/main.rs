@@ -41,6 +41,10 @@ struct Cli {
     /// inside a run carries run_id, flow_id and the step)
     #[arg(long, global = true, value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// A directory of app files (`*.yaml`, or folders with `app.yaml`) to load besides the
+    /// built-in apps; a broken file is reported and left out
+    #[arg(long, global = true, env = "FLOWBOT_APPS_DIR")]
+    apps_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -55,7 +59,8 @@ enum Command {
     Validate(validate::Args),
     /// Run a flow once, in this process, and show each step's obtained values
     Run(run::Args),
-    /// List the apps with their triggers, actions, inputs and outputs
+    /// List the apps with their triggers, actions, inputs and outputs (`apps validate FILE…`
+    /// checks app files)
     Apps(apps::Args),
     /// List the built-in template flows, or print one
     Templates(apps::TemplatesArgs),
@@ -113,6 +118,9 @@ fn main() -> ExitCode {
             .with_current_span(true)
             .with_span_list(true)
             .init(),
+    }
+    if let Some(dir) = cli.apps_dir {
+        flowbot_connectors::set_apps_dir(dir);
     }
     let result = match cli.command {
         Command::Validate(args) => validate::main(args),

@@ -1,0 +1,380 @@
+//! The app format: one YAML file describes an app — its connection (fields, base URL,
+//! auth), its actions (typed inputs, the HTTP request as templates, the output, error
+//! mapping) — and is read here with every problem located as `FILE:LINE:COL`, as flow
+//! files are. `docs/app-format.md` is the user's description of every key.
+
+use std::collections::BTreeMap;
+
+use flowbot_core::diag::Positions;
+use flowbot_core::manifest::{
+    ActionSpec, AppManifest, FieldKind, FieldSpec, OutputSpec, Text, TriggerSpec,
+};
+use flowbot_core::Diagnostic;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The version of the format this build reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppFile {
+    /// Always 1 for now: a later format says so here.
+    pub flowbot_app: u32,
+    pub id: String,
+    pub name: Text,
+    #[serde(default)]
+    pub description: Text,
+    /// Where the catalogue lists it (`crm`, `chat`, `ec`, `spreadsheet`, …).
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
+    pub connection: ConnectionSpec,
+    #[serde(default)]
+    pub actions: Vec<ActionDef>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionSpec {
+    /// What a user fills in; a secret field is sealed, never shown again, never logged.
+    #[serde(default)]
+    pub fields: Vec<FieldSpec>,
+    /// Prefix of every action's path, a template over `connection` (e.g.
+    /// `https://{{ connection.subdomain }}.example.com/api`). An action's path may instead be
+    /// a whole URL.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    #[serde(default)]
+    pub auth: Auth,
+    /// The action the connection's test button runs (a cheap read).
+    #[serde(default)]
+    pub test: Option<String>,
+}
+
+/// How every request signs in. Values are templates over `connection`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Auth {
+    #[default]
+    None,
+    /// A key in a header or in the query string.
+    ApiKey {
+        #[serde(rename = "in")]
+        place: KeyPlace,
+        name: String,
+        value: String,
+    },
+    /// `Authorization: Bearer <token>`.
+    Bearer { token: String },
+    /// `Authorization: Basic base64(username:password)`.
+    Basic { username: String, password: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyPlace {
+    Header,
+    Query,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionDef {
+    pub id: String,
+    pub name: Text,
+    #[serde(default)]
+    pub description: Text,
+    #[serde(default)]
+    pub inputs: Vec<FieldSpec>,
+    pub request: RequestSpec,
+    /// A template over `input` and `response` (`status`, `headers`, `body`) giving the
+    /// obtained values; without it, the response body.
+    #[serde(default)]
+    pub output: Option<Value>,
+    /// The obtained values the editor's picker offers, with their labels.
+    #[serde(default)]
+    pub outputs: Vec<OutputSpec>,
+    /// Safe to repeat: a read, an update, an upsert. A create or a sent message is not, and
+    /// the runner re-decides such a step left in doubt by a crash instead of repeating it.
+    #[serde(default)]
+    pub idempotent: bool,
+    /// Changes something in the app: the editor asks before testing it.
+    #[serde(default)]
+    pub writes: bool,
+    #[serde(default)]
+    pub errors: ErrorSpec,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestSpec {
+    pub method: HttpMethod,
+    /// Appended to the connection's base URL, or a whole URL; a template.
+    pub path: String,
+    /// Templates; a parameter that renders to null is left out.
+    #[serde(default)]
+    pub query: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub body: Option<BodySpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl HttpMethod {
+    pub fn as_reqwest(self) -> reqwest::Method {
+        match self {
+            HttpMethod::Get => reqwest::Method::GET,
+            HttpMethod::Post => reqwest::Method::POST,
+            HttpMethod::Put => reqwest::Method::PUT,
+            HttpMethod::Patch => reqwest::Method::PATCH,
+            HttpMethod::Delete => reqwest::Method::DELETE,
+        }
+    }
+}
+
+/// The request body: JSON, or form fields. Templates; an object key that renders to null
+/// is left out.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BodySpec {
+    #[serde(default)]
+    pub json: Option<Value>,
+    #[serde(default)]
+    pub form: Option<BTreeMap<String, Value>>,
+}
+
+/// Reading a refusal: where its message and code are, and which statuses are worth
+/// trying again (`Retry-After` is honoured).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorSpec {
+    /// A template over `response`; without it, the start of the body.
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default = "retry_statuses")]
+    pub retry_statuses: Vec<u16>,
+}
+
+impl Default for ErrorSpec {
+    fn default() -> Self {
+        ErrorSpec {
+            message: None,
+            code: None,
+            retry_statuses: retry_statuses(),
+        }
+    }
+}
+
+fn retry_statuses() -> Vec<u16> {
+    vec![408, 425, 429, 500, 502, 503, 504]
+}
+
+impl AppFile {
+    /// The manifest the validator, the editor and the catalogue read.
+    pub fn manifest(&self) -> AppManifest {
+        AppManifest {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            connection: self.connection.fields.clone(),
+            triggers: Vec::<TriggerSpec>::new(),
+            actions: self
+                .actions
+                .iter()
+                .map(|a| ActionSpec {
+                    id: a.id.clone(),
+                    name: a.name.clone(),
+                    description: a.description.clone(),
+                    inputs: a.inputs.clone(),
+                    outputs: a.outputs.clone(),
+                    idempotent: a.idempotent,
+                    writes: a.writes,
+                })
+                .collect(),
+        }
+    }
+
+    pub fn action(&self, id: &str) -> Option<&ActionDef> {
+        self.actions.iter().find(|a| a.id == id)
+    }
+}
+
+/// Read an app file: the app, or every problem found, each with its line and column.
+pub fn parse(source: &str) -> Result<AppFile, Vec<Diagnostic>> {
+    let positions = Positions::index(source);
+    let at = |path: &str, message: String| {
+        let (line, column) = positions.value(path);
+        Diagnostic {
+            line,
+            column,
+            path: path.to_string(),
+            message,
+        }
+    };
+    let de = serde_yaml::Deserializer::from_str(source);
+    let app: AppFile = match serde_path_to_error::deserialize(de) {
+        Ok(app) => app,
+        Err(e) => {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            let inner = e.into_inner();
+            let message = inner.to_string();
+            // An unknown key is shown where the key is; a wrong value where the value is;
+            // serde_yaml knows where a syntax error is.
+            let unknown = message
+                .split("unknown field `")
+                .nth(1)
+                .and_then(|rest| rest.split('`').next())
+                .map(|key| {
+                    // The path may already end at the unknown key.
+                    if path == key || path.ends_with(&format!(".{key}")) {
+                        path.clone()
+                    } else {
+                        flowbot_core::diag::join_key(&path, key)
+                    }
+                });
+            let (line, column) = match (unknown, inner.location()) {
+                (Some(key), _) => positions.key(&key),
+                (None, Some(l)) if path.is_empty() => (l.line(), l.column()),
+                _ => positions.value(&path),
+            };
+            // serde_yaml appends " at line L column C"; the diagnostic says where already.
+            let message = message
+                .split(" at line ")
+                .next()
+                .unwrap_or(&message)
+                .to_string();
+            return Err(vec![Diagnostic {
+                line,
+                column,
+                path,
+                message,
+            }]);
+        }
+    };
+    let mut problems = Vec::new();
+    if app.flowbot_app != FORMAT_VERSION {
+        problems.push(at(
+            "flowbot_app",
+            format!(
+                "this flowbot reads app format {FORMAT_VERSION}, not {}",
+                app.flowbot_app
+            ),
+        ));
+    }
+    if !is_id(&app.id) {
+        problems.push(at(
+            "id",
+            format!(
+                "`{}` is not an app id: lower-case letters, digits and _, starting with a letter",
+                app.id
+            ),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, a) in app.actions.iter().enumerate() {
+        let path = format!("actions[{i}]");
+        if !is_id(&a.id) {
+            problems.push(at(
+                &format!("{path}.id"),
+                format!(
+                    "`{}` is not an action id: lower-case letters, digits and _",
+                    a.id
+                ),
+            ));
+        }
+        if !seen.insert(a.id.as_str()) {
+            problems.push(at(
+                &format!("{path}.id"),
+                format!("action `{}` is defined twice", a.id),
+            ));
+        }
+        if app.connection.base_url.is_none() && !a.request.path.starts_with("http") {
+            problems.push(at(
+                &format!("{path}.request.path"),
+                "the path needs `connection.base_url`, or give a whole URL (https://…)".into(),
+            ));
+        }
+        check_fields(&a.inputs, &format!("{path}.inputs"), &at, &mut problems);
+        if let Some(b) = &a.request.body {
+            if b.json.is_some() == b.form.is_some() {
+                problems.push(at(
+                    &format!("{path}.request.body"),
+                    "give the body as `json` or as `form` (one of them)".into(),
+                ));
+            }
+        }
+        if a.request.body.is_some() && a.request.method == HttpMethod::Get {
+            problems.push(at(
+                &format!("{path}.request.body"),
+                "a GET request has no body: use `query`".into(),
+            ));
+        }
+    }
+    check_fields(
+        &app.connection.fields,
+        "connection.fields",
+        &at,
+        &mut problems,
+    );
+    if let Some(test) = &app.connection.test {
+        if app.action(test).is_none() {
+            let ids: Vec<&str> = app.actions.iter().map(|a| a.id.as_str()).collect();
+            problems.push(at(
+                "connection.test",
+                format!(
+                    "no action `{test}` to test the connection with{}",
+                    flowbot_core::diag::did_you_mean(test, &ids)
+                ),
+            ));
+        }
+    }
+    problems.sort_by_key(|d| (d.line, d.column));
+    if problems.is_empty() {
+        Ok(app)
+    } else {
+        Err(problems)
+    }
+}
+
+fn check_fields(
+    fields: &[FieldSpec],
+    path: &str,
+    at: &impl Fn(&str, String) -> Diagnostic,
+    problems: &mut Vec<Diagnostic>,
+) {
+    let mut names = std::collections::HashSet::new();
+    for (i, f) in fields.iter().enumerate() {
+        if !names.insert(f.name.as_str()) {
+            problems.push(at(
+                &format!("{path}[{i}].name"),
+                format!("field `{}` is defined twice", f.name),
+            ));
+        }
+        if f.kind == FieldKind::Select && f.choices.is_empty() {
+            problems.push(at(
+                &format!("{path}[{i}].choices"),
+                "a `select` needs its `choices`".into(),
+            ));
+        }
+    }
+}
+
+fn is_id(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}

@@ -1,0 +1,428 @@
+//! Apps as files: an app described in the app format (`format`) runs through one generic
+//! connector. Its requests are templates over the step's `input` and the `connection`,
+//! rendered by the same engine as flows; its answers are read by the file's own rules
+//! (output, error mapping). The built-in app files are embedded; more are read from the
+//! apps directory at start, and a broken one is reported, never fatal.
+
+pub mod format;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine;
+use flowbot_core::manifest::AppManifest;
+use flowbot_core::template::{render_value, Scope};
+use flowbot_core::{ActionCall, ActionError, Connection, Connector, Diagnostic};
+use serde_json::{json, Map, Value};
+
+use crate::http::{retry_after, shown_url, transport_error};
+use format::{ActionDef, AppFile, Auth, BodySpec, KeyPlace};
+
+/// How long one request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most of an answer's body read (a larger one is refused, not buffered).
+const MAX_ANSWER: usize = 16 << 20;
+/// How much of an error body a message shows.
+const ERROR_EXCERPT: usize = 300;
+
+/// An app read from a file.
+pub struct FileApp {
+    app: AppFile,
+    manifest: AppManifest,
+    client: reqwest::Client,
+}
+
+/// An app file that could not be read: where, and every problem.
+#[derive(Debug, Clone)]
+pub struct BrokenApp {
+    pub file: PathBuf,
+    pub problems: Vec<Diagnostic>,
+}
+
+impl BrokenApp {
+    /// `FILE:LINE:COL: message`, one line each, as flow problems are shown.
+    pub fn report(&self) -> String {
+        self.problems
+            .iter()
+            .map(|d| {
+                format!(
+                    "{}:{}:{}: {}",
+                    self.file.display(),
+                    d.line,
+                    d.column,
+                    d.message
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl FileApp {
+    pub fn new(app: AppFile, client: reqwest::Client) -> Self {
+        FileApp {
+            manifest: app.manifest(),
+            app,
+            client,
+        }
+    }
+
+    /// Read one app file.
+    pub fn load(path: &Path, client: reqwest::Client) -> Result<FileApp, BrokenApp> {
+        let broken = |problems| BrokenApp {
+            file: path.to_path_buf(),
+            problems,
+        };
+        let source = std::fs::read_to_string(path).map_err(|e| {
+            broken(vec![Diagnostic {
+                line: 1,
+                column: 1,
+                path: String::new(),
+                message: format!("cannot be read: {e}"),
+            }])
+        })?;
+        format::parse(&source)
+            .map(|app| FileApp::new(app, client))
+            .map_err(broken)
+    }
+
+    /// Every `*.yaml`/`*.yml` file of `dir` (and `*/app.yaml` of its folders), in name order.
+    pub fn load_dir(dir: &Path, client: &reqwest::Client) -> (Vec<FileApp>, Vec<BrokenApp>) {
+        let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter_map(|p| {
+                    if p.is_dir() {
+                        let inner = p.join("app.yaml");
+                        inner.is_file().then_some(inner)
+                    } else {
+                        matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml"))
+                            .then_some(p)
+                    }
+                })
+                .collect(),
+            Err(e) => {
+                return (
+                    Vec::new(),
+                    vec![BrokenApp {
+                        file: dir.to_path_buf(),
+                        problems: vec![Diagnostic {
+                            line: 1,
+                            column: 1,
+                            path: String::new(),
+                            message: format!("the apps directory cannot be read: {e}"),
+                        }],
+                    }],
+                )
+            }
+        };
+        files.sort();
+        let mut apps = Vec::new();
+        let mut broken = Vec::new();
+        for f in files {
+            match FileApp::load(&f, client.clone()) {
+                Ok(a) => apps.push(a),
+                Err(b) => broken.push(b),
+            }
+        }
+        (apps, broken)
+    }
+
+    fn scope(
+        &self,
+        action: Option<&ActionDef>,
+        input: &Map<String, Value>,
+        conn: Option<&Connection>,
+    ) -> Scope {
+        // Every declared field is in scope (null or its default when not given), so a
+        // template may name an optional one.
+        let mut settings = Map::new();
+        for f in &self.app.connection.fields {
+            settings.insert(f.name.clone(), f.default.clone().unwrap_or(Value::Null));
+        }
+        if let Some(c) = conn {
+            settings.extend(c.settings.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        let mut inputs = Map::new();
+        for f in action.map(|a| a.inputs.as_slice()).unwrap_or_default() {
+            inputs.insert(f.name.clone(), f.default.clone().unwrap_or(Value::Null));
+        }
+        inputs.extend(input.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let mut scope = Scope::new();
+        scope.insert("connection".into(), Value::Object(settings));
+        scope.insert("input".into(), Value::Object(inputs));
+        scope
+    }
+
+    fn render(&self, what: &str, v: &Value, scope: &Scope) -> Result<Value, ActionError> {
+        render_value(v, scope).map_err(|(at, e)| {
+            let at = if at.is_empty() {
+                String::new()
+            } else {
+                format!(" `{at}`")
+            };
+            ActionError::fatal(format!(
+                "app `{}`: {what}{at} cannot be rendered: {}",
+                self.app.id, e.message
+            ))
+        })
+    }
+
+    fn render_text(&self, what: &str, t: &str, scope: &Scope) -> Result<String, ActionError> {
+        Ok(match self.render(what, &Value::String(t.into()), scope)? {
+            Value::String(s) => s,
+            Value::Null => String::new(),
+            other => other.to_string(),
+        })
+    }
+
+    /// The request an action makes, signed in as the connection says.
+    fn build(
+        &self,
+        a: &ActionDef,
+        scope: &Scope,
+    ) -> Result<(reqwest::Url, reqwest::RequestBuilder), ActionError> {
+        let path = self.render_text("the request path", &a.request.path, scope)?;
+        let url = if path.starts_with("http://") || path.starts_with("https://") {
+            path
+        } else {
+            let base = self.app.connection.base_url.as_deref().unwrap_or_default();
+            let base = self.render_text("the base URL", base, scope)?;
+            format!(
+                "{}/{}",
+                base.trim_end_matches('/'),
+                path.trim_start_matches('/')
+            )
+        };
+        let mut url = reqwest::Url::parse(&url).map_err(|e| {
+            ActionError::fatal(format!("app `{}`: `{url}` is not a URL: {e}", self.app.id))
+        })?;
+        let query = self.render("the query", &json!(a.request.query), scope)?;
+        let mut pairs: Vec<(String, String)> = scalars(&query);
+        let mut headers = reqwest::header::HeaderMap::new();
+        let mut header = |name: &str, value: String| -> Result<(), ActionError> {
+            let n = reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                ActionError::fatal(format!(
+                    "app `{}`: `{name}` is not a header name",
+                    self.app.id
+                ))
+            })?;
+            let v = reqwest::header::HeaderValue::from_str(&value).map_err(|_| {
+                ActionError::fatal(format!(
+                    "app `{}`: the value of header `{name}` is not valid in a header",
+                    self.app.id
+                ))
+            })?;
+            headers.insert(n, v);
+            Ok(())
+        };
+        for (name, t) in &a.request.headers {
+            let v = self.render_text(&format!("header `{name}`"), t, scope)?;
+            if !v.is_empty() {
+                header(name, v)?;
+            }
+        }
+        match &self.app.connection.auth {
+            Auth::None => {}
+            Auth::ApiKey { place, name, value } => {
+                let v = self.render_text("the API key", value, scope)?;
+                match place {
+                    KeyPlace::Header => header(name, v)?,
+                    KeyPlace::Query => pairs.push((name.clone(), v)),
+                }
+            }
+            Auth::Bearer { token } => {
+                let t = self.render_text("the token", token, scope)?;
+                header("authorization", format!("Bearer {t}"))?;
+            }
+            Auth::Basic { username, password } => {
+                let u = self.render_text("the user name", username, scope)?;
+                let p = self.render_text("the password", password, scope)?;
+                let b = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+                header("authorization", format!("Basic {b}"))?;
+            }
+        }
+        if !pairs.is_empty() {
+            url.query_pairs_mut().extend_pairs(pairs);
+        }
+        let mut req = self
+            .client
+            .request(a.request.method.as_reqwest(), url.clone())
+            .headers(headers)
+            .timeout(REQUEST_TIMEOUT);
+        if let Some(BodySpec { json: Some(v), .. }) = &a.request.body {
+            req = req.json(&without_nulls(self.render("the body", v, scope)?));
+        } else if let Some(BodySpec {
+            form: Some(fields), ..
+        }) = &a.request.body
+        {
+            let v = self.render("the form", &json!(fields), scope)?;
+            req = req.form(&scalars(&v));
+        }
+        Ok((url, req))
+    }
+
+    async fn call(&self, a: &ActionDef, scope: &Scope) -> Result<Value, ActionError> {
+        let (url, req) = self.build(a, scope)?;
+        let method = a.request.method.as_reqwest();
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| transport_error(&method, &url, e))?;
+        let status = resp.status();
+        let headers: Map<String, Value> = resp
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), json!(v.to_str().ok()?))))
+            .collect();
+        let wait = retry_after(resp.headers());
+        if resp
+            .content_length()
+            .is_some_and(|n| n as usize > MAX_ANSWER)
+        {
+            return Err(ActionError::fatal(format!(
+                "{method} {}: the answer is larger than {} MiB",
+                shown_url(&url),
+                MAX_ANSWER >> 20
+            )));
+        }
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| transport_error(&method, &url, e))?;
+        let text = String::from_utf8_lossy(&bytes);
+        let body =
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(text.to_string()));
+        let mut scope = scope.clone();
+        scope.insert(
+            "response".into(),
+            json!({ "status": status.as_u16(), "headers": headers, "body": body }),
+        );
+        if !status.is_success() {
+            let spec = &a.errors;
+            let message = match &spec.message {
+                Some(t) => self
+                    .render_text("the error message", t, &scope)
+                    .unwrap_or_default(),
+                None => String::new(),
+            };
+            let message = if message.is_empty() {
+                text.chars().take(ERROR_EXCERPT).collect()
+            } else {
+                message
+            };
+            let code = match &spec.code {
+                Some(t) => self
+                    .render_text("the error code", t, &scope)
+                    .ok()
+                    .filter(|c| !c.is_empty()),
+                None => None,
+            };
+            let text = format!("{} answered {status}: {message}", self.manifest.name.en);
+            let e = if spec.retry_statuses.contains(&status.as_u16()) {
+                ActionError::retryable(text)
+            } else {
+                ActionError::fatal(text)
+            };
+            return Err(e
+                .with_code(code.unwrap_or_else(|| format!("HTTP_{}", status.as_u16())))
+                .with_retry_after(wait)
+                .with_details(json!({ "status": status.as_u16() })));
+        }
+        match &a.output {
+            Some(t) => self.render("the output", t, &scope),
+            None => Ok(scope["response"]["body"].clone()),
+        }
+    }
+}
+
+/// A rendered map's entries as text, leaving out those that rendered to null.
+fn scalars(v: &Value) -> Vec<(String, String)> {
+    v.as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| {
+            let s = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (k.clone(), s)
+        })
+        .collect()
+}
+
+/// Object keys whose value rendered to null are left out (an optional input not given).
+fn without_nulls(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, without_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(without_nulls).collect()),
+        other => other,
+    }
+}
+
+#[async_trait]
+impl Connector for FileApp {
+    fn manifest(&self) -> &AppManifest {
+        &self.manifest
+    }
+
+    async fn execute(&self, call: ActionCall<'_>) -> Result<Value, ActionError> {
+        let a = self.app.action(call.action).ok_or_else(|| {
+            ActionError::fatal(format!(
+                "the {} app has no action `{}`",
+                self.app.id, call.action
+            ))
+        })?;
+        if self.manifest.needs_connection() && call.connection.is_none() {
+            return Err(ActionError::fatal(format!(
+                "this {} step has no connection",
+                self.manifest.name.en
+            )));
+        }
+        for f in a.inputs.iter().filter(|f| f.required) {
+            let given = call
+                .input
+                .get(&f.name)
+                .is_some_and(|v| !v.is_null() && v.as_str() != Some(""));
+            if !given {
+                return Err(ActionError::fatal(format!(
+                    "input `{}` is required",
+                    f.name
+                )));
+            }
+        }
+        let scope = self.scope(Some(a), call.input, call.connection);
+        self.call(a, &scope).await
+    }
+
+    fn check_settings(&self, settings: &Map<String, Value>) -> Result<(), String> {
+        for f in self.app.connection.fields.iter().filter(|f| f.required) {
+            let set = settings
+                .get(&f.name)
+                .is_some_and(|v| !v.is_null() && v.as_str() != Some(""));
+            if !set && f.default.is_none() {
+                return Err(format!("`{}` ({}) is required", f.name, f.label.en));
+            }
+        }
+        Ok(())
+    }
+
+    async fn test_connection(&self, connection: &Connection) -> Result<(), ActionError> {
+        let Some(test) = &self.app.connection.test else {
+            return Ok(());
+        };
+        let a = self
+            .app
+            .action(test)
+            .ok_or_else(|| ActionError::fatal(format!("no action `{test}`")))?;
+        let scope = self.scope(Some(a), &Map::new(), Some(connection));
+        self.call(a, &scope).await.map(|_| ())
+    }
+}
