@@ -88,8 +88,9 @@ fn builtin_apps(client: &reqwest::Client) -> Apps {
         client.clone(),
     )));
     apps.add(Arc::new(ecforce::EcforceConnector::new(client.clone())));
-    apps.add(Arc::new(messaging::SlackConnector::new(client.clone())));
-    apps.add(Arc::new(messaging::ChatworkConnector::new(client)));
+    for app in file_app::builtin() {
+        apps.add(Arc::new(FileApp::new(app.clone(), client.clone())));
+    }
     apps.add(Arc::new(messaging::EmailConnector::new()));
     for app in builtin::trigger_apps() {
         apps.add(Arc::new(app));

@@ -56,10 +56,15 @@ async fn create(State(seen): State<Seen>, Json(body): Json<Value>) -> impl IntoR
     }
 }
 
+async fn one(axum::extract::Path(id): axum::extract::Path<String>) -> Json<Value> {
+    Json(json!({ "id": id }))
+}
+
 async fn server() -> (String, Seen) {
     let seen: Seen = Arc::default();
     let app = Router::new()
         .route("/contacts", get(list).post(create))
+        .route("/contacts/{id}", get(one))
         .with_state(seen.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -73,6 +78,10 @@ fn acme(auth: &str) -> FileApp {
         "/../../flows/apps/acme.yaml"
     ))
     .unwrap();
+    let source = source.replace(
+        "actions:\n",
+        "actions:\n  - id: get_contact\n    name: { en: Get, ja: 取得 }\n    idempotent: true\n    inputs: [{ name: id, label: { en: ID, ja: ID }, kind: text, required: true }]\n    request: { method: GET, path: \"/contacts/{{ input.id }}\" }\n",
+    );
     let source = source.replace(
         "  auth:\n    kind: api_key\n    in: header\n    name: X-Api-Key\n    value: \"{{ connection.api_key }}\"\n",
         auth,
@@ -230,4 +239,75 @@ async fn every_auth_kind_signs_the_request_as_the_file_says() {
         run(&app, "list_contacts", json!({}), &conn).await.unwrap();
         assert_eq!(seen.lock().unwrap().last().unwrap(), &expected, "{auth}");
     }
+}
+
+#[tokio::test]
+async fn values_put_into_a_path_stay_inside_their_segment() {
+    let (base, _) = server().await;
+    let app = acme(HEADER_KEY);
+    let conn = connection(&base, "k1");
+    // Encoded, the value reaches the route as one segment, slashes and all.
+    let out = run(&app, "get_contact", json!({ "id": "a/../b?c=1 d" }), &conn)
+        .await
+        .unwrap();
+    assert_eq!(out, json!({ "id": "a/../b?c=1 d" }));
+}
+
+#[tokio::test]
+async fn the_built_in_app_files_are_valid_and_check_their_inputs() {
+    let ids: Vec<&str> = flowbot_connectors::file_app::builtin()
+        .iter()
+        .map(|a| a.id.as_str())
+        .collect();
+    assert_eq!(ids, ["slack", "chatwork"]);
+    let apps = flowbot_connectors::registry();
+    let chatwork = apps.get("chatwork").unwrap();
+    let conn = Connection {
+        name: "cw".into(),
+        app: "chatwork".into(),
+        // Nothing listens here: the input is refused before any request.
+        settings: json!({ "api_token": "t", "base_url": "http://127.0.0.1:9" })
+            .as_object()
+            .unwrap()
+            .clone(),
+    };
+    let e = chatwork
+        .execute(ActionCall {
+            action: "send_message",
+            input: json!({ "room_id": "42/../../admin", "body": "x" })
+                .as_object()
+                .unwrap(),
+            connection: Some(&conn),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        !e.is_retryable() && e.message.contains("input `room_id` must match"),
+        "{}",
+        e.message
+    );
+    // A Slack webhook URL is a credential: a failure shows its host, not its path.
+    let slack = apps.get("slack").unwrap();
+    let conn = Connection {
+        name: "s".into(),
+        app: "slack".into(),
+        settings: json!({ "webhook_url": "http://127.0.0.1:9/services/T0/B0/SECRET" })
+            .as_object()
+            .unwrap()
+            .clone(),
+    };
+    let e = slack
+        .execute(ActionCall {
+            action: "send_message",
+            input: json!({ "text": "x" }).as_object().unwrap(),
+            connection: Some(&conn),
+        })
+        .await
+        .unwrap_err();
+    assert!(e.is_retryable(), "{e:?}");
+    assert!(
+        !e.message.contains("SECRET") && e.message.contains("127.0.0.1"),
+        "{}",
+        e.message
+    );
 }

@@ -101,6 +101,10 @@ pub struct FieldSpec {
     /// The most items a `list` may hold in one call (e.g. a collection call's records).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_items: Option<usize>,
+    /// A regular expression a text value must match (e.g. `^[0-9]+$` for an id that goes
+    /// into a URL path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
 }
 
 impl FieldSpec {
@@ -115,6 +119,7 @@ impl FieldSpec {
             default: None,
             choices: Vec::new(),
             max_items: None,
+            pattern: None,
         }
     }
 

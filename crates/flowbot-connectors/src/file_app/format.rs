@@ -302,10 +302,11 @@ pub fn parse(source: &str) -> Result<AppFile, Vec<Diagnostic>> {
                 format!("action `{}` is defined twice", a.id),
             ));
         }
-        if app.connection.base_url.is_none() && !a.request.path.starts_with("http") {
+        let whole_url = a.request.path.starts_with("http") || a.request.path.starts_with("{{");
+        if app.connection.base_url.is_none() && !whole_url {
             problems.push(at(
                 &format!("{path}.request.path"),
-                "the path needs `connection.base_url`, or give a whole URL (https://…)".into(),
+                "the path needs `connection.base_url`, or give a whole URL (https://… or a template that is one)".into(),
             ));
         }
         check_fields(&a.inputs, &format!("{path}.inputs"), &at, &mut problems);
@@ -363,6 +364,14 @@ fn check_fields(
                 &format!("{path}[{i}].name"),
                 format!("field `{}` is defined twice", f.name),
             ));
+        }
+        if let Some(p) = &f.pattern {
+            if let Err(e) = regex::Regex::new(p) {
+                problems.push(at(
+                    &format!("{path}[{i}].pattern"),
+                    format!("`{p}` is not a regular expression: {e}"),
+                ));
+            }
         }
         if f.kind == FieldKind::Select && f.choices.is_empty() {
             problems.push(at(

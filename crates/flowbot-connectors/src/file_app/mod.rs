@@ -26,6 +26,28 @@ const MAX_ANSWER: usize = 16 << 20;
 /// How much of an error body a message shows.
 const ERROR_EXCERPT: usize = 300;
 
+/// The app files built into flowbot (`crates/flowbot-connectors/apps/`).
+const BUILTIN: &[(&str, &str)] = &[
+    ("slack.yaml", include_str!("../../apps/slack.yaml")),
+    ("chatwork.yaml", include_str!("../../apps/chatwork.yaml")),
+];
+
+/// The built-in app files, read once.
+pub fn builtin() -> &'static [AppFile] {
+    static APPS: std::sync::OnceLock<Vec<AppFile>> = std::sync::OnceLock::new();
+    APPS.get_or_init(|| {
+        BUILTIN
+            .iter()
+            .map(|(name, source)| {
+                format::parse(source).unwrap_or_else(|problems| {
+                    // A test reads every built-in file; this cannot pass it.
+                    panic!("built-in app file {name} is broken: {problems:?}")
+                })
+            })
+            .collect()
+    })
+}
+
 /// An app read from a file.
 pub struct FileApp {
     app: AppFile,
@@ -177,13 +199,36 @@ impl FileApp {
         })
     }
 
+    /// The path with each value put into it percent-encoded, so an input cannot reach
+    /// another path (`../admin`) or add a query. A path that is one template as a whole is a
+    /// URL the user gave (e.g. a Slack incoming webhook) and is taken as it is.
+    fn render_path(&self, path: &str, scope: &Scope) -> Result<String, ActionError> {
+        let holes = template_holes();
+        let whole = holes
+            .find(path.trim())
+            .is_some_and(|m| m.start() == 0 && m.end() == path.trim().len());
+        if whole {
+            return self.render_text("the request path", path.trim(), scope);
+        }
+        let mut out = String::new();
+        let mut last = 0;
+        for m in holes.find_iter(path) {
+            out.push_str(&path[last..m.start()]);
+            let v = self.render_text("the request path", m.as_str(), scope)?;
+            out.extend(percent_encoding::utf8_percent_encode(&v, PATH_SEGMENT));
+            last = m.end();
+        }
+        out.push_str(&path[last..]);
+        Ok(out)
+    }
+
     /// The request an action makes, signed in as the connection says.
     fn build(
         &self,
         a: &ActionDef,
         scope: &Scope,
     ) -> Result<(reqwest::Url, reqwest::RequestBuilder), ActionError> {
-        let path = self.render_text("the request path", &a.request.path, scope)?;
+        let path = self.render_path(&a.request.path, scope)?;
         let url = if path.starts_with("http://") || path.starts_with("https://") {
             path
         } else {
@@ -266,6 +311,17 @@ impl FileApp {
     async fn call(&self, a: &ActionDef, scope: &Scope) -> Result<Value, ActionError> {
         let (url, req) = self.build(a, scope)?;
         let method = a.request.method.as_reqwest();
+        // A URL the user gave whole (a Slack webhook) is a credential: errors show its host.
+        let url = if template_holes().is_match(a.request.path.trim_start())
+            && a.request.path.trim_start().starts_with("{{")
+        {
+            let mut shown = url.clone();
+            shown.set_path("/…");
+            shown.set_query(None);
+            shown
+        } else {
+            url
+        };
         let resp = req
             .send()
             .await
@@ -337,6 +393,18 @@ impl FileApp {
     }
 }
 
+/// What a value put into a path keeps as it is (RFC 3986's unreserved characters).
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+fn template_holes() -> &'static regex::Regex {
+    static HOLES: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    HOLES.get_or_init(|| regex::Regex::new(r"\{\{.*?\}\}").expect("a fixed pattern"))
+}
+
 /// A rendered map's entries as text, leaving out those that rendered to null.
 fn scalars(v: &Value) -> Vec<(String, String)> {
     v.as_object()
@@ -386,16 +454,30 @@ impl Connector for FileApp {
                 self.manifest.name.en
             )));
         }
-        for f in a.inputs.iter().filter(|f| f.required) {
-            let given = call
+        for f in &a.inputs {
+            let value = call
                 .input
                 .get(&f.name)
-                .is_some_and(|v| !v.is_null() && v.as_str() != Some(""));
-            if !given {
-                return Err(ActionError::fatal(format!(
-                    "input `{}` is required",
-                    f.name
-                )));
+                .filter(|v| !v.is_null() && v.as_str() != Some(""));
+            match (value, &f.pattern) {
+                (None, _) if f.required => {
+                    return Err(ActionError::fatal(format!(
+                        "input `{}` is required",
+                        f.name
+                    )));
+                }
+                (Some(v), Some(p)) => {
+                    let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                    // Checked when the file was read.
+                    let re = regex::Regex::new(p).map_err(|e| ActionError::fatal(e.to_string()))?;
+                    if !re.is_match(&text) {
+                        return Err(ActionError::fatal(format!(
+                            "input `{}` must match `{p}` ({}): `{text}` does not",
+                            f.name, f.label.en
+                        )));
+                    }
+                }
+                _ => {}
             }
         }
         let scope = self.scope(Some(a), call.input, call.connection);
