@@ -433,6 +433,17 @@ fn headers(v: Option<&Value>) -> Result<HeaderMap, ActionError> {
     Ok(map)
 }
 
+/// Refresh tokens an app rotated (connection name → token), drained as the settings
+/// updates the worker saves (`Connector::take_settings_updates`).
+pub fn rotated_refresh_tokens(
+    rotated: &mut std::collections::HashMap<String, String>,
+) -> Vec<(String, String, Value)> {
+    rotated
+        .drain()
+        .map(|(name, token)| (name, "refresh_token".to_string(), Value::String(token)))
+        .collect()
+}
+
 /// Seconds in `Retry-After` (the HTTP-date form is rare from APIs and is ignored).
 pub fn retry_after(h: &HeaderMap) -> Option<Duration> {
     h.get(RETRY_AFTER)?

@@ -311,3 +311,202 @@ async fn the_built_in_app_files_are_valid_and_check_their_inputs() {
         e.message
     );
 }
+
+/// A sign-in server: OAuth 2.0 token endpoint and a `token_exchange` login, and a
+/// resource that accepts only the tokens it handed out (minus one it "revoked").
+async fn sign_in_server() -> (String, Seen) {
+    use axum::routing::post;
+    let seen: Seen = Arc::default();
+    let (s1, s2, s3) = (seen.clone(), seen.clone(), seen.clone());
+    let app = Router::new()
+        .route(
+            "/oauth/token",
+            post(move |axum::Form(f): axum::Form<Map<String, Value>>| async move {
+                s1.lock().unwrap().push(json!({ "token_request": f.clone() }));
+                let grant = f["grant_type"].as_str().unwrap_or("");
+                let answer = match grant {
+                    "client_credentials" if f["client_secret"] == "cs" => {
+                        json!({ "access_token": "cc-1", "expires_in": 3600 })
+                    }
+                    "authorization_code" if f["code"] == "the-code" && f.contains_key("code_verifier") => {
+                        json!({ "access_token": "at-1", "refresh_token": "rt-1", "expires_in": 3600 })
+                    }
+                    "refresh_token" if f["refresh_token"] == "rt-1" => {
+                        json!({ "access_token": "at-2", "refresh_token": "rt-2", "expires_in": 3600 })
+                    }
+                    _ => {
+                        return (StatusCode::BAD_REQUEST, Json(json!({ "error": "invalid_grant" })))
+                            .into_response()
+                    }
+                };
+                Json(answer).into_response()
+            }),
+        )
+        .route(
+            "/login",
+            post(move |Json(b): Json<Value>| async move {
+                let n = {
+                    let mut seen = s2.lock().unwrap();
+                    seen.push(json!({ "login": b.clone() }));
+                    seen.iter().filter(|x| x.get("login").is_some()).count()
+                };
+                if b["password"] != "pw" {
+                    return (StatusCode::UNAUTHORIZED, Json(json!({ "message": "wrong password" })))
+                        .into_response();
+                }
+                Json(json!({ "result": { "token": format!("tx-{n}") }, "ttl": 600 })).into_response()
+            }),
+        )
+        .route(
+            "/contacts",
+            get(move |headers: HeaderMap| async move {
+                let auth = headers
+                    .get("authorization")
+                    .or_else(|| headers.get("x-token"))
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                s3.lock().unwrap().push(json!({ "used": auth.clone() }));
+                // tx-1 is "revoked": the app must sign in again and retry.
+                let good = ["Bearer cc-1", "Bearer at-2", "tx-2"];
+                if good.contains(&auth.as_str()) {
+                    Json(json!({ "data": [] })).into_response()
+                } else {
+                    StatusCode::UNAUTHORIZED.into_response()
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+fn with_auth(auth: &str) -> FileApp {
+    acme(auth)
+}
+
+fn settings(v: Value) -> Connection {
+    Connection {
+        name: "acme".into(),
+        app: "acme".into(),
+        settings: v.as_object().unwrap().clone(),
+    }
+}
+
+fn count(seen: &Seen, key: &str) -> usize {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .filter(|x| x.get(key).is_some())
+        .count()
+}
+
+#[tokio::test]
+async fn oauth2_client_credentials_signs_in_once_and_reuses_the_token() {
+    let (base, seen) = sign_in_server().await;
+    let app = with_auth(
+        "  auth:\n    kind: oauth2\n    grant: client_credentials\n    token_url: /oauth/token\n    client_id: cid\n    client_secret: \"{{ connection.api_key }}\"\n",
+    );
+    let conn = settings(json!({ "base_url": base, "api_key": "cs" }));
+    run(&app, "list_contacts", json!({}), &conn).await.unwrap();
+    run(&app, "list_contacts", json!({}), &conn).await.unwrap();
+    assert_eq!(
+        count(&seen, "token_request"),
+        1,
+        "{:?}",
+        seen.lock().unwrap()
+    );
+    let wrong = settings(json!({ "base_url": base, "api_key": "nope" }));
+    let e = run(&app, "list_contacts", json!({}), &wrong)
+        .await
+        .unwrap_err();
+    assert!(
+        !e.is_retryable() && e.message.contains("invalid_grant"),
+        "{}",
+        e.message
+    );
+    assert!(!e.message.contains("nope"), "{}", e.message);
+}
+
+#[tokio::test]
+async fn oauth2_authorization_code_connects_refreshes_and_keeps_the_rotated_token() {
+    let (base, seen) = sign_in_server().await;
+    let app = with_auth(
+        "  auth:\n    kind: oauth2\n    grant: authorization_code\n    authorize_url: \"{{ connection.base_url }}/oauth/authorize\"\n    token_url: /oauth/token\n    scopes: [contacts.read, offline]\n    client_id: cid\n",
+    );
+    assert!(app.connects_with_oauth());
+    let conn = settings(json!({ "base_url": base, "api_key": "-" }));
+    let r = flowbot_core::OAuthRequest {
+        redirect_uri: "http://flowbot.test/oauth/callback",
+        state: "st",
+        code_challenge: "ch",
+        code_verifier: "ver",
+    };
+    let page = app.oauth_authorize_url(&conn, &r).unwrap();
+    for part in [
+        "/oauth/authorize?",
+        "response_type=code",
+        "client_id=cid",
+        "state=st",
+        "code_challenge=ch",
+        "code_challenge_method=S256",
+        "scope=contacts.read+offline",
+    ] {
+        assert!(page.contains(part), "{part}: {page}");
+    }
+    // Before connecting, a step says what to do.
+    let e = run(&app, "list_contacts", json!({}), &conn)
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("not connected yet"), "{}", e.message);
+    let got = app.oauth_exchange(&conn, &r, "the-code").await.unwrap();
+    assert_eq!(
+        got,
+        json!({ "refresh_token": "rt-1" })
+            .as_object()
+            .unwrap()
+            .clone()
+    );
+    // Connected: the refresh token gets an access token; the rotated one is handed back.
+    let conn = settings(json!({ "base_url": base, "api_key": "-", "refresh_token": "rt-1" }));
+    run(&app, "list_contacts", json!({}), &conn).await.unwrap();
+    assert_eq!(
+        app.take_settings_updates(),
+        vec![(
+            "acme".to_string(),
+            "refresh_token".to_string(),
+            json!("rt-2")
+        )]
+    );
+    assert!(app.take_settings_updates().is_empty(), "handed back once");
+    let _ = seen;
+}
+
+#[tokio::test]
+async fn token_exchange_signs_in_again_when_the_token_is_refused() {
+    let (base, seen) = sign_in_server().await;
+    let app = with_auth(
+        "  auth:\n    kind: token_exchange\n    request:\n      url: /login\n      body:\n        json: { user: me, password: \"{{ connection.api_key }}\" }\n    token:\n      access_token: \"{{ response.body.result.token }}\"\n      expires_in: \"{{ response.body.ttl }}\"\n    header: { name: X-Token, value: \"{{ token }}\" }\n",
+    );
+    let conn = settings(json!({ "base_url": base, "api_key": "pw" }));
+    // tx-1 is refused: one new sign-in, and the call goes through with tx-2.
+    run(&app, "list_contacts", json!({}), &conn).await.unwrap();
+    run(&app, "list_contacts", json!({}), &conn).await.unwrap();
+    assert_eq!(count(&seen, "login"), 2);
+    let used: Vec<Value> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|x| x.get("used").cloned())
+        .collect();
+    assert_eq!(used, vec![json!("tx-1"), json!("tx-2"), json!("tx-2")]);
+    let wrong = settings(json!({ "base_url": base, "api_key": "bad" }));
+    let e = run(&app, "list_contacts", json!({}), &wrong)
+        .await
+        .unwrap_err();
+    assert!(
+        e.message.contains("wrong password") && e.code.as_deref() == Some("SIGN_IN_REFUSED"),
+        "{e:?}"
+    );
+}

@@ -4,6 +4,7 @@
 //! (output, error mapping). The built-in app files are embedded; more are read from the
 //! apps directory at start, and a broken one is reported, never fatal.
 
+mod auth;
 pub mod format;
 
 use std::path::{Path, PathBuf};
@@ -53,6 +54,7 @@ pub struct FileApp {
     app: AppFile,
     manifest: AppManifest,
     client: reqwest::Client,
+    tokens: auth::Tokens,
 }
 
 /// An app file that could not be read: where, and every problem.
@@ -87,6 +89,7 @@ impl FileApp {
             manifest: app.manifest(),
             app,
             client,
+            tokens: auth::Tokens::default(),
         }
     }
 
@@ -222,27 +225,41 @@ impl FileApp {
         Ok(out)
     }
 
-    /// The request an action makes, signed in as the connection says.
-    fn build(
+    /// A rendered URL: whole, or a path after the connection's base URL.
+    fn on_base(
         &self,
-        a: &ActionDef,
+        what: &str,
+        rendered: String,
         scope: &Scope,
-    ) -> Result<(reqwest::Url, reqwest::RequestBuilder), ActionError> {
-        let path = self.render_path(&a.request.path, scope)?;
-        let url = if path.starts_with("http://") || path.starts_with("https://") {
-            path
+    ) -> Result<reqwest::Url, ActionError> {
+        let full = if rendered.starts_with("http://") || rendered.starts_with("https://") {
+            rendered
         } else {
             let base = self.app.connection.base_url.as_deref().unwrap_or_default();
             let base = self.render_text("the base URL", base, scope)?;
             format!(
                 "{}/{}",
                 base.trim_end_matches('/'),
-                path.trim_start_matches('/')
+                rendered.trim_start_matches('/')
             )
         };
-        let mut url = reqwest::Url::parse(&url).map_err(|e| {
-            ActionError::fatal(format!("app `{}`: `{url}` is not a URL: {e}", self.app.id))
-        })?;
+        reqwest::Url::parse(&full).map_err(|e| {
+            ActionError::fatal(format!(
+                "app `{}`: {what} `{full}` is not a URL: {e}",
+                self.app.id
+            ))
+        })
+    }
+
+    /// The request an action makes, signed in as the connection says.
+    fn build(
+        &self,
+        a: &ActionDef,
+        scope: &Scope,
+        token: Option<(String, String)>,
+    ) -> Result<(reqwest::Url, reqwest::RequestBuilder), ActionError> {
+        let path = self.render_path(&a.request.path, scope)?;
+        let mut url = self.on_base("the request URL", path, scope)?;
         let query = self.render("the query", &json!(a.request.query), scope)?;
         let mut pairs: Vec<(String, String)> = scalars(&query);
         let mut headers = reqwest::header::HeaderMap::new();
@@ -268,8 +285,11 @@ impl FileApp {
                 header(name, v)?;
             }
         }
+        if let Some((name, value)) = token {
+            header(&name, value)?;
+        }
         match &self.app.connection.auth {
-            Auth::None => {}
+            Auth::None | Auth::OAuth2 { .. } | Auth::TokenExchange { .. } => {}
             Auth::ApiKey { place, name, value } => {
                 let v = self.render_text("the API key", value, scope)?;
                 match place {
@@ -308,8 +328,31 @@ impl FileApp {
         Ok((url, req))
     }
 
-    async fn call(&self, a: &ActionDef, scope: &Scope) -> Result<Value, ActionError> {
-        let (url, req) = self.build(a, scope)?;
+    /// One action's request; with a token the app handed out, a 401 asks for a new token
+    /// and tries once more (the kept one may have been revoked or expired early).
+    async fn call(
+        &self,
+        a: &ActionDef,
+        scope: &Scope,
+        conn: Option<&Connection>,
+    ) -> Result<Value, ActionError> {
+        let token = self.token_header(conn, scope, false).await?;
+        match self.call_once(a, scope, token).await {
+            Err(e) if self.uses_tokens() && e.code.as_deref() == Some("HTTP_401") => {
+                let token = self.token_header(conn, scope, true).await?;
+                self.call_once(a, scope, token).await
+            }
+            other => other,
+        }
+    }
+
+    async fn call_once(
+        &self,
+        a: &ActionDef,
+        scope: &Scope,
+        token: Option<(String, String)>,
+    ) -> Result<Value, ActionError> {
+        let (url, req) = self.build(a, scope, token)?;
         let method = a.request.method.as_reqwest();
         // A URL the user gave whole (a Slack webhook) is a credential: errors show its host.
         let url = if template_holes().is_match(a.request.path.trim_start())
@@ -481,7 +524,7 @@ impl Connector for FileApp {
             }
         }
         let scope = self.scope(Some(a), call.input, call.connection);
-        self.call(a, &scope).await
+        self.call(a, &scope, call.connection).await
     }
 
     fn check_settings(&self, settings: &Map<String, Value>) -> Result<(), String> {
@@ -505,6 +548,37 @@ impl Connector for FileApp {
             .action(test)
             .ok_or_else(|| ActionError::fatal(format!("no action `{test}`")))?;
         let scope = self.scope(Some(a), &Map::new(), Some(connection));
-        self.call(a, &scope).await.map(|_| ())
+        self.call(a, &scope, Some(connection)).await.map(|_| ())
+    }
+
+    fn connects_with_oauth(&self) -> bool {
+        matches!(
+            self.app.connection.auth,
+            Auth::OAuth2 {
+                grant: format::Grant::AuthorizationCode,
+                ..
+            }
+        )
+    }
+
+    fn oauth_authorize_url(
+        &self,
+        connection: &Connection,
+        request: &flowbot_core::OAuthRequest<'_>,
+    ) -> Result<String, String> {
+        self.authorize_url(connection, request)
+    }
+
+    async fn oauth_exchange(
+        &self,
+        connection: &Connection,
+        request: &flowbot_core::OAuthRequest<'_>,
+        code: &str,
+    ) -> Result<Map<String, Value>, ActionError> {
+        self.exchange_code(connection, request, code).await
+    }
+
+    fn take_settings_updates(&self) -> Vec<(String, String, Value)> {
+        self.tokens.take_rotated()
     }
 }

@@ -334,12 +334,7 @@ impl Connector for SalesforceConnector {
     }
 
     fn take_settings_updates(&self) -> Vec<(String, String, Value)> {
-        self.rotated
-            .lock()
-            .expect("rotated tokens")
-            .drain()
-            .map(|(name, token)| (name, "refresh_token".to_string(), Value::String(token)))
-            .collect()
+        crate::http::rotated_refresh_tokens(&mut self.rotated.lock().expect("rotated tokens"))
     }
 
     fn api_usage(&self) -> Vec<ApiUsage> {
