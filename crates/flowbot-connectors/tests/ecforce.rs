@@ -173,6 +173,8 @@ async fn webhook_requests_become_trigger_values() {
                 headers: &headers,
                 query: &query,
                 body: &body,
+                raw: b"",
+                connection: None,
             })
         }
     };
@@ -316,6 +318,8 @@ async fn the_newest_customer_is_the_trigger_s_sample() {
             headers: &fields(json!({"x-ecf-event": "customer_created"})),
             query: &Map::new(),
             body: &json!({"id": last.to_string()}),
+            raw: b"",
+            connection: None,
         })
         .unwrap()
         .unwrap();

@@ -182,6 +182,11 @@ pub struct WebhookCall<'a> {
     pub headers: &'a Map<String, Value>,
     pub query: &'a Map<String, Value>,
     pub body: &'a Value,
+    /// The body exactly as it arrived: signatures are computed over it.
+    pub raw: &'a [u8],
+    /// The trigger's connection, when the app asks for it
+    /// ([`Connector::webhook_needs_connection`]): e.g. the secret a signature is checked with.
+    pub connection: Option<&'a Connection>,
 }
 
 /// An app's implementation.
@@ -212,6 +217,20 @@ pub trait Connector: Send + Sync {
             "headers": call.headers,
             "query": call.query,
         })))
+    }
+
+    /// Whether reading a webhook for these trigger events needs the trigger's connection
+    /// (ingress then loads it; other webhooks pay nothing).
+    fn webhook_needs_connection(&self, _events: &[String]) -> bool {
+        false
+    }
+
+    /// Whether the request really comes from the app (a signature over the raw body, a
+    /// timestamp within the tolerance window), checked before anything is stored as an
+    /// event. `now` is the server's clock in seconds since the epoch. `Err` says why not;
+    /// the request is refused (401) and recorded as rejected.
+    fn verify_webhook(&self, _call: &WebhookCall<'_>, _now: i64) -> Result<(), String> {
+        Ok(())
     }
 
     /// Settings the app changed on its own since last asked — e.g. a refresh token that

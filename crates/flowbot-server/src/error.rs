@@ -36,6 +36,9 @@ pub enum ApiError {
     MalformedBody(String),
     #[error("{0}")]
     IncompleteBody(String),
+    /// A webhook whose signature or timestamp does not check out.
+    #[error("{0}")]
+    BadSignature(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -92,6 +95,7 @@ impl ApiError {
             ApiError::EmptyBody => (StatusCode::BAD_REQUEST, "empty_body"),
             ApiError::MalformedBody(_) => (StatusCode::BAD_REQUEST, "malformed_body"),
             ApiError::IncompleteBody(_) => (StatusCode::BAD_REQUEST, "incomplete_body"),
+            ApiError::BadSignature(_) => (StatusCode::UNAUTHORIZED, "bad_signature"),
         }
     }
 }

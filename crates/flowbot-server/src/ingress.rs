@@ -217,25 +217,53 @@ async fn take(
             )));
         }
     };
+    // The trigger's connection, only for apps that need it to read a webhook (a secret to
+    // check the signature with).
+    let app = s.apps.get(&flow.trigger.app);
+    let connection = match (app, &flow.trigger.connection) {
+        (Some(a), Some(slot)) if a.webhook_needs_connection(&flow.trigger.events) => {
+            match s.store.flow_connections(&flow_id).await {
+                Ok(mut bound) => bound.remove(slot),
+                Err(e) => return unavailable(&e),
+            }
+        }
+        _ => None,
+    };
+    let call = WebhookCall {
+        events: &flow.trigger.events,
+        options: &flow.trigger.options,
+        headers: &raw_hdrs,
+        query: &query,
+        body: &body,
+        raw,
+        connection: connection.as_ref(),
+    };
+    // A forged or replayed request is refused before anything about it is believed; it is
+    // recorded (without a run) so the inbox shows the attempt.
+    if let Some(app) = app {
+        let now = s.store.clock().now().as_second();
+        if let Err(why) = app.verify_webhook(&call, now) {
+            return match s
+                .store
+                .record_rejected_event(&flow_id, Value::Object(hdrs), body, &why)
+                .await
+            {
+                Ok(_) => refuse(ApiError::BadSignature(why)),
+                Err(e) => unavailable(&e),
+            };
+        }
+    }
     // The trigger's app reads the request; a request it cannot read still becomes a run,
     // failed with the app's explanation, so it shows in the run history.
-    let read = match s.apps.get(&flow.trigger.app) {
-        Some(app) => app
-            .webhook_event(WebhookCall {
-                events: &flow.trigger.events,
-                options: &flow.trigger.options,
-                headers: &raw_hdrs,
-                query: &query,
-                body: &body,
+    let read = match app {
+        Some(app) => app.webhook_event(call).map(|t| {
+            t.map(|mut t| {
+                if let Some(Value::Object(h)) = t.get_mut("headers") {
+                    *h = stored_headers(h);
+                }
+                t
             })
-            .map(|t| {
-                t.map(|mut t| {
-                    if let Some(Value::Object(h)) = t.get_mut("headers") {
-                        *h = stored_headers(h);
-                    }
-                    t
-                })
-            }),
+        }),
         None => Err(format!("app `{}` is not installed", flow.trigger.app)),
     };
     // A "test trigger" waiting for this flow (on any server) sees what the request gives

@@ -385,3 +385,114 @@ async fn an_unreadable_webhook_s_run_says_first_what_the_sender_got_wrong() {
         assert!(!error.contains("concurrency key"), "{error}");
     }
 }
+
+/// A webhook trigger of an app file whose requests are signed: a forged request is refused
+/// 401 and recorded without a run; a signed one runs with the trigger's obtained values.
+#[tokio::test]
+async fn a_file_app_s_signed_webhook_is_checked_before_anything_is_believed() {
+    let dir = tempfile::tempdir().unwrap();
+    let apps_dir = dir.path().join("apps");
+    std::fs::create_dir(&apps_dir).unwrap();
+    std::fs::write(
+        apps_dir.join("shop.yaml"),
+        r#"flowbot_app: 1
+id: shop
+name: { en: Shop, ja: ショップ }
+connection:
+  fields:
+    - { name: webhook_secret, label: { en: Webhook secret, ja: Webhook シークレット }, kind: text, secret: true, required: true }
+webhooks:
+  event: "{{ headers['x-shop-topic'] }}"
+  object_id: "{{ body.id }}"
+  signature: { header: X-Shop-Hmac, algorithm: hmac_sha256, encoding: hex, secret: "{{ connection.webhook_secret }}" }
+triggers:
+  - id: order_paid
+    name: { en: Order paid, ja: 注文の支払い }
+    webhook:
+      when: orders/paid
+      output: { order_id: "{{ object_id }}", total: "{{ body.total }}" }
+"#,
+    )
+    .unwrap();
+    let (apps, broken) = flowbot_connectors::registry_with(Some(&apps_dir));
+    assert!(broken.is_empty(), "{broken:?}");
+    let store = Store::open(&StoreConfig::sqlite(dir.path())).await.unwrap();
+    let flow = r#"version: 1
+id: paid
+name: paid
+connections: { shop: { app: shop } }
+trigger: { app: shop, events: [order_paid], connection: shop }
+concurrency_key: "{{ trigger.order_id }}"
+steps:
+  - id: note
+    set: { total: "{{ trigger.total }}" }
+"#;
+    let info = store.import_flow("paid", "paid", flow, "t").await.unwrap();
+    let mut settings = serde_json::Map::new();
+    settings.insert("webhook_secret".into(), json!("whsec"));
+    let conn = store
+        .save_connection("shop", "shop", &settings, "t")
+        .await
+        .unwrap();
+    store
+        .bind_connection("paid", "shop", &conn.id, "t")
+        .await
+        .unwrap();
+    store.set_enabled("paid", true, "t").await.unwrap();
+    let app = common::spawn_app_with(&store, apps, AppConfig::default()).await;
+    let client = reqwest::Client::new();
+    let raw = r#"{"id":"o-9","total":4200}"#;
+    let send = |signature: String| {
+        client
+            .post(format!("{}/hooks/paid/{}", app.url, info.webhook_token))
+            .header("content-type", "application/json")
+            .header("x-shop-topic", "orders/paid")
+            .header("x-shop-hmac", signature)
+            .body(raw)
+            .send()
+    };
+    let forged = send("00".repeat(32)).await.unwrap();
+    assert_eq!(forged.status(), 401);
+    let answer: Value = forged.json().await.unwrap();
+    assert_eq!(answer["error"]["code"], "bad_signature", "{answer}");
+    let runs = |store: Store| async move {
+        store
+            .runs(&RunFilter {
+                flow_id: Some("paid".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+    };
+    assert!(
+        runs(store.clone()).await.is_empty(),
+        "a forged request has no run"
+    );
+    let events = store.events(Some("paid"), 10).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert!(
+        events[0]
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("does not match"),
+        "{:?}",
+        events[0]
+    );
+    // The signature header is a credential: it is not kept.
+    assert_ne!(events[0].headers["x-shop-hmac"], json!("00".repeat(32)));
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"whsec");
+    let tag: String = ring::hmac::sign(&key, raw.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let signed = send(tag).await.unwrap();
+    assert_eq!(signed.status(), 202);
+    let runs = runs(store.clone()).await;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].trigger, json!({ "order_id": "o-9", "total": 4200 }));
+    assert_eq!(runs[0].concurrency_key.as_deref(), Some("o-9"));
+    assert_eq!(runs[0].status, RunStatus::Queued);
+}

@@ -32,6 +32,130 @@ pub struct AppFile {
     pub connection: ConnectionSpec,
     #[serde(default)]
     pub actions: Vec<ActionDef>,
+    #[serde(default)]
+    pub triggers: Vec<TriggerDef>,
+    /// How the app's webhooks are read and checked (for webhook triggers).
+    #[serde(default)]
+    pub webhooks: Option<Webhooks>,
+}
+
+/// A trigger: the app calls flowbot's webhook (`webhook`), or flowbot asks the app for
+/// what is new (`polling`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerDef {
+    pub id: String,
+    pub name: Text,
+    /// Options the flow's trigger sets (given to the polling action as inputs).
+    #[serde(default)]
+    pub options: Vec<FieldSpec>,
+    /// The obtained values a run starts with, with labels for the picker.
+    #[serde(default)]
+    pub outputs: Vec<OutputSpec>,
+    #[serde(default)]
+    pub webhook: Option<WebhookTrigger>,
+    #[serde(default)]
+    pub polling: Option<PollSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookTrigger {
+    /// The event name (from `webhooks.event`) this trigger listens to; without it, any.
+    #[serde(default)]
+    pub when: Option<String>,
+    /// A template over `body`, `headers`, `query`, `event` and `object_id`: what the run
+    /// gets as `trigger`; by default all five.
+    #[serde(default)]
+    pub output: Option<Value>,
+}
+
+/// The app's webhooks: where the event name and the object id are (templates over `body`,
+/// `headers`, `query`), the signature that proves a request comes from the app, and the
+/// registration steps shown to the user.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhooks {
+    #[serde(default)]
+    pub event: Option<String>,
+    #[serde(default)]
+    pub object_id: Option<String>,
+    #[serde(default)]
+    pub signature: Option<SignatureSpec>,
+    #[serde(default)]
+    pub setup: Option<Text>,
+}
+
+/// An HMAC over the raw body (or a payload built from it and a timestamp), compared in
+/// constant time; with a timestamp, a request outside the tolerance window is a replay.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureSpec {
+    /// The header holding the signature.
+    pub header: String,
+    pub algorithm: HmacAlgorithm,
+    pub encoding: SignatureEncoding,
+    /// The shared secret: a template over `connection`.
+    pub secret: String,
+    /// What is signed: `{body}` (the default), or with `{timestamp}` (e.g.
+    /// `v0:{timestamp}:{body}`, `{timestamp}.{body}`).
+    #[serde(default = "body_payload")]
+    pub payload: String,
+    /// Text before the signature in the header (`sha256=`, `v0=`).
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// The header holds `k=v` pairs separated by commas; the signature is under this key
+    /// (`v1`), the timestamp under `timestamp_key` (`t`).
+    #[serde(default)]
+    pub signature_key: Option<String>,
+    #[serde(default)]
+    pub timestamp_key: Option<String>,
+    /// A header holding the timestamp (seconds since the epoch).
+    #[serde(default)]
+    pub timestamp_header: Option<String>,
+    /// Seconds a signed timestamp may differ from now (300).
+    #[serde(default = "tolerance")]
+    pub tolerance: u64,
+}
+
+fn body_payload() -> String {
+    "{body}".into()
+}
+fn tolerance() -> u64 {
+    300
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HmacAlgorithm {
+    HmacSha256,
+    HmacSha1,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignatureEncoding {
+    Hex,
+    Base64,
+}
+
+/// Polling: an action of the app lists items; each new one starts a run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollSpec {
+    /// The listing action (its inputs come from the trigger's options).
+    pub action: String,
+    /// Where the items are in the action's output (a template over `output`).
+    pub items: String,
+    /// An item's id (a template over `item`): an item seen at the cursor is not repeated.
+    pub id: String,
+    /// An item's position (a template over `item`, e.g. its update time): the largest seen
+    /// is where the next poll starts.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// The action input that receives the cursor.
+    #[serde(default)]
+    pub cursor_input: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -285,7 +409,32 @@ impl AppFile {
             name: self.name.clone(),
             description: self.description.clone(),
             connection: self.connection.fields.clone(),
-            triggers: Vec::<TriggerSpec>::new(),
+            triggers: self
+                .triggers
+                .iter()
+                .map(|t| {
+                    let mut options = t.options.clone();
+                    // Every polling trigger has its interval (the worker reads it).
+                    if t.polling.is_some() && !options.iter().any(|o| o.name == "interval") {
+                        options.push(
+                            FieldSpec::new(
+                                "interval",
+                                FieldKind::Text,
+                                Text::new("Check every", "確認の間隔"),
+                            )
+                            .default_value(Value::String("5m".into()))
+                            .help("e.g. 1m, 5m, 1h", "例: 1m, 5m, 1h"),
+                        );
+                    }
+                    TriggerSpec {
+                        id: t.id.clone(),
+                        name: t.name.clone(),
+                        options,
+                        outputs: t.outputs.clone(),
+                        polling: t.polling.is_some(),
+                    }
+                })
+                .collect(),
             actions: self
                 .actions
                 .iter()
@@ -300,6 +449,10 @@ impl AppFile {
                 })
                 .collect(),
         }
+    }
+
+    pub fn trigger(&self, id: &str) -> Option<&TriggerDef> {
+        self.triggers.iter().find(|t| t.id == id)
     }
 
     pub fn action(&self, id: &str) -> Option<&ActionDef> {
@@ -445,6 +598,68 @@ pub fn parse(source: &str) -> Result<AppFile, Vec<Diagnostic>> {
                     "give the body as `json` or as `form` (one of them)".into(),
                 ));
             }
+        }
+    }
+    let mut trigger_ids = std::collections::HashSet::new();
+    for (i, t) in app.triggers.iter().enumerate() {
+        let path = format!("triggers[{i}]");
+        if !is_id(&t.id) || !trigger_ids.insert(t.id.as_str()) {
+            problems.push(at(
+                &format!("{path}.id"),
+                format!(
+                    "`{}` is not a new trigger id: lower-case letters, digits and _, once",
+                    t.id
+                ),
+            ));
+        }
+        match (&t.webhook, &t.polling) {
+            (Some(_), Some(_)) | (None, None) => problems.push(at(
+                &path,
+                "a trigger is either `webhook` or `polling` (one of them)".into(),
+            )),
+            (None, Some(p)) => {
+                if app.action(&p.action).is_none() {
+                    let ids: Vec<&str> = app.actions.iter().map(|a| a.id.as_str()).collect();
+                    problems.push(at(
+                        &format!("{path}.polling.action"),
+                        format!(
+                            "no action `{}` to poll with{}",
+                            p.action,
+                            flowbot_core::diag::did_you_mean(&p.action, &ids)
+                        ),
+                    ));
+                }
+                if p.cursor.is_some() != p.cursor_input.is_some() {
+                    problems.push(at(
+                        &format!("{path}.polling"),
+                        "`cursor` and `cursor_input` go together: where the position is, and where it is sent".into(),
+                    ));
+                }
+            }
+            (Some(w), None) => {
+                if w.when.is_some() && app.webhooks.as_ref().is_none_or(|h| h.event.is_none()) {
+                    problems.push(at(
+                        &format!("{path}.webhook.when"),
+                        "`when` needs `webhooks.event`: where the event name is".into(),
+                    ));
+                }
+            }
+        }
+        check_fields(&t.options, &format!("{path}.options"), &at, &mut problems);
+    }
+    if let Some(sig) = app.webhooks.as_ref().and_then(|w| w.signature.as_ref()) {
+        let timed = sig.timestamp_header.is_some() || sig.timestamp_key.is_some();
+        if sig.payload.contains("{timestamp}") != timed {
+            problems.push(at(
+                "webhooks.signature.payload",
+                "a payload with `{timestamp}` needs `timestamp_header` or `timestamp_key`, and they need it".into(),
+            ));
+        }
+        if !sig.payload.contains("{body}") {
+            problems.push(at(
+                "webhooks.signature.payload",
+                "the signed payload must contain `{body}`".into(),
+            ));
         }
     }
     if let Some(test) = &app.connection.test {

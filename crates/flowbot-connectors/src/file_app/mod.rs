@@ -6,6 +6,7 @@
 
 mod auth;
 pub mod format;
+mod triggers;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -549,6 +550,49 @@ impl Connector for FileApp {
             .ok_or_else(|| ActionError::fatal(format!("no action `{test}`")))?;
         let scope = self.scope(Some(a), &Map::new(), Some(connection));
         self.call(a, &scope, Some(connection)).await.map(|_| ())
+    }
+
+    fn webhook_needs_connection(&self, events: &[String]) -> bool {
+        self.needs_connection_for_webhooks(events)
+    }
+
+    fn verify_webhook(&self, call: &flowbot_core::WebhookCall<'_>, now: i64) -> Result<(), String> {
+        self.check_signature(call, now)
+    }
+
+    fn webhook_event(&self, call: flowbot_core::WebhookCall<'_>) -> Result<Option<Value>, String> {
+        if self.app.triggers.is_empty() {
+            // An app without triggers of its own: the generic reading.
+            return Ok(Some(
+                json!({ "body": call.body, "headers": call.headers, "query": call.query }),
+            ));
+        }
+        self.read_webhook(call)
+    }
+
+    async fn poll(
+        &self,
+        call: flowbot_core::PollCall<'_>,
+    ) -> Result<flowbot_core::Polled, ActionError> {
+        self.poll_items(call).await
+    }
+
+    async fn samples(&self, call: flowbot_core::SampleCall<'_>) -> Result<Vec<Value>, ActionError> {
+        // A polling trigger's newest items, as a first poll would see them.
+        let Some(t) = self.app.triggers.iter().find(|t| {
+            t.polling.is_some() && (call.events.is_empty() || call.events.contains(&t.id))
+        }) else {
+            return Ok(Vec::new());
+        };
+        let polled = self
+            .poll_items(flowbot_core::PollCall {
+                trigger: &t.id,
+                options: call.options,
+                connection: call.connection,
+                cursor: None,
+            })
+            .await?;
+        Ok(polled.items.into_iter().take(5).collect())
     }
 
     fn connects_with_oauth(&self) -> bool {

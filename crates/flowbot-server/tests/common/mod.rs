@@ -24,17 +24,16 @@ impl Drop for TestApp {
 
 /// Start flowbot over `store` with the built-in apps, as `flowbot serve` would.
 pub async fn spawn_app(store: &Store, config: AppConfig) -> TestApp {
+    spawn_app_with(store, flowbot_connectors::registry(), config).await
+}
+
+/// Start flowbot over `store` with these apps (e.g. with app files loaded).
+pub async fn spawn_app_with(store: &Store, apps: flowbot_core::Apps, config: AppConfig) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let stop = CancellationToken::new();
-    let app = App::start(
-        store.clone(),
-        flowbot_connectors::registry(),
-        config,
-        listener,
-        stop.clone(),
-    )
-    .await
-    .expect("flowbot starts");
+    let app = App::start(store.clone(), apps, config, listener, stop.clone())
+        .await
+        .expect("flowbot starts");
     let url = app.url();
     // The test holds the stop token; the app runs on until it is cancelled.
     tokio::spawn(app.wait());
