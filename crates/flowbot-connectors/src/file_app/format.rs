@@ -323,6 +323,58 @@ pub struct ActionDef {
     pub writes: bool,
     #[serde(default)]
     pub errors: ErrorSpec,
+    /// A list action whose results come in pages: all pages are read (up to `max_pages`).
+    #[serde(default)]
+    pub paginate: Option<Paginate>,
+}
+
+/// How a list action's pages are asked for. Its output template then sees `items` (every
+/// page's items), `response` (the last page) and `truncated` (pages were left unread).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Paginate {
+    pub kind: PageKind,
+    /// Where a page's items are (a template over `response`).
+    pub items: String,
+    /// The query parameter of the page number, the offset or the cursor.
+    #[serde(default)]
+    pub param: Option<String>,
+    /// The query parameter of the page size, and the size asked for; a page with fewer
+    /// items is the last.
+    #[serde(default)]
+    pub size_param: Option<String>,
+    #[serde(default)]
+    pub size: Option<u64>,
+    /// The first page's number (`page`).
+    #[serde(default = "first_page")]
+    pub start: u64,
+    /// The next cursor, or the next page's whole URL (`cursor`): a template over
+    /// `response`; empty or null on the last page.
+    #[serde(default)]
+    pub next: Option<String>,
+    /// At most this many requests (10; up to 100).
+    #[serde(default = "max_pages")]
+    pub max_pages: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PageKind {
+    /// `?page=1,2,3…`
+    Page,
+    /// `?offset=0,100,200…`
+    Offset,
+    /// `?cursor=<what the last page said>`, or the URL it gave.
+    Cursor,
+    /// The `Link: <…>; rel="next"` header.
+    Link,
+}
+
+fn first_page() -> u64 {
+    1
+}
+fn max_pages() -> u32 {
+    10
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -558,6 +610,34 @@ pub fn parse(source: &str) -> Result<AppFile, Vec<Diagnostic>> {
             ));
         }
         check_fields(&a.inputs, &format!("{path}.inputs"), &at, &mut problems);
+        if let Some(p) = &a.paginate {
+            let needs_param =
+                matches!(p.kind, PageKind::Page | PageKind::Offset | PageKind::Cursor);
+            if needs_param && p.param.is_none() {
+                problems.push(at(
+                    &format!("{path}.paginate"),
+                    "this kind of paging needs `param`: the query parameter that moves to the next page".into(),
+                ));
+            }
+            if p.kind == PageKind::Cursor && p.next.is_none() {
+                problems.push(at(
+                    &format!("{path}.paginate"),
+                    "cursor paging needs `next`: where the next cursor is in a page".into(),
+                ));
+            }
+            if p.size_param.is_some() != p.size.is_some() {
+                problems.push(at(
+                    &format!("{path}.paginate"),
+                    "`size_param` and `size` go together".into(),
+                ));
+            }
+            if !(1..=100).contains(&p.max_pages) {
+                problems.push(at(
+                    &format!("{path}.paginate.max_pages"),
+                    "`max_pages` is from 1 to 100".into(),
+                ));
+            }
+        }
         if let Some(b) = &a.request.body {
             if b.json.is_some() == b.form.is_some() {
                 problems.push(at(

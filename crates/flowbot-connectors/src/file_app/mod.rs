@@ -6,6 +6,7 @@
 
 mod auth;
 pub mod format;
+mod pages;
 mod triggers;
 
 use std::path::{Path, PathBuf};
@@ -258,11 +259,22 @@ impl FileApp {
         a: &ActionDef,
         scope: &Scope,
         token: Option<(String, String)>,
+        page: &pages::PageRequest,
     ) -> Result<(reqwest::Url, reqwest::RequestBuilder), ActionError> {
-        let path = self.render_path(&a.request.path, scope)?;
-        let mut url = self.on_base("the request URL", path, scope)?;
-        let query = self.render("the query", &json!(a.request.query), scope)?;
-        let mut pairs: Vec<(String, String)> = scalars(&query);
+        let mut url = match &page.url {
+            // The next page's URL as the app gave it (a Link header, a `next` URL).
+            Some(next) => next.clone(),
+            None => {
+                let path = self.render_path(&a.request.path, scope)?;
+                self.on_base("the request URL", path, scope)?
+            }
+        };
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        if page.url.is_none() {
+            let query = self.render("the query", &json!(a.request.query), scope)?;
+            pairs = scalars(&query);
+        }
+        pairs.extend(page.query.iter().cloned());
         let mut headers = reqwest::header::HeaderMap::new();
         let mut header = |name: &str, value: String| -> Result<(), ActionError> {
             let n = reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
@@ -353,7 +365,30 @@ impl FileApp {
         scope: &Scope,
         token: Option<(String, String)>,
     ) -> Result<Value, ActionError> {
-        let (url, req) = self.build(a, scope, token)?;
+        if let Some(p) = &a.paginate {
+            return self.paged(a, p, scope, token).await;
+        }
+        let response = self
+            .exchange(a, scope, token, &pages::PageRequest::default())
+            .await?;
+        let mut scope = scope.clone();
+        scope.insert("response".into(), response);
+        match &a.output {
+            Some(t) => self.render("the output", t, &scope),
+            None => Ok(scope["response"]["body"].clone()),
+        }
+    }
+
+    /// One request and its answer as `{status, headers, body}`; a refusal mapped to an
+    /// error by the file's rules.
+    async fn exchange(
+        &self,
+        a: &ActionDef,
+        scope: &Scope,
+        token: Option<(String, String)>,
+        page: &pages::PageRequest,
+    ) -> Result<Value, ActionError> {
+        let (url, req) = self.build(a, scope, token, page)?;
         let method = a.request.method.as_reqwest();
         // A URL the user gave whole (a Slack webhook) is a credential: errors show its host.
         let url = if template_holes().is_match(a.request.path.trim_start())
@@ -387,10 +422,23 @@ impl FileApp {
                 MAX_ANSWER >> 20
             )));
         }
-        let bytes = resp
-            .bytes()
+        // Read up to the bound, whatever the answer claimed its length to be.
+        let mut resp = resp;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
             .await
-            .map_err(|e| transport_error(&method, &url, e))?;
+            .map_err(|e| transport_error(&method, &url, e))?
+        {
+            if bytes.len() + chunk.len() > MAX_ANSWER {
+                return Err(ActionError::fatal(format!(
+                    "{method} {}: the answer is larger than {} MiB",
+                    shown_url(&url),
+                    MAX_ANSWER >> 20
+                )));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         let text = String::from_utf8_lossy(&bytes);
         let body =
             serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(text.to_string()));
@@ -430,10 +478,9 @@ impl FileApp {
                 .with_retry_after(wait)
                 .with_details(json!({ "status": status.as_u16() })));
         }
-        match &a.output {
-            Some(t) => self.render("the output", t, &scope),
-            None => Ok(scope["response"]["body"].clone()),
-        }
+        Ok(scope
+            .remove("response")
+            .expect("the response was just put in scope"))
     }
 }
 
