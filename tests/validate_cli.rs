@@ -196,3 +196,60 @@ fn an_apps_directory_adds_its_apps_and_reports_a_broken_file() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn an_openapi_document_is_imported_as_an_app_file_that_validates() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("api.yaml");
+    std::fs::write(
+        &spec,
+        "openapi: 3.0.0\ninfo: { title: Tiny API }\nservers: [{ url: 'https://tiny.example' }]\npaths:\n  /things:\n    get:\n      operationId: listThings\n      tags: [things]\n      responses: { '200': { description: ok } }\n    post:\n      operationId: addThing\n      tags: [admin]\n      requestBody: { content: { application/json: { schema: { type: object, required: [name], properties: { name: { type: string } } } } } }\n      responses: { '201': { description: ok } }\n",
+    )
+    .unwrap();
+    let out = flowbot()
+        .args(["apps", "import-openapi", "--list"])
+        .arg(&spec)
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listed.contains("list_things\tGET /things\tthings"),
+        "{listed}"
+    );
+    let app = dir.path().join("tiny.yaml");
+    let out = flowbot()
+        .args(["apps", "import-openapi", "--only", "things"])
+        .arg(&spec)
+        .arg("--out")
+        .arg(&app)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = flowbot()
+        .args(["apps", "validate"])
+        .arg(&app)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("ok — app `tiny_api` with 1 actions"),
+        "{said}"
+    );
+    // A document that cannot be used: the JSON pointer, exit 2.
+    std::fs::write(&spec, "openapi: 3.0.0\ninfo: {}\npaths: {}\n").unwrap();
+    let out = flowbot()
+        .args(["apps", "import-openapi"])
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("/info/title: the document has no title"),
+        "{said}"
+    );
+}

@@ -20,6 +20,117 @@ enum AppsCommand {
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
     },
+    /// Write an app file from an OpenAPI 3.x or Swagger 2.0 document (a file or a URL)
+    ImportOpenapi {
+        /// The document: a path, or an http(s) URL
+        spec: String,
+        /// Only these operations: tags or operation ids, comma-separated
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// The app's id (default: from the document's title)
+        #[arg(long)]
+        id: Option<String>,
+        /// Write the app file here (default: standard output)
+        #[arg(long, short)]
+        out: Option<std::path::PathBuf>,
+        /// List the document's operations instead
+        #[arg(long)]
+        list: bool,
+    },
+}
+
+/// The largest document read (a URL's answer is cut off there).
+const MAX_SPEC: usize = 16 << 20;
+
+fn read_spec(spec: &str) -> anyhow::Result<String> {
+    if spec.starts_with("http://") || spec.starts_with("https://") {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        return rt.block_on(async {
+            let mut resp = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()?
+                .get(spec)
+                .send()
+                .await?
+                .error_for_status()?;
+            let mut body = Vec::new();
+            while let Some(chunk) = resp.chunk().await? {
+                if body.len() + chunk.len() > MAX_SPEC {
+                    anyhow::bail!("{spec}: the document is larger than {} MiB", MAX_SPEC >> 20);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(String::from_utf8(body)?)
+        });
+    }
+    let meta = std::fs::metadata(spec).map_err(|e| anyhow::anyhow!("{spec}: {e}"))?;
+    if meta.len() as usize > MAX_SPEC {
+        anyhow::bail!("{spec}: the document is larger than {} MiB", MAX_SPEC >> 20);
+    }
+    std::fs::read_to_string(spec).map_err(|e| anyhow::anyhow!("{spec}: {e}"))
+}
+
+fn import_openapi(
+    spec: &str,
+    only: Vec<String>,
+    id: Option<String>,
+    out: Option<&std::path::Path>,
+    list: bool,
+) -> anyhow::Result<ExitCode> {
+    use flowbot_connectors::file_app::{format, openapi};
+    let text = read_spec(spec)?;
+    let doc = match openapi::read(&text) {
+        Ok(d) => d,
+        Err(e) => {
+            println!("{spec}: {e}");
+            return Ok(ExitCode::from(INVALID));
+        }
+    };
+    if list {
+        match openapi::operations(&doc) {
+            Ok(ops) => {
+                for o in ops {
+                    println!(
+                        "{}\t{} {}\t{}\t{}",
+                        o.id,
+                        o.method,
+                        o.path,
+                        o.tags.join(","),
+                        o.summary
+                    );
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(e) => {
+                println!("{spec}: {e}");
+                return Ok(ExitCode::from(INVALID));
+            }
+        }
+    }
+    let yaml = match openapi::import(&doc, &openapi::ImportOptions { id, only }) {
+        Ok(y) => y,
+        Err(e) => {
+            println!("{spec}: {e}");
+            return Ok(ExitCode::from(INVALID));
+        }
+    };
+    // What was written must load: the import and the format cannot drift apart.
+    if let Err(problems) = format::parse(&yaml) {
+        for d in problems {
+            println!("(imported app):{}:{}: {}", d.line, d.column, d.message);
+        }
+        anyhow::bail!("the imported app file does not load; this is a bug in the import");
+    }
+    match out {
+        Some(path) => {
+            std::fs::write(path, &yaml)?;
+            eprintln!("wrote {}", path.display());
+        }
+        None => print!("{yaml}"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Exit code of `apps validate` when a file has problems (as `flowbot validate`).
@@ -53,8 +164,16 @@ fn validate(files: &[std::path::PathBuf]) -> ExitCode {
 }
 
 pub fn main(args: Args) -> anyhow::Result<ExitCode> {
-    if let Some(AppsCommand::Validate { files }) = &args.command {
-        return Ok(validate(files));
+    match args.command {
+        Some(AppsCommand::Validate { files }) => return Ok(validate(&files)),
+        Some(AppsCommand::ImportOpenapi {
+            spec,
+            only,
+            id,
+            out,
+            list,
+        }) => return import_openapi(&spec, only, id, out.as_deref(), list),
+        None => {}
     }
     let (apps, broken) =
         flowbot_connectors::registry_with(flowbot_connectors::apps_dir().as_deref());

@@ -423,6 +423,18 @@ pub struct BodySpec {
     pub json: Option<Value>,
     #[serde(default)]
     pub form: Option<BTreeMap<String, Value>>,
+    /// `multipart/form-data`: each field a text part.
+    #[serde(default)]
+    pub multipart: Option<BTreeMap<String, Value>>,
+}
+
+impl BodySpec {
+    /// How many of `json`, `form` and `multipart` are given (exactly one must be).
+    pub fn kinds(&self) -> usize {
+        usize::from(self.json.is_some())
+            + usize::from(self.form.is_some())
+            + usize::from(self.multipart.is_some())
+    }
 }
 
 /// Reading a refusal: where its message and code are, and which statuses are worth
@@ -639,10 +651,10 @@ pub fn parse(source: &str) -> Result<AppFile, Vec<Diagnostic>> {
             }
         }
         if let Some(b) = &a.request.body {
-            if b.json.is_some() == b.form.is_some() {
+            if b.kinds() != 1 {
                 problems.push(at(
                     &format!("{path}.request.body"),
-                    "give the body as `json` or as `form` (one of them)".into(),
+                    "give the body as `json`, `form` or `multipart` (one of them)".into(),
                 ));
             }
         }
@@ -672,10 +684,10 @@ pub fn parse(source: &str) -> Result<AppFile, Vec<Diagnostic>> {
     }
     if let Auth::TokenExchange { request, .. } = &app.connection.auth {
         if let Some(b) = &request.body {
-            if b.json.is_some() == b.form.is_some() {
+            if b.kinds() != 1 {
                 problems.push(at(
                     "connection.auth.request.body",
-                    "give the body as `json` or as `form` (one of them)".into(),
+                    "give the body as `json`, `form` or `multipart` (one of them)".into(),
                 ));
             }
         }

@@ -6,6 +6,7 @@
 
 mod auth;
 pub mod format;
+pub mod openapi;
 mod pages;
 mod triggers;
 
@@ -337,6 +338,17 @@ impl FileApp {
         {
             let v = self.render("the form", &json!(fields), scope)?;
             req = req.form(&scalars(&v));
+        } else if let Some(BodySpec {
+            multipart: Some(fields),
+            ..
+        }) = &a.request.body
+        {
+            let v = self.render("the multipart body", &json!(fields), scope)?;
+            let mut form = reqwest::multipart::Form::new();
+            for (name, value) in scalars(&v) {
+                form = form.text(name, value);
+            }
+            req = req.multipart(form);
         }
         Ok((url, req))
     }
