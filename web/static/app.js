@@ -109,6 +109,66 @@ document.addEventListener('submit', async (e) => {
   }
 });
 
+// Adding an app from an OpenAPI document: read the file, preview the app file for the
+// operations picked, save it.
+function listProblems(diags) {
+  document.getElementById('oa-problems').replaceChildren(...diags.map((d) => {
+    const li = document.createElement('li');
+    li.textContent = `${d.line}:${d.column}: ${d.message}`;
+    return li;
+  }));
+}
+async function previewApp(picking) {
+  const boxes = [...document.querySelectorAll('#oa-op-list input')];
+  const picked = boxes.filter((i) => i.checked).map((i) => i.value);
+  const only = picking && picked.length < boxes.length ? picked : [];
+  if (picking && picked.length === 0) { document.getElementById('oa-yaml').value = ''; return; }
+  const r = await api('POST', '/api/v1/apps/openapi', { spec: document.getElementById('oa-spec').value, id: document.getElementById('oa-id').value, only });
+  document.getElementById('oa-yaml').value = r.yaml;
+  if (picking) return;
+  document.getElementById('oa-op-list').replaceChildren(...r.operations.map((o) => {
+    const label = document.createElement('label');
+    label.className = 'check';
+    const box = document.createElement('input');
+    box.type = 'checkbox'; box.value = o.id; box.checked = true;
+    label.append(box, ` ${o.method} ${o.path} — ${o.summary || o.id}`);
+    return label;
+  }));
+  document.getElementById('oa-ops').hidden = false;
+}
+const oaFile = document.getElementById('oa-file');
+if (oaFile) {
+  oaFile.addEventListener('change', async () => {
+    const f = oaFile.files[0];
+    if (f) document.getElementById('oa-spec').value = await f.text();
+  });
+  document.getElementById('oa-op-list').addEventListener('change', async () => {
+    try { listProblems([]); await previewApp(true); } catch (err) { say('message', err.message, true); }
+  });
+}
+document.addEventListener('click', async (e) => {
+  const b = e.target.closest('[data-openapi]');
+  if (!b) return;
+  e.preventDefault();
+  listProblems([]);
+  try {
+    if (b.dataset.openapi === 'preview') {
+      await previewApp(false);
+      return;
+    }
+    const r = await fetch('/api/v1/apps', { method: 'POST', headers: { 'x-csrf-token': csrf(), 'content-type': 'application/json' }, body: JSON.stringify({ yaml: document.getElementById('oa-yaml').value }) });
+    const data = await r.json();
+    if (!r.ok) {
+      listProblems((data.error && data.error.diagnostics) || []);
+      throw new Error(data.error.message);
+    }
+    say('message', b.dataset.done || 'OK');
+    setTimeout(() => location.reload(), 800);
+  } catch (err) {
+    say('message', err.message, true);
+  }
+});
+
 // Chart bars take their heights from data attributes: the Content-Security-Policy allows no
 // inline styles.
 for (const el of document.querySelectorAll('[data-h]')) el.style.height = `${el.dataset.h}px`;

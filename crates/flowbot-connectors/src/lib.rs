@@ -72,7 +72,8 @@ pub fn registry_with(dir: Option<&Path>) -> (Apps, Vec<BrokenApp>) {
     (apps, broken)
 }
 
-fn http_client() -> reqwest::Client {
+/// The HTTP client apps share (one connection pool, flowbot's user agent).
+pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .user_agent(concat!("flowbot/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(10))

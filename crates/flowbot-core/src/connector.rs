@@ -315,10 +315,12 @@ pub struct ApiUsage {
     pub limit: u64,
 }
 
-/// The installed apps, by id.
+/// The installed apps, by id: those the process started with, and those added while it
+/// runs (app files saved from the web UI), which every clone of this `Apps` sees at once.
 #[derive(Clone, Default)]
 pub struct Apps {
     by_id: BTreeMap<String, Arc<dyn Connector>>,
+    added: Arc<std::sync::RwLock<BTreeMap<String, &'static Arc<dyn Connector>>>>,
 }
 
 impl Apps {
@@ -339,8 +341,31 @@ impl Apps {
         self.by_id.insert(c.manifest().id.clone(), c);
     }
 
+    /// Add (or replace) an app while the process runs; every clone sees it. Refused for the
+    /// id of an app the process started with. An added app lives as long as the process:
+    /// it is leaked, so that lookups keep returning plain references (apps are added by
+    /// hand, a few times in a process's life).
+    pub fn add_running(&self, c: Arc<dyn Connector>) -> Result<(), String> {
+        let id = c.manifest().id.clone();
+        if self.by_id.contains_key(&id) {
+            return Err(format!(
+                "an app `{id}` is built in or loaded from the apps directory"
+            ));
+        }
+        let leaked: &'static Arc<dyn Connector> = Box::leak(Box::new(c));
+        self.added.write().expect("apps lock").insert(id, leaked);
+        Ok(())
+    }
+
+    /// Whether `app` was added while the process runs.
+    pub fn is_added(&self, app: &str) -> bool {
+        self.added.read().expect("apps lock").contains_key(app)
+    }
+
     pub fn get(&self, app: &str) -> Option<&Arc<dyn Connector>> {
-        self.by_id.get(app)
+        self.by_id
+            .get(app)
+            .or_else(|| self.added.read().expect("apps lock").get(app).copied())
     }
 
     pub fn manifest(&self, app: &str) -> Option<&AppManifest> {
@@ -348,18 +373,51 @@ impl Apps {
     }
 
     pub fn manifests(&self) -> impl Iterator<Item = &AppManifest> {
-        self.by_id.values().map(|c| c.manifest())
+        let added: Vec<&'static Arc<dyn Connector>> = self
+            .added
+            .read()
+            .expect("apps lock")
+            .values()
+            .copied()
+            .collect();
+        self.by_id
+            .values()
+            .map(|c| c.manifest())
+            .chain(added.into_iter().map(|c| c.manifest()))
     }
 
     pub fn ids(&self) -> Vec<&str> {
-        self.by_id.keys().map(String::as_str).collect()
+        let added: Vec<&'static str> = self
+            .added
+            .read()
+            .expect("apps lock")
+            .values()
+            .map(|c| c.manifest().id.as_str())
+            .collect();
+        self.by_id.keys().map(String::as_str).chain(added).collect()
     }
 
     /// Every app's API usage reports, with the app's id.
     pub fn api_usage(&self) -> Vec<(String, ApiUsage)> {
+        self.all()
+            .into_iter()
+            .flat_map(|(id, c)| c.api_usage().into_iter().map(move |u| (id.clone(), u)))
+            .collect()
+    }
+
+    /// Every app, with its id (those added while running included).
+    pub fn all(&self) -> Vec<(String, &Arc<dyn Connector>)> {
+        let added: Vec<(String, &'static Arc<dyn Connector>)> = self
+            .added
+            .read()
+            .expect("apps lock")
+            .iter()
+            .map(|(id, c)| (id.clone(), *c))
+            .collect();
         self.by_id
             .iter()
-            .flat_map(|(id, c)| c.api_usage().into_iter().map(move |u| (id.clone(), u)))
+            .map(|(id, c)| (id.clone(), c))
+            .chain(added)
             .collect()
     }
 }

@@ -78,6 +78,8 @@ impl App {
                 "flowbot",
             )
             .await?;
+        // App files saved from the web UI, here and in every other process.
+        crate::stored_apps::keep_current(store.clone(), apps.clone(), shutdown.clone()).await?;
         let worker = config.worker.map(|cfg| {
             tokio::spawn(Worker::new(store.clone(), apps.clone(), cfg).run(shutdown.clone()))
         });

@@ -23,6 +23,9 @@ pub enum ApiError {
     /// A flow file with problems: every diagnostic with its line and column.
     #[error("the flow has problems")]
     InvalidFlow(Vec<Diagnostic>),
+    /// An app file with problems: every diagnostic with its line and column.
+    #[error("the app file has problems")]
+    InvalidApp(Vec<Diagnostic>),
     /// Answered with `Retry-After` (whole seconds, at least one).
     #[error("too many attempts; try again in {} seconds", .0.as_secs().max(1))]
     TooManyAttempts(std::time::Duration),
@@ -88,6 +91,7 @@ impl ApiError {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::InvalidFlow(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_flow"),
+            ApiError::InvalidApp(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_app"),
             ApiError::TooManyAttempts(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -114,7 +118,7 @@ pub struct ErrorBody {
     pub code: &'static str,
     /// What was wrong, in words a user can act on.
     pub message: String,
-    /// With `invalid_flow`: every problem of the flow file.
+    /// With `invalid_flow` and `invalid_app`: every problem of the file.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -132,7 +136,7 @@ impl IntoResponse for ApiError {
         }
         let message = self.to_string();
         let diagnostics = match self {
-            ApiError::InvalidFlow(d) => d,
+            ApiError::InvalidFlow(d) | ApiError::InvalidApp(d) => d,
             _ => Vec::new(),
         };
         let body = ErrorEnvelope {

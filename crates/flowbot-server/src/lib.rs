@@ -15,6 +15,7 @@ mod error;
 mod ingress;
 pub mod openapi;
 pub mod routes;
+pub mod stored_apps;
 mod ui;
 
 use std::sync::Arc;

@@ -58,6 +58,10 @@ const PAGES: &[(&str, &str)] = &[
         "editor.html",
         include_str!("../../../web/templates/editor.html"),
     ),
+    (
+        "apps.html",
+        include_str!("../../../web/templates/apps.html"),
+    ),
 ];
 
 /// UI text: key → (English, Japanese), from `web/text/ui.tsv`.
@@ -111,6 +115,7 @@ pub fn router() -> Router<AppState> {
         .route("/runs/{id}", get(run))
         .route("/connections", get(connections))
         .route("/settings", get(settings))
+        .route("/apps", get(apps))
         .route(
             "/static/app.css",
             get(|| async {
@@ -696,6 +701,50 @@ async fn connections(
         title,
         "connections",
         json!({ "connections": list, "apps": apps }),
+    )
+}
+
+/// The apps, and adding one from an OpenAPI document.
+async fn apps(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<LangQuery>,
+) -> Response {
+    let p = match page(&s, &headers, &q).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let words = texts(p.lang);
+    let mut list: Vec<Value> = s
+        .apps
+        .manifests()
+        .map(|m| {
+            let name = if p.lang == "ja" {
+                &m.name.ja
+            } else {
+                &m.name.en
+            };
+            let source = if s.apps.is_added(&m.id) {
+                words["source_added"]
+            } else {
+                words["source_builtin"]
+            };
+            json!({
+                "id": m.id,
+                "name": name,
+                "triggers": m.triggers.len(),
+                "actions": m.actions.len(),
+                "source": source,
+            })
+        })
+        .collect();
+    list.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    render(
+        &p,
+        "apps.html",
+        words["apps"],
+        "apps",
+        json!({ "apps": list }),
     )
 }
 

@@ -1048,3 +1048,147 @@ async fn a_salesforce_domain_with_a_path_is_refused_when_saved() {
         .unwrap();
     assert_eq!(listed, json!([]), "nothing saved");
 }
+
+/// An OpenAPI document imported through the API becomes an app that runs at once: its
+/// operations are offered, the app file is saved, a flow using it validates and its step
+/// test calls the API; a broken app file or a built-in id is refused.
+#[tokio::test]
+async fn an_imported_openapi_document_becomes_an_app_a_flow_can_use() {
+    use axum::routing::post;
+    let app = axum::Router::new().route(
+        "/v1/tickets",
+        post(
+            |headers: axum::http::HeaderMap, axum::Json(b): axum::Json<Value>| async move {
+                axum::Json(json!({
+                    "id": "T-1",
+                    "title": b["title"],
+                    "key": headers.get("x-desk-key").and_then(|v| v.to_str().ok()),
+                }))
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let desk = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let spec = json!({
+        "openapi": "3.0.3",
+        "info": { "title": "Help Desk" },
+        "servers": [{ "url": format!("{desk}/v1") }],
+        "components": { "securitySchemes": { "key": { "type": "apiKey", "in": "header", "name": "X-Desk-Key" } } },
+        "paths": {
+            "/tickets": { "post": {
+                "operationId": "createTicket", "summary": "Open a ticket", "tags": ["tickets"],
+                "requestBody": { "content": { "application/json": { "schema": {
+                    "type": "object", "required": ["title"], "properties": { "title": { "type": "string" } } } } } },
+                "responses": { "200": { "description": "ok", "content": { "application/json": { "schema": {
+                    "type": "object", "properties": { "id": { "type": "string", "title": "Ticket ID" } } } } } } }
+            } },
+            "/users": { "get": { "operationId": "listUsers", "tags": ["admin"], "responses": { "200": { "description": "ok" } } } }
+        }
+    })
+    .to_string();
+    let a = api(None, "sqlite").await;
+    let s = a.login("correct horse").await.unwrap();
+    let post = |path: &str, body: Value| a.req(&s, reqwest::Method::POST, path).json(&body).send();
+    let preview = post(
+        "/api/v1/apps/openapi",
+        json!({ "spec": spec, "only": ["tickets"] }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(preview.status(), 200);
+    let preview: Value = preview.json().await.unwrap();
+    assert_eq!(preview["operations"].as_array().unwrap().len(), 2);
+    let yaml = preview["yaml"].as_str().unwrap().to_string();
+    assert!(
+        yaml.contains("id: create_ticket") && !yaml.contains("list_users"),
+        "{yaml}"
+    );
+    // A document that cannot be used says where.
+    let bad = post(
+        "/api/v1/apps/openapi",
+        json!({ "spec": "{\"openapi\": \"3.0.0\", \"paths\": {}}" }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(bad.status(), 400);
+    let bad: Value = bad.json().await.unwrap();
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/info/title"),
+        "{bad}"
+    );
+    // Saved, it runs at once.
+    let saved = post("/api/v1/apps", json!({ "yaml": yaml })).await.unwrap();
+    assert_eq!(saved.status(), 201);
+    let apps: Value = a
+        .req(&s, reqwest::Method::GET, "/api/v1/apps")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        apps.as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == "help_desk"),
+        "{apps}"
+    );
+    let conn: Value = post(
+        "/api/v1/connections",
+        json!({ "name": "desk", "app": "help_desk", "settings": { "api_key": "dk-1" } }),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let conn_id = conn["connection"]["id"].as_str().unwrap().to_string();
+    let flow = "version: 1\nid: desk\nname: desk\nconnections:\n  desk: { app: help_desk }\ntrigger: { app: manual }\nsteps:\n  - id: open\n    app: help_desk\n    action: create_ticket\n    connection: desk\n    input:\n      title: \"{{ trigger.subject }}\"\n";
+    let r = post("/api/v1/flows", json!({ "yaml": flow }))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    a.req(
+        &s,
+        reqwest::Method::PUT,
+        "/api/v1/flows/desk/samples/trigger",
+    )
+    .json(&json!({ "subject": "printer on fire" }))
+    .send()
+    .await
+    .unwrap();
+    let tested: Value = post(
+        "/api/v1/editor/test-step",
+        json!({ "yaml": flow, "step_id": "open", "confirm": true, "connections": { "desk": conn_id } }),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(tested["ok"], true, "{tested}");
+    assert_eq!(
+        tested["output"],
+        json!({ "id": "T-1", "title": "printer on fire", "key": "dk-1" })
+    );
+    // A broken app file: every problem, located; a built-in app's id: refused.
+    let broken = post("/api/v1/apps", json!({ "yaml": "flowbot_app: 1\nid: x\n" }))
+        .await
+        .unwrap();
+    assert_eq!(broken.status(), 422);
+    let broken: Value = broken.json().await.unwrap();
+    assert_eq!(broken["error"]["code"], "invalid_app");
+    assert_eq!(broken["error"]["diagnostics"][0]["line"], 1, "{broken}");
+    let clash = post(
+        "/api/v1/apps",
+        json!({ "yaml": "flowbot_app: 1\nid: slack\nname: { en: S, ja: S }\n" }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(clash.status(), 409);
+}

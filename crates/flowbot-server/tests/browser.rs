@@ -1107,6 +1107,7 @@ async fn every_page_works_under_the_content_security_policy() {
         format!("/runs/{}", run.id),
         "/connections".to_string(),
         "/settings".to_string(),
+        "/apps".to_string(),
     ];
     for page in &pages {
         e.c.goto(&format!("{}{page}", e.url)).await.unwrap();
@@ -1151,4 +1152,110 @@ async fn every_page_works_under_the_content_security_policy() {
         "console errors under the CSP: {problems:#?}"
     );
     e.stop.cancel();
+}
+
+/// An OpenAPI document pasted on the apps page, previewed with one operation left out and
+/// saved, becomes an app a flow runs with — in the same process, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_openapi_document_imported_in_the_ui_becomes_an_app_a_flow_runs() {
+    use axum::routing::post;
+    let tickets: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = Default::default();
+    let seen = tickets.clone();
+    let desk = axum::Router::new().route(
+        "/v1/tickets",
+        post(
+            move |headers: axum::http::HeaderMap, axum::Json(b): axum::Json<Value>| async move {
+                let key = headers
+                    .get("x-desk-key")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                seen.lock().unwrap().push(json!({ "body": b, "key": key }));
+                axum::Json(json!({ "id": "T-1" }))
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let desk_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, desk).await.unwrap() });
+    let spec = format!(
+        "openapi: 3.0.3\ninfo: {{ title: Help Desk }}\nservers: [{{ url: '{desk_url}/v1' }}]\ncomponents:\n  securitySchemes:\n    key: {{ type: apiKey, in: header, name: X-Desk-Key }}\npaths:\n  /tickets:\n    post:\n      operationId: createTicket\n      summary: Open a ticket\n      requestBody: {{ content: {{ application/json: {{ schema: {{ type: object, required: [title], properties: {{ title: {{ type: string }} }} }} }} }} }}\n      responses: {{ '200': {{ description: ok }} }}\n  /users:\n    get:\n      operationId: listUsers\n      responses: {{ '200': {{ description: ok }} }}\n"
+    );
+
+    let e = editor_session().await;
+    e.c.goto(&format!("{}/apps", e.url)).await.unwrap();
+    e.find("#oa-spec").await;
+    e.c.execute(
+        "document.getElementById('oa-spec').value = arguments[0];",
+        vec![json!(spec)],
+    )
+    .await
+    .unwrap();
+    e.click(r#"[data-openapi="preview"]"#).await;
+    e.click(r#"#oa-op-list input[value="list_users"]"#).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let yaml = e.value("#oa-yaml").await;
+        if yaml.contains("create_ticket") && !yaml.contains("list_users") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the preview kept list_users: {yaml}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shot(&e.c, "20-openapi-import").await;
+    e.click(r#"[data-openapi="save"]"#).await;
+    // The page reloads with the new app listed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let listed = e.c.find_all(Locator::Css("td code")).await.unwrap();
+        let mut ids = Vec::new();
+        for l in listed {
+            ids.push(l.text().await.unwrap_or_default());
+        }
+        if ids.iter().any(|i| i == "help_desk") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "help_desk is not listed: {ids:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A flow with the new app runs on the in-process worker at once.
+    let conn = e
+        .store
+        .save_connection("desk", "help_desk", &obj(json!({ "api_key": "dk-7" })), "t")
+        .await
+        .unwrap();
+    let flow = "version: 1\nid: desk\nname: desk\nconnections:\n  desk: { app: help_desk }\ntrigger: { app: webhook }\nsteps:\n  - id: open\n    app: help_desk\n    action: create_ticket\n    connection: desk\n    input:\n      title: \"{{ trigger.body.subject }}\"\n";
+    let info = e
+        .store
+        .import_flow("desk", "desk", flow, "t")
+        .await
+        .unwrap();
+    e.store
+        .bind_connection("desk", "desk", &conn.id, "t")
+        .await
+        .unwrap();
+    e.store.set_enabled("desk", true, "t").await.unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{}/hooks/desk/{}", e.url, info.webhook_token))
+        .json(&json!({ "subject": "printer on fire" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let s = e.store.clone();
+    until("the help-desk run to succeed", move || {
+        let s = s.clone();
+        async move { runs(&s, RunStatus::Succeeded).await.len() == 1 }
+    })
+    .await;
+    assert_eq!(
+        tickets.lock().unwrap().clone(),
+        vec![json!({ "body": { "title": "printer on fire" }, "key": "dk-7" })]
+    );
 }

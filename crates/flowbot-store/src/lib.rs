@@ -11,6 +11,7 @@
 //! [`writer`]). The store never holds a transaction across a call to an app: the worker
 //! claims (commit), calls, then records (commit).
 
+mod app_files;
 mod auth;
 pub mod crypto;
 mod flows;
@@ -35,6 +36,7 @@ use flowbot_core::{Clock, SystemClock};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
+pub use app_files::StoredApp;
 pub use auth::{ApiTokenInfo, SessionInfo, User};
 pub use crypto::Cipher;
 pub use flows::AuditEntry;

@@ -143,6 +143,8 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
             }
             None => None,
         };
+        flowbot_server::stored_apps::keep_current(store.clone(), apps.clone(), shutdown.clone())
+            .await?;
         let stats = Worker::new(store, apps, cfg).run(shutdown).await?;
         if let Some(m) = metrics {
             let _ = m.await;

@@ -3,6 +3,7 @@
 //! (with OAuth), runs and events, settings. Every route but login and the OAuth callback
 //! needs a session or an API token.
 
+mod apps;
 mod connections;
 mod flows;
 mod runs;
@@ -31,6 +32,7 @@ pub fn protected() -> Routes {
         .merge(connections::routes())
         .merge(runs::routes())
         .merge(settings::routes())
+        .merge(apps::routes())
 }
 
 /// Routes open to anyone: signing in, and the OAuth callback.
