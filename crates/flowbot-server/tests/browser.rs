@@ -446,6 +446,11 @@ struct Editor {
 /// The simulators, a fresh store (with connections to the simulators when asked), the
 /// server, a worker and a browser, not yet signed in.
 async fn boot(with_connections: bool) -> Editor {
+    boot_with(with_connections, flowbot_connectors::registry()).await
+}
+
+/// As [`boot`], with these apps (e.g. app files loaded from a directory).
+async fn boot_with(with_connections: bool, apps: flowbot_core::Apps) -> Editor {
     let ec = ecforce::start(
         EcforceConfig {
             webhook_backoff: Duration::from_millis(50),
@@ -486,8 +491,9 @@ async fn boot(with_connections: bool) -> Editor {
             .await
             .unwrap();
     }
-    let app = common::spawn_app(
+    let app = common::spawn_app_with(
         &store,
+        apps,
         AppConfig {
             worker: Some(WorkerConfig {
                 idle_poll: Duration::from_millis(50),
@@ -1258,4 +1264,370 @@ async fn an_openapi_document_imported_in_the_ui_becomes_an_app_a_flow_runs() {
         tickets.lock().unwrap().clone(),
         vec![json!({ "body": { "title": "printer on fire" }, "key": "dk-7" })]
     );
+}
+
+/// The Acme API the app files below describe: contacts read in pages behind an API key,
+/// created; an OAuth 2.0 approval page that approves at once, its token endpoint, and a
+/// resource that needs its token.
+async fn acme_api() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use axum::extract::{Query, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::{IntoResponse, Redirect};
+    use axum::routing::{get, post};
+    type Contacts = std::sync::Arc<std::sync::Mutex<Vec<Value>>>;
+    let contacts: Contacts = std::sync::Arc::new(std::sync::Mutex::new(
+        (1..=5)
+            .map(|i| json!({ "id": format!("c{i}"), "email": format!("c{i}@example.jp"), "updated": i }))
+            .collect(),
+    ));
+    let key_ok = |h: &HeaderMap| h.get("x-api-key").and_then(|v| v.to_str().ok()) == Some("k1");
+    let app = axum::Router::new()
+        .route(
+            "/contacts",
+            get(
+                move |State(c): State<Contacts>, h: HeaderMap, Query(q): Query<Map<String, Value>>| async move {
+                    if !key_ok(&h) {
+                        return StatusCode::UNAUTHORIZED.into_response();
+                    }
+                    let n = |k: &str| q.get(k).and_then(Value::as_str).and_then(|v| v.parse::<usize>().ok());
+                    let (page, size) = (n("page").unwrap_or(1), n("per_page").unwrap_or(100));
+                    let all = c.lock().unwrap().clone();
+                    let data: Vec<Value> = all.into_iter().skip((page - 1) * size).take(size).collect();
+                    axum::Json(json!({ "data": data })).into_response()
+                },
+            )
+            .post(
+                move |State(c): State<Contacts>, h: HeaderMap, axum::Json(b): axum::Json<Value>| async move {
+                    if !key_ok(&h) {
+                        return StatusCode::UNAUTHORIZED.into_response();
+                    }
+                    let mut c = c.lock().unwrap();
+                    let id = format!("c{}", c.len() + 1);
+                    let made = json!({ "id": id, "email": b["email"], "name": b["name"], "updated": c.len() + 1 });
+                    c.push(made.clone());
+                    (StatusCode::CREATED, axum::Json(made)).into_response()
+                },
+            ),
+        )
+        .route(
+            "/oauth/authorize",
+            get(|Query(q): Query<Map<String, Value>>| async move {
+                let to = format!(
+                    "{}?code=the-code&state={}",
+                    q["redirect_uri"].as_str().unwrap(),
+                    q["state"].as_str().unwrap()
+                );
+                Redirect::to(&to)
+            }),
+        )
+        .route(
+            "/oauth/token",
+            post(|axum::Form(f): axum::Form<Map<String, Value>>| async move {
+                match f["grant_type"].as_str() {
+                    Some("authorization_code") if f["code"] == "the-code" && f.contains_key("code_verifier") => {
+                        axum::Json(json!({ "access_token": "at-1", "refresh_token": "rt-1" })).into_response()
+                    }
+                    Some("refresh_token") if f["refresh_token"] == "rt-1" => {
+                        axum::Json(json!({ "access_token": "at-2", "expires_in": 3600 })).into_response()
+                    }
+                    _ => (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": "invalid_grant" }))).into_response(),
+                }
+            }),
+        )
+        .route(
+            "/me",
+            get(|h: HeaderMap| async move {
+                if h.get("authorization").and_then(|v| v.to_str().ok()) == Some("Bearer at-2") {
+                    axum::Json(json!({ "name": "acme user" })).into_response()
+                } else {
+                    StatusCode::UNAUTHORIZED.into_response()
+                }
+            }),
+        )
+        .with_state(contacts.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, contacts)
+}
+
+const ACME_APP: &str = r#"flowbot_app: 1
+id: acme
+name: { en: Acme, ja: アクメ }
+connection:
+  fields:
+    - { name: api_key, label: { en: API key, ja: API キー }, kind: text, required: true, secret: true }
+    - { name: webhook_secret, label: { en: Webhook secret, ja: Webhook シークレット }, kind: text, secret: true }
+    - { name: base_url, label: { en: API URL, ja: API URL }, kind: text, required: true }
+  base_url: "{{ connection.base_url }}"
+  auth: { kind: api_key, in: header, name: X-Api-Key, value: "{{ connection.api_key }}" }
+  test: list_contacts
+webhooks:
+  event: "{{ headers['x-acme-event'] }}"
+  object_id: "{{ body.id }}"
+  signature: { header: X-Acme-Signature, algorithm: hmac_sha256, encoding: hex, secret: "{{ connection.webhook_secret }}" }
+triggers:
+  - id: contact_created
+    name: { en: Contact created, ja: 連絡先の作成 }
+    webhook:
+      when: contact.created
+      output: { contact_id: "{{ object_id }}", email: "{{ body.email }}" }
+    outputs:
+      - { name: contact_id, label: { en: Contact ID, ja: 連絡先 ID }, kind: text }
+      - { name: email, label: { en: Email, ja: メールアドレス }, kind: text }
+  - id: new_contacts
+    name: { en: New contacts, ja: 新しい連絡先 }
+    polling: { action: list_contacts, items: "{{ output.contacts }}", id: "{{ item.id }}" }
+actions:
+  - id: list_contacts
+    name: { en: List contacts, ja: 連絡先の一覧 }
+    idempotent: true
+    request: { method: GET, path: /contacts }
+    paginate: { kind: page, items: "{{ response.body.data }}", param: page, size_param: per_page, size: 2 }
+    output: { contacts: "{{ items }}", count: "{{ items | length }}" }
+    outputs:
+      - { name: count, label: { en: Count, ja: 件数 }, kind: integer }
+  - id: create_contact
+    name: { en: Create a contact, ja: 連絡先を作成 }
+    writes: true
+    inputs:
+      - { name: name, label: { en: Name, ja: 氏名 }, kind: text, required: true }
+      - { name: email, label: { en: Email, ja: メールアドレス }, kind: text, required: true }
+    request: { method: POST, path: /contacts, body: { json: { name: "{{ input.name }}", email: "{{ input.email }}" } } }
+    outputs:
+      - { name: id, label: { en: Contact ID, ja: 連絡先 ID }, kind: text }
+"#;
+
+const ACME_ID_APP: &str = r#"flowbot_app: 1
+id: acme_id
+name: { en: Acme ID, ja: アクメ ID }
+connection:
+  fields:
+    - { name: base_url, label: { en: API URL, ja: API URL }, kind: text, required: true }
+    - { name: client_id, label: { en: Client ID, ja: クライアント ID }, kind: text, required: true }
+  base_url: "{{ connection.base_url }}"
+  auth:
+    kind: oauth2
+    grant: authorization_code
+    authorize_url: "{{ connection.base_url }}/oauth/authorize"
+    token_url: /oauth/token
+    scopes: [profile]
+    client_id: "{{ connection.client_id }}"
+  test: me
+actions:
+  - id: me
+    name: { en: Who am I, ja: 自分の情報 }
+    idempotent: true
+    request: { method: GET, path: /me }
+"#;
+
+fn hmac_hex(secret: &str, body: &str) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    ring::hmac::sign(&key, body.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A user drops app files into the apps directory, starts flowbot, connects the OAuth app
+/// on the connections page and builds a flow with the API-key app in the no-code editor:
+/// its signed webhook trigger captured as the sample, a paginated list step tested, a
+/// create step mapped from the picker; ON, a signed webhook runs it and a forged one is
+/// refused; a flow on its polling trigger runs for each contact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_user_drops_app_files_in_and_builds_a_flow_with_them_in_the_editor() {
+    let (acme, contacts) = acme_api().await;
+    let apps_dir = tempfile::tempdir().unwrap();
+    std::fs::write(apps_dir.path().join("acme.yaml"), ACME_APP).unwrap();
+    std::fs::create_dir(apps_dir.path().join("acme-id")).unwrap();
+    std::fs::write(apps_dir.path().join("acme-id/app.yaml"), ACME_ID_APP).unwrap();
+    let (apps, broken) = flowbot_connectors::registry_with(Some(apps_dir.path()));
+    assert!(broken.is_empty(), "{broken:?}");
+    let e = boot_with(false, apps).await;
+    let (url, c) = (e.url.clone(), e.c.clone());
+    e.c.goto(&format!("{url}/login")).await.unwrap();
+    sign_in(&e).await;
+
+    // The OAuth app: a connection made on the connections page, then connected through
+    // the app's approval page and back.
+    c.goto(&format!("{url}/connections")).await.unwrap();
+    e.click("details:has(#acme_id-name) summary").await;
+    e.fill("#acme_id-name", "アクメ ID").await;
+    e.fill("#acme_id-base_url", &acme).await;
+    e.fill("#acme_id-client_id", "cid").await;
+    e.click("details[open] button[type=submit]").await;
+    e.click("button[data-navigate=authorize_url]").await;
+    let c2 = c.clone();
+    until("the way back from the approval page", move || {
+        let c = c2.clone();
+        async move { c.current_url().await.is_ok_and(|u| u.query() == Some("connected=1")) }
+    })
+    .await;
+    let id_conn = e
+        .store
+        .connections()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|x| x.app == "acme_id")
+        .unwrap();
+    let sealed = e.store.connection(&id_conn.id).await.unwrap();
+    assert_eq!(sealed.setting_str("refresh_token"), Some("rt-1"));
+    e.click(&format!(
+        r#"button[data-path="/api/v1/connections/{}/test"]"#,
+        id_conn.id
+    ))
+    .await;
+    let c2 = c.clone();
+    let target = format!("test-{}", id_conn.id);
+    until("the OAuth connection's test", move || {
+        let (c, target) = (c2.clone(), target.clone());
+        async move {
+            c.find(Locator::Id(&target))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap_or_default()
+                .contains("true")
+        }
+    })
+    .await;
+    shot(&c, "30-app-file-oauth-connected").await;
+
+    // The API-key app's connection, as saved on the same page.
+    let conn = e
+        .store
+        .save_connection(
+            "アクメ",
+            "acme",
+            &obj(json!({ "api_key": "k1", "webhook_secret": "whsec", "base_url": acme })),
+            "t",
+        )
+        .await
+        .unwrap();
+
+    // The editor: the signed webhook trigger, a paginated list step, a create step.
+    c.goto(&format!("{url}/flows/new")).await.unwrap();
+    e.fill("#ed-id", "acme-copy").await;
+    e.fill("#ed-name", "アクメの連絡先をコピー").await;
+    e.click("#ed-trigger-open").await;
+    e.choose("#t-app", "acme").await;
+    e.click("#t-ev-contact_created").await;
+    e.choose("#f-connection", &conn.id).await;
+    e.add("#ed-add", "アクメ", "acme.list_contacts").await;
+    e.fill("#f-id", "all").await;
+    e.choose("#f-connection", &conn.id).await;
+    e.settled().await;
+    let out = e.test_step().await;
+    assert!(
+        out.contains("\"count\": 5"),
+        "all five contacts over three pages: {out}"
+    );
+    e.add("#ed-add", "アクメ", "acme.create_contact").await;
+    e.fill("#f-id", "copy").await;
+    e.choose("#f-connection", &conn.id).await;
+    e.fill("#f-in-name", "コピー").await;
+    e.pick("#f-in-email", "trigger.email").await;
+    assert_eq!(e.value("#f-in-email").await, "{{ trigger.email }}");
+    e.save().await;
+    at(&c, "/flows/acme-copy/edit").await;
+    assert_eq!(e.problems().await, "", "no problems");
+    shot(&c, "31-app-file-editor").await;
+
+    // A signed webhook captured by "test trigger" becomes the trigger's sample.
+    let info = e.store.flow("acme-copy").await.unwrap();
+    let hook = format!("{url}/hooks/acme-copy/{}", info.webhook_token);
+    let send = |body: &'static str, signature: String| {
+        reqwest::Client::new()
+            .post(&hook)
+            .header("content-type", "application/json")
+            .header("x-acme-event", "contact.created")
+            .header("x-acme-signature", signature)
+            .body(body)
+            .send()
+    };
+    e.click("#ed-trigger-open").await;
+    e.click("#t-wait").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sample = r#"{"id":"c9","email":"sample@example.jp"}"#;
+    assert_eq!(
+        send(sample, hmac_hex("whsec", sample))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let c2 = c.clone();
+    until("the captured webhook", move || {
+        let c = c2.clone();
+        async move {
+            c.find(Locator::Id("ed-test-result"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap_or_default()
+                .contains("sample@example.jp")
+        }
+    })
+    .await;
+
+    // ON: a signed webhook runs the flow; a forged one is refused.
+    e.store.set_enabled("acme-copy", true, "t").await.unwrap();
+    let body = r#"{"id":"c10","email":"new@example.jp"}"#;
+    assert_eq!(send(body, "00".repeat(32)).await.unwrap().status(), 401);
+    assert_eq!(
+        send(body, hmac_hex("whsec", body)).await.unwrap().status(),
+        202
+    );
+    let s = e.store.clone();
+    until("the acme run to succeed", move || {
+        let s = s.clone();
+        async move {
+            runs(&s, RunStatus::Succeeded)
+                .await
+                .iter()
+                .any(|r| r.flow_id == "acme-copy")
+        }
+    })
+    .await;
+    assert!(
+        contacts
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|x| x["email"] == "new@example.jp" && x["name"] == "コピー"),
+        "{:?}",
+        contacts.lock().unwrap()
+    );
+
+    // The polling trigger: one run per contact listed.
+    let polling = "version: 1\nid: acme-poll\nname: poll\nconnections:\n  acme: { app: acme }\ntrigger: { app: acme, events: [new_contacts], connection: acme, options: { interval: 1m } }\nsteps:\n  - id: note\n    set: { email: \"{{ trigger.email }}\" }\n";
+    e.store
+        .import_flow("acme-poll", "poll", polling, "t")
+        .await
+        .unwrap();
+    e.store
+        .bind_connection("acme-poll", "acme", &conn.id, "t")
+        .await
+        .unwrap();
+    e.store.set_enabled("acme-poll", true, "t").await.unwrap();
+    let s = e.store.clone();
+    let listed = contacts.lock().unwrap().len();
+    until("a run for each polled contact", move || {
+        let s = s.clone();
+        async move {
+            runs(&s, RunStatus::Succeeded)
+                .await
+                .iter()
+                .filter(|r| r.flow_id == "acme-poll")
+                .count()
+                == listed
+        }
+    })
+    .await;
+    c.close().await.unwrap();
+    e.stop.cancel();
 }
