@@ -69,6 +69,12 @@ pub fn registry_with(dir: Option<&Path>) -> (Apps, Vec<BrokenApp>) {
             apps.add(Arc::new(app));
         }
     }
+    for b in &broken {
+        apps.add_broken(flowbot_core::BrokenFile {
+            file: b.file.display().to_string(),
+            problems: b.problems.clone(),
+        });
+    }
     (apps, broken)
 }
 

@@ -38,7 +38,11 @@ async fn list(
         )
             .into_response();
     }
-    Json(json!({ "data": [{ "id": "c1", "email": "a@example.com" }] })).into_response()
+    (
+        [("set-cookie", "sid=s3cret-session")],
+        Json(json!({ "data": [{ "id": "c1", "email": "a@example.com" }] })),
+    )
+        .into_response()
 }
 
 async fn create(State(seen): State<Seen>, Json(body): Json<Value>) -> impl IntoResponse {
@@ -80,7 +84,7 @@ fn acme(auth: &str) -> FileApp {
     .unwrap();
     let source = source.replace(
         "actions:\n",
-        "actions:\n  - id: get_contact\n    name: { en: Get, ja: 取得 }\n    idempotent: true\n    inputs: [{ name: id, label: { en: ID, ja: ID }, kind: text, required: true }]\n    request: { method: GET, path: \"/contacts/{{ input.id }}\" }\n",
+        "actions:\n  - id: headers_of\n    name: { en: Headers, ja: ヘッダー }\n    idempotent: true\n    request: { method: GET, path: /contacts }\n    output: \"{{ response.headers }}\"\n  - id: get_contact\n    name: { en: Get, ja: 取得 }\n    idempotent: true\n    inputs: [{ name: id, label: { en: ID, ja: ID }, kind: text, required: true }]\n    request: { method: GET, path: \"/contacts/{{ input.id }}\" }\n",
     );
     let source = source.replace(
         "  auth:\n    kind: api_key\n    in: header\n    name: X-Api-Key\n    value: \"{{ connection.api_key }}\"\n",
@@ -239,6 +243,20 @@ async fn every_auth_kind_signs_the_request_as_the_file_says() {
         run(&app, "list_contacts", json!({}), &conn).await.unwrap();
         assert_eq!(seen.lock().unwrap().last().unwrap(), &expected, "{auth}");
     }
+}
+
+#[tokio::test]
+async fn credentials_an_app_answers_with_never_reach_the_obtained_values() {
+    let (base, _) = server().await;
+    let app = acme(HEADER_KEY);
+    let out = run(&app, "headers_of", json!({}), &connection(&base, "k1"))
+        .await
+        .unwrap();
+    assert!(
+        out["content-type"].as_str().unwrap().contains("json"),
+        "{out}"
+    );
+    assert!(!out.to_string().contains("s3cret-session"), "{out}");
 }
 
 #[tokio::test]

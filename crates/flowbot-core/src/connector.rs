@@ -307,6 +307,14 @@ pub trait Connector: Send + Sync {
     }
 }
 
+/// An app file that could not be loaded: where, and every problem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct BrokenFile {
+    pub file: String,
+    pub problems: Vec<crate::Diagnostic>,
+}
+
 /// An app's own report of how much of its API allowance a connection has used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiUsage {
@@ -320,6 +328,8 @@ pub struct ApiUsage {
 #[derive(Clone, Default)]
 pub struct Apps {
     by_id: BTreeMap<String, Arc<dyn Connector>>,
+    /// App files that could not be loaded, to show (they never stop the process).
+    broken: Vec<BrokenFile>,
     added: Arc<std::sync::RwLock<BTreeMap<String, &'static Arc<dyn Connector>>>>,
 }
 
@@ -355,6 +365,16 @@ impl Apps {
         let leaked: &'static Arc<dyn Connector> = Box::leak(Box::new(c));
         self.added.write().expect("apps lock").insert(id, leaked);
         Ok(())
+    }
+
+    /// Note an app file that could not be loaded.
+    pub fn add_broken(&mut self, file: BrokenFile) {
+        self.broken.push(file);
+    }
+
+    /// The app files that could not be loaded.
+    pub fn broken(&self) -> &[BrokenFile] {
+        &self.broken
     }
 
     /// Whether `app` was added while the process runs.

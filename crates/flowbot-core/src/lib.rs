@@ -17,8 +17,8 @@ pub mod validate;
 pub mod yaml_patch;
 
 pub use connector::{
-    ActionCall, ActionError, ApiUsage, Apps, Connection, Connector, ErrorClass, OAuthRequest,
-    PollCall, Polled, SampleCall, WebhookCall,
+    ActionCall, ActionError, ApiUsage, Apps, BrokenFile, Connection, Connector, ErrorClass,
+    OAuthRequest, PollCall, Polled, SampleCall, WebhookCall,
 };
 pub use diag::Diagnostic;
 pub use model::Flow;

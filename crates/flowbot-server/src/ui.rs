@@ -739,12 +739,25 @@ async fn apps(
         })
         .collect();
     list.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    let broken: Vec<Value> = s
+        .apps
+        .broken()
+        .iter()
+        .map(|b| {
+            let problems: Vec<String> = b
+                .problems
+                .iter()
+                .map(|d| format!("{}:{}: {}", d.line, d.column, d.message))
+                .collect();
+            json!({ "file": b.file, "problems": problems })
+        })
+        .collect();
     render(
         &p,
         "apps.html",
         words["apps"],
         "apps",
-        json!({ "apps": list }),
+        json!({ "apps": list, "broken": broken }),
     )
 }
 

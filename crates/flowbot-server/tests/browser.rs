@@ -1442,12 +1442,28 @@ async fn a_user_drops_app_files_in_and_builds_a_flow_with_them_in_the_editor() {
     std::fs::write(apps_dir.path().join("acme.yaml"), ACME_APP).unwrap();
     std::fs::create_dir(apps_dir.path().join("acme-id")).unwrap();
     std::fs::write(apps_dir.path().join("acme-id/app.yaml"), ACME_ID_APP).unwrap();
+    // A broken file beside them is shown, located, and stops nothing.
+    std::fs::write(
+        apps_dir.path().join("broken.yaml"),
+        "flowbot_app: 1\nid: broken\nactoins: []\n",
+    )
+    .unwrap();
     let (apps, broken) = flowbot_connectors::registry_with(Some(apps_dir.path()));
-    assert!(broken.is_empty(), "{broken:?}");
+    assert_eq!(broken.len(), 1, "{broken:?}");
     let e = boot_with(false, apps).await;
     let (url, c) = (e.url.clone(), e.c.clone());
     e.c.goto(&format!("{url}/login")).await.unwrap();
     sign_in(&e).await;
+    c.goto(&format!("{url}/apps")).await.unwrap();
+    let page = e.find("main").await.text().await.unwrap();
+    assert!(
+        page.contains("broken.yaml") && page.contains("3:1: unknown field `actoins`"),
+        "{page}"
+    );
+    assert!(
+        page.contains("acme_id") && page.contains("アクメ"),
+        "{page}"
+    );
 
     // The OAuth app: a connection made on the connections page, then connected through
     // the app's approval page and back.
@@ -1461,7 +1477,11 @@ async fn a_user_drops_app_files_in_and_builds_a_flow_with_them_in_the_editor() {
     let c2 = c.clone();
     until("the way back from the approval page", move || {
         let c = c2.clone();
-        async move { c.current_url().await.is_ok_and(|u| u.query() == Some("connected=1")) }
+        async move {
+            c.current_url()
+                .await
+                .is_ok_and(|u| u.query() == Some("connected=1"))
+        }
     })
     .await;
     let id_conn = e

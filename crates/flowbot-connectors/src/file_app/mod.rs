@@ -418,11 +418,15 @@ impl FileApp {
             .await
             .map_err(|e| transport_error(&method, &url, e))?;
         let status = resp.status();
-        let headers: Map<String, Value> = resp
-            .headers()
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_string(), json!(v.to_str().ok()?))))
-            .collect();
+        // Credentials the app answers with (a session cookie, a token header) never reach
+        // the obtained values, which run history keeps.
+        let mut headers = Value::Object(
+            resp.headers()
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str().to_string(), json!(v.to_str().ok()?))))
+                .collect(),
+        );
+        flowbot_core::manifest::redact_headers(&mut headers);
         let wait = retry_after(resp.headers());
         if resp
             .content_length()

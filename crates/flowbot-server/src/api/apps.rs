@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use flowbot_connectors::file_app::{format, openapi};
 use flowbot_core::manifest::AppManifest;
+use flowbot_core::BrokenFile;
 use serde::{Deserialize, Serialize};
 
 use super::ApiResult;
@@ -17,6 +18,15 @@ use crate::AppState;
 
 pub(super) fn routes() -> Routes {
     Routes::default()
+        .add(
+            op(
+                "get",
+                "/api/v1/apps/broken",
+                "App files that could not be loaded, with every problem located",
+            )
+            .returns::<Vec<BrokenFile>>(),
+            broken_apps,
+        )
         .add(
             op(
                 "post",
@@ -127,4 +137,8 @@ async fn save_app(
             ApiError::Internal(format!("app `{id}` was saved but is not running"))
         })?;
     Ok((StatusCode::CREATED, Json(SavedApp { app: manifest })))
+}
+
+async fn broken_apps(State(s): State<AppState>) -> Json<Vec<BrokenFile>> {
+    Json(s.apps.broken().to_vec())
 }
