@@ -155,6 +155,7 @@ fn manifest() -> AppManifest {
             options: vec![id_path.clone()],
             outputs: event_outputs.clone(),
             polling: false,
+            setup: None,
         })
         .collect();
     triggers.push(TriggerSpec {
@@ -173,6 +174,7 @@ fn manifest() -> AppManifest {
         ],
         outputs: customer_outputs(),
         polling: true,
+        setup: None,
     });
     AppManifest {
         id: "ecforce".into(),

@@ -144,6 +144,7 @@ fn manifest() -> AppManifest {
             ],
             outputs: Vec::new(),
             polling: true,
+            setup: None,
         }],
         actions: vec![
             ActionSpec {

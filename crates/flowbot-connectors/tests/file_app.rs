@@ -528,3 +528,32 @@ async fn token_exchange_signs_in_again_when_the_token_is_refused() {
         "{e:?}"
     );
 }
+
+#[tokio::test]
+async fn a_connection_s_rate_limit_spaces_its_requests() {
+    let (base, seen) = server().await;
+    let app = acme(
+        "  rate_limit: { requests: 2, per: 400ms }\n  auth: { kind: api_key, in: header, name: X-Api-Key, value: \"{{ connection.api_key }}\" }\n",
+    );
+    let conn = connection(&base, "k1");
+    let started = std::time::Instant::now();
+    let mut at = Vec::new();
+    for _ in 0..5 {
+        run(&app, "list_contacts", json!({}), &conn).await.unwrap();
+        at.push(started.elapsed());
+    }
+    assert_eq!(seen.lock().unwrap().len(), 5);
+    // No three requests within one window: the third waits for the first to leave it.
+    for w in at.windows(3) {
+        assert!(
+            w[2] - w[0] >= std::time::Duration::from_millis(390),
+            "{at:?}"
+        );
+    }
+    let bad = "flowbot_app: 1\nid: x\nname: { en: X, ja: X }\nconnection:\n  rate_limit: { requests: 0, per: soon }\n";
+    let problems = format::parse(bad).unwrap_err();
+    assert!(
+        problems[0].message.contains("at least 1 request"),
+        "{problems:?}"
+    );
+}

@@ -61,6 +61,9 @@ pub struct TriggerSpec {
     /// waiting for it to call.
     #[serde(default)]
     pub polling: bool,
+    /// How to make the app call the flow's webhook (where to register its URL).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub setup: Option<Text>,
 }
 
 #[derive(Debug, Clone, Serialize)]

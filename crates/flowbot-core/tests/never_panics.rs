@@ -141,6 +141,7 @@ impl ManualOnly {
                 options: vec![],
                 outputs: vec![],
                 polling: false,
+                setup: None,
             }],
             actions: vec![],
         })

@@ -405,13 +405,26 @@ async fn flow(
         .as_ref()
         .map(|f| step_cards(&f.steps, p.lang))
         .unwrap_or_default();
+    // How to make the trigger's app call this flow, as its app describes it.
+    let setup = parsed.as_ref().and_then(|f| {
+        let m = s.apps.manifest(&f.trigger.app)?;
+        let t = m.triggers.iter().find(|t| {
+            t.setup.is_some() && (f.trigger.events.is_empty() || f.trigger.events.contains(&t.id))
+        })?;
+        let text = t.setup.as_ref()?;
+        Some(if p.lang == "ja" {
+            text.ja.clone()
+        } else {
+            text.en.clone()
+        })
+    });
     render(
         &p,
         "flow.html",
         &info.name.clone(),
         "flows",
         json!({
-            "flow": info, "yaml": yaml, "slots": slots, "trigger": trigger, "step_cards": cards,
+            "flow": info, "yaml": yaml, "slots": slots, "trigger": trigger, "step_cards": cards, "setup": setup,
             "webhook_url": format!("{public}/hooks/{}/{}", info.id, info.webhook_token),
         }),
     )

@@ -1366,6 +1366,7 @@ webhooks:
   event: "{{ headers['x-acme-event'] }}"
   object_id: "{{ body.id }}"
   signature: { header: X-Acme-Signature, algorithm: hmac_sha256, encoding: hex, secret: "{{ connection.webhook_secret }}" }
+  setup: { en: "In Acme, Settings → Webhooks: paste the URL above.", ja: "Acme の 設定 → Webhook に上の URL を貼り付けます。" }
 triggers:
   - id: contact_created
     name: { en: Contact created, ja: 連絡先の作成 }
@@ -1555,6 +1556,15 @@ async fn a_user_drops_app_files_in_and_builds_a_flow_with_them_in_the_editor() {
     at(&c, "/flows/acme-copy/edit").await;
     assert_eq!(e.problems().await, "", "no problems");
     shot(&c, "31-app-file-editor").await;
+
+    // The flow page says how to register the webhook in the app.
+    c.goto(&format!("{url}/flows/acme-copy")).await.unwrap();
+    let setup = e.find("#webhook-setup").await.text().await.unwrap();
+    assert!(setup.contains("設定 → Webhook"), "{setup}");
+    c.goto(&format!("{url}/flows/acme-copy/edit"))
+        .await
+        .unwrap();
+    e.find("#ed-trigger-open").await;
 
     // A signed webhook captured by "test trigger" becomes the trigger's sample.
     let info = e.store.flow("acme-copy").await.unwrap();

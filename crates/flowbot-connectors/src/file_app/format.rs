@@ -174,6 +174,24 @@ pub struct ConnectionSpec {
     /// The action the connection's test button runs (a cheap read).
     #[serde(default)]
     pub test: Option<String>,
+    /// At most `requests` calls every `per` for one connection, in this process: a call
+    /// beyond waits its turn (the step's timeout still bounds it).
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub requests: u32,
+    /// A duration such as `1s`, `1m`.
+    pub per: String,
+}
+
+impl RateLimit {
+    pub fn window(&self) -> Option<std::time::Duration> {
+        flowbot_core::model::parse_duration(&self.per)
+    }
 }
 
 /// How every request signs in. Values are templates over `connection`.
@@ -496,6 +514,11 @@ impl AppFile {
                         options,
                         outputs: t.outputs.clone(),
                         polling: t.polling.is_some(),
+                        setup: t
+                            .webhook
+                            .as_ref()
+                            .and(self.webhooks.as_ref())
+                            .and_then(|w| w.setup.clone()),
                     }
                 })
                 .collect(),
@@ -751,6 +774,14 @@ pub fn parse(source: &str) -> Result<AppFile, Vec<Diagnostic>> {
             problems.push(at(
                 "webhooks.signature.payload",
                 "the signed payload must contain `{body}`".into(),
+            ));
+        }
+    }
+    if let Some(r) = &app.connection.rate_limit {
+        if r.requests == 0 || r.window().is_none_or(|w| w.is_zero()) {
+            problems.push(at(
+                "connection.rate_limit",
+                "a rate limit is at least 1 request per a duration such as `1s` or `1m`".into(),
             ));
         }
     }

@@ -58,6 +58,10 @@ pub struct FileApp {
     manifest: AppManifest,
     client: reqwest::Client,
     tokens: auth::Tokens,
+    /// A connection's settings digest → when its recent requests were sent (`rate_limit`).
+    sent: std::sync::Mutex<
+        std::collections::HashMap<u64, std::collections::VecDeque<std::time::Instant>>,
+    >,
 }
 
 /// An app file that could not be read: where, and every problem.
@@ -93,6 +97,7 @@ impl FileApp {
             app,
             client,
             tokens: auth::Tokens::default(),
+            sent: Default::default(),
         }
     }
 
@@ -226,6 +231,42 @@ impl FileApp {
         }
         out.push_str(&path[last..]);
         Ok(out)
+    }
+
+    /// Wait until the connection may send another request under the file's rate limit.
+    async fn wait_turn(&self, scope: &Scope) {
+        let Some(limit) = &self.app.connection.rate_limit else {
+            return;
+        };
+        let Some(window) = limit.window() else {
+            return;
+        };
+        // The connection is known by a digest of its settings (they hold secrets).
+        let key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            scope["connection"].to_string().hash(&mut h);
+            h.finish()
+        };
+        loop {
+            let wait = {
+                let mut sent = self.sent.lock().expect("rate limit");
+                let now = std::time::Instant::now();
+                let log = sent.entry(key).or_default();
+                while log
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= window)
+                {
+                    log.pop_front();
+                }
+                if log.len() < limit.requests as usize {
+                    log.push_back(now);
+                    return;
+                }
+                window.saturating_sub(now.duration_since(*log.front().expect("a full log")))
+            };
+            tokio::time::sleep(wait).await;
+        }
     }
 
     /// A rendered URL: whole, or a path after the connection's base URL.
@@ -401,6 +442,7 @@ impl FileApp {
         page: &pages::PageRequest,
     ) -> Result<Value, ActionError> {
         let (url, req) = self.build(a, scope, token, page)?;
+        self.wait_turn(scope).await;
         let method = a.request.method.as_reqwest();
         // A URL the user gave whole (a Slack webhook) is a credential: errors show its host.
         let url = if template_holes().is_match(a.request.path.trim_start())

@@ -188,6 +188,7 @@ fn apps(crm: &Arc<Scripted>) -> Apps {
             options: vec![],
             outputs: vec![],
             polling: false,
+            setup: None,
         }],
         actions: vec![],
     })));
