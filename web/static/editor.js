@@ -346,6 +346,11 @@
       default: {
         const extra = {};
         if (step.app === 'salesforce' && f.name === 'object') extra.list = 'dl-objects';
+        if (f.choices_from) {
+          extra.list = `dl-ch-${f.name}`;
+          datalist(extra.list, []);
+          loadChoices(step, f);
+        }
         if (f.kind === 'number' || f.kind === 'integer') extra.inputmode = 'decimal';
         return textInput(id, val, (v) => {
           if ((f.kind === 'number' || f.kind === 'integer') && v.trim() !== '' && !isNaN(Number(v))) set(Number(v));
@@ -354,6 +359,16 @@
         }, extra);
       }
     }
+  }
+  // An input whose choices come from another action of the app: asked for with the
+  // step's connection and its other inputs as typed.
+  async function loadChoices(step, f) {
+    const conn = S.chosen[step.connection] || '';
+    const values = Object.fromEntries(Object.entries(step.input || {}).filter(([k, v]) => k !== f.name && typeof v !== 'object'));
+    try {
+      const r = await api('POST', `/api/v1/apps/${encodeURIComponent(step.app)}/choices`, { action: step.action, input: f.name, connection_id: conn || null, values });
+      datalist(`dl-ch-${f.name}`, r.choices.map((c) => ({ name: c.value, label: c.label === c.value ? '' : c.label })));
+    } catch { /* no suggestions; the input still takes any value */ }
   }
   async function loadFields(step) {
     if (step.app !== 'salesforce') return;

@@ -301,6 +301,18 @@ pub trait Connector: Send + Sync {
         Ok(Value::Array(Vec::new()))
     }
 
+    /// The choices of an input whose manifest says `choices_from`, given the step's other
+    /// inputs (literal values). Apps without such inputs offer none.
+    async fn choices(
+        &self,
+        _connection: Option<&Connection>,
+        _action: &str,
+        _input: &str,
+        _values: &Map<String, Value>,
+    ) -> Result<Vec<crate::manifest::Choice>, ActionError> {
+        Ok(Vec::new())
+    }
+
     /// The API allowance the app last reported, per connection (for metrics and budgets).
     fn api_usage(&self) -> Vec<ApiUsage> {
         Vec::new()

@@ -108,6 +108,32 @@ pub struct FieldSpec {
     /// into a URL path).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pattern: Option<String>,
+    /// Choices loaded from another action of the app (e.g. a kintone app's fields), offered
+    /// as suggestions in the editor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub choices_from: Option<ChoicesFrom>,
+}
+
+/// Where an input's choices come from: an action of the same app, run with the step's
+/// other inputs, its items, and each item's value and label (templates over `output` and
+/// `item`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ChoicesFrom {
+    pub action: String,
+    pub items: String,
+    pub value: String,
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+/// One choice offered for an input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Choice {
+    pub value: String,
+    pub label: String,
 }
 
 impl FieldSpec {
@@ -123,6 +149,7 @@ impl FieldSpec {
             choices: Vec::new(),
             max_items: None,
             pattern: None,
+            choices_from: None,
         }
     }
 

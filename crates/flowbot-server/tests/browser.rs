@@ -1310,6 +1310,10 @@ async fn acme_api() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
             ),
         )
         .route(
+            "/users",
+            get(|| async { axum::Json(json!({ "users": [{ "id": "u1", "name": "佐藤" }, { "id": "u2", "name": "鈴木" }] })) }),
+        )
+        .route(
             "/oauth/authorize",
             get(|Query(q): Query<Map<String, Value>>| async move {
                 let to = format!(
@@ -1388,12 +1392,20 @@ actions:
     output: { contacts: "{{ items }}", count: "{{ items | length }}" }
     outputs:
       - { name: count, label: { en: Count, ja: 件数 }, kind: integer }
+  - id: list_users
+    name: { en: List users, ja: ユーザーの一覧 }
+    idempotent: true
+    request: { method: GET, path: /users }
   - id: create_contact
     name: { en: Create a contact, ja: 連絡先を作成 }
     writes: true
     inputs:
       - { name: name, label: { en: Name, ja: 氏名 }, kind: text, required: true }
       - { name: email, label: { en: Email, ja: メールアドレス }, kind: text, required: true }
+      - name: owner
+        label: { en: Owner, ja: 担当者 }
+        kind: text
+        choices_from: { action: list_users, items: "{{ output.users }}", value: "{{ item.id }}", label: "{{ item.name }}" }
     request: { method: POST, path: /contacts, body: { json: { name: "{{ input.name }}", email: "{{ input.email }}" } } }
     outputs:
       - { name: id, label: { en: Contact ID, ja: 連絡先 ID }, kind: text }
@@ -1550,6 +1562,23 @@ async fn a_user_drops_app_files_in_and_builds_a_flow_with_them_in_the_editor() {
     e.fill("#f-id", "copy").await;
     e.choose("#f-connection", &conn.id).await;
     e.fill("#f-in-name", "コピー").await;
+    // The owner's choices come from the app's user list.
+    let c2 = c.clone();
+    until("the owner choices from list_users", move || {
+        let c = c2.clone();
+        async move {
+            c.execute(
+                "return document.querySelector('#dl-ch-owner')?.innerHTML || '';",
+                vec![],
+            )
+            .await
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .is_some_and(|h| h.contains("u1") && h.contains("佐藤"))
+        }
+    })
+    .await;
+    e.fill("#f-in-owner", "u1").await;
     e.pick("#f-in-email", "trigger.email").await;
     assert_eq!(e.value("#f-in-email").await, "{{ trigger.email }}");
     e.save().await;

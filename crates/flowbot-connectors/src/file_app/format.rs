@@ -688,6 +688,18 @@ pub fn parse(source: &str) -> Result<AppFile, Vec<Diagnostic>> {
             ));
         }
     }
+    for (i, a) in app.actions.iter().enumerate() {
+        for (j, f) in a.inputs.iter().enumerate() {
+            if let Some(from) = &f.choices_from {
+                if app.action(&from.action).is_none() {
+                    problems.push(at(
+                        &format!("actions[{i}].inputs[{j}].choices_from.action"),
+                        format!("no action `{}` to load the choices with", from.action),
+                    ));
+                }
+            }
+        }
+    }
     check_fields(
         &app.connection.fields,
         "connection.fields",
@@ -827,7 +839,7 @@ fn check_fields(
                 ));
             }
         }
-        if f.kind == FieldKind::Select && f.choices.is_empty() {
+        if f.kind == FieldKind::Select && f.choices.is_empty() && f.choices_from.is_none() {
             problems.push(at(
                 &format!("{path}[{i}].choices"),
                 "a `select` needs its `choices`".into(),

@@ -2,11 +2,12 @@
 //! then saved), or an app file pasted whole. Saved apps are kept in the database and run
 //! at once in every process (`stored_apps`).
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use flowbot_connectors::file_app::{format, openapi};
 use flowbot_core::manifest::AppManifest;
+use flowbot_core::manifest::Choice;
 use flowbot_core::BrokenFile;
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +19,16 @@ use crate::AppState;
 
 pub(super) fn routes() -> Routes {
     Routes::default()
+        .add(
+            op(
+                "post",
+                "/api/v1/apps/{app}/choices",
+                "The choices of an input that loads them from another action",
+            )
+            .json_body::<ChoicesBody>()
+            .returns::<Choices>(),
+            choices,
+        )
         .add(
             op(
                 "get",
@@ -141,4 +152,50 @@ async fn save_app(
 
 async fn broken_apps(State(s): State<AppState>) -> Json<Vec<BrokenFile>> {
     Json(s.apps.broken().to_vec())
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+struct ChoicesBody {
+    action: String,
+    input: String,
+    /// The step's connection, when the app needs one.
+    #[serde(default)]
+    connection_id: Option<String>,
+    /// The step's other inputs as typed (templates are left out).
+    #[serde(default)]
+    values: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Serialize, schemars::JsonSchema)]
+struct Choices {
+    choices: Vec<Choice>,
+}
+
+async fn choices(
+    State(s): State<AppState>,
+    Path(app): Path<String>,
+    ApiJson(b): ApiJson<ChoicesBody>,
+) -> ApiResult<Json<Choices>> {
+    let connector = s
+        .apps
+        .get(&app)
+        .ok_or_else(|| ApiError::NotFound(format!("app `{app}` is not installed")))?;
+    let connection = match b.connection_id.as_deref().filter(|c| !c.is_empty()) {
+        Some(id) => {
+            let c = s.store.connection(id).await?;
+            if c.app != app {
+                return Err(ApiError::BadRequest(format!(
+                    "connection `{}` is for {}, not {app}",
+                    c.name, c.app
+                )));
+            }
+            Some(c)
+        }
+        None => None,
+    };
+    let choices = connector
+        .choices(connection.as_ref(), &b.action, &b.input, &b.values)
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("{app}: {}", e.message)))?;
+    Ok(Json(Choices { choices }))
 }
