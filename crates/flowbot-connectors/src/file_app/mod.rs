@@ -269,62 +269,6 @@ impl FileApp {
         }
     }
 
-    /// An input's choices from the action its `choices_from` names, run with the step's
-    /// other literal inputs.
-    async fn load_choices(
-        &self,
-        connection: Option<&Connection>,
-        action: &str,
-        input: &str,
-        values: &Map<String, Value>,
-    ) -> Result<Vec<flowbot_core::manifest::Choice>, ActionError> {
-        const MAX_CHOICES: usize = 1000;
-        let from = self
-            .app
-            .action(action)
-            .and_then(|a| a.inputs.iter().find(|f| f.name == input))
-            .and_then(|f| f.choices_from.clone())
-            .ok_or_else(|| {
-                ActionError::fatal(format!(
-                    "input `{input}` of {}.{action} has no choices to load",
-                    self.app.id
-                ))
-            })?;
-        let source = self
-            .app
-            .action(&from.action)
-            .ok_or_else(|| ActionError::fatal(format!("no action `{}`", from.action)))?;
-        // Templates are not values yet: only what the user typed goes to the source action.
-        let given: Map<String, Value> = values
-            .iter()
-            .filter(|(k, v)| {
-                source.inputs.iter().any(|f| &f.name == *k)
-                    && !v.as_str().is_some_and(|s| s.contains("{{"))
-            })
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let scope = self.scope(Some(source), &given, connection);
-        let output = self.call(source, &scope, connection).await?;
-        let mut s = Scope::new();
-        s.insert("output".into(), output);
-        let items = match self.render("the choices", &json!(from.items), &s)? {
-            Value::Array(items) => items,
-            _ => Vec::new(),
-        };
-        let mut out = Vec::new();
-        for item in items.into_iter().take(MAX_CHOICES) {
-            let mut s = Scope::new();
-            s.insert("item".into(), item);
-            let value = self.render_text("a choice's value", &from.value, &s)?;
-            let label = match &from.label {
-                Some(l) => self.render_text("a choice's label", l, &s)?,
-                None => value.clone(),
-            };
-            out.push(flowbot_core::manifest::Choice { value, label });
-        }
-        Ok(out)
-    }
-
     /// A rendered URL: whole, or a path after the connection's base URL.
     fn on_base(
         &self,
@@ -756,6 +700,8 @@ impl Connector for FileApp {
         Ok(polled.items.into_iter().take(5).collect())
     }
 
+    /// An input's choices from the action its `choices_from` names, run with the step's
+    /// other literal inputs.
     async fn choices(
         &self,
         connection: Option<&Connection>,
@@ -763,7 +709,51 @@ impl Connector for FileApp {
         input: &str,
         values: &Map<String, Value>,
     ) -> Result<Vec<flowbot_core::manifest::Choice>, ActionError> {
-        self.load_choices(connection, action, input, values).await
+        const MAX_CHOICES: usize = 1000;
+        let from = self
+            .app
+            .action(action)
+            .and_then(|a| a.inputs.iter().find(|f| f.name == input))
+            .and_then(|f| f.choices_from.clone())
+            .ok_or_else(|| {
+                ActionError::fatal(format!(
+                    "input `{input}` of {}.{action} has no choices to load",
+                    self.app.id
+                ))
+            })?;
+        let source = self
+            .app
+            .action(&from.action)
+            .ok_or_else(|| ActionError::fatal(format!("no action `{}`", from.action)))?;
+        // Templates are not values yet: only what the user typed goes to the source action.
+        let given: Map<String, Value> = values
+            .iter()
+            .filter(|(k, v)| {
+                source.inputs.iter().any(|f| &f.name == *k)
+                    && !v.as_str().is_some_and(|s| s.contains("{{"))
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let scope = self.scope(Some(source), &given, connection);
+        let output = self.call(source, &scope, connection).await?;
+        let mut s = Scope::new();
+        s.insert("output".into(), output);
+        let items = match self.render("the choices", &json!(from.items), &s)? {
+            Value::Array(items) => items,
+            _ => Vec::new(),
+        };
+        let mut out = Vec::new();
+        for item in items.into_iter().take(MAX_CHOICES) {
+            let mut s = Scope::new();
+            s.insert("item".into(), item);
+            let value = self.render_text("a choice's value", &from.value, &s)?;
+            let label = match &from.label {
+                Some(l) => self.render_text("a choice's label", l, &s)?,
+                None => value.clone(),
+            };
+            out.push(flowbot_core::manifest::Choice { value, label });
+        }
+        Ok(out)
     }
 
     fn connects_with_oauth(&self) -> bool {

@@ -3,6 +3,10 @@
 //! auth from the security schemes, names from the summaries. Local `$ref`s, `allOf`,
 //! `oneOf`/`anyOf` are resolved; a document that cannot be used is refused with the JSON
 //! pointer of what is wrong.
+//!
+//! One concern, kept in one file on purpose: reading a document's schemas, parameters,
+//! bodies, answers and security schemes is one walk whose pieces share the `$ref` resolver
+//! and the pointer bookkeeping.
 
 use std::collections::BTreeSet;
 

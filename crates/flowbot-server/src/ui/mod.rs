@@ -3,6 +3,8 @@
 //! `?lang=` remembered in a cookie). Pages auto-escape everything: whatever a user or a
 //! webhook wrote is shown as text, never as markup.
 
+mod admin;
+
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -23,54 +25,57 @@ use crate::AppState;
 const PAGES: &[(&str, &str)] = &[
     (
         "base.html",
-        include_str!("../../../web/templates/base.html"),
+        include_str!("../../../../web/templates/base.html"),
     ),
     (
         "login.html",
-        include_str!("../../../web/templates/login.html"),
+        include_str!("../../../../web/templates/login.html"),
     ),
     (
         "flows.html",
-        include_str!("../../../web/templates/flows.html"),
+        include_str!("../../../../web/templates/flows.html"),
     ),
     (
         "flow.html",
-        include_str!("../../../web/templates/flow.html"),
+        include_str!("../../../../web/templates/flow.html"),
     ),
     (
         "templates.html",
-        include_str!("../../../web/templates/templates.html"),
+        include_str!("../../../../web/templates/templates.html"),
     ),
     (
         "runs.html",
-        include_str!("../../../web/templates/runs.html"),
+        include_str!("../../../../web/templates/runs.html"),
     ),
-    ("run.html", include_str!("../../../web/templates/run.html")),
+    (
+        "run.html",
+        include_str!("../../../../web/templates/run.html"),
+    ),
     (
         "connections.html",
-        include_str!("../../../web/templates/connections.html"),
+        include_str!("../../../../web/templates/connections.html"),
     ),
     (
         "settings.html",
-        include_str!("../../../web/templates/settings.html"),
+        include_str!("../../../../web/templates/settings.html"),
     ),
     (
         "editor.html",
-        include_str!("../../../web/templates/editor.html"),
+        include_str!("../../../../web/templates/editor.html"),
     ),
     (
         "apps.html",
-        include_str!("../../../web/templates/apps.html"),
+        include_str!("../../../../web/templates/apps.html"),
     ),
 ];
 
 /// UI text: key → (English, Japanese), from `web/text/ui.tsv`.
 static TEXT: std::sync::LazyLock<Vec<(&'static str, &'static str, &'static str)>> =
-    std::sync::LazyLock::new(|| word_table(include_str!("../../../web/text/ui.tsv")));
+    std::sync::LazyLock::new(|| word_table(include_str!("../../../../web/text/ui.tsv")));
 
 /// The editor's own words, handed to its script, from `web/text/editor.tsv`.
 static EDITOR_TEXT: std::sync::LazyLock<Vec<(&'static str, &'static str, &'static str)>> =
-    std::sync::LazyLock::new(|| word_table(include_str!("../../../web/text/editor.tsv")));
+    std::sync::LazyLock::new(|| word_table(include_str!("../../../../web/text/editor.tsv")));
 
 /// A word table file: `key<TAB>English<TAB>Japanese` a line; `#` lines are notes. The
 /// files are part of the binary and checked by the tests, so a malformed line is a bug.
@@ -114,14 +119,14 @@ pub fn router() -> Router<AppState> {
         .route("/runs", get(runs))
         .route("/runs/{id}", get(run))
         .route("/connections", get(connections))
-        .route("/settings", get(settings))
-        .route("/apps", get(apps))
+        .route("/settings", get(admin::settings))
+        .route("/apps", get(admin::apps))
         .route(
             "/static/app.css",
             get(|| async {
                 (
                     [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-                    include_str!("../../../web/static/app.css"),
+                    include_str!("../../../../web/static/app.css"),
                 )
             }),
         )
@@ -130,7 +135,7 @@ pub fn router() -> Router<AppState> {
             get(|| async {
                 (
                     [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-                    include_str!("../../../web/static/editor.js"),
+                    include_str!("../../../../web/static/editor.js"),
                 )
             }),
         )
@@ -139,7 +144,7 @@ pub fn router() -> Router<AppState> {
             get(|| async {
                 (
                     [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-                    include_str!("../../../web/static/app.js"),
+                    include_str!("../../../../web/static/app.js"),
                 )
             }),
         )
@@ -714,105 +719,6 @@ async fn connections(
         title,
         "connections",
         json!({ "connections": list, "apps": apps }),
-    )
-}
-
-/// The apps, and adding one from an OpenAPI document.
-async fn apps(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<LangQuery>,
-) -> Response {
-    let p = match page(&s, &headers, &q).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let words = texts(p.lang);
-    let mut list: Vec<Value> = s
-        .apps
-        .manifests()
-        .map(|m| {
-            let name = if p.lang == "ja" {
-                &m.name.ja
-            } else {
-                &m.name.en
-            };
-            let source = if s.apps.is_added(&m.id) {
-                words["source_added"]
-            } else {
-                words["source_builtin"]
-            };
-            json!({
-                "id": m.id,
-                "name": name,
-                "triggers": m.triggers.len(),
-                "actions": m.actions.len(),
-                "source": source,
-            })
-        })
-        .collect();
-    list.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
-    let broken: Vec<Value> = s
-        .apps
-        .broken()
-        .iter()
-        .map(|b| {
-            let problems: Vec<String> = b
-                .problems
-                .iter()
-                .map(|d| format!("{}:{}: {}", d.line, d.column, d.message))
-                .collect();
-            json!({ "file": b.file, "problems": problems })
-        })
-        .collect();
-    render(
-        &p,
-        "apps.html",
-        words["apps"],
-        "apps",
-        json!({ "apps": list, "broken": broken }),
-    )
-}
-
-async fn settings(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<LangQuery>,
-) -> Response {
-    let p = match page(&s, &headers, &q).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let all = s.store.connections().await.unwrap_or_default();
-    let usable: Vec<Value> = all
-        .iter()
-        .filter(|c| flowbot_engine::notify::CHANNEL_APPS.contains(&c.app.as_str()))
-        .map(|c| json!({ "id": c.id, "name": c.name, "app": c.app }))
-        .collect();
-    let channels: Vec<Value> = s
-        .store
-        .notifications()
-        .await
-        .unwrap_or_default()
-        .channels
-        .iter()
-        .map(|ch| {
-            let name = all
-                .iter()
-                .find(|c| c.id == ch.connection_id)
-                .map(|c| c.name.clone())
-                .unwrap_or_default();
-            let dest = ch.to.clone().or(ch.room_id.clone()).unwrap_or_default();
-            json!({ "app": ch.app, "connection": name, "destination": dest })
-        })
-        .collect();
-    let title = texts(p.lang)["settings"];
-    render(
-        &p,
-        "settings.html",
-        title,
-        "settings",
-        json!({ "channels": channels, "connections": usable }),
     )
 }
 
