@@ -557,3 +557,33 @@ async fn a_connection_s_rate_limit_spaces_its_requests() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn an_app_folder_s_icon_is_read_and_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("acme");
+    std::fs::create_dir(&app).unwrap();
+    let source = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../flows/apps/acme.yaml"
+    ))
+    .unwrap();
+    std::fs::write(app.join("app.yaml"), &source).unwrap();
+    std::fs::write(app.join("icon.png"), [0x89, b'P', b'N', b'G']).unwrap();
+    let (apps, broken) = FileApp::load_dir(dir.path(), &reqwest::Client::new());
+    assert!(broken.is_empty(), "{broken:?}");
+    assert_eq!(
+        apps[0].icon(),
+        Some(("image/png", &[0x89, b'P', b'N', b'G'][..]))
+    );
+    std::fs::write(app.join("icon.png"), vec![0u8; 300 << 10]).unwrap();
+    let (apps, broken) = FileApp::load_dir(dir.path(), &reqwest::Client::new());
+    assert!(apps.is_empty());
+    assert!(
+        broken[0]
+            .report()
+            .contains("icon.png:1:1: the icon is larger than 256 KiB"),
+        "{}",
+        broken[0].report()
+    );
+}

@@ -313,6 +313,11 @@ pub trait Connector: Send + Sync {
         Ok(Vec::new())
     }
 
+    /// The app's icon (media type, bytes), when it has one.
+    fn icon(&self) -> Option<(&'static str, &[u8])> {
+        None
+    }
+
     /// The API allowance the app last reported, per connection (for metrics and budgets).
     fn api_usage(&self) -> Vec<ApiUsage> {
         Vec::new()

@@ -1455,6 +1455,11 @@ async fn a_user_drops_app_files_in_and_builds_a_flow_with_them_in_the_editor() {
     std::fs::write(apps_dir.path().join("acme.yaml"), ACME_APP).unwrap();
     std::fs::create_dir(apps_dir.path().join("acme-id")).unwrap();
     std::fs::write(apps_dir.path().join("acme-id/app.yaml"), ACME_ID_APP).unwrap();
+    std::fs::write(
+        apps_dir.path().join("acme-id/icon.svg"),
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><circle cx="5" cy="5" r="4" fill="teal"/></svg>"#,
+    )
+    .unwrap();
     // A broken file beside them is shown, located, and stops nothing.
     std::fs::write(
         apps_dir.path().join("broken.yaml"),
@@ -1477,6 +1482,17 @@ async fn a_user_drops_app_files_in_and_builds_a_flow_with_them_in_the_editor() {
         page.contains("acme_id") && page.contains("アクメ"),
         "{page}"
     );
+    // The OAuth app's folder has an icon: shown beside its name.
+    e.find(r#"img.app-icon[src="/api/v1/apps/acme_id/icon"]"#)
+        .await;
+    let loaded = c
+        .execute(
+            "const i = document.querySelector('img.app-icon'); return i.complete && i.naturalWidth > 0;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(loaded, json!(true), "the icon loads under the CSP");
 
     // The OAuth app: a connection made on the connections page, then connected through
     // the app's approval page and back.

@@ -27,6 +27,8 @@ use format::{ActionDef, AppFile, Auth, BodySpec, KeyPlace};
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The most of an answer's body read (a larger one is refused, not buffered).
 const MAX_ANSWER: usize = 16 << 20;
+/// The largest icon an app folder may hold.
+const MAX_ICON: usize = 256 << 10;
 /// How much of an error body a message shows.
 const ERROR_EXCERPT: usize = 300;
 
@@ -58,6 +60,8 @@ pub struct FileApp {
     manifest: AppManifest,
     client: reqwest::Client,
     tokens: auth::Tokens,
+    /// The icon beside the app file in its folder: (media type, bytes).
+    icon: Option<(&'static str, Vec<u8>)>,
     /// A connection's settings digest → when its recent requests were sent (`rate_limit`).
     sent: std::sync::Mutex<
         std::collections::HashMap<u64, std::collections::VecDeque<std::time::Instant>>,
@@ -97,6 +101,7 @@ impl FileApp {
             app,
             client,
             tokens: auth::Tokens::default(),
+            icon: None,
             sent: Default::default(),
         }
     }
@@ -115,9 +120,35 @@ impl FileApp {
                 message: format!("cannot be read: {e}"),
             }])
         })?;
-        format::parse(&source)
+        let mut app = format::parse(&source)
             .map(|app| FileApp::new(app, client))
-            .map_err(broken)
+            .map_err(broken)?;
+        // A folder's app file may have its icon beside it.
+        if path.file_name().is_some_and(|n| n == "app.yaml") {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            for (name, media) in [("icon.svg", "image/svg+xml"), ("icon.png", "image/png")] {
+                let icon = dir.join(name);
+                let Ok(meta) = std::fs::metadata(&icon) else {
+                    continue;
+                };
+                if meta.len() > MAX_ICON as u64 {
+                    return Err(BrokenApp {
+                        file: icon,
+                        problems: vec![Diagnostic {
+                            line: 1,
+                            column: 1,
+                            path: String::new(),
+                            message: format!("the icon is larger than {} KiB", MAX_ICON >> 10),
+                        }],
+                    });
+                }
+                if let Ok(bytes) = std::fs::read(&icon) {
+                    app.icon = Some((media, bytes));
+                    break;
+                }
+            }
+        }
+        Ok(app)
     }
 
     /// Every `*.yaml`/`*.yml` file of `dir` (and `*/app.yaml` of its folders), in name order.
@@ -754,6 +785,12 @@ impl Connector for FileApp {
             out.push(flowbot_core::manifest::Choice { value, label });
         }
         Ok(out)
+    }
+
+    fn icon(&self) -> Option<(&'static str, &[u8])> {
+        self.icon
+            .as_ref()
+            .map(|(media, bytes)| (*media, bytes.as_slice()))
     }
 
     fn connects_with_oauth(&self) -> bool {

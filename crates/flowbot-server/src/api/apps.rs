@@ -3,7 +3,8 @@
 //! at once in every process (`stored_apps`).
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use flowbot_connectors::file_app::{format, openapi};
 use flowbot_core::manifest::AppManifest;
@@ -19,6 +20,15 @@ use crate::AppState;
 
 pub(super) fn routes() -> Routes {
     Routes::default()
+        .add(
+            op(
+                "get",
+                "/api/v1/apps/{app}/icon",
+                "The app's icon (SVG or PNG)",
+            )
+            .answers("image/*", 200),
+            icon,
+        )
         .add(
             op(
                 "post",
@@ -198,4 +208,20 @@ async fn choices(
         .await
         .map_err(|e| ApiError::BadRequest(format!("{app}: {}", e.message)))?;
     Ok(Json(Choices { choices }))
+}
+
+async fn icon(State(s): State<AppState>, Path(app): Path<String>) -> ApiResult<Response> {
+    let (media, bytes) = s
+        .apps
+        .get(&app)
+        .and_then(|c| c.icon())
+        .ok_or_else(|| ApiError::NotFound(format!("app `{app}` has no icon")))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, media),
+            (header::CACHE_CONTROL, "private, max-age=3600"),
+        ],
+        bytes.to_vec(),
+    )
+        .into_response())
 }

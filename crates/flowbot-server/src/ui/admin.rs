@@ -35,6 +35,7 @@ pub(super) async fn apps(
                 words["source_builtin"]
             };
             json!({
+                "icon": s.apps.get(&m.id).is_some_and(|c| c.icon().is_some()),
                 "id": m.id,
                 "name": name,
                 "triggers": m.triggers.len(),

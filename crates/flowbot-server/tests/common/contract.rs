@@ -254,7 +254,12 @@ pub fn check(doc: &Value, exchanges: &[Exchange]) -> Vec<String> {
                 }
                 Some(content) => {
                     let got = x.answer_type.as_deref().unwrap_or("");
-                    let Some(media) = content.get(got) else {
+                    // A described range (`image/*`) takes any type of its kind.
+                    let described = content.get(got).or_else(|| {
+                        let kind = got.split('/').next().unwrap_or("");
+                        content.get(&format!("{kind}/*"))
+                    });
+                    let Some(media) = described else {
                         problems.push(format!(
                             "{what}: answered {got:?}, described {:?}",
                             content.keys().collect::<Vec<_>>()
