@@ -90,7 +90,6 @@ pub fn http_client() -> reqwest::Client {
 fn builtin_apps(client: &reqwest::Client) -> Apps {
     let client = client.clone();
     let mut apps = Apps::new();
-    apps.add(Arc::new(http::HttpConnector::new(client.clone())));
     apps.add(Arc::new(salesforce::SalesforceConnector::new(
         client.clone(),
     )));

@@ -277,7 +277,7 @@ async fn the_built_in_app_files_are_valid_and_check_their_inputs() {
         .iter()
         .map(|a| a.id.as_str())
         .collect();
-    assert_eq!(ids, ["slack", "chatwork"]);
+    assert_eq!(ids, ["slack", "chatwork", "http"]);
     let apps = flowbot_connectors::registry();
     let chatwork = apps.get("chatwork").unwrap();
     let conn = Connection {

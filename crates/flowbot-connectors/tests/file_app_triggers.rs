@@ -332,3 +332,53 @@ async fn polling_neither_repeats_nor_skips_items_at_the_cursor() {
     let t = m.trigger("new_orders").unwrap();
     assert!(t.polling && t.options.iter().any(|o| o.name == "interval"));
 }
+
+/// The generic HTTP app (an app file) polls a URL: the cursor goes in the query parameter
+/// the flow names, and a cursor kept as a plain value (as an earlier flowbot stored it)
+/// still means "everything up to here was seen".
+#[tokio::test]
+async fn the_http_app_polls_a_url_with_its_cursor_parameter() {
+    let store: Orders = Arc::default();
+    store.lock().unwrap().0 = vec![
+        json!({ "id": "a", "updated": 100 }),
+        json!({ "id": "b", "updated": 200 }),
+    ];
+    let router = Router::new()
+        .route("/orders", get(orders))
+        .with_state(store.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let apps = flowbot_connectors::registry();
+    let http = apps.get("http").unwrap();
+    let options = json!({ "url": format!("{base}/orders"), "items_path": "orders", "cursor_field": "updated", "cursor_param": "since" });
+    let poll = |cursor: Option<&'static str>| {
+        let options = options.as_object().unwrap().clone();
+        async move {
+            http.poll(PollCall {
+                trigger: "poll",
+                options: &options,
+                connection: None,
+                cursor,
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let first = poll(None).await;
+    assert_eq!(first.items.len(), 2);
+    assert_eq!(first.cursor.as_deref(), Some("200"));
+    // A plain cursor: the item at it is not taken again.
+    let again = poll(Some("200")).await;
+    assert!(again.items.is_empty(), "{:?}", again.items);
+    store
+        .lock()
+        .unwrap()
+        .0
+        .push(json!({ "id": "c", "updated": 300 }));
+    let third = poll(Some("200")).await;
+    assert_eq!(third.items, vec![json!({ "id": "c", "updated": 300 })]);
+    assert_eq!(third.cursor.as_deref(), Some("300"));
+    let sent = store.lock().unwrap().1.clone();
+    assert_eq!(sent, [None, Some("200".into()), Some("200".into())]);
+}

@@ -42,6 +42,7 @@ pub fn environment() -> &'static Environment<'static> {
         env.add_filter("date_parse", date_parse);
         env.add_filter("soql_quote", soql_quote);
         env.add_filter("required", required);
+        env.add_filter("at_path", at_path);
         env.add_function("now", now);
         env
     })
@@ -305,6 +306,33 @@ fn truncate(s: String, length: usize, kwargs: Kwargs) -> Result<String, MjError>
     }
     let keep = length.saturating_sub(end.chars().count());
     Ok(s.chars().take(keep).chain(end.chars()).collect())
+}
+
+/// `at_path(path)`: the value at a dotted path (`data.items`, `results.0.id`); the value
+/// itself for an empty path, null where the path leads nowhere.
+fn at_path(v: &MjValue, path: Option<String>) -> MjValue {
+    let mut at = v.clone();
+    for part in path
+        .unwrap_or_default()
+        .split('.')
+        .filter(|p| !p.is_empty())
+    {
+        let next = match part.parse::<usize>() {
+            Ok(i)
+                if at.len().is_some()
+                    && at.as_str().is_none()
+                    && at.get_item_by_index(i).is_ok() =>
+            {
+                at.get_item_by_index(i).ok()
+            }
+            _ => at.get_attr(part).ok(),
+        };
+        at = match next {
+            Some(n) if !n.is_undefined() => n,
+            _ => return MjValue::from(()),
+        };
+    }
+    at
 }
 
 /// `required(name)`: the value, or an error naming it when it is missing, null or empty —

@@ -8,20 +8,20 @@ mod auth;
 pub mod format;
 pub mod openapi;
 mod pages;
+mod request;
 mod triggers;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::Engine;
 use flowbot_core::manifest::AppManifest;
 use flowbot_core::template::{render_value, Scope};
 use flowbot_core::{ActionCall, ActionError, Connection, Connector, Diagnostic};
 use serde_json::{json, Map, Value};
 
 use crate::http::{retry_after, shown_url, transport_error};
-use format::{ActionDef, AppFile, Auth, BodySpec, KeyPlace};
+use format::{ActionDef, AppFile, Auth};
 
 /// How long one request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -36,6 +36,7 @@ const ERROR_EXCERPT: usize = 300;
 const BUILTIN: &[(&str, &str)] = &[
     ("slack.yaml", include_str!("../../apps/slack.yaml")),
     ("chatwork.yaml", include_str!("../../apps/chatwork.yaml")),
+    ("http.yaml", include_str!("../../apps/http.yaml")),
 ];
 
 /// The built-in app files, read once.
@@ -241,29 +242,6 @@ impl FileApp {
         })
     }
 
-    /// The path with each value put into it percent-encoded, so an input cannot reach
-    /// another path (`../admin`) or add a query. A path that is one template as a whole is a
-    /// URL the user gave (e.g. a Slack incoming webhook) and is taken as it is.
-    fn render_path(&self, path: &str, scope: &Scope) -> Result<String, ActionError> {
-        let holes = template_holes();
-        let whole = holes
-            .find(path.trim())
-            .is_some_and(|m| m.start() == 0 && m.end() == path.trim().len());
-        if whole {
-            return self.render_text("the request path", path.trim(), scope);
-        }
-        let mut out = String::new();
-        let mut last = 0;
-        for m in holes.find_iter(path) {
-            out.push_str(&path[last..m.start()]);
-            let v = self.render_text("the request path", m.as_str(), scope)?;
-            out.extend(percent_encoding::utf8_percent_encode(&v, PATH_SEGMENT));
-            last = m.end();
-        }
-        out.push_str(&path[last..]);
-        Ok(out)
-    }
-
     /// Wait until the connection may send another request under the file's rate limit.
     async fn wait_turn(&self, scope: &Scope) {
         let Some(limit) = &self.app.connection.rate_limit else {
@@ -326,105 +304,6 @@ impl FileApp {
         })
     }
 
-    /// The request an action makes, signed in as the connection says.
-    fn build(
-        &self,
-        a: &ActionDef,
-        scope: &Scope,
-        token: Option<(String, String)>,
-        page: &pages::PageRequest,
-    ) -> Result<(reqwest::Url, reqwest::RequestBuilder), ActionError> {
-        let mut url = match &page.url {
-            // The next page's URL as the app gave it (a Link header, a `next` URL).
-            Some(next) => next.clone(),
-            None => {
-                let path = self.render_path(&a.request.path, scope)?;
-                self.on_base("the request URL", path, scope)?
-            }
-        };
-        let mut pairs: Vec<(String, String)> = Vec::new();
-        if page.url.is_none() {
-            let query = self.render("the query", &json!(a.request.query), scope)?;
-            pairs = scalars(&query);
-        }
-        pairs.extend(page.query.iter().cloned());
-        let mut headers = reqwest::header::HeaderMap::new();
-        let mut header = |name: &str, value: String| -> Result<(), ActionError> {
-            let n = reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                ActionError::fatal(format!(
-                    "app `{}`: `{name}` is not a header name",
-                    self.app.id
-                ))
-            })?;
-            let v = reqwest::header::HeaderValue::from_str(&value).map_err(|_| {
-                ActionError::fatal(format!(
-                    "app `{}`: the value of header `{name}` is not valid in a header",
-                    self.app.id
-                ))
-            })?;
-            headers.insert(n, v);
-            Ok(())
-        };
-        for (name, t) in &a.request.headers {
-            let v = self.render_text(&format!("header `{name}`"), t, scope)?;
-            if !v.is_empty() {
-                header(name, v)?;
-            }
-        }
-        if let Some((name, value)) = token {
-            header(&name, value)?;
-        }
-        match &self.app.connection.auth {
-            Auth::None | Auth::OAuth2 { .. } | Auth::TokenExchange { .. } => {}
-            Auth::ApiKey { place, name, value } => {
-                let v = self.render_text("the API key", value, scope)?;
-                match place {
-                    KeyPlace::Header => header(name, v)?,
-                    KeyPlace::Query => pairs.push((name.clone(), v)),
-                }
-            }
-            Auth::Bearer { token } => {
-                let t = self.render_text("the token", token, scope)?;
-                header("authorization", format!("Bearer {t}"))?;
-            }
-            Auth::Basic { username, password } => {
-                let u = self.render_text("the user name", username, scope)?;
-                let p = self.render_text("the password", password, scope)?;
-                let b = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
-                header("authorization", format!("Basic {b}"))?;
-            }
-        }
-        if !pairs.is_empty() {
-            url.query_pairs_mut().extend_pairs(pairs);
-        }
-        let mut req = self
-            .client
-            .request(a.request.method.as_reqwest(), url.clone())
-            .headers(headers)
-            .timeout(REQUEST_TIMEOUT);
-        if let Some(BodySpec { json: Some(v), .. }) = &a.request.body {
-            req = req.json(&without_nulls(self.render("the body", v, scope)?));
-        } else if let Some(BodySpec {
-            form: Some(fields), ..
-        }) = &a.request.body
-        {
-            let v = self.render("the form", &json!(fields), scope)?;
-            req = req.form(&scalars(&v));
-        } else if let Some(BodySpec {
-            multipart: Some(fields),
-            ..
-        }) = &a.request.body
-        {
-            let v = self.render("the multipart body", &json!(fields), scope)?;
-            let mut form = reqwest::multipart::Form::new();
-            for (name, value) in scalars(&v) {
-                form = form.text(name, value);
-            }
-            req = req.multipart(form);
-        }
-        Ok((url, req))
-    }
-
     /// One action's request; with a token the app handed out, a 401 asks for a new token
     /// and tries once more (the kept one may have been revoked or expired early).
     async fn call(
@@ -474,7 +353,7 @@ impl FileApp {
     ) -> Result<Value, ActionError> {
         let (url, req) = self.build(a, scope, token, page)?;
         self.wait_turn(scope).await;
-        let method = a.request.method.as_reqwest();
+        let method = self.method(a, scope)?;
         // A URL the user gave whole (a Slack webhook) is a credential: errors show its host.
         let url = if template_holes().is_match(a.request.path.trim_start())
             && a.request.path.trim_start().starts_with("{{")
@@ -529,14 +408,34 @@ impl FileApp {
             bytes.extend_from_slice(&chunk);
         }
         let text = String::from_utf8_lossy(&bytes);
-        let body =
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(text.to_string()));
+        // JSON when the answer says so (or says nothing and is JSON); text otherwise; no
+        // body is null.
+        let said = headers["content-type"]
+            .as_str()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else if said.contains("json") || said.is_empty() {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(text.to_string()))
+        } else {
+            Value::String(text.to_string())
+        };
         let mut scope = scope.clone();
         scope.insert(
             "response".into(),
             json!({ "status": status.as_u16(), "headers": headers, "body": body }),
         );
-        if !status.is_success() {
+        // The file may let the step read a refusal as an answer (`errors.fail`).
+        let fails = match &a.errors.fail {
+            None => true,
+            Some(t) => !match self.render("errors.fail", &Value::String(t.clone()), &scope)? {
+                Value::Bool(b) => !b,
+                Value::String(s) => s.trim() == "false",
+                _ => false,
+            },
+        };
+        if !status.is_success() && fails {
             let spec = &a.errors;
             let message = match &spec.message {
                 Some(t) => self

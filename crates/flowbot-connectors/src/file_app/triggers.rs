@@ -16,6 +16,10 @@ use super::FileApp;
 struct Position {
     at: Option<String>,
     ids: Vec<String>,
+    /// Everything at `at` was seen (a cursor kept as a plain value by an earlier flowbot,
+    /// whose polls took only items strictly after it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    through: bool,
 }
 
 impl FileApp {
@@ -126,11 +130,14 @@ impl FileApp {
             .app
             .action(&p.action)
             .ok_or_else(|| ActionError::fatal(format!("no action `{}`", p.action)))?;
-        let position: Position = call
-            .cursor
-            .filter(|c| !c.is_empty())
-            .and_then(|c| serde_json::from_str(c).ok())
-            .unwrap_or_default();
+        let position: Position = match call.cursor.filter(|c| !c.is_empty()) {
+            None => Position::default(),
+            Some(c) => serde_json::from_str(c).unwrap_or_else(|_| Position {
+                at: Some(c.to_string()),
+                ids: Vec::new(),
+                through: true,
+            }),
+        };
         let mut input: Map<String, Value> = call
             .options
             .iter()
@@ -140,9 +147,31 @@ impl FileApp {
         if let (Some(name), Some(at)) = (&p.cursor_input, &position.at) {
             input.insert(name.clone(), json!(at));
         }
+        // The trigger's options, for the templates that read the listing.
+        // Every declared option is there (null or its default when the flow does not set
+        // it), so a template may name an optional one.
+        let mut options: Map<String, Value> = t
+            .options
+            .iter()
+            .map(|o| (o.name.clone(), o.default.clone().unwrap_or(Value::Null)))
+            .collect();
+        options.extend(call.options.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let mut with_options = Scope::new();
+        with_options.insert("options".into(), Value::Object(options));
+        if let (Some(t), Some(at)) = (&p.cursor_query, &position.at) {
+            let name = self.render_text("the cursor parameter", t, &with_options)?;
+            if !name.is_empty() {
+                let mut query = match input.get("query") {
+                    Some(Value::Object(q)) => q.clone(),
+                    _ => Map::new(),
+                };
+                query.insert(name, json!(at));
+                input.insert("query".into(), Value::Object(query));
+            }
+        }
         let scope = self.scope(Some(a), &input, call.connection);
         let output = self.call(a, &scope, call.connection).await?;
-        let mut s = Scope::new();
+        let mut s = with_options.clone();
         s.insert("output".into(), output);
         let items = match self.render("the polled items", &json!(p.items), &s)? {
             Value::Array(items) => items,
@@ -157,10 +186,11 @@ impl FileApp {
         let mut next = Position {
             at: position.at.clone(),
             ids: position.ids.clone(),
+            through: position.through,
         };
         let mut fresh = Vec::new();
         for item in items {
-            let mut s = Scope::new();
+            let mut s = with_options.clone();
             s.insert("item".into(), item.clone());
             let id = self.render_text("the item id", &p.id, &s)?;
             let at = match &p.cursor {
@@ -171,7 +201,8 @@ impl FileApp {
             // id the last poll returned).
             let seen = match (&at, &position.at) {
                 (Some(a), Some(old)) => {
-                    cmp(a, old).is_lt() || (a == old && position.ids.contains(&id))
+                    cmp(a, old).is_lt()
+                        || (a == old && (position.through || position.ids.contains(&id)))
                 }
                 (None, _) => position.ids.contains(&id),
                 _ => false,
@@ -183,6 +214,7 @@ impl FileApp {
                 (Some(a), Some(best)) if cmp(a, best).is_gt() => {
                     next.at = Some(a.clone());
                     next.ids = vec![id.clone()];
+                    next.through = false;
                 }
                 (Some(a), Some(best)) if a == best => next.ids.push(id.clone()),
                 (Some(a), None) => {
@@ -202,9 +234,15 @@ impl FileApp {
             let keep = next.ids.len().saturating_sub(1000);
             next.ids.drain(..keep);
         }
+        // When an item's position is its id, everything at the position was seen: the
+        // position alone is kept (as the generic HTTP app always has).
+        let cursor = match (&next.at, p.cursor.as_deref() == Some(p.id.as_str())) {
+            (Some(at), true) => at.clone(),
+            _ => serde_json::to_string(&next).expect("a position serialises"),
+        };
         Ok(Polled {
             items: fresh,
-            cursor: Some(serde_json::to_string(&next).expect("a position serialises")),
+            cursor: Some(cursor),
         })
     }
 }

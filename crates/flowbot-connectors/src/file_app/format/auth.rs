@@ -59,7 +59,7 @@ pub enum Auth {
     /// A sign-in request that answers a token (many Japanese SaaS APIs): the token is kept
     /// until it expires (or a 401), then asked for again.
     TokenExchange {
-        request: SignIn,
+        request: Box<SignIn>,
         #[serde(default)]
         token: TokenRead,
         /// How each request carries the token (a template over `token`); by default

@@ -150,17 +150,27 @@ fn max_pages() -> u32 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestSpec {
-    pub method: HttpMethod,
+    /// `GET`, `POST`, `PUT`, `PATCH`, `DELETE`, `HEAD`, or a template giving one (an input
+    /// that chooses the method).
+    pub method: String,
     /// Appended to the connection's base URL, or a whole URL; a template.
     pub path: String,
-    /// Templates; a parameter that renders to null is left out.
+    /// Name → template (one that renders to null is left out), or one template giving the
+    /// whole map (an input of kind `map`).
     #[serde(default)]
-    pub query: BTreeMap<String, Value>,
+    pub query: Value,
+    /// As `query`.
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: Value,
+    /// How long to wait for the answer (a template; `30s` by default).
+    #[serde(default)]
+    pub timeout: Option<String>,
     #[serde(default)]
     pub body: Option<BodySpec>,
 }
+
+/// The methods a request may use.
+pub const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -196,6 +206,11 @@ pub struct BodySpec {
     /// `multipart/form-data`: each field a text part.
     #[serde(default)]
     pub multipart: Option<BTreeMap<String, Value>>,
+    /// A body chosen at run time: `value` sent as `format` renders (`json` or `form`).
+    #[serde(default)]
+    pub value: Option<Value>,
+    #[serde(default)]
+    pub format: Option<String>,
 }
 
 impl BodySpec {
@@ -204,6 +219,7 @@ impl BodySpec {
         usize::from(self.json.is_some())
             + usize::from(self.form.is_some())
             + usize::from(self.multipart.is_some())
+            + usize::from(self.value.is_some())
     }
 }
 
@@ -219,6 +235,10 @@ pub struct ErrorSpec {
     pub code: Option<String>,
     #[serde(default = "retry_statuses")]
     pub retry_statuses: Vec<u16>,
+    /// Whether an answer outside 2xx fails the step (a template; true by default). When it
+    /// renders false, such an answer is read by the output like any other.
+    #[serde(default)]
+    pub fail: Option<String>,
 }
 
 impl Default for ErrorSpec {
@@ -227,6 +247,7 @@ impl Default for ErrorSpec {
             message: None,
             code: None,
             retry_statuses: retry_statuses(),
+            fail: None,
         }
     }
 }
@@ -429,11 +450,18 @@ pub fn parse(source: &str) -> Result<AppFile, Vec<Diagnostic>> {
             if b.kinds() != 1 {
                 problems.push(at(
                     &format!("{path}.request.body"),
-                    "give the body as `json`, `form` or `multipart` (one of them)".into(),
+                    "give the body as `json`, `form`, `multipart` or `value` (one of them)".into(),
                 ));
             }
         }
-        if a.request.body.is_some() && a.request.method == HttpMethod::Get {
+        let method = a.request.method.trim();
+        if !method.contains("{{") && !METHODS.contains(&method) {
+            problems.push(at(
+                &format!("{path}.request.method"),
+                format!("`{method}` is not an HTTP method ({})", METHODS.join(", ")),
+            ));
+        }
+        if a.request.body.is_some() && matches!(method, "GET" | "HEAD") {
             problems.push(at(
                 &format!("{path}.request.body"),
                 "a GET request has no body: use `query`".into(),
@@ -474,7 +502,7 @@ pub fn parse(source: &str) -> Result<AppFile, Vec<Diagnostic>> {
             if b.kinds() != 1 {
                 problems.push(at(
                     "connection.auth.request.body",
-                    "give the body as `json`, `form` or `multipart` (one of them)".into(),
+                    "give the body as `json`, `form`, `multipart` or `value` (one of them)".into(),
                 ));
             }
         }
@@ -508,10 +536,10 @@ pub fn parse(source: &str) -> Result<AppFile, Vec<Diagnostic>> {
                         ),
                     ));
                 }
-                if p.cursor.is_some() != p.cursor_input.is_some() {
+                if p.cursor.is_some() != (p.cursor_input.is_some() || p.cursor_query.is_some()) {
                     problems.push(at(
                         &format!("{path}.polling"),
-                        "`cursor` and `cursor_input` go together: where the position is, and where it is sent".into(),
+                        "`cursor` goes with `cursor_input` or `cursor_query`: where the position is, and where it is sent".into(),
                     ));
                 }
             }

@@ -121,4 +121,7 @@ pub struct PollSpec {
     /// The action input that receives the cursor.
     #[serde(default)]
     pub cursor_input: Option<String>,
+    /// A query parameter that receives the cursor (a template, e.g. over `options`).
+    #[serde(default)]
+    pub cursor_query: Option<String>,
 }
