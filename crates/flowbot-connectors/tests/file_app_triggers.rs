@@ -263,8 +263,8 @@ async fn orders(State(o): State<Orders>, Query(q): Query<Map<String, Value>>) ->
     Json(json!({ "orders": list }))
 }
 
-#[tokio::test]
-async fn polling_neither_repeats_nor_skips_items_at_the_cursor() {
+/// A loopback order list with two orders, listing "at or after" its `since` parameter.
+async fn orders_server() -> (Orders, String) {
     let store: Orders = Arc::default();
     store.lock().unwrap().0 = vec![
         json!({ "id": "a", "updated": 100 }),
@@ -276,6 +276,12 @@ async fn polling_neither_repeats_nor_skips_items_at_the_cursor() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (store, base)
+}
+
+#[tokio::test]
+async fn polling_neither_repeats_nor_skips_items_at_the_cursor() {
+    let (store, base) = orders_server().await;
     let a = app("");
     let c = conn("", &base);
     let poll = |cursor: Option<String>| {
@@ -338,17 +344,7 @@ async fn polling_neither_repeats_nor_skips_items_at_the_cursor() {
 /// still means "everything up to here was seen".
 #[tokio::test]
 async fn the_http_app_polls_a_url_with_its_cursor_parameter() {
-    let store: Orders = Arc::default();
-    store.lock().unwrap().0 = vec![
-        json!({ "id": "a", "updated": 100 }),
-        json!({ "id": "b", "updated": 200 }),
-    ];
-    let router = Router::new()
-        .route("/orders", get(orders))
-        .with_state(store.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let (store, base) = orders_server().await;
     let apps = flowbot_connectors::registry();
     let http = apps.get("http").unwrap();
     let options = json!({ "url": format!("{base}/orders"), "items_path": "orders", "cursor_field": "updated", "cursor_param": "since" });
