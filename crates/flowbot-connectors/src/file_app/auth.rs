@@ -4,7 +4,6 @@
 //! is handed to the worker to save, or the connection would stop working.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -37,11 +36,10 @@ impl Tokens {
 
 /// Changed settings (a new secret, a reconnect) must not reuse the old token.
 fn key(conn: &Connection) -> (String, u64) {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    Value::Object(conn.settings.clone())
-        .to_string()
-        .hash(&mut h);
-    (conn.name.clone(), h.finish())
+    (
+        conn.name.clone(),
+        super::digest(&Value::Object(conn.settings.clone())),
+    )
 }
 
 impl FileApp {

@@ -251,12 +251,7 @@ impl FileApp {
             return;
         };
         // The connection is known by a digest of its settings (they hold secrets).
-        let key = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            scope["connection"].to_string().hash(&mut h);
-            h.finish()
-        };
+        let key = digest(&scope["connection"]);
         loop {
             let wait = {
                 let mut sent = self.sent.lock().expect("rate limit");
@@ -331,7 +326,7 @@ impl FileApp {
         if let Some(p) = &a.paginate {
             return self.paged(a, p, scope, token).await;
         }
-        let response = self
+        let (response, _) = self
             .exchange(a, scope, token, &pages::PageRequest::default())
             .await?;
         let mut scope = scope.clone();
@@ -342,22 +337,20 @@ impl FileApp {
         }
     }
 
-    /// One request and its answer as `{status, headers, body}`; a refusal mapped to an
-    /// error by the file's rules.
+    /// One request and its answer as `{status, headers, body}` with the body's size in
+    /// bytes; a refusal mapped to an error by the file's rules.
     async fn exchange(
         &self,
         a: &ActionDef,
         scope: &Scope,
         token: Option<(String, String)>,
         page: &pages::PageRequest,
-    ) -> Result<Value, ActionError> {
+    ) -> Result<(Value, usize), ActionError> {
         let (url, req) = self.build(a, scope, token, page)?;
         self.wait_turn(scope).await;
         let method = self.method(a, scope)?;
         // A URL the user gave whole (a Slack webhook) is a credential: errors show its host.
-        let url = if template_holes().is_match(a.request.path.trim_start())
-            && a.request.path.trim_start().starts_with("{{")
-        {
+        let url = if whole_template(&a.request.path) {
             let mut shown = url.clone();
             shown.set_path("/…");
             shown.set_query(None);
@@ -466,9 +459,10 @@ impl FileApp {
                 .with_retry_after(wait)
                 .with_details(json!({ "status": status.as_u16() })));
         }
-        Ok(scope
+        let response = scope
             .remove("response")
-            .expect("the response was just put in scope"))
+            .expect("the response was just put in scope");
+        Ok((response, bytes.len()))
     }
 }
 
@@ -490,14 +484,33 @@ fn scalars(v: &Value) -> Vec<(String, String)> {
         .into_iter()
         .flatten()
         .filter(|(_, v)| !v.is_null())
-        .map(|(k, v)| {
-            let s = match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            (k.clone(), s)
-        })
+        .map(|(k, v)| (k.clone(), text(v)))
         .collect()
+}
+
+/// A value as request text: a string as it is, null as nothing, anything else as JSON.
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// Whether a template is one `{{ … }}` and nothing else.
+fn whole_template(t: &str) -> bool {
+    let t = t.trim();
+    template_holes()
+        .find(t)
+        .is_some_and(|m| m.start() == 0 && m.end() == t.len())
+}
+
+/// A connection's settings as a key (they hold secrets, which are not kept twice).
+fn digest(settings: &Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    settings.to_string().hash(&mut h);
+    h.finish()
 }
 
 /// Object keys whose value rendered to null are left out (an optional input not given).

@@ -45,8 +45,8 @@ impl FileApp {
         let mut last = Value::Null;
         let mut truncated = false;
         for n in 0..p.max_pages {
-            let response = self.exchange(a, scope, token.clone(), &req).await?;
-            bytes += response["body"].to_string().len();
+            let (response, read) = self.exchange(a, scope, token.clone(), &req).await?;
+            bytes += read;
             if bytes > MAX_TOTAL {
                 return Err(ActionError::fatal(format!(
                     "{}: the pages together are larger than {} MiB; ask for fewer (filters)",

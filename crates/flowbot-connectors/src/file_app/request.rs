@@ -12,7 +12,8 @@ use serde_json::{json, Value};
 
 use super::format::{ActionDef, Auth, BodySpec, KeyPlace, METHODS};
 use super::{
-    pages, scalars, template_holes, without_nulls, FileApp, PATH_SEGMENT, REQUEST_TIMEOUT,
+    pages, scalars, template_holes, text, whole_template, without_nulls, FileApp, PATH_SEGMENT,
+    REQUEST_TIMEOUT,
 };
 
 /// How a problem with a template's value names it: `input `x`` when the template is just
@@ -25,14 +26,6 @@ fn named(template: &str, what: &str) -> String {
         .and_then(|e| e.strip_prefix("input."))
         .filter(|n| n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
         .map_or_else(|| what.to_string(), |n| format!("input `{n}`"))
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
 }
 
 impl FileApp {
@@ -60,11 +53,7 @@ impl FileApp {
     /// another path (`../admin`) or add a query. A path that is one template as a whole is a
     /// URL the user gave (e.g. a Slack incoming webhook) and is taken as it is.
     fn render_path(&self, path: &str, scope: &Scope) -> Result<(String, bool), ActionError> {
-        let holes = template_holes();
-        let whole = holes
-            .find(path.trim())
-            .is_some_and(|m| m.start() == 0 && m.end() == path.trim().len());
-        if whole {
+        if whole_template(path) {
             return Ok((
                 self.render_text("the request path", path.trim(), scope)?,
                 true,
@@ -72,7 +61,7 @@ impl FileApp {
         }
         let mut out = String::new();
         let mut last = 0;
-        for m in holes.find_iter(path) {
+        for m in template_holes().find_iter(path) {
             out.push_str(&path[last..m.start()]);
             let v = self.render_text("the request path", m.as_str(), scope)?;
             out.extend(percent_encoding::utf8_percent_encode(&v, PATH_SEGMENT));
