@@ -43,6 +43,10 @@ pub fn environment() -> &'static Environment<'static> {
         env.add_filter("soql_quote", soql_quote);
         env.add_filter("required", required);
         env.add_filter("at_path", at_path);
+        env.add_filter("b64encode", b64encode);
+        env.add_filter("wrap_values", wrap_values);
+        env.add_filter("merge", merge);
+        env.add_filter("unwrap_values", unwrap_values);
         env.add_function("now", now);
         env
     })
@@ -310,6 +314,57 @@ fn truncate(s: String, length: usize, kwargs: Kwargs) -> Result<String, MjError>
 
 /// `at_path(path)`: the value at a dotted path (`data.items`, `results.0.id`); the value
 /// itself for an empty path, null where the path leads nowhere.
+/// Standard base64 of a text's UTF-8 bytes (headers such as kintone's password sign-in).
+fn b64encode(v: &MjValue) -> String {
+    use base64::Engine;
+    let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// `{a: 1}` → `{a: {value: 1}}` (with `key` = `value`): the shape APIs such as kintone
+/// want each field in. A mapping is needed; anything else is an error.
+fn wrap_values(v: &MjValue, key: String) -> Result<MjValue, minijinja::Error> {
+    let map = mapping(v, "wrap_values")?;
+    Ok(MjValue::from_serialize(
+        map.into_iter()
+            .map(|(k, x)| (k, serde_json::json!({ key.as_str(): x })))
+            .collect::<serde_json::Map<_, _>>(),
+    ))
+}
+
+/// The reverse of `wrap_values`: `{a: {value: 1, type: …}}` → `{a: 1}`.
+fn unwrap_values(v: &MjValue, key: String) -> Result<MjValue, minijinja::Error> {
+    let map = mapping(v, "unwrap_values")?;
+    Ok(MjValue::from_serialize(
+        map.into_iter()
+            .map(|(k, x)| (k, x.get(&key).cloned().unwrap_or(serde_json::Value::Null)))
+            .collect::<serde_json::Map<_, _>>(),
+    ))
+}
+
+/// Two mappings as one; the second's keys win (null or nothing adds nothing).
+fn merge(v: &MjValue, other: Option<MjValue>) -> Result<MjValue, minijinja::Error> {
+    let mut map = mapping(v, "merge")?;
+    if let Some(o) = other {
+        map.extend(mapping(&o, "merge")?);
+    }
+    Ok(MjValue::from_serialize(map))
+}
+
+fn mapping(
+    v: &MjValue,
+    filter: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, minijinja::Error> {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        Ok(serde_json::Value::Null) => Ok(serde_json::Map::new()),
+        _ => Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("{filter} needs a mapping"),
+        )),
+    }
+}
+
 fn at_path(v: &MjValue, path: Option<String>) -> MjValue {
     let mut at = v.clone();
     for part in path

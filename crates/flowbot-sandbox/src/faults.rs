@@ -46,6 +46,10 @@ pub struct FaultConfig {
     /// Stop failing after this many injected errors.
     #[serde(default)]
     pub max_failures: Option<u64>,
+    /// After a matching call took effect, wait this long before answering: a caller that
+    /// dies meanwhile never learns the outcome (a write left in doubt).
+    #[serde(default)]
+    pub hang_after_ms: u64,
 }
 
 #[derive(Default)]
@@ -99,6 +103,15 @@ impl Faults {
         let err = s.cfg.errors[(s.failed as usize) % s.cfg.errors.len()].clone();
         s.failed += 1;
         (latency, Some(err))
+    }
+
+    /// How long to hold the answer of a call that took effect.
+    pub fn hang_after(&self, operation: &str) -> Duration {
+        let s = self.state.lock().expect("faults");
+        if !s.cfg.only.is_empty() && !s.cfg.only.iter().any(|o| o == operation) {
+            return Duration::ZERO;
+        }
+        Duration::from_millis(s.cfg.hang_after_ms)
     }
 
     pub fn injected(&self) -> u64 {

@@ -1,9 +1,10 @@
-//! Simulators of the outside services flowbot talks to — ecforce and Salesforce — as real
-//! HTTP servers on loopback. They are part of the product: `flowbot demo` shows the whole
+//! Simulators of the outside services flowbot talks to — ecforce, Salesforce and every app
+//! of the catalogue — as real HTTP servers on loopback. They are part of the product: `flowbot demo` shows the whole
 //! customer sync on a fresh machine with them, and the tests and benchmarks inject faults
 //! through them. Each follows the public shapes of the real API (see the README beside
 //! each module) and must not merely agree with flowbot's own clients.
 
+pub mod catalogue;
 pub mod ecforce;
 pub mod faults;
 pub mod salesforce;

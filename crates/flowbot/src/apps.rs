@@ -20,6 +20,13 @@ enum AppsCommand {
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
     },
+    /// Run every action's examples: the exact request, the documented answer, the output
+    Test {
+        files: Vec<std::path::PathBuf>,
+        /// Test the built-in apps too
+        #[arg(long)]
+        builtin: bool,
+    },
     /// Write an app file from an OpenAPI 3.x or Swagger 2.0 document (a file or a URL)
     ImportOpenapi {
         /// The document: a path, or an http(s) URL
@@ -166,6 +173,9 @@ fn validate(files: &[std::path::PathBuf]) -> ExitCode {
 pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Some(AppsCommand::Validate { files }) => return Ok(validate(&files)),
+        Some(AppsCommand::Test { files, builtin }) => {
+            return crate::apps_test::main(&files, builtin)
+        }
         Some(AppsCommand::ImportOpenapi {
             spec,
             only,

@@ -4,6 +4,7 @@
 //! the library crates.
 
 mod apps;
+mod apps_test;
 mod bench;
 mod bench_e2e;
 mod cluster;

@@ -43,10 +43,25 @@ fn key(conn: &Connection) -> (String, u64) {
 }
 
 impl FileApp {
+    /// How a connection signs in: `auth`, unless a field of `auth_by_field` is filled.
+    pub(super) fn auth_for(&self, settings: Option<&Map<String, Value>>) -> &Auth {
+        let filled = |f: &String| {
+            settings
+                .and_then(|s| s.get(f))
+                .is_some_and(|v| !v.is_null() && v.as_str() != Some(""))
+        };
+        self.app
+            .connection
+            .auth_by_field
+            .iter()
+            .find(|(f, _)| filled(f))
+            .map_or(&self.app.connection.auth, |(_, a)| a)
+    }
+
     /// Whether requests carry a token this app hands out (and a 401 may mean it expired).
-    pub(super) fn uses_tokens(&self) -> bool {
+    pub(super) fn uses_tokens(&self, conn: Option<&Connection>) -> bool {
         matches!(
-            self.app.connection.auth,
+            self.auth_for(conn.map(|c| &c.settings)),
             Auth::OAuth2 { .. } | Auth::TokenExchange { .. }
         )
     }
@@ -59,7 +74,7 @@ impl FileApp {
         scope: &Scope,
         fresh: bool,
     ) -> Result<Option<(String, String)>, ActionError> {
-        if !self.uses_tokens() {
+        if !self.uses_tokens(conn) {
             return Ok(None);
         }
         let conn = conn.ok_or_else(|| {
@@ -89,7 +104,7 @@ impl FileApp {
                 t
             }
         };
-        Ok(Some(match &self.app.connection.auth {
+        Ok(Some(match self.auth_for(Some(&conn.settings)) {
             Auth::TokenExchange {
                 header: Some(h), ..
             } => {
@@ -107,7 +122,7 @@ impl FileApp {
         conn: &Connection,
         scope: &Scope,
     ) -> Result<(String, Duration), ActionError> {
-        let (req, url, read) = match &self.app.connection.auth {
+        let (req, url, read) = match self.auth_for(Some(&conn.settings)) {
             Auth::OAuth2 {
                 grant,
                 token_url,

@@ -39,6 +39,11 @@ const BUILTIN: &[(&str, &str)] = &[
     ("http.yaml", include_str!("../../apps/http.yaml")),
 ];
 
+/// The built-in app files as shipped: file name and YAML.
+pub fn builtin_sources() -> &'static [(&'static str, &'static str)] {
+    BUILTIN
+}
+
 /// The built-in app files, read once.
 pub fn builtin() -> &'static [AppFile] {
     static APPS: std::sync::OnceLock<Vec<AppFile>> = std::sync::OnceLock::new();
@@ -309,7 +314,7 @@ impl FileApp {
     ) -> Result<Value, ActionError> {
         let token = self.token_header(conn, scope, false).await?;
         match self.call_once(a, scope, token).await {
-            Err(e) if self.uses_tokens() && e.code.as_deref() == Some("HTTP_401") => {
+            Err(e) if self.uses_tokens(conn) && e.code.as_deref() == Some("HTTP_401") => {
                 let token = self.token_header(conn, scope, true).await?;
                 self.call_once(a, scope, token).await
             }

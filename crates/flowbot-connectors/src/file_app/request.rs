@@ -183,10 +183,17 @@ impl FileApp {
                 header(&name, v)?;
             }
         }
+        let app_headers = json!(self.app.connection.headers);
+        for (name, v) in self.map("the connection's headers", &app_headers, scope)? {
+            if !v.is_empty() {
+                header(&name, v)?;
+            }
+        }
         if let Some((name, value)) = token {
             header(&name, value)?;
         }
-        match &self.app.connection.auth {
+        let settings = scope.get("connection").and_then(Value::as_object);
+        match self.auth_for(settings) {
             Auth::None | Auth::OAuth2 { .. } | Auth::TokenExchange { .. } => {}
             Auth::ApiKey { place, name, value } => {
                 let v = self.render_text("the API key", value, scope)?;

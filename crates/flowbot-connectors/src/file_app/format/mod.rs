@@ -14,9 +14,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 mod auth;
+mod examples;
 mod triggers;
 
 pub use auth::*;
+pub use examples::*;
 pub use triggers::*;
 
 /// The version of the format this build reads.
@@ -58,6 +60,10 @@ pub struct ConnectionSpec {
     pub base_url: Option<String>,
     #[serde(default)]
     pub auth: Auth,
+    /// Other ways to sign in, each used instead of `auth` when its connection field is
+    /// filled (e.g. a private token beside OAuth): field name → auth.
+    #[serde(default)]
+    pub auth_by_field: BTreeMap<String, Auth>,
     /// The action the connection's test button runs (a cheap read).
     #[serde(default)]
     pub test: Option<String>,
@@ -65,6 +71,13 @@ pub struct ConnectionSpec {
     /// beyond waits its turn (the step's timeout still bounds it).
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
+    /// Headers every request carries: name → template over `connection` (one that renders
+    /// empty or null is not sent), for apps that sign in with headers of their own.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Connection values for the actions' examples and the sandbox (no real credentials).
+    #[serde(default)]
+    pub example: serde_json::Map<String, Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -96,6 +109,9 @@ pub struct ActionDef {
     /// A list action whose results come in pages: all pages are read (up to `max_pages`).
     #[serde(default)]
     pub paginate: Option<Paginate>,
+    /// Worked examples: the exact request for an input, the vendor's answer, the output.
+    #[serde(default)]
+    pub examples: Vec<ExampleDef>,
 }
 
 /// How a list action's pages are asked for. Its output template then sees `items` (every
@@ -469,6 +485,16 @@ pub fn parse(source: &str) -> Result<AppFile, Vec<Diagnostic>> {
         }
     }
     for (i, a) in app.actions.iter().enumerate() {
+        for (j, e) in a.examples.iter().enumerate() {
+            for name in e.input.keys() {
+                if !a.inputs.iter().any(|f| &f.name == name) {
+                    problems.push(at(
+                        &format!("actions[{i}].examples[{j}].input.{name}"),
+                        format!("`{name}` is not an input of `{}`", a.id),
+                    ));
+                }
+            }
+        }
         for (j, f) in a.inputs.iter().enumerate() {
             if let Some(from) = &f.choices_from {
                 if app.action(&from.action).is_none() {
