@@ -1,4 +1,4 @@
-//! `flowbot demo --once`: the whole sync on a fresh machine, both templates.
+//! `flowbot demo --once`: each template run end to end on a fresh machine against the simulators.
 
 use std::process::Command;
 
@@ -47,5 +47,31 @@ fn an_unknown_template_is_refused() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--template is `search` or `upsert`"));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("--template is `search`, `upsert`, `shopify-customer-to-kintone`"));
+}
+
+#[test]
+fn the_demo_syncs_shopify_customers_into_kintone() {
+    let (ok, out) = demo("shopify-customer-to-kintone");
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("kintone: 6 records for 6 Shopify customers; 6 in sync"),
+        "{out}"
+    );
+    assert!(
+        out.contains("a webhook with a forged signature was answered 401"),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_demo_tells_line_of_every_failed_stripe_payment() {
+    let (ok, out) = demo("stripe-payment-failed-to-line");
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("LINE: 6 messages pushed for 6 failed payments"),
+        "{out}"
+    );
+    assert!(out.contains("(a replay) was answered 401"), "{out}");
 }

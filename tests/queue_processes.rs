@@ -576,3 +576,142 @@ async fn a_restarted_worker_takes_back_its_runs_without_waiting_for_the_lease() 
         );
     }
 }
+
+/// A flow that upserts one record keyed on the trigger's code, in kintone or HubSpot.
+fn upsert_flow(app: &str) -> String {
+    let step = match app {
+        "kintone" => {
+            r#"    action: upsert_record
+    input:
+      app: "1"
+      key_field: 顧客コード
+      key_value: "{{ trigger.code }}"
+      fields: { 氏名: "{{ trigger.name }}" }"#
+        }
+        _ => {
+            r#"    action: upsert_contact
+    input:
+      email: "{{ trigger.code }}"
+      lastname: "{{ trigger.name }}""#
+        }
+    };
+    format!(
+        "version: 1\nid: up-{app}\nname: up\nconnections:\n  crm: {{ app: {app} }}\ntrigger: {{ app: manual }}\nconcurrency_key: \"{{{{ trigger.code }}}}\"\nsteps:\n  - id: upsert\n    app: {app}\n    connection: crm\n{step}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upsert_replayed_after_a_crash_never_creates_a_second_record() {
+    use flowbot_sandbox::catalogue::{self, AppSource, CatalogueConfig};
+    use flowbot_sandbox::faults::FaultConfig;
+    let sources: Vec<AppSource> = ["kintone", "hubspot"]
+        .iter()
+        .map(|id| AppSource {
+            id: id.to_string(),
+            yaml: std::fs::read_to_string(format!(
+                "{}/crates/flowbot-connectors/apps/{id}.yaml",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap(),
+        })
+        .collect();
+    for place in places().await {
+        for (app, action, settings) in [
+            (
+                "kintone",
+                "upsert_record",
+                json!({"domain_url": "https://example.cybozu.com", "api_token": "t"}),
+            ),
+            (
+                "hubspot",
+                "upsert_contact",
+                json!({"private_app_token": "pat-t"}),
+            ),
+        ] {
+            // A fresh simulator per case: its records are what the case checks.
+            let sim = catalogue::start(&sources, CatalogueConfig { stateful: true }, 0)
+                .await
+                .unwrap();
+            let mut settings = settings.as_object().unwrap().clone();
+            let base = match app {
+                "kintone" => ("domain_url", "https://example.cybozu.com"),
+                _ => ("base_url", "https://api.hubapi.com"),
+            };
+            settings.insert(base.0.into(), json!(sim.sim.rewrite(app, base.1)));
+            let op = format!("{app}.{action}");
+            sim.sim.faults.set(FaultConfig {
+                only: vec![op.clone()],
+                hang_after_ms: 60_000,
+                ..FaultConfig::default()
+            });
+            let flow = format!("up-{app}");
+            let run_id = place
+                .with(async |s: &Store| {
+                    import(s, &flow, &upsert_flow(app)).await;
+                    let c = s
+                        .save_connection(app, app, &settings, "test")
+                        .await
+                        .unwrap();
+                    s.bind_connection(&flow, "crm", &c.id, "test")
+                        .await
+                        .unwrap();
+                    let trigger = json!({"code": "c-001@example.jp", "name": "山田"});
+                    match s
+                        .enqueue(event(&flow, trigger, Some("c-001".into())))
+                        .await
+                        .unwrap()
+                    {
+                        EnqueueOutcome::Queued { run_id, .. } => run_id,
+                        other => panic!("{other:?}"),
+                    }
+                })
+                .await;
+            let calls = || {
+                sim.sim
+                    .requests()
+                    .iter()
+                    .filter(|r| r.action == action)
+                    .count()
+            };
+            let mut a = place.worker("2s");
+            wait_for("the upsert to take effect", Duration::from_secs(30), || {
+                sim.sim.records(app).len() == 1
+            })
+            .await;
+            // The record exists; the worker dies before it hears so.
+            a.kill().unwrap();
+            a.wait().unwrap();
+            sim.sim.faults.clear();
+            let b = place.worker("2s");
+            wait_for("the upsert to be replayed", Duration::from_secs(60), || {
+                calls() == 2
+            })
+            .await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            stop(b);
+            place
+                .with(async |s: &Store| {
+                    let run = s.run(&run_id).await.unwrap();
+                    assert_eq!(run.status, RunStatus::Succeeded, "{}: {app}", place.name);
+                })
+                .await;
+            let records = sim.sim.records(app);
+            assert_eq!(
+                records.len(),
+                1,
+                "{}: {app}: one record, not two: {records:?}",
+                place.name
+            );
+            match app {
+                "kintone" => {
+                    assert_eq!(
+                        records[0]["$revision"]["value"], "2",
+                        "updated by the replay"
+                    );
+                    assert_eq!(records[0]["顧客コード"]["value"], "c-001@example.jp");
+                }
+                _ => assert_eq!(records[0]["properties"]["email"], "c-001@example.jp"),
+            }
+        }
+    }
+}

@@ -9,17 +9,22 @@ pub struct Template {
     pub yaml: &'static str,
 }
 
+/// A template shipped as `flows/ID.yaml`.
+macro_rules! template {
+    ($id:literal) => {
+        Template {
+            id: $id,
+            file: concat!($id, ".yaml"),
+            yaml: include_str!(concat!("../../../flows/", $id, ".yaml")),
+        }
+    };
+}
+
 pub const TEMPLATES: &[Template] = &[
-    Template {
-        id: "ecforce-customer-to-salesforce",
-        file: "ecforce-customer-to-salesforce.yaml",
-        yaml: include_str!("../../../flows/ecforce-customer-to-salesforce.yaml"),
-    },
-    Template {
-        id: "ecforce-customer-to-salesforce-upsert",
-        file: "ecforce-customer-to-salesforce-upsert.yaml",
-        yaml: include_str!("../../../flows/ecforce-customer-to-salesforce-upsert.yaml"),
-    },
+    template!("ecforce-customer-to-salesforce"),
+    template!("ecforce-customer-to-salesforce-upsert"),
+    template!("shopify-customer-to-kintone"),
+    template!("stripe-payment-failed-to-line"),
 ];
 
 pub fn template(id: &str) -> Option<&'static Template> {

@@ -273,11 +273,21 @@ async fn values_put_into_a_path_stay_inside_their_segment() {
 
 #[tokio::test]
 async fn the_built_in_app_files_are_valid_and_check_their_inputs() {
-    let ids: Vec<&str> = flowbot_connectors::file_app::builtin()
+    let mut ids: Vec<&str> = flowbot_connectors::file_app::builtin()
         .iter()
         .map(|a| a.id.as_str())
         .collect();
-    assert_eq!(ids, ["slack", "chatwork", "http"]);
+    ids.sort();
+    // Every file of apps/ is built in, under its own name.
+    let mut files: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/apps"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(ids, files);
+    assert!(ids.contains(&"kintone") && ids.contains(&"http"));
     let apps = flowbot_connectors::registry();
     let chatwork = apps.get("chatwork").unwrap();
     let conn = Connection {

@@ -46,6 +46,7 @@ pub fn environment() -> &'static Environment<'static> {
         env.add_filter("b64encode", b64encode);
         env.add_filter("wrap_values", wrap_values);
         env.add_filter("merge", merge);
+        env.add_filter("uuid5", uuid5);
         env.add_filter("unwrap_values", unwrap_values);
         env.add_function("now", now);
         env
@@ -340,6 +341,13 @@ fn unwrap_values(v: &MjValue, key: String) -> Result<MjValue, minijinja::Error> 
             .map(|(k, x)| (k, x.get(&key).cloned().unwrap_or(serde_json::Value::Null)))
             .collect::<serde_json::Map<_, _>>(),
     ))
+}
+
+/// A UUID named by the text (version 5, URL namespace): the same text always gives the
+/// same UUID — an idempotency or retry key made from an event's id.
+fn uuid5(v: &MjValue) -> String {
+    let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, text.as_bytes()).to_string()
 }
 
 /// Two mappings as one; the second's keys win (null or nothing adds nothing).

@@ -31,7 +31,8 @@ pub fn main(files: &[PathBuf], builtin: bool) -> anyhow::Result<ExitCode> {
         }
     }
     for f in files {
-        let yaml = std::fs::read_to_string(f).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
+        let yaml =
+            std::fs::read_to_string(f).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
         sources.push((f.display().to_string(), yaml));
     }
     if sources.is_empty() {
@@ -101,10 +102,21 @@ async fn test_app(label: &str, yaml: &str, mut app: AppFile) -> anyhow::Result<R
         }
         for (i, ex) in a.examples.iter().enumerate() {
             sim.sim.clear_requests();
+            // A URL the step gives (a generic HTTP app's) goes to the simulator too.
+            let input: Map<String, Value> = ex
+                .input
+                .iter()
+                .map(
+                    |(k, v)| match v.as_str().filter(|s| s.starts_with("http")) {
+                        Some(url) => (k.clone(), Value::String(sim.sim.rewrite(&app.id, url))),
+                        None => (k.clone(), v.clone()),
+                    },
+                )
+                .collect();
             let got = file
                 .execute(ActionCall {
                     action: &a.id,
-                    input: &ex.input,
+                    input: &input,
                     connection: Some(&conn),
                 })
                 .await;
@@ -186,7 +198,10 @@ fn compare(
     };
     let want = &ex.request;
     if !sent.method.eq_ignore_ascii_case(&want.method) {
-        problems.push(format!("method: sent {}, expected {}", sent.method, want.method));
+        problems.push(format!(
+            "method: sent {}, expected {}",
+            sent.method, want.method
+        ));
     }
     // The base URL's own path (e.g. /v4) comes first; the example names the whole path.
     if sent.path != want.path {
@@ -226,10 +241,10 @@ fn compare(
         problems.push(format!("body: sent {body}, expected {want_body}"));
     }
     match (got, &ex.output, ex.response.status) {
-        (Ok(out), Some(want), _) if out != want => {
+        (Ok(out), Some(want), _) if !same_output(out, want) => {
             problems.push(format!("output: got {out}, expected {want}"))
         }
-        (Ok(_), _, status) if status >= 400 => {
+        (Ok(_), None, status) if status >= 400 => {
             problems.push(format!("the step succeeded on a {status} answer"))
         }
         (Err(e), _, status) if status < 400 => {
@@ -247,6 +262,15 @@ fn compare(
         }
     }
     problems
+}
+
+/// The output an example names: each key it lists has exactly that value (a generic app's
+/// example may leave out what changes from call to call, such as a date header).
+fn same_output(got: &Value, want: &Value) -> bool {
+    match (got, want) {
+        (Value::Object(g), Value::Object(w)) => w.iter().all(|(k, v)| g.get(k) == Some(v)),
+        _ => got == want,
+    }
 }
 
 fn show(m: &BTreeMap<String, String>) -> String {

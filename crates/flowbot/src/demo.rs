@@ -22,22 +22,23 @@ use tokio_util::sync::CancellationToken;
 pub struct Args {
     /// Run the scripted series once, print a summary, and exit 0 only if everything synced
     #[arg(long)]
-    once: bool,
+    pub(crate) once: bool,
     /// Port of the server that takes the webhooks (0: any free port)
     #[arg(long, default_value_t = 8080)]
-    port: u16,
+    pub(crate) port: u16,
     /// Address to listen on (0.0.0.0 to be reached from other machines or a container's host)
     #[arg(long, default_value = "127.0.0.1")]
-    bind: String,
+    pub(crate) bind: String,
     /// Customers the script creates
     #[arg(long, default_value_t = 12)]
-    customers: usize,
-    /// Which template to run: `search` (the Yoom-style search by email) or `upsert`
+    pub(crate) customers: usize,
+    /// Which template to run: `search` (the Yoom-style search by email), `upsert`,
+    /// `shopify-customer-to-kintone` or `stripe-payment-failed-to-line`
     #[arg(long, default_value = "search")]
-    template: String,
+    pub(crate) template: String,
     /// Keep the demo's database here instead of a fresh temporary directory
     #[arg(long, value_name = "DIR")]
-    data_dir: Option<PathBuf>,
+    pub(crate) data_dir: Option<PathBuf>,
 }
 
 const FAMILY: &[(&str, &str)] = &[
@@ -94,12 +95,24 @@ pub fn template_id(name: &str) -> anyhow::Result<&'static str> {
     Ok(match name {
         "search" => "ecforce-customer-to-salesforce",
         "upsert" => "ecforce-customer-to-salesforce-upsert",
-        other => anyhow::bail!("--template is `search` or `upsert`, not `{other}`"),
+        other => anyhow::bail!(
+            "--template is `search`, `upsert`, {}, not `{other}`",
+            crate::demo_apps::TEMPLATES
+                .iter()
+                .map(|t| format!("`{t}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     })
 }
 
 async fn demo(args: Args) -> anyhow::Result<ExitCode> {
-    let template_id = template_id(&args.template)?;
+    let catalogue = crate::demo_apps::TEMPLATES.contains(&args.template.as_str());
+    let template_id = if catalogue {
+        ""
+    } else {
+        template_id(&args.template)?
+    };
     let tmp;
     let data_dir = match &args.data_dir {
         Some(d) => d.clone(),
@@ -117,39 +130,15 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
     .await
     .context("cannot open the demo's store")?;
     let apps = flowbot_connectors::registry();
+    if catalogue {
+        return crate::demo_apps::run(store, apps, &data_dir, &args).await;
+    }
 
     let sf = salesforce::start(SalesforceConfig::default(), 0).await?;
     let ec = ecforce::start(EcforceConfig::default(), 0).await?;
 
-    let listener = match tokio::net::TcpListener::bind((args.bind.as_str(), args.port)).await {
-        Ok(l) => l,
-        Err(e) if args.port != 0 => {
-            eprintln!(
-                "port {} is taken ({e}); using a free one (choose with --port)",
-                args.port
-            );
-            tokio::net::TcpListener::bind((args.bind.as_str(), 0)).await?
-        }
-        Err(e) => return Err(e.into()),
-    };
     let stop = CancellationToken::new();
-    let app = App::start(
-        store.clone(),
-        apps.clone(),
-        AppConfig {
-            worker: Some(WorkerConfig {
-                concurrency: 16,
-                idle_poll: Duration::from_millis(50),
-                reclaim_at_start: true,
-                ..WorkerConfig::default()
-            }),
-            admin_password: std::env::var("FLOWBOT_ADMIN_PASSWORD").ok(),
-            ..AppConfig::default()
-        },
-        listener,
-        stop.clone(),
-    )
-    .await?;
+    let app = start_server(&store, &apps, &args.bind, args.port, stop.clone()).await?;
     let server_url = app.url();
     let generated = app.generated_admin_password.clone();
 
@@ -211,6 +200,41 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The demo's server with its worker, on `bind:port` (any free port when that is taken).
+pub async fn start_server(
+    store: &Store,
+    apps: &flowbot_core::Apps,
+    bind: &str,
+    port: u16,
+    stop: CancellationToken,
+) -> anyhow::Result<App> {
+    let listener = match tokio::net::TcpListener::bind((bind, port)).await {
+        Ok(l) => l,
+        Err(e) if port != 0 => {
+            eprintln!("port {port} is taken ({e}); using a free one (choose with --port)");
+            tokio::net::TcpListener::bind((bind, 0)).await?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(App::start(
+        store.clone(),
+        apps.clone(),
+        AppConfig {
+            worker: Some(WorkerConfig {
+                concurrency: 16,
+                idle_poll: Duration::from_millis(50),
+                reclaim_at_start: true,
+                ..WorkerConfig::default()
+            }),
+            admin_password: std::env::var("FLOWBOT_ADMIN_PASSWORD").ok(),
+            ..AppConfig::default()
+        },
+        listener,
+        stop,
+    )
+    .await?)
 }
 
 /// Where the simulators, the web UI (with a password made for this start) and the

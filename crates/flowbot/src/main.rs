@@ -10,6 +10,7 @@ mod bench_e2e;
 mod cluster;
 mod connections;
 mod demo;
+mod demo_apps;
 mod doctor;
 mod run;
 mod sandbox_cmd;

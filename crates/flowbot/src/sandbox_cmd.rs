@@ -1,10 +1,10 @@
-//! `flowbot sandbox`: the simulated ecforce and Salesforce and the notification sinks as a
-//! process of their own, for black-box tests and for trying flowbot against something that
+//! `flowbot sandbox`: the simulated ecforce and Salesforce, the catalogue's apps and the
+//! notification sinks as a process of their own, for black-box tests and for trying flowbot against something that
 //! answers like the real services. Everything it serves is on loopback.
 
 use std::process::ExitCode;
 
-use flowbot_sandbox::{ecforce, salesforce, sinks};
+use flowbot_sandbox::{catalogue, ecforce, salesforce, sinks};
 use tokio_util::sync::CancellationToken;
 
 #[derive(clap::Args)]
@@ -18,6 +18,21 @@ pub struct Args {
     /// Port of the notification sinks' HTTP side (0: any free port)
     #[arg(long, default_value_t = 0)]
     sinks_port: u16,
+    /// Port of the catalogue's app simulator (0: any free port)
+    #[arg(long, default_value_t = 0)]
+    apps_port: u16,
+}
+
+/// Every built-in app file, for the catalogue simulator.
+pub fn catalogue_sources() -> Vec<catalogue::AppSource> {
+    flowbot_connectors::file_app::builtin()
+        .iter()
+        .zip(flowbot_connectors::file_app::builtin_sources())
+        .map(|(app, (_, yaml))| catalogue::AppSource {
+            id: app.id.clone(),
+            yaml: yaml.to_string(),
+        })
+        .collect()
 }
 
 pub fn main(args: Args) -> anyhow::Result<ExitCode> {
@@ -25,6 +40,12 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
         let ec = ecforce::start(Default::default(), args.ecforce_port).await?;
         let sf = salesforce::start(Default::default(), args.salesforce_port).await?;
         let sink = sinks::start(args.sinks_port).await?;
+        let apps = catalogue::start(
+            &catalogue_sources(),
+            catalogue::CatalogueConfig { stateful: true },
+            args.apps_port,
+        )
+        .await?;
         let sf_cfg = sf.sim.config();
         // One `name: value` per line, then `ready`: easy to read for people and programs.
         println!("ecforce: {}", ec.url);
@@ -34,6 +55,11 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
         println!("salesforce_client_secret: {}", sf_cfg.client_secret);
         println!("sinks: {}", sink.url);
         println!("smtp: 127.0.0.1:{}", sink.sim.smtp_port());
+        println!("apps: {}", apps.url);
+        // Each app under its id: point a connection's URL fields there.
+        for (id, name) in apps.sim.apps() {
+            println!("app {id}: {}/{id} ({name})", apps.url);
+        }
         println!("ready");
         let stop = CancellationToken::new();
         crate::store_cmds::cancel_on_signal(stop.clone()).await;

@@ -37,6 +37,25 @@ const BUILTIN: &[(&str, &str)] = &[
     ("slack.yaml", include_str!("../../apps/slack.yaml")),
     ("chatwork.yaml", include_str!("../../apps/chatwork.yaml")),
     ("http.yaml", include_str!("../../apps/http.yaml")),
+    ("kintone.yaml", include_str!("../../apps/kintone.yaml")),
+    ("hubspot.yaml", include_str!("../../apps/hubspot.yaml")),
+    (
+        "google_sheets.yaml",
+        include_str!("../../apps/google_sheets.yaml"),
+    ),
+    ("notion.yaml", include_str!("../../apps/notion.yaml")),
+    (
+        "microsoft_teams.yaml",
+        include_str!("../../apps/microsoft_teams.yaml"),
+    ),
+    (
+        "google_chat.yaml",
+        include_str!("../../apps/google_chat.yaml"),
+    ),
+    ("line.yaml", include_str!("../../apps/line.yaml")),
+    ("backlog.yaml", include_str!("../../apps/backlog.yaml")),
+    ("shopify.yaml", include_str!("../../apps/shopify.yaml")),
+    ("stripe.yaml", include_str!("../../apps/stripe.yaml")),
 ];
 
 /// The built-in app files as shipped: file name and YAML.

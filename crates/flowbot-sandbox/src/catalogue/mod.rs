@@ -24,6 +24,7 @@ use serde_json::{json, Map, Value};
 use crate::faults::Faults;
 
 mod records;
+pub mod webhooks;
 
 pub use records::Records;
 
@@ -140,6 +141,11 @@ impl CatalogueSim {
             .collect()
     }
 
+    /// `http://127.0.0.1:PORT`, once serving.
+    pub fn url(&self) -> &str {
+        self.url.get().map(String::as_str).unwrap_or("")
+    }
+
     /// Where `url` (a connection's https URL) goes instead: this simulator, under the app.
     pub fn rewrite(&self, app: &str, url: &str) -> String {
         let base = self.url.get().map(String::as_str).unwrap_or("");
@@ -174,7 +180,10 @@ impl CatalogueSim {
             .filter(|(_, r)| r.method.as_deref().is_none_or(|m| m == method))
             .filter(|(_, r)| r.path.is_match(path))
             .max_by_key(|(_, r)| {
-                let exact = r.examples.iter().any(|e| e.path == path && &e.query == query);
+                let exact = r
+                    .examples
+                    .iter()
+                    .any(|e| e.path == path && &e.query == query);
                 (r.literal, exact)
             })
             .map(|(i, _)| i)
@@ -492,7 +501,10 @@ async fn list_apps(State(sim): State<Arc<CatalogueSim>>) -> Json<Value> {
         .iter()
         .map(|a| {
             let base = sim.url.get().cloned().unwrap_or_default();
-            (a.id.clone(), json!({ "name": a.name, "url": format!("{base}/{}", a.id) }))
+            (
+                a.id.clone(),
+                json!({ "name": a.name, "url": format!("{base}/{}", a.id) }),
+            )
         })
         .collect();
     Json(Value::Object(apps))
@@ -512,14 +524,24 @@ mod tests {
         assert_eq!(n, "/k/v1/record/.json".len());
         assert_eq!(path_pattern("{{ connection.webhook_url }}").0, "^/.*$");
         assert_eq!(
-            rewrite("http://127.0.0.1:9", "teams", "https://x.webhook.office.com/webhookb2/a"),
+            rewrite(
+                "http://127.0.0.1:9",
+                "teams",
+                "https://x.webhook.office.com/webhookb2/a"
+            ),
             "http://127.0.0.1:9/teams/webhookb2/a"
         );
-        assert_eq!(rewrite("http://h", "k", "https://a.cybozu.com"), "http://h/k");
-        assert_eq!(url_pairs("a=1&b=x%20y+z&c"), [
-            ("a".into(), "1".into()),
-            ("b".into(), "x y z".into()),
-            ("c".into(), "".into())
-        ]);
+        assert_eq!(
+            rewrite("http://h", "k", "https://a.cybozu.com"),
+            "http://h/k"
+        );
+        assert_eq!(
+            url_pairs("a=1&b=x%20y+z&c"),
+            [
+                ("a".into(), "1".into()),
+                ("b".into(), "x y z".into()),
+                ("c".into(), "".into())
+            ]
+        );
     }
 }

@@ -76,7 +76,9 @@ impl Records {
                         _ if body["upsert"] == true => {
                             let key = &entry["updateKey"];
                             let mut record = entry["record"].clone();
-                            if let (Some(field), Some(m)) = (key["field"].as_str(), record.as_object_mut()) {
+                            if let (Some(field), Some(m)) =
+                                (key["field"].as_str(), record.as_object_mut())
+                            {
                                 m.insert(field.to_string(), json!({ "value": key["value"] }));
                             }
                             let id = self.add_kintone(a.clone(), &record);
@@ -103,20 +105,30 @@ impl Records {
                     )),
                 }
             }
-            "search_records" => {
+            "search_records" | "list_changed_records" => {
                 let a = query.get("app").cloned().unwrap_or_default();
-                // `field = "value"` is understood; any other query lists the app's records.
-                let cond = query.get("query").and_then(|q| equality(q));
-                let records: Vec<Value> = self
+                // `field = "value"` and `field >= "value" order by …` are understood; any
+                // other query lists the app's records.
+                let cond = query.get("query").and_then(|q| condition(q));
+                let mut records: Vec<&KintoneRecord> = self
                     .kintone
                     .iter()
                     .filter(|r| r.app == a)
                     .filter(|r| match &cond {
-                        Some((f, v)) => r.fields.get(f).and_then(|x| x["value"].as_str()) == Some(v),
+                        Some((f, op, v)) => {
+                            let x = r.value(f);
+                            match *op {
+                                ">=" => x.as_deref() >= Some(v.as_str()),
+                                _ => x.as_deref() == Some(v.as_str()),
+                            }
+                        }
                         None => true,
                     })
-                    .map(KintoneRecord::view)
                     .collect();
+                if let Some((f, ">=", _)) = &cond {
+                    records.sort_by_key(|r| (r.value(f), r.id));
+                }
+                let records: Vec<Value> = records.into_iter().map(KintoneRecord::view).collect();
                 let total = records.len().to_string();
                 Some((200, json!({ "records": records, "totalCount": total })))
             }
@@ -153,17 +165,31 @@ impl Records {
             r.fields.insert(k.clone(), v.clone());
         }
         r.revision += 1;
+        r.fields.insert(
+            "更新日時".into(),
+            json!({ "type": "UPDATED_TIME", "value": now() }),
+        );
         Some((r.id, r.revision))
     }
 
     fn add_kintone(&mut self, app: String, record: &Value) -> u64 {
         self.next_id += 1;
         let id = self.next_id;
+        let mut fields = record.as_object().cloned().unwrap_or_default();
+        let at = now();
+        fields.insert(
+            "作成日時".into(),
+            json!({ "type": "CREATED_TIME", "value": at }),
+        );
+        fields.insert(
+            "更新日時".into(),
+            json!({ "type": "UPDATED_TIME", "value": at }),
+        );
         self.kintone.push(KintoneRecord {
             app,
             id,
             revision: 1,
-            fields: record.as_object().cloned().unwrap_or_default(),
+            fields,
         });
         id
     }
@@ -279,9 +305,23 @@ impl Records {
 }
 
 impl KintoneRecord {
+    fn value(&self, field: &str) -> Option<String> {
+        match field {
+            "$id" => Some(self.id.to_string()),
+            _ => self
+                .fields
+                .get(field)
+                .and_then(|f| f["value"].as_str())
+                .map(str::to_string),
+        }
+    }
+
     fn view(&self) -> Value {
         let mut m = self.fields.clone();
-        m.insert("$id".into(), json!({ "type": "__ID__", "value": self.id.to_string() }));
+        m.insert(
+            "$id".into(),
+            json!({ "type": "__ID__", "value": self.id.to_string() }),
+        );
         m.insert(
             "$revision".into(),
             json!({ "type": "__REVISION__", "value": self.revision.to_string() }),
@@ -309,11 +349,25 @@ fn merge(into: &mut Value, from: &Value) {
     }
 }
 
-/// `field = "value"` (kintone's query language, its simplest condition).
-fn equality(q: &str) -> Option<(String, String)> {
-    let (field, value) = q.split_once('=')?;
+/// `field = "value"` or `field >= "value"`, perhaps followed by `order by …` (the
+/// simplest conditions of kintone's query language).
+fn condition(q: &str) -> Option<(String, &'static str, String)> {
+    let q = q.split(" order by ").next().unwrap_or(q);
+    let (field, op, rest) = if let Some((f, r)) = q.split_once(">=") {
+        (f, ">=", r)
+    } else {
+        let (f, r) = q.split_once('=')?;
+        (f, "=", r)
+    };
     let field = field.trim();
-    let value = value.trim().strip_prefix('"')?.strip_suffix('"')?;
+    let value = rest.trim().strip_prefix('"')?.strip_suffix('"')?;
     (!field.is_empty() && field.chars().all(|c| c.is_alphanumeric() || c == '_'))
-        .then(|| (field.to_string(), value.to_string()))
+        .then(|| (field.to_string(), op, value.to_string()))
+}
+
+/// Now as kintone writes times: `2025-01-02T03:04:05Z`.
+fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
