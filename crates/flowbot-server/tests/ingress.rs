@@ -496,3 +496,93 @@ steps:
     assert_eq!(runs[0].concurrency_key.as_deref(), Some("o-9"));
     assert_eq!(runs[0].status, RunStatus::Queued);
 }
+
+#[tokio::test]
+async fn a_line_webhook_is_read_only_when_signed_with_the_channel_secret() {
+    use flowbot_sandbox::catalogue::webhooks;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&StoreConfig::sqlite(dir.path())).await.unwrap();
+    let flow = r#"version: 1
+id: line-in
+name: line-in
+connections: { line: { app: line } }
+trigger: { app: line, events: [message_received], connection: line }
+steps:
+  - id: note
+    set: { said: "{{ trigger.text }}" }
+"#;
+    let info = store
+        .import_flow("line-in", "line-in", flow, "t")
+        .await
+        .unwrap();
+    let mut settings = serde_json::Map::new();
+    settings.insert("channel_access_token".into(), json!("token"));
+    settings.insert("channel_secret".into(), json!("channel-secret"));
+    let conn = store
+        .save_connection("line", "line", &settings, "t")
+        .await
+        .unwrap();
+    store
+        .bind_connection("line-in", "line", &conn.id, "t")
+        .await
+        .unwrap();
+    store.set_enabled("line-in", true, "t").await.unwrap();
+    let app =
+        common::spawn_app_with(&store, flowbot_connectors::registry(), AppConfig::default()).await;
+    let client = reqwest::Client::new();
+    let deliver = |d: webhooks::Delivery| {
+        let mut req = client.post(format!("{}/hooks/line-in/{}", app.url, info.webhook_token));
+        for (k, v) in d.headers {
+            req = req.header(k, v);
+        }
+        req.body(d.body).send()
+    };
+    let message = json!({
+        "destination": "U00000000000000000000000000000000",
+        "events": [{
+            "type": "message",
+            "message": { "type": "text", "id": "468789577898262530", "text": "在庫はありますか？" },
+            "webhookEventId": "01H810YECXQQZ37VAXPF6H9E6T",
+            "deliveryContext": { "isRedelivery": false },
+            "timestamp": 1692251666727u64,
+            "source": { "type": "user", "userId": "U4af4980629af4980629af4980629af49" },
+            "replyToken": "38ef843bde154d9b91c21320ffd17a0f",
+            "mode": "active"
+        }]
+    });
+    let forged = deliver(webhooks::line("not-the-secret", &message))
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+    // LINE's console checks a new webhook URL with a signed request without events.
+    let check = json!({ "destination": "U00000000000000000000000000000000", "events": [] });
+    let verified = deliver(webhooks::line("channel-secret", &check))
+        .await
+        .unwrap();
+    assert!(verified.status().is_success(), "{}", verified.status());
+    let runs = || async {
+        store
+            .runs(&RunFilter {
+                flow_id: Some("line-in".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+    };
+    assert!(
+        runs().await.is_empty(),
+        "neither the forged nor the check request has a run"
+    );
+    let signed = deliver(webhooks::line("channel-secret", &message))
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), 202);
+    let runs = runs().await;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].trigger["text"], "在庫はありますか？");
+    assert_eq!(
+        runs[0].trigger["user_id"],
+        "U4af4980629af4980629af4980629af49"
+    );
+}

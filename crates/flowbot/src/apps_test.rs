@@ -143,8 +143,110 @@ async fn test_app(label: &str, yaml: &str, mut app: AppFile) -> anyhow::Result<R
             }
         }
     }
+    for t in &app.triggers {
+        if t.webhook.is_none() {
+            continue;
+        }
+        if t.examples.is_empty() {
+            report
+                .untested
+                .push(format!("{}.{} (trigger)", app.id, t.id));
+        }
+        for (i, ex) in t.examples.iter().enumerate() {
+            let name = ex
+                .name
+                .as_deref()
+                .map_or_else(|| format!("example {}", i + 1), str::to_string);
+            let problems = check_webhook(&file, &t.id, ex, &conn);
+            if problems.is_empty() {
+                report.passed += 1;
+                println!("{label}: trigger {}: {name}: ok", t.id);
+            } else {
+                report.failed += 1;
+                println!("{label}: trigger {}: {name}: FAILED", t.id);
+                for p in problems {
+                    println!("    {p}");
+                }
+            }
+        }
+    }
     Ok(report)
 }
+
+/// A webhook example: signed as the app signs (the signature must pass, and fail once the
+/// body is changed), then read into the trigger's obtained values.
+fn check_webhook(
+    file: &FileApp,
+    trigger: &str,
+    ex: &format::WebhookExample,
+    conn: &Connection,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let raw = match &ex.body {
+        Value::String(text) => text.clone().into_bytes(),
+        other => serde_json::to_vec(other).unwrap_or_default(),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let mut headers: Map<String, Value> = ex
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_lowercase(), v.clone()))
+        .collect();
+    match file.sign_webhook(conn, &raw, now) {
+        Ok(signed) => {
+            for (k, v) in signed {
+                headers.insert(k.to_lowercase(), Value::String(v));
+            }
+        }
+        Err(e) => problems.push(format!("cannot sign: {e}")),
+    }
+    let events = [trigger.to_string()];
+    let call = |raw| webhook_call(&events, &headers, &ex.body, raw, conn);
+    if let Err(e) = file.verify_webhook(&call(&raw), now) {
+        problems.push(format!("the signature was refused: {e}"));
+    }
+    let mut tampered = raw.clone();
+    tampered.push(b' ');
+    let signed = !file
+        .sign_webhook(conn, &raw, now)
+        .unwrap_or_default()
+        .is_empty();
+    if signed && file.verify_webhook(&call(&tampered), now).is_ok() {
+        problems.push("a changed body still passed the signature check".into());
+    }
+    match (file.webhook_event(call(&raw)), ex.starts_run, &ex.output) {
+        (Err(e), _, _) => problems.push(format!("the request was not read: {e}")),
+        (Ok(None), true, _) => problems.push("the request started no run".into()),
+        (Ok(Some(out)), false, _) => problems.push(format!("the request started a run with {out}")),
+        (Ok(Some(out)), true, Some(want)) if !same_output(&out, want) => {
+            problems.push(format!("output: got {out}, expected {want}"))
+        }
+        _ => {}
+    }
+    problems
+}
+
+fn webhook_call<'a>(
+    events: &'a [String],
+    headers: &'a Map<String, Value>,
+    body: &'a Value,
+    raw: &'a [u8],
+    conn: &'a Connection,
+) -> flowbot_core::WebhookCall<'a> {
+    flowbot_core::WebhookCall {
+        events,
+        options: &EMPTY,
+        headers,
+        query: &EMPTY,
+        body,
+        raw,
+        connection: Some(conn),
+    }
+}
+
+static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
 
 /// The connection an app's examples (and the sandbox) use: the defaults, the file's
 /// `connection.example` values, a refresh token where the app signs in with OAuth, and

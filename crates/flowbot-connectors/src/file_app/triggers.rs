@@ -61,6 +61,59 @@ impl FileApp {
         verify(sig, &self.secret(sig, conn)?, call, now)
     }
 
+    /// The headers that sign `raw` at `now` as the app's `signature` rule says, with the
+    /// connection's secret — what the app itself would send (for `flowbot apps test`).
+    /// None when the app's webhooks are not signed.
+    pub fn sign_webhook(
+        &self,
+        conn: &Connection,
+        raw: &[u8],
+        now: i64,
+    ) -> Result<Vec<(String, String)>, String> {
+        let Some(sig) = self
+            .app
+            .webhooks
+            .as_ref()
+            .and_then(|w| w.signature.as_ref())
+        else {
+            return Ok(Vec::new());
+        };
+        let secret = self.secret(sig, conn)?;
+        let body = std::str::from_utf8(raw).map_err(|_| "the body is not UTF-8")?;
+        let payload = sig
+            .payload
+            .replace("{timestamp}", &now.to_string())
+            .replace("{body}", body);
+        let algorithm = match sig.algorithm {
+            HmacAlgorithm::HmacSha256 => hmac::HMAC_SHA256,
+            HmacAlgorithm::HmacSha1 => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+        };
+        let tag = hmac::sign(
+            &hmac::Key::new(algorithm, secret.as_bytes()),
+            payload.as_bytes(),
+        );
+        let encoded = match sig.encoding {
+            SignatureEncoding::Hex => tag.as_ref().iter().map(|b| format!("{b:02x}")).collect(),
+            SignatureEncoding::Base64 => {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD.encode(tag.as_ref())
+            }
+        };
+        let signed = format!("{}{encoded}", sig.prefix.as_deref().unwrap_or(""));
+        let mut headers = Vec::new();
+        match (&sig.signature_key, &sig.timestamp_key) {
+            (Some(k), Some(t)) => {
+                headers.push((sig.header.clone(), format!("{t}={now},{k}={signed}")))
+            }
+            (Some(k), None) => headers.push((sig.header.clone(), format!("{k}={signed}"))),
+            _ => headers.push((sig.header.clone(), signed)),
+        }
+        if let Some(h) = &sig.timestamp_header {
+            headers.push((h.clone(), now.to_string()));
+        }
+        Ok(headers)
+    }
+
     fn secret(&self, sig: &SignatureSpec, conn: &Connection) -> Result<String, String> {
         let scope = self.scope(None, &Map::new(), Some(conn));
         let secret = self

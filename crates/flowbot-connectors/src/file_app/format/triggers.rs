@@ -21,6 +21,33 @@ pub struct TriggerDef {
     pub webhook: Option<WebhookTrigger>,
     #[serde(default)]
     pub polling: Option<PollSpec>,
+    /// Worked examples of a webhook trigger: a request as the app sends it and the
+    /// obtained values it gives (`flowbot apps test` signs and checks each).
+    #[serde(default)]
+    pub examples: Vec<WebhookExample>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookExample {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Headers besides the signature (which is computed as the app would).
+    #[serde(default)]
+    pub headers: serde_json::Map<String, Value>,
+    /// The JSON body (a text body as a string).
+    pub body: Value,
+    /// The trigger's obtained values (checked when present).
+    #[serde(default)]
+    pub output: Option<Value>,
+    /// Whether the request starts a run of this trigger (an event it does not listen to,
+    /// or a check request with no event, does not).
+    #[serde(default = "yes")]
+    pub starts_run: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Deserialize)]
