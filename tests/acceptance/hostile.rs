@@ -132,13 +132,17 @@ async fn hostile_clients(db: Db) {
     // 4. A big body to a webhook that is not there: 404, the body never read.
     let wrong = hook.rsplit_once('/').unwrap().0.to_string() + "/not-the-token";
     for url in [format!("{}/hooks/no-such-flow/no-token", fb.url), wrong] {
-        let r = http
+        match http
             .post(&url)
             .body(vec![b'x'; 3 * 1024 * 1024])
             .send()
             .await
-            .unwrap();
-        assert_eq!(r.status(), 404, "{url}");
+        {
+            Ok(r) => assert_eq!(r.status(), 404, "{url}"),
+            // The server answered and closed while the body was still being sent: the
+            // client sees the connection go before it reads the 404. Never read either way.
+            Err(e) => assert!(e.is_request() || e.is_body(), "{url}: {e}"),
+        }
     }
 
     // 5. Credentials a sender puts in its headers are never stored or shown.
