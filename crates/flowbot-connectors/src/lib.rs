@@ -83,6 +83,7 @@ pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .user_agent(concat!("flowbot/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(10))
+        .redirect(same_origin_redirects())
         .build()
         .expect("the HTTP client's configuration is static and valid")
 }
@@ -102,4 +103,20 @@ fn builtin_apps(client: &reqwest::Client) -> Apps {
         apps.add(Arc::new(app));
     }
     apps
+}
+
+/// Redirects are followed only where they stay on the origin the request went to: apps
+/// sign in with headers of their own (kintone, Shopify, Chatwork…) that reqwest would carry
+/// to any host, so a redirect elsewhere is answered as it came (a 3xx the step reports).
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let first = attempt.previous().first().map(reqwest::Url::origin);
+        if attempt.previous().len() > 5 {
+            attempt.error("more than 5 redirects")
+        } else if first.as_ref() != Some(&attempt.url().origin()) {
+            attempt.stop()
+        } else {
+            attempt.follow()
+        }
+    })
 }

@@ -195,3 +195,162 @@ async fn hubspot_uses_the_private_token_when_given_and_oauth_otherwise() {
         "Bearer sandbox-access-token"
     );
 }
+
+/// Each signed app's webhook examples, signed by the sandbox as the vendor documents (not
+/// by the connectors' own code), pass the app file's check; signed with another secret,
+/// they do not.
+#[tokio::test]
+async fn the_vendors_signatures_pass_the_app_files_checks() {
+    use flowbot_sandbox::catalogue::webhooks;
+    let apps = registry();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let mut checked = 0;
+    for id in ["shopify", "stripe", "line"] {
+        let file = flowbot_connectors::file_app::builtin()
+            .iter()
+            .find(|a| a.id == id)
+            .unwrap();
+        let app = apps.get(id).unwrap();
+        let c = conn(id, Value::Object(file.connection.example.clone()));
+        let secret = ["webhook_secret", "channel_secret"]
+            .iter()
+            .find_map(|k| file.connection.example.get(*k))
+            .and_then(Value::as_str)
+            .unwrap()
+            .to_string();
+        for t in file.triggers.iter().filter(|t| t.webhook.is_some()) {
+            for ex in t.examples.iter().filter(|e| e.starts_run) {
+                let sign = |secret: &str| match id {
+                    "shopify" => {
+                        let topic = ex.headers["X-Shopify-Topic"].as_str().unwrap_or("");
+                        webhooks::shopify(secret, topic, &ex.body)
+                    }
+                    "stripe" => webhooks::stripe(secret, &ex.body, now),
+                    _ => webhooks::line(secret, &ex.body),
+                };
+                for (secret, ok) in [(secret.as_str(), true), ("another-secret", false)] {
+                    let d = sign(secret);
+                    let mut headers: Map<String, Value> = ex
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.to_lowercase(), v.clone()))
+                        .collect();
+                    for (k, v) in d.headers {
+                        headers.insert(k, Value::String(v));
+                    }
+                    let events = [t.id.clone()];
+                    let call = flowbot_core::WebhookCall {
+                        events: &events,
+                        options: &Map::new(),
+                        headers: &headers,
+                        query: &Map::new(),
+                        body: &ex.body,
+                        raw: &d.body,
+                        connection: Some(&c),
+                    };
+                    let verdict = app.verify_webhook(&call, now);
+                    assert_eq!(verdict.is_ok(), ok, "{id}.{}: {verdict:?}", t.id);
+                    if ok {
+                        assert!(app.webhook_event(call).unwrap().is_some(), "{id}.{}", t.id);
+                    }
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 8, "{checked} examples");
+}
+
+/// Credentials stay with the app: a next page or a redirect on another origin is not
+/// followed, so the connection's headers never reach it.
+#[tokio::test]
+async fn a_next_page_or_redirect_to_another_host_never_gets_the_credentials() {
+    use axum::routing::get;
+    use std::sync::{Arc, Mutex};
+    let stolen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let thief = {
+        let stolen = stolen.clone();
+        axum::Router::new().route(
+            "/{*rest}",
+            get(move |headers: axum::http::HeaderMap| {
+                let stolen = stolen.clone();
+                async move {
+                    let key = headers.get("x-secret").and_then(|v| v.to_str().ok());
+                    stolen.lock().unwrap().push(key.unwrap_or("").to_string());
+                    axum::Json(json!({ "items": [], "next": null }))
+                }
+            }),
+        )
+    };
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // Another origin: localhost, not 127.0.0.1.
+    let other = format!("http://localhost:{}", l.local_addr().unwrap().port());
+    tokio::spawn(async move { axum::serve(l, thief).await.unwrap() });
+    let app = {
+        let (other, other2) = (other.clone(), other.clone());
+        axum::Router::new()
+            .route(
+                "/items",
+                get(move || {
+                    let other = other.clone();
+                    async move {
+                        axum::Json(json!({ "items": [1], "next": format!("{other}/items?page=2") }))
+                    }
+                }),
+            )
+            .route(
+                "/moved",
+                get(move || {
+                    let other = other2.clone();
+                    async move { axum::response::Redirect::temporary(&format!("{other}/moved")) }
+                }),
+            )
+    };
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://127.0.0.1:{}", l.local_addr().unwrap().port());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    let yaml = r#"flowbot_app: 1
+id: leaky
+name: { en: Leaky, ja: Leaky }
+connection:
+  fields:
+    - { name: base_url, label: { en: URL, ja: URL }, kind: text }
+    - { name: secret, label: { en: Secret, ja: シークレット }, kind: text, secret: true }
+  base_url: "{{ connection.base_url }}"
+  headers: { X-Secret: "{{ connection.secret }}" }
+actions:
+  - id: list
+    name: { en: List, ja: 一覧 }
+    request: { method: GET, path: /items }
+    paginate: { kind: cursor, items: "{{ response.body['items'] }}", param: page, next: "{{ response.body.next }}" }
+  - id: moved
+    name: { en: Moved, ja: 移動 }
+    request: { method: GET, path: /moved }
+"#;
+    let file = flowbot_connectors::file_app::format::parse(yaml).unwrap();
+    let app = flowbot_connectors::file_app::FileApp::new(file, flowbot_connectors::http_client());
+    let c = conn("leaky", json!({ "base_url": base, "secret": "s3cret" }));
+    for action in ["list", "moved"] {
+        let e = app
+            .execute(ActionCall {
+                action,
+                input: &Map::new(),
+                connection: Some(&c),
+            })
+            .await
+            .expect_err(action);
+        assert!(
+            e.message.contains("not followed") || e.message.contains("307"),
+            "{action}: {}",
+            e.message
+        );
+    }
+    assert!(
+        stolen.lock().unwrap().is_empty(),
+        "{:?}",
+        stolen.lock().unwrap()
+    );
+}

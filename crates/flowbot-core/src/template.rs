@@ -313,17 +313,27 @@ fn truncate(s: String, length: usize, kwargs: Kwargs) -> Result<String, MjError>
     Ok(s.chars().take(keep).chain(end.chars()).collect())
 }
 
-/// `at_path(path)`: the value at a dotted path (`data.items`, `results.0.id`); the value
-/// itself for an empty path, null where the path leads nowhere.
 /// Standard base64 of a text's UTF-8 bytes (headers such as kintone's password sign-in).
-fn b64encode(v: &MjValue) -> String {
+/// Nothing to encode is an error, not the base64 of "none".
+fn b64encode(v: &MjValue) -> Result<String, minijinja::Error> {
     use base64::Engine;
-    let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
-    base64::engine::general_purpose::STANDARD.encode(text)
+    let text = some_text(v, "b64encode")?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(text))
+}
+
+fn some_text(v: &MjValue, filter: &str) -> Result<String, minijinja::Error> {
+    if v.is_undefined() || v.is_none() {
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("{filter} needs a value, not nothing"),
+        ));
+    }
+    Ok(v.as_str().map_or_else(|| v.to_string(), str::to_string))
 }
 
 /// `{a: 1}` → `{a: {value: 1}}` (with `key` = `value`): the shape APIs such as kintone
-/// want each field in. A mapping is needed; anything else is an error.
+/// want each field in. A mapping is needed (nothing is an empty one); anything else is an
+/// error.
 fn wrap_values(v: &MjValue, key: String) -> Result<MjValue, minijinja::Error> {
     let map = mapping(v, "wrap_values")?;
     Ok(MjValue::from_serialize(
@@ -345,9 +355,16 @@ fn unwrap_values(v: &MjValue, key: String) -> Result<MjValue, minijinja::Error> 
 
 /// A UUID named by the text (version 5, URL namespace): the same text always gives the
 /// same UUID — an idempotency or retry key made from an event's id.
-fn uuid5(v: &MjValue) -> String {
-    let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
-    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, text.as_bytes()).to_string()
+/// Nothing, or an empty text, is an error: every run would share one key.
+fn uuid5(v: &MjValue) -> Result<String, minijinja::Error> {
+    let text = some_text(v, "uuid5")?;
+    if text.is_empty() {
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            "uuid5 needs a value, not an empty text",
+        ));
+    }
+    Ok(uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, text.as_bytes()).to_string())
 }
 
 /// Two mappings as one; the second's keys win (null or nothing adds nothing).
@@ -373,6 +390,8 @@ fn mapping(
     }
 }
 
+/// `at_path(path)`: the value at a dotted path (`data.items`, `results.0.id`); the value
+/// itself for an empty path, null where the path leads nowhere.
 fn at_path(v: &MjValue, path: Option<String>) -> MjValue {
     let mut at = v.clone();
     for part in path

@@ -129,9 +129,19 @@ fn next_unit(state: &mut u64) -> f64 {
     (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// The longest delay a fault may ask for (10 minutes).
+const MAX_DELAY_MS: u64 = 600_000;
+
 /// Parse a control request body, accepting `{}` for "no faults".
 pub fn parse(v: Value) -> Result<FaultConfig, String> {
-    serde_json::from_value(v).map_err(|e| format!("bad fault configuration: {e}"))
+    let cfg: FaultConfig =
+        serde_json::from_value(v).map_err(|e| format!("bad fault configuration: {e}"))?;
+    if cfg.latency_ms > MAX_DELAY_MS || cfg.hang_after_ms > MAX_DELAY_MS {
+        return Err(format!(
+            "bad fault configuration: latency_ms and hang_after_ms are at most {MAX_DELAY_MS}"
+        ));
+    }
+    Ok(cfg)
 }
 
 #[cfg(test)]

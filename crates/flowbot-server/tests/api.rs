@@ -1192,3 +1192,67 @@ async fn an_imported_openapi_document_becomes_an_app_a_flow_can_use() {
     .unwrap();
     assert_eq!(clash.status(), 409);
 }
+
+/// A connection's address is checked when saved, and moving a saved connection to another
+/// address asks for its secrets again: they never follow the address unasked.
+#[tokio::test]
+async fn connection_addresses_are_checked_and_secrets_never_follow_a_changed_one() {
+    let a = api(None, "sqlite").await;
+    let s = a.login("correct horse").await.unwrap();
+    let save = |settings: Value| {
+        a.req(&s, reqwest::Method::POST, "/api/v1/connections")
+            .json(&json!({"name": "kintone", "app": "kintone", "settings": settings}))
+            .send()
+    };
+    let r = save(json!({"domain_url": "http://example.cybozu.com", "api_token": "s3cr3t-value"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "plain http to another host is refused");
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`domain_url`"),
+        "{v}"
+    );
+    let r = save(json!({"domain_url": "https://example.cybozu.com", "api_token": "s3cr3t-value"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["connection"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let update = |settings: Value| {
+        a.req(
+            &s,
+            reqwest::Method::PUT,
+            &format!("/api/v1/connections/{id}"),
+        )
+        .json(&json!({"name": "kintone", "app": "kintone", "settings": settings}))
+        .send()
+    };
+    let r = update(json!({"domain_url": "https://attacker.example"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    let m = v["error"]["message"].as_str().unwrap();
+    assert!(
+        m.contains("`domain_url` changed") && m.contains("`api_token`"),
+        "{m}"
+    );
+    assert!(
+        !m.contains("s3cr3t-value"),
+        "the secret is not repeated: {m}"
+    );
+    // With the token given again, the move is the user's own.
+    let r = update(json!({"domain_url": "https://other.cybozu.com", "api_token": "tok2"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Other changes keep the saved secret.
+    let r = update(json!({"login_name": "taro"})).await.unwrap();
+    assert_eq!(r.status(), 200);
+}

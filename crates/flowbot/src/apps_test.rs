@@ -94,7 +94,14 @@ async fn test_app(label: &str, yaml: &str, mut app: AppFile) -> anyhow::Result<R
     if let Auth::OAuth2 { token_url, .. } = &mut app.connection.auth {
         *token_url = sim.sim.rewrite(&app.id, token_url);
     }
-    let file = FileApp::new(app.clone(), flowbot_connectors::http_client());
+    // Whatever the file says, nothing leaves this machine: a request for any other host
+    // goes to a closed port (example credentials never reach a real app).
+    let client = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::custom(|url| {
+            (url.host_str() != Some("127.0.0.1")).then(|| "http://127.0.0.1:9".to_string())
+        }))
+        .build()?;
+    let file = FileApp::new(app.clone(), client);
     let mut report = Report::default();
     for a in &app.actions {
         if a.examples.is_empty() {
@@ -353,6 +360,11 @@ fn compare(
             problems.push(format!("the step failed: {}", e.message))
         }
         _ => {}
+    }
+    if let (Ok(out), Some(want)) = (got, &ex.error) {
+        problems.push(format!(
+            "the step succeeded with {out}, expected it to fail saying `{want}`"
+        ));
     }
     if let (Err(e), Some(want)) = (got, &ex.error) {
         if !e.message.contains(want.as_str()) && e.code.as_deref() != Some(want) {

@@ -43,8 +43,11 @@ fn key(conn: &Connection) -> (String, u64) {
 }
 
 impl FileApp {
-    /// How a connection signs in: `auth`, unless a field of `auth_by_field` is filled.
-    pub(super) fn auth_for(&self, settings: Option<&Map<String, Value>>) -> &Auth {
+    /// How a connection signs in: `auth`, unless a field of `auth_by_field` is filled
+    /// (the first in the order of their names). Read from the scope's `connection`, the
+    /// settings with their defaults, wherever it is asked.
+    pub(super) fn auth_for(&self, scope: &Scope) -> &Auth {
+        let settings = scope.get("connection").and_then(Value::as_object);
         let filled = |f: &String| {
             settings
                 .and_then(|s| s.get(f))
@@ -59,9 +62,9 @@ impl FileApp {
     }
 
     /// Whether requests carry a token this app hands out (and a 401 may mean it expired).
-    pub(super) fn uses_tokens(&self, conn: Option<&Connection>) -> bool {
+    pub(super) fn uses_tokens(&self, scope: &Scope) -> bool {
         matches!(
-            self.auth_for(conn.map(|c| &c.settings)),
+            self.auth_for(scope),
             Auth::OAuth2 { .. } | Auth::TokenExchange { .. }
         )
     }
@@ -74,7 +77,7 @@ impl FileApp {
         scope: &Scope,
         fresh: bool,
     ) -> Result<Option<(String, String)>, ActionError> {
-        if !self.uses_tokens(conn) {
+        if !self.uses_tokens(scope) {
             return Ok(None);
         }
         let conn = conn.ok_or_else(|| {
@@ -104,7 +107,7 @@ impl FileApp {
                 t
             }
         };
-        Ok(Some(match self.auth_for(Some(&conn.settings)) {
+        Ok(Some(match self.auth_for(scope) {
             Auth::TokenExchange {
                 header: Some(h), ..
             } => {
@@ -122,7 +125,7 @@ impl FileApp {
         conn: &Connection,
         scope: &Scope,
     ) -> Result<(String, Duration), ActionError> {
-        let (req, url, read) = match self.auth_for(Some(&conn.settings)) {
+        let (req, url, read) = match self.auth_for(scope) {
             Auth::OAuth2 {
                 grant,
                 token_url,
@@ -164,7 +167,12 @@ impl FileApp {
                         form.push(("refresh_token".into(), refresh.to_string()));
                     }
                 }
-                (self.client.post(url.clone()).form(&form), url, token)
+                let req = self
+                    .client
+                    .post(url.clone())
+                    .form(&form)
+                    .timeout(super::REQUEST_TIMEOUT);
+                (req, url, token)
             }
             Auth::TokenExchange { request, token, .. } => {
                 let (url, req) = self.sign_in_request(request, scope)?;

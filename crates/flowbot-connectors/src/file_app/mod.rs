@@ -333,7 +333,7 @@ impl FileApp {
     ) -> Result<Value, ActionError> {
         let token = self.token_header(conn, scope, false).await?;
         match self.call_once(a, scope, token).await {
-            Err(e) if self.uses_tokens(conn) && e.code.as_deref() == Some("HTTP_401") => {
+            Err(e) if self.uses_tokens(scope) && e.code.as_deref() == Some("HTTP_401") => {
                 let token = self.token_header(conn, scope, true).await?;
                 self.call_once(a, scope, token).await
             }
@@ -601,12 +601,32 @@ impl Connector for FileApp {
     }
 
     fn check_settings(&self, settings: &Map<String, Value>) -> Result<(), String> {
-        for f in self.app.connection.fields.iter().filter(|f| f.required) {
-            let set = settings
+        for f in &self.app.connection.fields {
+            let value = settings
                 .get(&f.name)
-                .is_some_and(|v| !v.is_null() && v.as_str() != Some(""));
-            if !set && f.default.is_none() {
-                return Err(format!("`{}` ({}) is required", f.name, f.label.en));
+                .filter(|v| !v.is_null() && v.as_str() != Some(""));
+            match (value, &f.pattern) {
+                (None, _) if f.required && f.default.is_none() => {
+                    return Err(format!("`{}` ({}) is required", f.name, f.label.en));
+                }
+                (Some(v), Some(p)) => {
+                    let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                    // Checked when the file was read.
+                    let re = regex::Regex::new(p).map_err(|e| e.to_string())?;
+                    if !re.is_match(&text) {
+                        // A secret's value is never repeated back.
+                        let shown = if f.secret {
+                            "the value".to_string()
+                        } else {
+                            format!("`{text}`")
+                        };
+                        return Err(format!(
+                            "`{}` ({}) must match `{p}`: {shown} does not",
+                            f.name, f.label.en
+                        ));
+                    }
+                }
+                _ => {}
             }
         }
         Ok(())

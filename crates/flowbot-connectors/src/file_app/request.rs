@@ -150,8 +150,19 @@ impl FileApp {
         page: &pages::PageRequest,
     ) -> Result<(reqwest::Url, reqwest::RequestBuilder), ActionError> {
         let mut url = match &page.url {
-            // The next page's URL as the app gave it (a Link header, a `next` URL).
-            Some(next) => next.clone(),
+            // The next page's URL as the app gave it (a Link header, a `next` URL) — but
+            // only where the first page was: it carries the connection's credentials.
+            Some(next) => {
+                let first = self.url(a, scope)?;
+                if next.origin() != first.origin() {
+                    return Err(ActionError::fatal(format!(
+                        "the next page is at {}, not at {} where the list began: not followed, so the connection's credentials stay with the app",
+                        next.origin().ascii_serialization(),
+                        first.origin().ascii_serialization()
+                    )));
+                }
+                next.clone()
+            }
             None => self.url(a, scope)?,
         };
         let mut pairs: Vec<(String, String)> = Vec::new();
@@ -164,6 +175,12 @@ impl FileApp {
             _ => "the headers".to_string(),
         };
         let mut headers = reqwest::header::HeaderMap::new();
+        let app_headers = json!(self.app.connection.headers);
+        for (name, v) in self.map("the connection's headers", &app_headers, scope)? {
+            if !v.is_empty() {
+                app_header(&mut headers, &name, v)?;
+            }
+        }
         let mut header = |name: &str, value: String| -> Result<(), ActionError> {
             let n = reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
                 ActionError::fatal(format!(
@@ -183,17 +200,10 @@ impl FileApp {
                 header(&name, v)?;
             }
         }
-        let app_headers = json!(self.app.connection.headers);
-        for (name, v) in self.map("the connection's headers", &app_headers, scope)? {
-            if !v.is_empty() {
-                header(&name, v)?;
-            }
-        }
         if let Some((name, value)) = token {
             header(&name, value)?;
         }
-        let settings = scope.get("connection").and_then(Value::as_object);
-        match self.auth_for(settings) {
+        match self.auth_for(scope) {
             Auth::None | Auth::OAuth2 { .. } | Auth::TokenExchange { .. } => {}
             Auth::ApiKey { place, name, value } => {
                 let v = self.render_text("the API key", value, scope)?;
@@ -279,4 +289,24 @@ impl FileApp {
             ))),
         }
     }
+}
+
+/// A header of `connection.headers`, its problems named as the app's, not the step's.
+fn app_header(
+    headers: &mut reqwest::header::HeaderMap,
+    name: &str,
+    value: String,
+) -> Result<(), ActionError> {
+    let n = reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+        ActionError::fatal(format!(
+            "the app's connection headers: `{name}` is not a valid header name"
+        ))
+    })?;
+    let v = reqwest::header::HeaderValue::from_str(&value).map_err(|_| {
+        ActionError::fatal(format!(
+            "the app's connection headers: the value of `{name}` contains characters a header cannot carry"
+        ))
+    })?;
+    headers.insert(n, v);
+    Ok(())
 }

@@ -31,7 +31,9 @@ pub use records::Records;
 /// The largest request body the simulator reads.
 const MAX_BODY: usize = 1 << 20;
 /// How many requests the log keeps (the oldest leave first).
-const MAX_LOG: usize = 10_000;
+const MAX_LOG: usize = 2_000;
+/// The part of a body the log keeps (the checks compare small bodies whole).
+const MAX_LOGGED_BODY: usize = 64 << 10;
 
 /// An app file, as the simulator reads it.
 #[derive(Debug, Clone)]
@@ -93,7 +95,7 @@ pub struct CatalogueSim {
     apps: Vec<SimApp>,
     stateful: bool,
     pub faults: Faults,
-    log: Mutex<Vec<Seen>>,
+    log: Mutex<std::collections::VecDeque<Seen>>,
     records: Mutex<Records>,
     url: OnceLock<String>,
 }
@@ -127,7 +129,7 @@ impl CatalogueSim {
             apps,
             stateful: config.stateful,
             faults: Faults::default(),
-            log: Mutex::new(Vec::new()),
+            log: Mutex::new(std::collections::VecDeque::new()),
             records: Mutex::new(Records::default()),
             url: OnceLock::new(),
         })
@@ -153,7 +155,7 @@ impl CatalogueSim {
     }
 
     pub fn requests(&self) -> Vec<Seen> {
-        self.log.lock().expect("log").clone()
+        self.log.lock().expect("log").iter().cloned().collect()
     }
 
     pub fn clear_requests(&self) {
@@ -327,17 +329,19 @@ async fn serve_app(
             .collect(),
         body: if body.is_empty() {
             Value::Null
+        } else if body.len() > MAX_LOGGED_BODY {
+            Value::String(format!("({} bytes, not kept)", body.len()))
         } else {
             parsed.clone()
         },
-        raw: body.to_vec(),
+        raw: body[..body.len().min(MAX_LOGGED_BODY)].to_vec(),
     };
     {
         let mut log = sim.log.lock().expect("log");
         if log.len() >= MAX_LOG {
-            log.remove(0);
+            log.pop_front();
         }
-        log.push(seen);
+        log.push_back(seen);
     }
     let Some(i) = route else {
         // OAuth token endpoints are not actions: any token request is granted.
@@ -456,20 +460,27 @@ pub fn url_pairs(q: &str) -> Vec<(String, String)> {
 }
 
 fn decode(s: &str) -> String {
-    let s = s.replace('+', " ");
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(b);
+        match bytes[i] {
+            b'%' if bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit) =>
+            {
+                let hex = |b: u8| (b as char).to_digit(16).unwrap_or(0) as u8;
+                out.push(hex(bytes[i + 1]) * 16 + hex(bytes[i + 2]));
                 i += 3;
-                continue;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
             }
         }
-        out.push(bytes[i]);
-        i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
 }

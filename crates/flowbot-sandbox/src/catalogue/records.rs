@@ -24,6 +24,18 @@ struct KintoneRecord {
 
 type Answer = Option<(u16, Value)>;
 
+/// The records kept per app: a sandbox, not a database.
+const MAX_RECORDS: usize = 10_000;
+/// kintone answers at most 500 records a request.
+const MAX_KINTONE_PAGE: usize = 500;
+
+fn full() -> Answer {
+    Some((
+        400,
+        json!({ "code": "SANDBOX_FULL", "message": format!("the sandbox keeps at most {MAX_RECORDS} records an app") }),
+    ))
+}
+
 impl Records {
     pub fn list(&self, app: &str) -> Vec<Value> {
         match app {
@@ -52,6 +64,7 @@ impl Records {
     fn kintone(&mut self, action: &str, query: &BTreeMap<String, String>, body: &Value) -> Answer {
         let app = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
         match action {
+            "add_record" if self.kintone.len() >= MAX_RECORDS => full(),
             "add_record" => {
                 let id = self.add_kintone(app(&body["app"]), &body["record"]);
                 Some((200, json!({ "id": id.to_string(), "revision": "1" })))
@@ -65,6 +78,7 @@ impl Records {
             }
             // UPSERT mode of `PUT /k/v1/records.json`: each entry updated, or added when
             // its key matches nothing.
+            "upsert_record" if self.kintone.len() >= MAX_RECORDS => full(),
             "upsert_record" => {
                 let a = app(&body["app"]);
                 let mut out = Vec::new();
@@ -128,7 +142,11 @@ impl Records {
                 if let Some((f, ">=", _)) = &cond {
                     records.sort_by_key(|r| (r.value(f), r.id));
                 }
-                let records: Vec<Value> = records.into_iter().map(KintoneRecord::view).collect();
+                let records: Vec<Value> = records
+                    .into_iter()
+                    .take(MAX_KINTONE_PAGE)
+                    .map(KintoneRecord::view)
+                    .collect();
                 let total = records.len().to_string();
                 Some((200, json!({ "records": records, "totalCount": total })))
             }
@@ -196,6 +214,11 @@ impl Records {
 
     fn hubspot(&mut self, action: &str, path: &str, body: &Value) -> Answer {
         let now = "2026-01-01T00:00:00.000Z";
+        if matches!(action, "create_contact" | "upsert_contact")
+            && self.hubspot.len() >= MAX_RECORDS
+        {
+            return full();
+        }
         match action {
             "create_contact" => {
                 let email = body["properties"]["email"].as_str().unwrap_or("");

@@ -106,6 +106,47 @@ fn check_app(s: &AppState, app: &str, settings: &Map<String, Value>) -> Result<(
         .map_err(ApiError::BadRequest)
 }
 
+/// A saved secret is sent wherever the connection's addresses point: changing an address
+/// (a field holding an http(s) URL) without giving the secrets again would hand them to the
+/// new host unasked.
+fn secrets_follow_their_address(
+    s: &AppState,
+    app: &str,
+    saved: &Map<String, Value>,
+    sent: &Map<String, Value>,
+) -> Result<(), ApiError> {
+    let Some(connector) = s.apps.get(app) else {
+        return Ok(());
+    };
+    let fields = &connector.manifest().connection;
+    let moved = fields.iter().filter(|f| !f.secret).find(|f| {
+        let old = saved.get(&f.name).and_then(Value::as_str).unwrap_or("");
+        let new = sent.get(&f.name).and_then(Value::as_str);
+        old.starts_with("http") && new.is_some_and(|n| n != old)
+    });
+    let Some(moved) = moved else {
+        return Ok(());
+    };
+    let missing: Vec<&str> = fields
+        .iter()
+        .filter(|f| f.secret && saved.get(&f.name).is_some_and(|v| v.as_str() != Some("")))
+        .filter(|f| sent.get(&f.name).is_none_or(|v| v.as_str() == Some("")))
+        .map(|f| f.name.as_str())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::BadRequest(format!(
+        "`{}` changed: enter {} again, so the saved secrets are not sent to the new address",
+        moved.name,
+        missing
+            .iter()
+            .map(|m| format!("`{m}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
+}
+
 async fn list_connections(State(s): State<AppState>) -> ApiResult<Json<Vec<ConnectionInfo>>> {
     Ok(Json(s.store.connections().await?))
 }
@@ -145,6 +186,7 @@ async fn update_connection(
     ApiJson(b): ApiJson<ConnectionBody>,
 ) -> ApiResult<Json<ConnectionView>> {
     let mut settings = s.store.connection(&id).await?.settings;
+    secrets_follow_their_address(&s, &b.app, &settings, &b.settings)?;
     settings.extend(b.settings);
     check_app(&s, &b.app, &settings)?;
     let old = s

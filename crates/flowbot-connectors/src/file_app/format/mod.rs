@@ -523,6 +523,28 @@ pub fn parse(source: &str) -> Result<AppFile, Vec<Diagnostic>> {
             "the authorization-code grant needs `authorize_url` (the app's approval page)".into(),
         ));
     }
+    for (field, auth) in &app.connection.auth_by_field {
+        let path = format!("connection.auth_by_field.{field}");
+        if !app.connection.fields.iter().any(|f| &f.name == field) {
+            problems.push(at(
+                &path,
+                format!("`{field}` is not a connection field: name the field whose value chooses this sign-in"),
+            ));
+        }
+        if matches!(
+            auth,
+            Auth::OAuth2 {
+                grant: Grant::AuthorizationCode,
+                ..
+            }
+        ) {
+            problems.push(at(
+                &path,
+                "Connect goes through `auth`: the authorization-code grant belongs there, not here"
+                    .into(),
+            ));
+        }
+    }
     if let Auth::TokenExchange { request, .. } = &app.connection.auth {
         if let Some(b) = &request.body {
             if b.kinds() != 1 {
@@ -543,6 +565,12 @@ pub fn parse(source: &str) -> Result<AppFile, Vec<Diagnostic>> {
                     "`{}` is not a new trigger id: lower-case letters, digits and _, once",
                     t.id
                 ),
+            ));
+        }
+        if t.polling.is_some() && !t.examples.is_empty() {
+            problems.push(at(
+                &format!("{path}.examples"),
+                "examples are for webhook triggers: a polling trigger is checked through its action's examples".into(),
             ));
         }
         match (&t.webhook, &t.polling) {
