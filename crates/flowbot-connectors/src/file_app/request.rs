@@ -178,23 +178,11 @@ impl FileApp {
         let app_headers = json!(self.app.connection.headers);
         for (name, v) in self.map("the connection's headers", &app_headers, scope)? {
             if !v.is_empty() {
-                app_header(&mut headers, &name, v)?;
+                insert_header(&mut headers, "the app's connection headers", &name, v)?;
             }
         }
-        let mut header = |name: &str, value: String| -> Result<(), ActionError> {
-            let n = reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                ActionError::fatal(format!(
-                    "{headers_named}: `{name}` is not a valid header name"
-                ))
-            })?;
-            let v = reqwest::header::HeaderValue::from_str(&value).map_err(|_| {
-                ActionError::fatal(format!(
-                    "{headers_named}: the value of `{name}` contains characters a header cannot carry"
-                ))
-            })?;
-            headers.insert(n, v);
-            Ok(())
-        };
+        let mut header =
+            |name: &str, value: String| insert_header(&mut headers, &headers_named, name, value);
         for (name, v) in self.map("the headers", &a.request.headers, scope)? {
             if !v.is_empty() {
                 header(&name, v)?;
@@ -291,20 +279,18 @@ impl FileApp {
     }
 }
 
-/// A header of `connection.headers`, its problems named as the app's, not the step's.
-fn app_header(
+/// One header, its problems named after where it came from (`what`).
+fn insert_header(
     headers: &mut reqwest::header::HeaderMap,
+    what: &str,
     name: &str,
     value: String,
 ) -> Result<(), ActionError> {
-    let n = reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-        ActionError::fatal(format!(
-            "the app's connection headers: `{name}` is not a valid header name"
-        ))
-    })?;
+    let n = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| ActionError::fatal(format!("{what}: `{name}` is not a valid header name")))?;
     let v = reqwest::header::HeaderValue::from_str(&value).map_err(|_| {
         ActionError::fatal(format!(
-            "the app's connection headers: the value of `{name}` contains characters a header cannot carry"
+            "{what}: the value of `{name}` contains characters a header cannot carry"
         ))
     })?;
     headers.insert(n, v);
