@@ -84,6 +84,13 @@
     while (ids.has(id)) id = `${base}${n++}`;
     return id;
   }
+  // A step's id from its action, as a person would name it: get_customer → customer,
+  // search_records → search (a counter when taken).
+  function friendlyBase(actionId) {
+    const parts = String(actionId).split('_').filter(Boolean);
+    if (parts.length > 1 && ['get', 'fetch', 'read'].includes(parts[0])) return parts.slice(1).join('_');
+    return parts[0] || 'step';
+  }
   function ensureSlot(appId) {
     S.doc.connections = S.doc.connections || {};
     if (!S.doc.connections[appId]) S.doc.connections[appId] = { app: appId };
@@ -210,7 +217,7 @@
     let step;
     if (kind === 'action') {
       const spec = action(appId, actionId);
-      step = { id: freshId(actionId), name: tx(spec.name), app: appId, action: actionId };
+      step = { id: freshId(friendlyBase(actionId)), name: tx(spec.name), app: appId, action: actionId };
       if (needsConnection(appId)) step.connection = ensureSlot(appId);
       step.input = {};
       for (const f of spec.inputs) if (f.required && f.default !== undefined && f.default !== null) step.input[f.name] = f.default;

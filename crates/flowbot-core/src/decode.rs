@@ -24,6 +24,7 @@ const TOP_KEYS: &[&str] = &[
     "connections",
     "trigger",
     "concurrency_key",
+    "run_title",
     "dedupe",
     "retry",
     "timeout",
@@ -131,6 +132,7 @@ impl Decoder<'_> {
             }
         };
         let concurrency_key = self.optional_str(map, "", "concurrency_key");
+        let run_title = self.optional_str(map, "", "run_title");
         let dedupe = map.get("dedupe").and_then(|d| self.dedupe(d));
         let retry = self
             .retry(map.get("retry"), "retry")
@@ -151,6 +153,7 @@ impl Decoder<'_> {
             connections: connections?,
             trigger: trigger?,
             concurrency_key,
+            run_title,
             dedupe,
             retry,
             timeout,

@@ -22,6 +22,7 @@ pub use connector::{
 };
 pub use diag::Diagnostic;
 pub use model::Flow;
+pub use runner::run_title;
 pub use runner::{
     Clock, Journal, MemoryJournal, RunOutcome, Runner, StepRecord, StepStatus, SystemClock,
 };

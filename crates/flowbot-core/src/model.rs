@@ -19,6 +19,8 @@ pub struct Flow {
     pub trigger: Trigger,
     /// A template rendered against the trigger; runs with the same key never overlap.
     pub concurrency_key: Option<String>,
+    /// A template over the trigger naming what a run is about (the run history shows it).
+    pub run_title: Option<String>,
     /// Events whose rendered key was already seen within the window start no run.
     pub dedupe: Option<Dedupe>,
     /// Defaults for every step; a step may override each field.

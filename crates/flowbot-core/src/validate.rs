@@ -75,6 +75,9 @@ pub fn validate(
     if let Some(d) = &flow.dedupe {
         v.template(&d.key, "dedupe.key", &trigger_only, None);
     }
+    if let Some(t) = &flow.run_title {
+        v.template(t, "run_title", &trigger_only, None);
+    }
     let mut avail = BTreeSet::from(["trigger".to_string()]);
     v.steps(&flow.steps, &mut avail);
     v.sink.diags

@@ -1256,3 +1256,59 @@ async fn connection_addresses_are_checked_and_secrets_never_follow_a_changed_one
     let r = update(json!({"login_name": "taro"})).await.unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// Using a template twice makes a copy the second time — a new id, a "（コピー）" name, the
+/// template's comments kept — and never touches the flow made the first time.
+#[tokio::test]
+async fn a_template_used_again_becomes_a_copy_never_the_same_flow() {
+    let a = api(None, "sqlite").await;
+    let s = a.login("correct horse").await.unwrap();
+    let import = || async {
+        let r = a
+            .req(
+                &s,
+                reqwest::Method::POST,
+                "/api/v1/templates/shopify-customer-to-kintone/import",
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        r.json::<Value>().await.unwrap()
+    };
+    let first = import().await;
+    assert_eq!(first["flow"]["id"], "shopify-customer-to-kintone");
+    assert_eq!(first["page"], "/flows/shopify-customer-to-kintone");
+    let second = import().await;
+    assert_eq!(second["flow"]["id"], "shopify-customer-to-kintone-copy");
+    assert_eq!(second["page"], "/flows/shopify-customer-to-kintone-copy");
+    let name = second["flow"]["name"].as_str().unwrap();
+    assert!(name.ends_with("（コピー）"), "{name}");
+    let yaml = second["yaml"].as_str().unwrap();
+    assert!(
+        yaml.contains("# Shopify → kintone customer sync"),
+        "comments kept"
+    );
+    assert!(
+        yaml.contains("\nid: shopify-customer-to-kintone-copy\n"),
+        "{yaml}"
+    );
+    let third = import().await;
+    assert_eq!(third["flow"]["id"], "shopify-customer-to-kintone-copy-2");
+    let first_again: Value = a
+        .req(
+            &s,
+            reqwest::Method::GET,
+            "/api/v1/flows/shopify-customer-to-kintone",
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        first_again["flow"]["current_version"], 1,
+        "the first flow is untouched"
+    );
+}

@@ -725,7 +725,11 @@ async fn a_user_builds_the_customer_sync_in_the_editor_without_writing_yaml() {
 
     // Get the customer, its id from the picker.
     e.add("#ed-add", "顧客", "ecforce.get_customer").await;
-    e.fill("#f-id", "customer").await;
+    assert_eq!(
+        e.value("#f-id").await,
+        "customer",
+        "an id named as a person would"
+    );
     e.choose("#f-connection", &shop_id).await;
     e.pick("#f-in-customer_id", "trigger.customer_id").await;
     assert_eq!(
@@ -771,7 +775,7 @@ async fn a_user_builds_the_customer_sync_in_the_editor_without_writing_yaml() {
     // Search Salesforce's Account by email, chosen from the describe lists.
     e.add("#ed-add", "search", "salesforce.search_records")
         .await;
-    e.fill("#f-id", "search").await;
+    assert_eq!(e.value("#f-id").await, "search");
     e.choose("#f-connection", &org_id).await;
     e.fill("#f-in-object", "Account").await;
     let c2 = c.clone();

@@ -42,6 +42,27 @@ async fn session(url: &str) -> String {
         .to_string()
 }
 
+/// A run of `flow` for this trigger, queued: its id.
+async fn queue(store: &Store, flow: &str, trigger: serde_json::Value) -> String {
+    let out = store
+        .enqueue(NewEvent {
+            flow_version: None,
+            flow_id: flow.into(),
+            source: Source::Manual,
+            headers: json!({}),
+            body: trigger.clone(),
+            trigger,
+            concurrency_key: Ok(None),
+            dedupe: None,
+        })
+        .await
+        .unwrap();
+    match out {
+        flowbot_store::EnqueueOutcome::Queued { run_id, .. } => run_id,
+        other => panic!("{other:?}"),
+    }
+}
+
 async fn get(url: &str, cookie: &str, path: &str, lang: &str) -> (u16, String) {
     let r = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -78,23 +99,7 @@ async fn pages_need_a_login() {
 async fn every_page_renders_in_both_languages_and_escapes_user_data() {
     let (url, store, _d) = app().await;
     let trigger = json!({ "body": { "x": "<img src=x onerror=alert(1)>" } });
-    let out = store
-        .enqueue(NewEvent {
-            flow_version: None,
-            flow_id: "hostile".into(),
-            source: Source::Manual,
-            headers: json!({}),
-            body: trigger.clone(),
-            trigger,
-            concurrency_key: Ok(None),
-            dedupe: None,
-        })
-        .await
-        .unwrap();
-    let run_id = match out {
-        flowbot_store::EnqueueOutcome::Queued { run_id, .. } => run_id,
-        other => panic!("{other:?}"),
-    };
+    let run_id = queue(&store, "hostile", trigger).await;
     let cookie = session(&url).await;
     for (lang, word) in [("ja", "実行履歴"), ("en", "Run history")] {
         for path in [
@@ -136,4 +141,124 @@ async fn every_page_renders_in_both_languages_and_escapes_user_data() {
         .to_str()
         .unwrap()
         .contains("flowbot_lang=ja"));
+}
+
+/// The run history as an operator reads it: the flow's name, what each run was about, a
+/// search over the trigger values; a run's steps by name, the lane as はい/いいえ, and outputs
+/// as tables labelled in the page's language.
+#[tokio::test]
+async fn runs_read_by_name_title_and_labelled_values_and_can_be_searched() {
+    use axum::routing::get as route_get;
+    let api = axum::Router::new().route(
+        "/orders",
+        route_get(|| async { axum::Json(json!({ "total": 5500, "note": "x".repeat(300) })) }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, api).await.unwrap() });
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&StoreConfig::sqlite(dir.path())).await.unwrap();
+    let flow = r#"version: 1
+id: orders
+name: 注文の確認
+trigger: { app: manual }
+run_title: "{{ trigger.email }} の注文"
+steps:
+  - id: fetch
+    name: 注文を取得
+    app: http
+    action: get
+    input: { url: "{{ trigger.base }}/orders" }
+  - id: big
+    name: 金額で分ける
+    branch:
+      if: { value: "{{ fetch.body.total }}", op: greater_than, to: 1000 }
+      then:
+        - id: mark
+          name: 大口の印をつける
+          set: { large: true }
+"#;
+    store
+        .import_flow("orders", "注文の確認", flow, "t")
+        .await
+        .unwrap();
+    store.set_enabled("orders", true, "t").await.unwrap();
+    let mut ids = Vec::new();
+    for email in ["hanako@example.jp", "taro@example.jp"] {
+        ids.push(queue(&store, "orders", json!({ "email": email, "base": base })).await);
+    }
+    let app = common::spawn_app(
+        &store,
+        flowbot_server::AppConfig {
+            admin_password: Some("pw".into()),
+            worker: Some(flowbot_engine::WorkerConfig {
+                idle_poll: std::time::Duration::from_millis(50),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    )
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    for id in &ids {
+        while store.run(id).await.unwrap().status != flowbot_store::RunStatus::Succeeded {
+            assert!(std::time::Instant::now() < deadline, "run {id} finished");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    let url = app.url.clone();
+    let cookie = session(&url).await;
+    let (_, all) = get(&url, &cookie, "/runs", "ja").await;
+    assert!(all.contains("注文の確認"), "the flow's name");
+    assert!(all.contains("hanako@example.jp の注文") && all.contains("taro@example.jp の注文"));
+    let (_, found) = get(&url, &cookie, "/runs?q=HANAKO", "ja").await;
+    assert!(
+        found.contains("hanako@example.jp の注文"),
+        "found, whatever the case"
+    );
+    assert!(
+        !found.contains("taro@example.jp の注文"),
+        "only what matches"
+    );
+    let (status, api) = get(&url, &cookie, "/api/v1/runs?q=Hanako%40example", "ja").await;
+    assert_eq!(status, 200);
+    let api: serde_json::Value = serde_json::from_str(&api).unwrap();
+    assert_eq!(
+        api["runs"].as_array().unwrap().len(),
+        1,
+        "the API searches alike: {api}"
+    );
+    assert_eq!(api["runs"][0]["trigger"]["email"], "hanako@example.jp");
+    let (_, none) = get(&url, &cookie, "/runs?q=100%25_off", "ja").await;
+    assert!(
+        none.contains("該当する実行はありません"),
+        "% and _ match themselves"
+    );
+
+    let (_, ja) = get(&url, &cookie, &format!("/runs/{}", ids[0]), "ja").await;
+    for want in [
+        "注文を取得",
+        "金額で分ける",
+        "大口の印をつける",
+        "はい",
+        "ステータスコード",
+        "レスポンスボディ",
+        "HTTP · 取得する（GET）",
+    ] {
+        assert!(ja.contains(want), "the run page shows {want}");
+    }
+    assert!(!ja.contains("分岐先: <strong>then"), "no raw lane name");
+    let (_, en) = get(&url, &cookie, &format!("/runs/{}", ids[0]), "en").await;
+    assert!(
+        en.contains("Status code") && en.contains("Yes"),
+        "labels in English"
+    );
+    // Every page names its icon, which is served without a login.
+    assert!(en.contains(r#"rel="icon" href="/static/favicon.svg""#));
+    let icon = reqwest::get(format!("{url}/static/favicon.svg"))
+        .await
+        .unwrap();
+    assert_eq!(icon.status(), 200);
+    assert_eq!(icon.headers()["content-type"], "image/svg+xml");
+    assert!(icon.text().await.unwrap().starts_with("<svg"));
 }

@@ -78,6 +78,8 @@ pub struct RunFilter {
     pub until: Option<i64>,
     /// Only runs older than this `seq` (the next page).
     pub before_seq: Option<i64>,
+    /// Only runs whose trigger values contain this text (an email, an order number).
+    pub contains: Option<String>,
     pub limit: i64,
 }
 
@@ -151,6 +153,11 @@ impl Store {
         if f.before_seq.is_some() {
             sql += &next("seq <");
         }
+        if f.contains.is_some() {
+            // Case-blind alike on SQLite and PostgreSQL.
+            n += 1;
+            sql += &format!(" AND lower(trigger_value) LIKE lower(${n}) ESCAPE '\\'");
+        }
         n += 1;
         sql += &format!(" ORDER BY seq DESC LIMIT ${n}");
         let mut q = sqlx::query(&sql);
@@ -168,6 +175,14 @@ impl Store {
         }
         if let Some(v) = f.before_seq {
             q = q.bind(v);
+        }
+        if let Some(text) = &f.contains {
+            // The text as it is: `%` and `_` match themselves.
+            let escaped = text
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            q = q.bind(format!("%{escaped}%"));
         }
         let limit = if f.limit <= 0 { 50 } else { f.limit.min(1000) };
         q = q.bind(limit);

@@ -711,6 +711,30 @@ pub fn concurrency_key(flow: &Flow, trigger: &Value) -> Result<Option<String>, S
     }
 }
 
+/// The longest run title shown.
+const MAX_RUN_TITLE: usize = 100;
+
+/// What a run is about: the flow's `run_title` rendered against its trigger, on one line
+/// and at most 100 characters; None without a title or when it renders empty or fails.
+pub fn run_title(flow: &Flow, trigger: &Value) -> Option<String> {
+    let template = flow.run_title.as_ref()?;
+    let mut scope = Scope::new();
+    scope.insert("trigger".to_string(), trigger.clone());
+    let text = match crate::template::render_str(template, &scope).ok()? {
+        Value::String(s) => s,
+        Value::Null => return None,
+        other => other.to_string(),
+    };
+    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.is_empty() {
+        return None;
+    }
+    Some(match one_line.char_indices().nth(MAX_RUN_TITLE) {
+        Some((i, _)) => format!("{}…", &one_line[..i]),
+        None => one_line,
+    })
+}
+
 /// Render a flow's de-duplication key against a trigger payload, with its window. A key
 /// that cannot be rendered de-duplicates nothing (the event is never dropped for it).
 pub fn dedupe_key(flow: &Flow, trigger: &Value) -> Option<(String, Duration)> {

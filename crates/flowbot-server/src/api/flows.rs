@@ -159,6 +159,8 @@ pub(crate) struct FlowView {
     connected_slots: Vec<String>,
     /// Slot → the chosen connection's id.
     bindings: BTreeMap<String, String>,
+    /// The flow's page in the web UI.
+    page: String,
 }
 
 async fn flow_view(s: &AppState, id: &str) -> Result<FlowView, ApiError> {
@@ -171,6 +173,7 @@ async fn flow_view(s: &AppState, id: &str) -> Result<FlowView, ApiError> {
         yaml,
         connected_slots: bindings.keys().cloned().collect(),
         bindings,
+        page: format!("/flows/{id}"),
     })
 }
 
@@ -439,10 +442,42 @@ async fn import_template(
     let yaml = s
         .template(&id)
         .ok_or_else(|| ApiError::NotFound(format!("template `{id}` not found")))?;
+    let yaml = template_copy(&s, yaml).await?;
     Ok((
         StatusCode::CREATED,
-        Json(import_yaml(&s, yaml, &c.user.username).await?),
+        Json(import_yaml(&s, &yaml, &c.user.username).await?),
     ))
+}
+
+/// A template as a new flow: under its own id the first time; once that id is taken, as
+/// a copy with a fresh id and a "（コピー）" name — never over the flow made before.
+async fn template_copy(s: &AppState, yaml: &str) -> Result<String, ApiError> {
+    let checked = check(yaml, &s.apps);
+    let Some(flow) = checked.flow else {
+        return Err(ApiError::InvalidFlow(diagnostics(&checked)));
+    };
+    if s.store.flow(&flow.id).await.is_err() {
+        return Ok(yaml.to_string());
+    }
+    let mut n = 1;
+    let mut id = format!("{}-copy", flow.id);
+    while s.store.flow(&id).await.is_ok() {
+        n += 1;
+        if n > 1000 {
+            return Err(ApiError::Conflict(format!(
+                "too many copies of `{}`: rename or delete some",
+                flow.id
+            )));
+        }
+        id = format!("{}-copy-{n}", flow.id);
+    }
+    let mut doc: serde_json::Value = serde_yaml::from_str(yaml)
+        .map_err(|e| ApiError::BadRequest(format!("the template does not read: {e}")))?;
+    doc["id"] = serde_json::Value::String(id);
+    doc["name"] = serde_json::Value::String(format!("{}（コピー）", flow.name));
+    // Only the two lines change; the template's comments stay.
+    Ok(flowbot_core::yaml_patch::patch(yaml, &doc)
+        .unwrap_or_else(|| serde_yaml::to_string(&doc).unwrap_or_else(|_| yaml.to_string())))
 }
 
 async fn list_apps(State(s): State<AppState>) -> ApiResult<Json<Vec<AppManifest>>> {

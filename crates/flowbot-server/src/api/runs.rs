@@ -76,6 +76,9 @@ struct RunsQuery {
     before: Option<i64>,
     /// At most this many (1 to 200; 50).
     limit: Option<i64>,
+    /// Only runs whose trigger values contain this text, in any case (at most 200
+    /// characters): an email, an order number.
+    q: Option<String>,
 }
 
 #[derive(Serialize, schemars::JsonSchema)]
@@ -105,6 +108,13 @@ async fn list_runs(
             since: q.since,
             until: q.until,
             before_seq: q.before,
+            contains: match q.q.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(t) if t.chars().count() > 200 => {
+                    return Err(ApiError::BadRequest("`q` is at most 200 characters".into()))
+                }
+                Some(t) => Some(t.to_string()),
+            },
             limit,
         })
         .await?;

@@ -4,6 +4,7 @@
 //! webhook wrote is shown as text, never as markup.
 
 mod admin;
+mod runs;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -116,8 +117,8 @@ pub fn router() -> Router<AppState> {
         .route("/flows/new", get(new_flow))
         .route("/flows/{id}/edit", get(edit_flow))
         .route("/templates", get(templates))
-        .route("/runs", get(runs))
-        .route("/runs/{id}", get(run))
+        .route("/runs", get(runs::runs))
+        .route("/runs/{id}", get(runs::run))
         .route("/connections", get(connections))
         .route("/settings", get(admin::settings))
         .route("/apps", get(admin::apps))
@@ -138,6 +139,22 @@ pub fn router() -> Router<AppState> {
                     include_str!("../../../../web/static/editor.js"),
                 )
             }),
+        )
+        .route(
+            "/static/favicon.svg",
+            get(|| async {
+                (
+                    [
+                        (header::CONTENT_TYPE, "image/svg+xml"),
+                        (header::CACHE_CONTROL, "public, max-age=86400"),
+                    ],
+                    include_str!("../../../../web/static/favicon.svg"),
+                )
+            }),
+        )
+        .route(
+            "/favicon.ico",
+            get(|| async { Redirect::permanent("/static/favicon.svg") }),
         )
         .route(
             "/static/app.js",
@@ -512,148 +529,6 @@ async fn templates(
         title,
         "templates",
         json!({ "templates": list }),
-    )
-}
-
-#[derive(Deserialize, Default)]
-pub struct RunsQuery {
-    flow: Option<String>,
-    status: Option<String>,
-    before: Option<i64>,
-    lang: Option<String>,
-}
-
-async fn runs(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<RunsQuery>,
-) -> Response {
-    let lq = LangQuery {
-        lang: q.lang.clone(),
-    };
-    let p = match page(&s, &headers, &lq).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let flow = q.flow.clone().filter(|f| !f.is_empty());
-    let status = q.status.as_deref().and_then(RunStatus::parse);
-    let list = s
-        .store
-        .runs(&RunFilter {
-            flow_id: flow.clone(),
-            status,
-            before_seq: q.before,
-            limit: 50,
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_default();
-    let next = (list.len() == 50)
-        .then(|| list.last().map(|r| r.seq))
-        .flatten();
-    // The chart: succeeded and failed runs per hour over the last day.
-    let now = s.store.clock().now().as_millisecond();
-    let day = s
-        .store
-        .runs(&RunFilter {
-            flow_id: flow.clone(),
-            since: Some(now - 24 * 3600 * 1000),
-            limit: 1000,
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_default();
-    let mut buckets = [(0u32, 0u32); 24];
-    for r in &day {
-        let h = ((now - r.created_at) / 3_600_000).clamp(0, 23) as usize;
-        match r.status {
-            RunStatus::Succeeded => buckets[23 - h].0 += 1,
-            RunStatus::Failed => buckets[23 - h].1 += 1,
-            _ => {}
-        }
-    }
-    let max = buckets.iter().map(|(a, b)| a + b).max().unwrap_or(0).max(1);
-    let chart: Vec<Value> = buckets
-        .iter()
-        .enumerate()
-        .map(|(i, (ok, bad))| json!({ "label": format!("-{}h", 23 - i), "ok": ok, "bad": bad, "ok_h": ok * 70 / max, "bad_h": bad * 70 / max }))
-        .collect();
-    let rows: Vec<Value> = list
-        .iter()
-        .map(|r| json!({ "id": r.id, "status": r.status.as_str(), "flow_id": r.flow_id, "created": fmt_time(r.created_at), "error": r.error }))
-        .collect();
-    let flows: Vec<Value> = s
-        .store
-        .flows()
-        .await
-        .unwrap_or_default()
-        .iter()
-        .map(|f| json!({ "id": f.id, "name": f.name }))
-        .collect();
-    let title = texts(p.lang)["runs"];
-    render(
-        &p,
-        "runs.html",
-        title,
-        "runs",
-        json!({ "runs": rows, "chart": chart, "flows": flows, "filter_flow": flow.unwrap_or_default(),
-                "filter_status": q.status.unwrap_or_default(), "next": next }),
-    )
-}
-
-async fn run(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(q): Query<LangQuery>,
-) -> Response {
-    let p = match page(&s, &headers, &q).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let Ok(run) = s.store.run(&id).await else {
-        return Redirect::to("/runs").into_response();
-    };
-    let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default();
-    let steps: Vec<Value> = s
-        .store
-        .step_records(&id)
-        .await
-        .unwrap_or_default()
-        .iter()
-        .map(|r| {
-            let status = match r.status {
-                flowbot_core::StepStatus::Started => "running",
-                flowbot_core::StepStatus::Succeeded => "succeeded",
-                flowbot_core::StepStatus::Failed => "failed",
-            };
-            let what = match (&r.app, &r.action) {
-                (Some(a), Some(b)) => format!("{a} {b}"),
-                _ => r.kind.clone(),
-            };
-            // The code and the fields once: connectors often quote them in the message.
-            let error = r.error.as_ref().map(|e| {
-                let code = e.code.as_deref().filter(|c| !e.message.contains(*c)).map(|c| format!("[{c}] ")).unwrap_or_default();
-                let fields = if e.fields.iter().all(|f| e.message.contains(f.as_str())) { String::new() } else { format!(" ({})", e.fields.join(", ")) };
-                format!("{code}{}{fields}", e.message)
-            });
-            json!({
-                "path": r.path, "status": status, "what": what, "attempt": r.attempt, "generation": r.generation,
-                "ms": r.duration().map(|d| d.as_millis()).unwrap_or(0), "lane": r.lane,
-                "input": r.input.as_ref().map(pretty), "output": r.output.as_ref().filter(|_| r.lane.is_none()).map(pretty),
-                "error": error,
-            })
-        })
-        .collect();
-    let title = texts(p.lang)["run"];
-    render(
-        &p,
-        "run.html",
-        title,
-        "runs",
-        json!({ "run": { "id": run.id, "status": run.status.as_str(), "flow_id": run.flow_id, "flow_version": run.flow_version,
-                          "attempt": run.attempt, "error": run.error, "error_step": run.error_step },
-                "trigger": pretty(&run.trigger), "steps": steps }),
     )
 }
 
