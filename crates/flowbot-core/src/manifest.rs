@@ -21,6 +21,15 @@ impl Text {
             ja: ja.to_string(),
         }
     }
+
+    /// The text in a page's language (`ja`, else English).
+    pub fn get(&self, lang: &str) -> &str {
+        if lang == "ja" {
+            &self.ja
+        } else {
+            &self.en
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

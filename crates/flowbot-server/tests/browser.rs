@@ -161,8 +161,8 @@ async fn a_user_imports_connects_enables_watches_and_reruns_in_the_browser() {
         .click()
         .await
         .unwrap();
-    at(&c, "/flows").await;
-    shot(&c, "02-flows-empty").await;
+    at(&c, "/").await;
+    shot(&c, "02-home-empty").await;
 
     // Import the template from the gallery.
     c.goto(&format!("{url}/templates")).await.unwrap();
@@ -538,6 +538,9 @@ async fn sign_in(e: &Editor) {
         .click()
         .await
         .unwrap();
+    // Signing in lands on the home page; the editor's walks start from the flows.
+    at(&e.c, "/").await;
+    e.c.goto(&format!("{}/flows", e.url)).await.unwrap();
     at(&e.c, "/flows").await;
 }
 
@@ -1108,6 +1111,7 @@ async fn every_page_works_under_the_content_security_policy() {
     let mut seen = console(&e.c).await;
     sign_in(&e).await;
     let pages = [
+        "/".to_string(),
         "/flows".to_string(),
         format!("/flows/{}", tpl.id),
         format!("/flows/{}/edit", tpl.id),

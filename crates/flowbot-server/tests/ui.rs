@@ -42,6 +42,22 @@ async fn session(url: &str) -> String {
         .to_string()
 }
 
+/// The server with its worker, admin password `pw`.
+async fn with_worker(store: &Store) -> common::TestApp {
+    common::spawn_app(
+        store,
+        flowbot_server::AppConfig {
+            admin_password: Some("pw".into()),
+            worker: Some(flowbot_engine::WorkerConfig {
+                idle_poll: std::time::Duration::from_millis(50),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
 /// A run of `flow` for this trigger, queued: its id.
 async fn queue(store: &Store, flow: &str, trigger: serde_json::Value) -> String {
     let out = store
@@ -187,18 +203,7 @@ steps:
     for email in ["hanako@example.jp", "taro@example.jp"] {
         ids.push(queue(&store, "orders", json!({ "email": email, "base": base })).await);
     }
-    let app = common::spawn_app(
-        &store,
-        flowbot_server::AppConfig {
-            admin_password: Some("pw".into()),
-            worker: Some(flowbot_engine::WorkerConfig {
-                idle_poll: std::time::Duration::from_millis(50),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-    )
-    .await;
+    let app = with_worker(&store).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     for id in &ids {
         while store.run(id).await.unwrap().status != flowbot_store::RunStatus::Succeeded {
@@ -261,4 +266,73 @@ steps:
     assert_eq!(icon.status(), 200);
     assert_eq!(icon.headers()["content-type"], "image/svg+xml");
     assert!(icon.text().await.unwrap().starts_with("<svg"));
+}
+
+/// The home page: today's runs, a failure with its re-run button, the flows that are ON
+/// and the connection an ON flow still lacks.
+#[tokio::test]
+async fn the_home_page_shows_today_failures_flows_on_and_missing_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&StoreConfig::sqlite(dir.path())).await.unwrap();
+    let failing = r#"version: 1
+id: failing
+name: 在庫の確認
+trigger: { app: manual }
+run_title: "注文 {{ trigger.order }}"
+retry: { max_attempts: 1 }
+steps:
+  - id: fetch
+    name: 在庫を取得
+    app: http
+    action: get
+    input: { url: "http://127.0.0.1:9/stock" }
+"#;
+    store
+        .import_flow("failing", "在庫の確認", failing, "t")
+        .await
+        .unwrap();
+    store.set_enabled("failing", true, "t").await.unwrap();
+    store
+        .import_flow(
+            "shopify-sync",
+            "Shopify 同期",
+            flowbot_connectors::templates::template("shopify-customer-to-kintone")
+                .unwrap()
+                .yaml,
+            "t",
+        )
+        .await
+        .unwrap();
+    store.set_enabled("shopify-sync", true, "t").await.unwrap();
+    let run_id = queue(&store, "failing", json!({ "order": "#1001" })).await;
+    let app = with_worker(&store).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while store.run(&run_id).await.unwrap().status != flowbot_store::RunStatus::Failed {
+        assert!(std::time::Instant::now() < deadline, "the run failed");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let cookie = session(&app.url).await;
+    let (status, home) = get(&app.url, &cookie, "/", "ja").await;
+    assert_eq!(status, 200);
+    assert!(home.contains("今日") && home.contains("対応が必要な失敗"));
+    assert!(
+        home.contains("在庫の確認") && home.contains("注文 #1001"),
+        "the failure, by name and title"
+    );
+    assert!(
+        home.contains(&format!(r#"data-path="/api/v1/runs/{run_id}/rerun""#)),
+        "a one-click re-run"
+    );
+    assert!(
+        home.contains(r#"<a href="/flows/shopify-sync">Shopify 同期</a>"#),
+        "flows ON"
+    );
+    assert!(
+        home.contains("連携が未設定") && home.contains("kintone"),
+        "{home}"
+    );
+    let (_, en) = get(&app.url, &cookie, "/", "en").await;
+    assert!(en.contains("Failures needing attention") && en.contains("Connections to fix"));
+    let (status, _) = get(&app.url, "", "/", "en").await;
+    assert_eq!(status, 303, "behind the login");
 }

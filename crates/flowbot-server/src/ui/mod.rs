@@ -4,6 +4,7 @@
 //! webhook wrote is shown as text, never as markup.
 
 mod admin;
+mod home;
 mod runs;
 
 use std::collections::HashMap;
@@ -68,6 +69,10 @@ const PAGES: &[(&str, &str)] = &[
         "apps.html",
         include_str!("../../../../web/templates/apps.html"),
     ),
+    (
+        "home.html",
+        include_str!("../../../../web/templates/home.html"),
+    ),
 ];
 
 /// UI text: key → (English, Japanese), from `web/text/ui.tsv`.
@@ -110,7 +115,7 @@ fn env() -> &'static Environment<'static> {
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/", get(|| async { Redirect::to("/flows") }))
+        .route("/", get(home::home))
         .route("/login", get(login))
         .route("/flows", get(flows))
         .route("/flows/{id}", get(flow))
@@ -550,14 +555,7 @@ async fn connections(
         .map(|c| {
             let app = s.apps.get(&c.app);
             let app_name = app
-                .map(|a| {
-                    let n = &a.manifest().name;
-                    if p.lang == "ja" {
-                        n.ja.clone()
-                    } else {
-                        n.en.clone()
-                    }
-                })
+                .map(|a| a.manifest().name.get(p.lang).to_string())
                 .unwrap_or_else(|| c.app.clone());
             let oauth = app.is_some_and(|a| a.connects_with_oauth());
             let mut v = json!(c);

@@ -234,6 +234,28 @@ pub async fn run(
             .unwrap_or_else(|_| run.flow_id.clone()),
     };
     let about = flow.and_then(|f| flowbot_core::run_title(f, &run.trigger));
+    // The trigger's values, labelled as its app's trigger names them.
+    let trigger_labels: HashMap<String, String> = flow
+        .and_then(|f| s.apps.get(&f.trigger.app).map(|a| (f, a)))
+        .map(|(f, a)| {
+            a.manifest()
+                .triggers
+                .iter()
+                .filter(|t| f.trigger.events.is_empty() || f.trigger.events.contains(&t.id))
+                .flat_map(|t| t.outputs.iter())
+                .map(|o| {
+                    (
+                        o.name.clone(),
+                        if ja {
+                            o.label.ja.clone()
+                        } else {
+                            o.label.en.clone()
+                        },
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default();
     let steps: Vec<Value> = s
         .store
@@ -257,12 +279,7 @@ pub async fn run(
             });
             let what = match (app, &action) {
                 (Some(a), Some(x)) => {
-                    let (an, xn) = if ja {
-                        (&a.manifest().name.ja, &x.name.ja)
-                    } else {
-                        (&a.manifest().name.en, &x.name.en)
-                    };
-                    format!("{an} · {xn}")
+                    format!("{} · {}", a.manifest().name.get(p.lang), x.name.get(p.lang))
                 }
                 _ => r.kind.clone(),
             };
@@ -326,7 +343,7 @@ pub async fn run(
         json!({ "run": { "id": run.id, "status": run.status.as_str(), "flow_id": run.flow_id, "flow_name": flow_name,
                           "flow_version": run.flow_version, "attempt": run.attempt, "error": run.error,
                           "error_step": run.error_step, "about": about },
-                "trigger": output_rows(&run.trigger, &HashMap::new()), "trigger_json": pretty(&run.trigger),
+                "trigger": output_rows(&run.trigger, &trigger_labels), "trigger_json": pretty(&run.trigger),
                 "steps": steps }),
     )
 }
