@@ -55,14 +55,15 @@ pub fn transport_error(method: &Method, url: &reqwest::Url, e: reqwest::Error) -
             "{method} {shown}: the request could not be built: {e}"
         ));
     }
-    let what = if e.is_timeout() {
-        "no answer in time"
+    let (what, code) = if e.is_timeout() {
+        ("no answer in time", "TIMEOUT")
     } else if e.is_connect() {
-        "could not connect"
+        ("could not connect", "NETWORK")
     } else {
-        "the connection failed"
+        ("the connection failed", "NETWORK")
     };
     ActionError::retryable(format!("{method} {shown}: {what} ({})", error_chain(&e)))
+        .with_code(code)
 }
 
 /// reqwest's error and its sources ("error sending request: connection refused"), which

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod conn;
 mod editor;
 mod error;
+mod explain;
 mod ingress;
 pub mod openapi;
 pub mod routes;

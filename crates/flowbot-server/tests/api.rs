@@ -533,6 +533,15 @@ async fn flows_are_imported_with_located_errors_exported_and_versioned() {
 async fn a_template_stays_off_until_its_connections_work_and_secrets_are_never_shown() {
     let a = api(None, "sqlite").await;
     let s = a.login("correct horse").await.unwrap();
+    let enable = |lang: &'static str| {
+        a.req(
+            &s,
+            reqwest::Method::POST,
+            "/api/v1/flows/ecforce-customer-to-salesforce/enable",
+        )
+        .header("accept-language", lang)
+        .send()
+    };
     let r = a
         .req(
             &s,
@@ -543,15 +552,7 @@ async fn a_template_stays_off_until_its_connections_work_and_secrets_are_never_s
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let r = a
-        .req(
-            &s,
-            reqwest::Method::POST,
-            "/api/v1/flows/ecforce-customer-to-salesforce/enable",
-        )
-        .send()
-        .await
-        .unwrap();
+    let r = enable("en").await.unwrap();
     assert_eq!(r.status(), 409);
     let e: Value = r.json().await.unwrap();
     assert!(
@@ -560,6 +561,16 @@ async fn a_template_stays_off_until_its_connections_work_and_secrets_are_never_s
             .unwrap()
             .contains("connection `ecforce` (ecforce) is not chosen"),
         "{e}"
+    );
+    // Said in the caller's language.
+    let r = enable("ja,en;q=0.5").await.unwrap();
+    assert_eq!(r.status(), 409);
+    let e: Value = r.json().await.unwrap();
+    let m = e["error"]["message"].as_str().unwrap();
+    assert!(
+        m.starts_with("トリガーは OFF のままです")
+            && m.contains("連携「ecforce」（ecforce）が選択されていません"),
+        "{m}"
     );
 
     let ec = flowbot_sandbox::ecforce::start(Default::default(), 0)
@@ -595,6 +606,27 @@ async fn a_template_stays_off_until_its_connections_work_and_secrets_are_never_s
         .await
         .unwrap();
     assert_eq!(test["ok"], false);
+    // Chosen but not working: the refusal explains, in plain words, what to do.
+    let r = a
+        .req(
+            &s,
+            reqwest::Method::POST,
+            "/api/v1/flows/ecforce-customer-to-salesforce/connections",
+        )
+        .json(&json!({"slot": "ecforce", "connection_id": id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = enable("ja").await.unwrap();
+    assert_eq!(r.status(), 409);
+    let e: Value = r.json().await.unwrap();
+    let m = e["error"]["message"].as_str().unwrap();
+    assert!(
+        m.contains("連携「ecforce」が動作しません。アプリがログイン情報を受け付けませんでした"),
+        "{m}"
+    );
+    assert!(!m.contains("wrong-token"), "the secret is not shown: {m}");
     a.req(
         &s,
         reqwest::Method::PUT,

@@ -335,4 +335,14 @@ steps:
     assert!(en.contains("Failures needing attention") && en.contains("Connections to fix"));
     let (status, _) = get(&app.url, "", "/", "en").await;
     assert_eq!(status, 303, "behind the login");
+    // The failed step says in plain words what happened, the original after it.
+    let (_, run) = get(&app.url, &cookie, &format!("/runs/{run_id}"), "ja").await;
+    assert!(
+        run.contains("アプリが一時的に応答できない状態でした"),
+        "{run}"
+    );
+    assert!(
+        run.contains("could not connect"),
+        "the original message once"
+    );
 }

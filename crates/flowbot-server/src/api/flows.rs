@@ -309,33 +309,51 @@ async fn enable_flow(
     State(s): State<AppState>,
     Extension(c): Extension<Caller>,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> ApiResult<Json<FlowView>> {
+    // Said in the caller's language: the UI shows it as it comes.
+    let ja = crate::ui::request_lang(&headers) == "ja";
     let flow = current_flow(&s, &id).await?;
     let bound = s.store.flow_connections(&id).await?;
     let mut problems = Vec::new();
     for slot in &flow.connections {
+        let app_name = s
+            .apps
+            .get(&slot.app)
+            .map(|a| {
+                a.manifest()
+                    .name
+                    .get(if ja { "ja" } else { "en" })
+                    .to_string()
+            })
+            .unwrap_or_else(|| slot.app.clone());
         match bound.get(&slot.name) {
-            None => problems.push(format!(
-                "connection `{}` ({}) is not chosen",
-                slot.name, slot.app
-            )),
+            None => problems.push(if ja {
+                format!("連携「{}」（{app_name}）が選択されていません。フローボットの画面で選んでください", slot.name)
+            } else {
+                format!("connection `{}` ({app_name}) is not chosen: choose one on the flow's page", slot.name)
+            }),
             Some(conn) => {
                 if let Some(app) = s.apps.get(&conn.app) {
                     if let Err(e) = app.test_connection(conn).await {
-                        problems.push(format!(
-                            "connection `{}` does not work: {}",
-                            slot.name, e.message
-                        ));
+                        let why = crate::explain::explain(e.code.as_deref(), if ja { "ja" } else { "en" });
+                        problems.push(match (ja, why) {
+                            (true, Some(w)) => format!("連携「{}」が動作しません。{w}（{}）", slot.name, e.message),
+                            (true, None) => format!("連携「{}」が動作しません（{}）", slot.name, e.message),
+                            (false, Some(w)) => format!("connection `{}` does not work. {w} ({})", slot.name, e.message),
+                            (false, None) => format!("connection `{}` does not work: {}", slot.name, e.message),
+                        });
                     }
                 }
             }
         }
     }
     if !problems.is_empty() {
-        return Err(ApiError::Conflict(format!(
-            "the trigger stays OFF: {}",
-            problems.join("; ")
-        )));
+        return Err(ApiError::Conflict(if ja {
+            format!("トリガーは OFF のままです: {}", problems.join("；"))
+        } else {
+            format!("the trigger stays OFF: {}", problems.join("; "))
+        }));
     }
     s.store.set_enabled(&id, true, &c.user.username).await?;
     Ok(Json(flow_view(&s, &id).await?))

@@ -172,6 +172,11 @@ pub fn router() -> Router<AppState> {
         )
 }
 
+/// The caller's language for an API answer: the UI's cookie, else Accept-Language.
+pub(crate) fn request_lang(headers: &HeaderMap) -> &'static str {
+    lang(headers, &LangQuery { lang: None }).0
+}
+
 /// The language: `?lang=` (remembered), the cookie, or the browser's Accept-Language.
 fn lang(headers: &HeaderMap, q: &LangQuery) -> (&'static str, bool) {
     if let Some(l) = q.lang.as_deref() {

@@ -322,6 +322,10 @@ pub async fn run(
                 };
                 format!("{code}{}{fields}", e.message)
             });
+            let explain = r
+                .error
+                .as_ref()
+                .and_then(|e| crate::explain::explain(e.code.as_deref(), p.lang));
             let output = r.output.as_ref().filter(|_| r.lane.is_none());
             json!({
                 "path": r.path, "name": name, "status": status, "what": what, "attempt": r.attempt,
@@ -331,7 +335,7 @@ pub async fn run(
                 "input_json": r.input.as_ref().map(pretty),
                 "output": output.map(|o| output_rows(o, &labels)),
                 "output_json": output.map(pretty),
-                "error": error,
+                "error": error, "explain": explain,
             })
         })
         .collect();
