@@ -148,12 +148,12 @@
           el('button', { type: 'button', id: `up-${s.id}`, 'aria-label': `${T.move_up}: ${s.id}`, title: T.move_up, disabled: i === 0, onclick: () => move(p, -1), text: '↑' }),
           el('button', { type: 'button', id: `down-${s.id}`, 'aria-label': `${T.move_down}: ${s.id}`, title: T.move_down, disabled: i === list.length - 1, onclick: () => move(p, 1), text: '↓' }),
           el('button', { type: 'button', 'aria-label': `${T.remove}: ${s.id}`, title: T.remove, 'data-remove': s.id, onclick: () => remove(p), text: '✕' })));
-      for (const [name, lp] of lanesOf(s, p)) {
+      for (const [n, [name, lp]] of lanesOf(s, p).entries()) {
         const lane = at(lp) || [];
         li.append(el('div', { class: 'lane' },
           el('div', { class: 'muted', text: name }),
           renderList(lane, lp),
-          el('button', { type: 'button', class: 'ed-add', id: `add-${s.id}-${lanesOf(s, p).findIndex(([, x]) => x === lp)}`, 'data-lane': `${s.id}:${name}`, onclick: (e) => openAdder(lp, e.currentTarget), text: `+ ${T.add_step} (${name})` })));
+          el('button', { type: 'button', class: 'ed-add', id: `add-${s.id}-${n}`, 'data-lane': `${s.id}:${name}`, onclick: (e) => openAdder(lp, e.currentTarget), text: `+ ${T.add_step} (${name})` })));
       }
       ul.append(li);
     });
@@ -503,18 +503,27 @@
         const set = new Set(tr.events || []);
         if (cb.checked) set.add(t.id); else set.delete(t.id);
         tr.events = a.triggers.map((x) => x.id).filter((x) => set.has(x));
-        sync();
+        // The options shown follow the events chosen.
+        changed();
+        $(cb.id)?.focus();
       });
       evs.append(el('div', { class: 'row' }, cb, el('label', { for: cb.id, class: 'inline', text: `${tx(t.name)} (${t.id})` })));
     }
     box.append(evs);
     if (tr.connection) box.append(connectionPicker(tr.app, tr.connection));
+    // Only what applies: the options of the chosen events' triggers (a polling interval
+    // only for a polling trigger).
+    const chosen = a.triggers.filter((t) => (tr.events || []).includes(t.id));
     const opts = new Map();
-    for (const t of a.triggers) for (const o of t.options) opts.set(o.name, o);
+    for (const t of (chosen.length ? chosen : a.triggers)) for (const o of t.options) opts.set(o.name, o);
     for (const o of opts.values()) {
       box.append(field(`${tx(o.label)} (${o.name})`, textInput(`t-opt-${o.name}`, tr.options?.[o.name], (v) => { tr.options = tr.options || {}; if (v === '') delete tr.options[o.name]; else tr.options[o.name] = v; sync(); }), tx(o.help), o.required));
     }
-    box.append(field(T.concurrency_key, textInput('t-key', S.doc.concurrency_key, (v) => { if (v) S.doc.concurrency_key = v; else delete S.doc.concurrency_key; sync(); }), T.concurrency_key_help));
+    // Rarely changed by hand (templates set it): folded unless the flow has one.
+    const adv = el('details', { id: 't-advanced' }, el('summary', { text: T.advanced }),
+      field(T.concurrency_key, textInput('t-key', S.doc.concurrency_key, (v) => { if (v) S.doc.concurrency_key = v; else delete S.doc.concurrency_key; sync(); }), T.concurrency_key_help));
+    if (S.doc.concurrency_key) adv.open = true;
+    box.append(adv);
     // Samples for the pickers.
     box.append(el('h4', { text: T.trigger_sample }));
     box.append(el('p', { class: 'muted', text: T.trigger_sample_help }));

@@ -715,6 +715,19 @@ async fn a_user_builds_the_customer_sync_in_the_editor_without_writing_yaml() {
     e.choose("#t-app", "ecforce").await;
     e.click("#t-ev-customer_created").await;
     e.click("#t-ev-customer_updated").await;
+    // A webhook trigger shows no polling interval; the concurrency key is folded away.
+    let shown = c
+        .execute(
+            "return [!!document.getElementById('t-opt-interval'), !!document.getElementById('t-ev-customer_updated')?.checked, document.getElementById('t-advanced')?.open];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        shown,
+        serde_json::json!([false, true, true]),
+        "interval hidden, both events kept; the template's key shown"
+    );
     let shop = e.store.connections().await.unwrap();
     let shop_id = shop.iter().find(|x| x.app == "ecforce").unwrap().id.clone();
     let org_id = shop
@@ -851,6 +864,19 @@ async fn a_user_builds_the_customer_sync_in_the_editor_without_writing_yaml() {
         e.settled().await;
     }
     shot(&c, "26-editor-lanes").await;
+    // Every element id is unique, the lanes' add buttons included.
+    let dupes = c
+        .execute(
+            "const ids = [...document.querySelectorAll('[id]')].map(e => e.id); return ids.filter((x, i) => ids.indexOf(x) !== i);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        dupes,
+        serde_json::json!([]),
+        "duplicate ids on the editor page"
+    );
     e.save().await;
     assert_eq!(e.problems().await, "", "the built flow has no problems");
     let yaml = e
