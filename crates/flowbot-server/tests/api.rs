@@ -901,6 +901,32 @@ async fn the_editor_round_trips_yaml_tests_steps_and_diffs_versions() {
         warning.contains("Name takes at most 255 characters"),
         "{preview}"
     );
+    // A mapping left empty is flagged before it reaches production.
+    let empty = yaml.replace(
+        "        Name: \"{{ prep.name }}\"\n",
+        "        Name: \"{{ prep.name }}\"\n        Mail__c: \"\"\n",
+    );
+    assert_ne!(empty, yaml);
+    let preview: Value = post(
+        "/api/v1/editor/test-step",
+        json!({ "yaml": empty, "step_id": "create", "dry_run": true, "connections": { "salesforce": conn } }),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let said: Vec<&str> = preview["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w["message"].as_str())
+        .collect();
+    assert!(
+        said.iter()
+            .any(|m| m.starts_with("fields.Mail__c is empty in this test") && m.contains("空です")),
+        "{preview}"
+    );
 
     // Describe: objects with labels, fields with type and length.
     let objects: Value = a

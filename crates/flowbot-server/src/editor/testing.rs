@@ -120,10 +120,13 @@ pub(super) async fn test_step(
         }
         None => Ok(None),
     };
-    let warnings = match (action, &connection) {
+    let mut warnings = match (action, &connection) {
         (Some(a), Ok(Some(conn))) => length_warnings(&s, a, conn, &rendered).await,
         _ => Vec::new(),
     };
+    if action.is_some() {
+        empty_warnings(&rendered, "", &mut warnings);
+    }
     let Some(a) = action else {
         if !b.dry_run {
             s.store.set_sample(&flow.id, &step.id, &rendered).await?;
@@ -231,6 +234,32 @@ async fn step_connection(
 
 /// Text fields may have a length (describe says): a rendered value longer than its field is flagged
 /// before the flow runs.
+/// Inputs that rendered empty: a mapping to `""` (or a value missing from the samples) is
+/// sent as an empty text — a search for `Mail__c = ''` finds nothing and every customer
+/// would take the create lane. Said before it happens in production.
+fn empty_warnings(v: &Value, path: &str, out: &mut Vec<LengthWarning>) {
+    match v {
+        Value::String(t) if t.trim().is_empty() && !path.is_empty() => out.push(LengthWarning {
+            field: path.to_string(),
+            message: format!(
+                "{path} is empty in this test: check its mapping and the sample / {path} がこのテストでは空です。対応付けとサンプルを確認してください"
+            ),
+        }),
+        Value::Object(m) => {
+            for (k, x) in m {
+                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                empty_warnings(x, &p, out);
+            }
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                empty_warnings(x, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
 async fn length_warnings(
     s: &AppState,
     a: &flowbot_core::model::ActionStep,
