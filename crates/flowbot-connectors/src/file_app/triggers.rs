@@ -43,13 +43,16 @@ impl FileApp {
                 .is_some_and(|w| w.signature.is_some())
     }
 
-    pub(super) fn check_signature(&self, call: &WebhookCall<'_>, now: i64) -> Result<(), String> {
-        let Some(sig) = self
-            .app
+    /// How the app signs its webhooks, when it does.
+    fn signature(&self) -> Option<&SignatureSpec> {
+        self.app
             .webhooks
             .as_ref()
             .and_then(|w| w.signature.as_ref())
-        else {
+    }
+
+    pub(super) fn check_signature(&self, call: &WebhookCall<'_>, now: i64) -> Result<(), String> {
+        let Some(sig) = self.signature() else {
             return Ok(());
         };
         if self.webhook_triggers(call.events).next().is_none() {
@@ -70,28 +73,13 @@ impl FileApp {
         raw: &[u8],
         now: i64,
     ) -> Result<Vec<(String, String)>, String> {
-        let Some(sig) = self
-            .app
-            .webhooks
-            .as_ref()
-            .and_then(|w| w.signature.as_ref())
-        else {
+        let Some(sig) = self.signature() else {
             return Ok(Vec::new());
         };
         let secret = self.secret(sig, conn)?;
         let body = std::str::from_utf8(raw).map_err(|_| "the body is not UTF-8")?;
-        let payload = sig
-            .payload
-            .replace("{timestamp}", &now.to_string())
-            .replace("{body}", body);
-        let algorithm = match sig.algorithm {
-            HmacAlgorithm::HmacSha256 => hmac::HMAC_SHA256,
-            HmacAlgorithm::HmacSha1 => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
-        };
-        let tag = hmac::sign(
-            &hmac::Key::new(algorithm, secret.as_bytes()),
-            payload.as_bytes(),
-        );
+        let payload = signed_payload(sig, &now.to_string(), body);
+        let tag = hmac::sign(&hmac_key(sig, &secret), payload.as_bytes());
         let encoded = match sig.encoding {
             SignatureEncoding::Hex => tag.as_ref().iter().map(|b| format!("{b:02x}")).collect(),
             SignatureEncoding::Base64 => {
@@ -361,15 +349,8 @@ fn verify(
         }
     }
     let body = std::str::from_utf8(call.raw).map_err(|_| "the signed body is not UTF-8")?;
-    let payload = sig
-        .payload
-        .replace("{timestamp}", timestamp.as_deref().unwrap_or(""))
-        .replace("{body}", body);
-    let algorithm = match sig.algorithm {
-        HmacAlgorithm::HmacSha256 => hmac::HMAC_SHA256,
-        HmacAlgorithm::HmacSha1 => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
-    };
-    let key = hmac::Key::new(algorithm, secret.as_bytes());
+    let payload = signed_payload(sig, timestamp.as_deref().unwrap_or(""), body);
+    let key = hmac_key(sig, secret);
     let good = candidates.iter().any(|c| {
         let c = match &sig.prefix {
             Some(p) => c.strip_prefix(p.as_str()).unwrap_or(""),
@@ -390,6 +371,21 @@ fn verify(
     } else {
         Err(format!("the `{}` signature does not match", sig.header))
     }
+}
+
+/// What the app signs: its `payload` rule with the timestamp and the body put in.
+fn signed_payload(sig: &SignatureSpec, timestamp: &str, body: &str) -> String {
+    sig.payload
+        .replace("{timestamp}", timestamp)
+        .replace("{body}", body)
+}
+
+fn hmac_key(sig: &SignatureSpec, secret: &str) -> hmac::Key {
+    let algorithm = match sig.algorithm {
+        HmacAlgorithm::HmacSha256 => hmac::HMAC_SHA256,
+        HmacAlgorithm::HmacSha1 => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+    };
+    hmac::Key::new(algorithm, secret.as_bytes())
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {

@@ -186,6 +186,16 @@ fn cell(v: &Value) -> Value {
     })
 }
 
+/// Output name → its label in the page's language.
+fn labels<'a>(
+    outputs: impl Iterator<Item = &'a flowbot_core::manifest::OutputSpec>,
+    lang: &str,
+) -> HashMap<String, String> {
+    outputs
+        .map(|o| (o.name.clone(), o.label.get(lang).to_string()))
+        .collect()
+}
+
 /// An output as labelled rows: each key with the label the app gives it (in the page's
 /// language), `raw` and other bulky values folded.
 fn output_rows(output: &Value, labels: &HashMap<String, String>) -> Vec<Value> {
@@ -217,7 +227,6 @@ pub async fn run(
         return Redirect::to("/runs").into_response();
     };
     let t = texts(p.lang);
-    let ja = p.lang == "ja";
     let mut flows_read = Flows::default();
     let flow = flows_read.get(&s, &run.flow_id, run.flow_version).await;
     let mut by_id = HashMap::new();
@@ -238,22 +247,13 @@ pub async fn run(
     let trigger_labels: HashMap<String, String> = flow
         .and_then(|f| s.apps.get(&f.trigger.app).map(|a| (f, a)))
         .map(|(f, a)| {
-            a.manifest()
+            let outputs = a
+                .manifest()
                 .triggers
                 .iter()
                 .filter(|t| f.trigger.events.is_empty() || f.trigger.events.contains(&t.id))
-                .flat_map(|t| t.outputs.iter())
-                .map(|o| {
-                    (
-                        o.name.clone(),
-                        if ja {
-                            o.label.ja.clone()
-                        } else {
-                            o.label.en.clone()
-                        },
-                    )
-                })
-                .collect()
+                .flat_map(|t| t.outputs.iter());
+            labels(outputs, p.lang)
         })
         .unwrap_or_default();
     let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default();
@@ -283,20 +283,7 @@ pub async fn run(
                 }
                 _ => r.kind.clone(),
             };
-            let labels: HashMap<String, String> = action
-                .iter()
-                .flat_map(|x| x.outputs.iter())
-                .map(|o| {
-                    (
-                        o.name.clone(),
-                        if ja {
-                            o.label.ja.clone()
-                        } else {
-                            o.label.en.clone()
-                        },
-                    )
-                })
-                .collect();
+            let labels = labels(action.iter().flat_map(|x| x.outputs.iter()), p.lang);
             let step_id = r.path.rsplit('.').next().unwrap_or(&r.path);
             let name = by_id
                 .get(step_id)
