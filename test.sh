@@ -38,14 +38,16 @@ fi
 chromium --version
 chromedriver --version
 
-say "OpenAPI and JSON Schema validators for the API description tests"
-# Independent checks: /api/v1/openapi.json against the OpenAPI 3.1 specification, and
-# every request and answer of the API tests against the document's schemas.
+say "OpenAPI and JSON Schema validators, and axe-core for the accessibility checks"
+# Independent checks: /api/v1/openapi.json against the OpenAPI 3.1 specification, every
+# request and answer of the API tests against the document's schemas, and every page of
+# the UI by axe-core injected into the browser.
 if ! [ -f target/npm/node_modules/@seriousme/openapi-schema-validator/index.js ] \
-  || ! [ -f target/npm/node_modules/ajv/dist/2020.js ]; then
+  || ! [ -f target/npm/node_modules/ajv/dist/2020.js ] \
+  || ! [ -f target/npm/node_modules/axe-core/axe.min.js ]; then
   command -v npm >/dev/null 2>&1 || apt_install nodejs npm
   npm install --prefix target/npm --no-save --no-audit --no-fund \
-    @seriousme/openapi-schema-validator@2.11.0 ajv@8.17.1 >/dev/null
+    @seriousme/openapi-schema-validator@2.11.0 ajv@8.17.1 axe-core@4.11.0 >/dev/null
 fi
 node --version
 

@@ -386,18 +386,29 @@ impl Flowbot {
         for i in self.workers.len()..self.separate_workers {
             self.workers.push(self.spawn_worker(i));
         }
-        let http = self.http.clone();
-        let url = self.url.clone();
-        wait_until("flowbot serve to answer", Duration::from_secs(60), || {
-            let (http, url) = (http.clone(), url.clone());
-            async move {
-                http.get(format!("{url}/readyz"))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success())
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready = self
+                .http
+                .get(format!("{}/readyz", self.url))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                return;
             }
-        })
-        .await;
+            if Instant::now() > deadline {
+                // The server's own words are the only clue to why it did not come up.
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                panic!(
+                    "flowbot serve did not answer /readyz within 60 s; log tail:\n{}",
+                    tail.join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub fn spawn_worker(&self, i: usize) -> Proc {

@@ -12,19 +12,10 @@
     doc: null, header: '', yaml: '', valid: false,
     selected: null, apps: [], connections: [], chosen: {},
     lastFocus: null, describe: {}, timer: null, seq: 0, valuesSeq: 0, rows: 1000,
+    drag: null, empty: {}, problems: [], exists: false,
   };
   const $ = (id) => document.getElementById(id);
-  const el = (tag, attrs = {}, ...kids) => {
-    const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs)) {
-      if (v === undefined || v === null || v === false) continue;
-      if (k === 'text') e.textContent = v;
-      else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
-      else e.setAttribute(k, v === true ? '' : v);
-    }
-    for (const k of kids.flat()) if (k !== null && k !== undefined) e.append(k);
-    return e;
-  };
+  const el = window.FlowbotValues.el;
   const tx = (t) => (t ? (lang === 'ja' ? t.ja : t.en) : '');
   const clone = (v) => JSON.parse(JSON.stringify(v));
 
@@ -120,44 +111,165 @@
     if (now) return run();
     S.timer = setTimeout(run, 250);
   }
+  // A problem's field path (`steps[2].branch.then[0].input.email`) as the document's path.
+  const tokens = (p) => (p || '').split('.').flatMap((part) => {
+    const m = [...part.matchAll(/([^[\]]+)|\[(\d+)\]/g)];
+    return m.map((x) => (x[2] !== undefined ? Number(x[2]) : x[1]));
+  });
+  function stepPaths(list = S.doc.steps || [], path = ['steps'], out = []) {
+    list.forEach((s, i) => {
+      out.push([...path, i]);
+      lanesOf(s, [...path, i]).forEach(([, lp]) => stepPaths(at(lp) || [], lp, out));
+    });
+    return out;
+  }
+  // Where a problem belongs: the trigger or a step, and the form control it concerns.
+  function placeOf(d) {
+    const t = tokens(d.path);
+    if (t[0] === 'trigger') {
+      const ids = { app: 't-app', events: 't-events', event: 't-events', connection: 'f-connection' };
+      return { target: 'trigger', control: t[1] === 'options' && t[2] ? `t-opt-${t[2]}` : ids[t[1]] };
+    }
+    let best = null;
+    for (const p of stepPaths()) if (same(t.slice(0, p.length), p) && (!best || p.length > best.length)) best = p;
+    if (!best) return { target: null };
+    const rest = t.slice(best.length);
+    let control;
+    if (rest[0] === 'input' && rest[1] !== undefined) control = `f-in-${rest[1]}`;
+    else if (rest[0] === 'id') control = 'f-id';
+    else if (rest[0] === 'name') control = 'f-name';
+    else if (rest[0] === 'connection') control = 'f-connection';
+    else if (rest[0] === 'for_each' && rest[1] === 'items') control = 'l-items';
+    else if (rest[0] === 'branch') control = 'c-value-0';
+    return { target: best, control, step: at(best) };
+  }
   function showProblems(list) {
-    const ul = $('ed-problems');
-    ul.replaceChildren(...list.map((d) => el('li', { text: d.line ? `${d.line}:${d.column}: ${d.message}` : d.message })));
+    S.problems = list;
+    $('yaml-problems').replaceChildren(...list.map((d) => el('li', { text: d.line ? `${d.line}:${d.column}: ${d.message}` : d.message })));
+    $('ed-problems').replaceChildren(...list.map((d) => {
+      const where = placeOf(d);
+      const li = el('li', {}, where.step ? `${where.step.name || where.step.id} › ` : where.target === 'trigger' ? `${T.trigger} › ` : '', d.local || d.message);
+      if (where.target) {
+        li.append(' ', el('button', { type: 'button', class: 'small', onclick: () => { S.selected = where.target; render(); loadValues(); setTimeout(() => $(where.control)?.focus(), 0); }, text: T.open_it }));
+      }
+      return li;
+    }));
     $('ed-state').textContent = list.length ? T.problems.replace('{n}', list.length) : T.no_problems;
     $('ed-state').className = list.length ? 'error' : 'notice';
+    placeProblems();
+  }
+  // Each problem of the open form next to its field, in the user's language.
+  function placeProblems() {
+    const box = $('ed-form');
+    box.querySelectorAll('.field-problem').forEach((p) => p.remove());
+    box.querySelectorAll('[aria-invalid]').forEach((c) => c.removeAttribute('aria-invalid'));
+    if (!S.selected) return;
+    const loose = [];
+    S.problems.forEach((d, n) => {
+      const where = placeOf(d);
+      if (!same(where.target, S.selected)) return;
+      const ctl = where.control && $(where.control);
+      const msg = el('p', { class: 'field-problem error', id: `problem-${n}`, text: d.local || d.message });
+      if (!ctl) { loose.push(msg); return; }
+      ctl.setAttribute('aria-invalid', 'true');
+      ctl.setAttribute('aria-describedby', [ctl.getAttribute('aria-describedby'), msg.id].filter(Boolean).join(' '));
+      (ctl.closest('.field') || ctl.parentElement).append(msg);
+    });
+    if (loose.length) box.prepend(...loose);
   }
   function changed() { pruneSlots(); render(); sync(); }
   // Saved notes belong to the version just saved: the next change clears them.
   root.addEventListener('input', () => { $('ed-saved').textContent = ''; $('ed-saved').className = ''; });
 
-  // ---- the step list ----
-  function stepLabel(s) {
+  // ---- the flow as cards ----
+  // What a card says: the step's name, then what it does in the app's own words.
+  function stepWhat(s) {
     const k = kindOf(s);
-    const what = k === 'action' ? `${s.app} · ${s.action}` : T['kind_' + k] || k;
-    return `${s.name || s.id} (${s.id} · ${what})`;
+    if (k !== 'action') return T['kind_' + k] || k;
+    const a = app(s.app), ac = action(s.app, s.action);
+    return `${a ? tx(a.name) : s.app} · ${ac ? tx(ac.name) : s.action}`;
   }
-  function renderList(list, path) {
-    const ul = el('ul', { class: 'ed-steps' });
+  function stepLabel(s) { return `${s.name || s.id} (${stepWhat(s)})`; }
+  const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+  // The "+" between two cards (and after the last): adds there, and takes dropped cards.
+  function insertButton(listPath, index, last, laneKey) {
+    const attrs = { type: 'button', class: 'ed-insert', 'data-list': JSON.stringify(listPath), 'data-index': index,
+      'aria-label': T.insert_here, title: T.insert_here, text: '+' };
+    if (last && laneKey === null) attrs.id = 'ed-add';
+    else if (last) { attrs.class += ' ed-add'; attrs['data-lane'] = laneKey[0]; attrs.id = laneKey[1]; }
+    else attrs.id = `ins-${listPath.join('-')}-${index}`;
+    const b = el('button', attrs);
+    b.addEventListener('click', (e) => openAdder(listPath, e.currentTarget, index));
+    b.addEventListener('dragover', (e) => { if (S.drag) { e.preventDefault(); b.classList.add('drop'); } });
+    b.addEventListener('dragleave', () => b.classList.remove('drop'));
+    b.addEventListener('drop', (e) => { e.preventDefault(); b.classList.remove('drop'); if (S.drag) moveTo(S.drag, listPath, index); });
+    return el('li', { class: 'ins' }, b);
+  }
+  function renderList(list, path, laneKey = null) {
+    const ol = el('ol', { class: 'cards' });
     list.forEach((s, i) => {
       const p = [...path, i];
-      const key = JSON.stringify(p);
-      const sel = JSON.stringify(S.selected) === key;
-      const li = el('li', { class: 'ed-step' + (sel ? ' selected' : '') },
-        el('div', { class: 'row' },
-          el('button', { type: 'button', class: 'ed-open', id: `step-${s.id}`, 'data-step': s.id, 'aria-pressed': sel ? 'true' : 'false', onclick: () => select(p), text: stepLabel(s) }),
-          el('button', { type: 'button', id: `up-${s.id}`, 'aria-label': `${T.move_up}: ${s.id}`, title: T.move_up, disabled: i === 0, onclick: () => move(p, -1), text: '↑' }),
-          el('button', { type: 'button', id: `down-${s.id}`, 'aria-label': `${T.move_down}: ${s.id}`, title: T.move_down, disabled: i === list.length - 1, onclick: () => move(p, 1), text: '↓' }),
-          el('button', { type: 'button', 'aria-label': `${T.remove}: ${s.id}`, title: T.remove, 'data-remove': s.id, onclick: () => remove(p), text: '✕' })));
-      for (const [n, [name, lp]] of lanesOf(s, p).entries()) {
-        const lane = at(lp) || [];
-        li.append(el('div', { class: 'lane' },
-          el('div', { class: 'muted', text: name }),
-          renderList(lane, lp),
-          el('button', { type: 'button', class: 'ed-add', id: `add-${s.id}-${n}`, 'data-lane': `${s.id}:${name}`, onclick: (e) => openAdder(lp, e.currentTarget), text: `+ ${T.add_step} (${name})` })));
+      const sel = same(S.selected, p);
+      ol.append(insertButton(path, i, false, laneKey));
+      const open = el('button', { type: 'button', class: 'ed-open', id: `step-${s.id}`, 'data-step': s.id, 'aria-pressed': sel ? 'true' : 'false',
+        'aria-describedby': 'canvas-help', onclick: () => select(p) },
+      el('span', { class: 'node-name', text: s.name || s.id }), el('span', { class: 'node-what muted', text: stepWhat(s) }));
+      // Alt+↑/↓ moves the card: the keyboard's drag.
+      open.addEventListener('keydown', (e) => {
+        if (!e.altKey || !['ArrowUp', 'ArrowDown'].includes(e.key)) return;
+        e.preventDefault();
+        const d = e.key === 'ArrowUp' ? -1 : 1;
+        if (i + d >= 0 && i + d < list.length) move(p, d);
+      });
+      const node = el('div', { class: 'node' + (sel ? ' selected' : ''), draggable: 'true', 'data-path': JSON.stringify(p) },
+        open,
+        el('div', { class: 'node-tools' },
+          el('button', { type: 'button', id: `up-${s.id}`, 'aria-label': `${T.move_up}: ${s.name || s.id}`, title: T.move_up, disabled: i === 0, onclick: () => move(p, -1), text: '↑' }),
+          el('button', { type: 'button', id: `down-${s.id}`, 'aria-label': `${T.move_down}: ${s.name || s.id}`, title: T.move_down, disabled: i === list.length - 1, onclick: () => move(p, 1), text: '↓' }),
+          el('button', { type: 'button', 'aria-label': `${T.remove}: ${s.name || s.id}`, title: T.remove, 'data-remove': s.id, onclick: () => remove(p), text: '✕' })));
+      node.addEventListener('dragstart', (e) => { S.drag = p; e.dataTransfer.effectAllowed = 'move'; e.dataTransfer.setData('text/plain', s.id); e.stopPropagation(); });
+      node.addEventListener('dragend', () => { S.drag = null; });
+      const li = el('li', { class: 'card-item' }, node);
+      const lanes = lanesOf(s, p);
+      if (lanes.length) {
+        const row = el('div', { class: 'lanes' });
+        for (const [n, [name, lp]] of lanes.entries()) {
+          row.append(el('div', { class: 'lane' },
+            el('div', { class: 'lane-name', text: name }),
+            renderList(at(lp) || [], lp, [`${s.id}:${name}`, `add-${s.id}-${n}`])));
+        }
+        li.append(row);
       }
-      ul.append(li);
+      ol.append(li);
     });
-    return ul;
+    ol.append(insertButton(path, list.length, true, laneKey));
+    return ol;
+  }
+  // The path of a step object, wherever it is now.
+  function pathOf(step, list = S.doc.steps, path = ['steps']) {
+    for (let i = 0; i < (list || []).length; i++) {
+      if (list[i] === step) return [...path, i];
+      for (const [, lp] of lanesOf(list[i], [...path, i])) {
+        const found = pathOf(step, at(lp), lp);
+        if (found) return found;
+      }
+    }
+    return null;
+  }
+  function moveTo(from, listPath, index) {
+    S.drag = null;
+    // Never into itself.
+    if (same(listPath.slice(0, from.length), from)) return;
+    const src = parentList(from), i = from[from.length - 1];
+    const dst = listAt(listPath);
+    const step = src[i];
+    let j = index;
+    if (src === dst && i < index) j -= 1;
+    src.splice(i, 1);
+    dst.splice(j, 0, step);
+    S.selected = pathOf(step);
+    changed();
+    setTimeout(() => $(`step-${step.id}`)?.focus(), 0);
   }
   function move(path, d) {
     const list = parentList(path), i = path[path.length - 1];
@@ -167,24 +279,31 @@
   }
   function remove(path) {
     const s = at(path);
-    if (!confirm(T.remove_confirm.replace('{id}', s.id))) return;
+    if (!confirm(T.remove_confirm.replace('{id}', s.name || s.id))) return;
     parentList(path).splice(path[path.length - 1], 1);
     S.selected = null;
     changed();
   }
   function select(path) {
     S.selected = path;
-    $('ed-test-result').hidden = true;
-    $('ed-test-result').textContent = '';
+    clearResult();
     render();
     loadValues();
+    // On a phone the panel is a sheet over the cards: its first field takes the focus.
+    if (matchMedia('(max-width: 800px)').matches) setTimeout(() => $('h-form')?.scrollIntoView(), 0);
+  }
+  function clearResult() {
+    $('ed-test-result').hidden = true;
+    $('ed-test-result').replaceChildren();
   }
 
   // ---- adding steps: the catalogue ----
   let addTo = null;
+  let addAt = null;
   let opener = null;
-  function openAdder(listPath, from) {
+  function openAdder(listPath, from, index) {
     addTo = listPath;
+    addAt = index ?? null;
     opener = from || null;
     const d = $('ed-adder');
     d.hidden = false;
@@ -231,11 +350,11 @@
       step = { id: freshId('values'), name: T.kind_set, set: { value: '' } };
     }
     const list = listAt(addTo);
-    list.push(step);
-    $('ed-test-result').hidden = true;
-    $('ed-test-result').textContent = '';
+    const at_ = addAt === null || addAt > list.length ? list.length : addAt;
+    list.splice(at_, 0, step);
+    clearResult();
     $('ed-adder').hidden = true;
-    S.selected = [...addTo, list.length - 1];
+    S.selected = [...addTo, at_];
     changed();
     loadValues();
     setTimeout(() => $('f-name')?.focus(), 0);
@@ -540,51 +659,66 @@
 
   // ---- samples and tests ----
   function currentId() { return S.doc.id || S.flowId; }
-  async function waitWebhook() {
+  // Results are tables with labels; text while waiting or when something went wrong.
+  function showResult(...kids) {
     const out = $('ed-test-result');
-    out.hidden = false; out.textContent = T.waiting;
+    out.hidden = false;
+    out.replaceChildren(...kids.map((k) => (typeof k === 'string' ? el('p', { text: k }) : k)));
+  }
+  // The labels the app gives a step's (or the trigger's) values.
+  function outputLabels(step) {
+    const out = {};
+    const specs = step === 'trigger'
+      ? (app(S.doc.trigger?.app)?.triggers || []).filter((t) => !(S.doc.trigger.events || []).length || S.doc.trigger.events.includes(t.id)).flatMap((t) => t.outputs || [])
+      : action(step.app, step.action)?.outputs || [];
+    for (const o of specs) out[o.name] = tx(o.label);
+    return out;
+  }
+  const V = window.FlowbotValues;
+  function showTrigger(value) {
+    showResult(V.result(T.output, value, T, outputLabels('trigger'), 'trigger'));
+  }
+  async function waitWebhook() {
+    showResult(T.waiting);
     try {
       const r = await api('POST', `/api/v1/flows/${currentId()}/test-trigger?wait=120`);
-      out.textContent = r.received ? JSON.stringify(r.trigger, null, 2) : T.nothing_received;
-    } catch (e) { out.textContent = e.message; }
+      if (r.received) showTrigger(r.trigger); else showResult(T.nothing_received);
+    } catch (e) { showResult(e.message); }
     loadValues();
   }
   async function fetchRecent() {
-    const out = $('ed-test-result');
-    out.hidden = false;
     try {
       const r = await api('POST', `/api/v1/flows/${currentId()}/samples/trigger/fetch`, { yaml: S.yaml, connections: S.chosen });
-      out.textContent = JSON.stringify(r.trigger, null, 2);
-    } catch (e) { out.textContent = e.message; }
+      showTrigger(r.trigger);
+    } catch (e) { showResult(e.message); }
     loadValues();
   }
   async function saveSample() {
-    const out = $('ed-test-result');
-    out.hidden = false;
     try {
       const v = JSON.parse($('t-sample').value);
       await api('PUT', `/api/v1/flows/${currentId()}/samples/trigger`, v);
-      out.textContent = T.sample_saved;
-    } catch (e) { out.textContent = `${T.sample_invalid}: ${e.message}`; }
+      showResult(T.sample_saved);
+    } catch (e) { showResult(`${T.sample_invalid}: ${e.message}`); }
     loadValues();
   }
   async function testStep(confirmed) {
-    const out = $('ed-test-result');
-    out.hidden = false; out.textContent = T.testing;
+    showResult(T.testing);
     await sync(true);
     const step = at(S.selected);
     try {
       const r = await api('POST', '/api/v1/editor/test-step', { yaml: S.yaml, step_id: step.id, confirm: confirmed, connections: S.chosen });
       if (r.needs_confirmation) {
         if (confirm(`${T.confirm_write}\n\n${JSON.stringify(r.input, null, 2)}`)) return testStep(true);
-        out.textContent = T.not_run;
+        showResult(T.not_run);
         return;
       }
-      out.textContent = r.ok
-        ? `${T.rendered_input}\n${JSON.stringify(r.input, null, 2)}\n\n${T.output}\n${JSON.stringify(r.output, null, 2)}`
-        : `${T.failed}: ${r.error}${r.input ? `\n\n${T.rendered_input}\n${JSON.stringify(r.input, null, 2)}` : ''}`;
+      const input = r.input ? el('details', { class: 'input' }, el('summary', { text: T.rendered_input }), V.table(r.input, T)) : null;
+      if (r.ok) showResult(V.result(T.output, r.output, T, outputLabels(step), step.id), input);
+      else showResult(el('p', { class: 'error wrap', text: `${T.failed}: ${r.error}` }), input);
+      // Inputs that came out empty are asked about again before saving.
+      S.empty[step.id] = (r.warnings || []).filter((w) => / is empty in this test/.test(w.message)).map((w) => w.field);
       showWarnings(r.warnings);
-    } catch (e) { out.textContent = e.message; }
+    } catch (e) { showResult(e.message); }
   }
   let previewTimer = null;
   function preview() {
@@ -613,12 +747,8 @@
     try {
       const r = await api('POST', '/api/v1/editor/values', { yaml: S.yaml, step_id: step.id });
       if (my !== S.valuesSeq) return;
-      box.replaceChildren(...r.groups.map((g) => el('div', { class: 'group' },
-        el('h4', { text: `${g.label} (${g.id})` }),
-        g.values.length ? null : el('p', { class: 'muted', text: T.no_values }),
-        ...g.values.map((v) => el('button', { type: 'button', class: 'val', 'data-insert': v.expr, onclick: () => insert(`{{ ${v.expr} }}`) },
-          el('code', { text: v.expr }), v.label ? el('span', { class: 'muted', text: ` ${v.label}` }) : null,
-          v.sample !== undefined && v.sample !== null ? el('span', { class: 'sample', text: ` = ${typeof v.sample === 'string' ? v.sample : JSON.stringify(v.sample)}`.slice(0, 80) }) : null)))));
+      box.replaceChildren(V.picker(r.groups, T, (v) => insert(`{{ ${v.expr} }}`)));
+      V.filter(box, $('ed-values-search').value);
     } catch (e) { box.replaceChildren(el('p', { class: 'error', text: e.message })); }
   }
   function insert(text) {
@@ -638,16 +768,44 @@
     // A change still on its way must be in what is saved.
     for (let i = 0; root.dataset.pending && i < 100; i++) await new Promise((r) => setTimeout(r, 50));
     if (!S.valid) { say('ed-saved', T.fix_first, true); return; }
+    // An input that came out empty in a test would be empty in every run: ask once more.
+    const empty = Object.entries(S.empty).filter(([id, l]) => l.length && allIds().includes(id)).map(([id, l]) => `${id}: ${l.join(', ')}`);
+    if (empty.length && !confirm(T.empty_confirm.replace('{list}', empty.join('; ')))) return;
+    const isNew = !S.flowId;
+    const body = { yaml: S.yaml };
+    if (isNew) { body.create_only = true; body.webhook_token = root.dataset.token; }
     try {
-      const r = await api('POST', '/api/v1/flows', { yaml: S.yaml });
+      let r;
+      try {
+        r = await api('POST', '/api/v1/flows', body);
+      } catch (e) {
+        // A flow with this id exists: replace it only when the user says so.
+        if (!isNew || !/exists already/.test(e.message) || !confirm(T.overwrite_confirm.replace('{id}', S.doc.id))) throw e;
+        r = await api('POST', '/api/v1/flows', { yaml: S.yaml });
+      }
       const id = r.flow?.id || S.doc.id;
       for (const [slot, conn] of Object.entries(S.chosen)) {
         if (conn && S.doc.connections?.[slot]) await api('POST', `/api/v1/flows/${id}/connections`, { slot, connection_id: conn });
       }
-      if (!S.flowId) { location.href = `/flows/${id}/edit?saved=1`; return; }
+      if (isNew) { location.href = `/flows/${encodeURIComponent(id)}?saved=1`; return; }
       say('ed-saved', T.saved);
       loadVersions();
     } catch (e) { say('ed-saved', e.message, true); }
+  }
+  // A new flow: its URL follows the id typed, and an id already taken is said at once.
+  let idTimer = null;
+  function newId(id) {
+    if (S.flowId) return;
+    const hook = $('webhook-url');
+    if (hook && root.dataset.token) hook.textContent = `${root.dataset.public}/hooks/${id || '…'}/${root.dataset.token}`;
+    clearTimeout(idTimer);
+    idTimer = setTimeout(async () => {
+      let exists = false;
+      if (id) { try { await api('GET', `/api/v1/flows/${encodeURIComponent(id)}`); exists = true; } catch { exists = false; } }
+      const w = $('ed-overwrite');
+      w.hidden = !exists;
+      w.textContent = exists ? T.overwrite_warning : '';
+    }, 300);
   }
   async function applyYaml() {
     try {
@@ -693,17 +851,27 @@
   function render() {
     $('ed-id').value = S.doc.id || '';
     $('ed-name').value = S.doc.name || '';
-    const tr = S.doc.trigger || {};
-    $('ed-trigger-open').textContent = `${T.trigger}: ${tr.app || '—'} ${(tr.events || []).join(', ')}`;
-    $('ed-trigger-open').setAttribute('aria-pressed', S.selected === 'trigger' ? 'true' : 'false');
     const active = document.activeElement?.id;
     renderTree();
     renderForm();
+    placeProblems();
+    $('ed-panel').hidden = !S.selected;
     if (active && $(active) && $(active) !== document.activeElement) $(active).focus();
   }
+  // The trigger's card, then the steps' cards.
   function renderTree() {
     S.doc.steps = S.doc.steps || [];
-    $('ed-tree').replaceChildren(renderList(S.doc.steps, ['steps']));
+    const tr = S.doc.trigger || {};
+    const a = app(tr.app);
+    const names = (a?.triggers || []).filter((t) => (tr.events || []).includes(t.id)).map((t) => tx(t.name));
+    const sel = S.selected === 'trigger';
+    const open = el('button', { type: 'button', class: 'ed-open', id: 'ed-trigger-open', 'aria-pressed': sel ? 'true' : 'false',
+      onclick: () => { S.selected = 'trigger'; clearResult(); render(); loadValues(); } },
+    el('span', { class: 'node-name', text: T.trigger }),
+    el('span', { class: 'node-what muted', text: a ? `${tx(a.name)}${names.length ? ` · ${names.join(', ')}` : ''}` : T.trigger_empty }));
+    $('ed-tree').replaceChildren(
+      el('div', { class: 'node trigger' + (sel ? ' selected' : '') }, open),
+      renderList(S.doc.steps, ['steps']));
   }
   async function start() {
     const [apps, conns] = await Promise.all([api('GET', '/api/v1/apps'), api('GET', '/api/v1/connections')]);
@@ -719,10 +887,13 @@
         Object.assign(S.chosen, f.bindings || {});
       } catch { /* a new flow */ }
     }
-    $('ed-id').addEventListener('input', (e) => { S.doc.id = e.target.value; sync(); });
+    $('ed-id').addEventListener('input', (e) => { S.doc.id = e.target.value; newId(e.target.value); sync(); });
     $('ed-name').addEventListener('input', (e) => { S.doc.name = e.target.value; sync(); });
-    $('ed-trigger-open').addEventListener('click', () => { S.selected = 'trigger'; render(); loadValues(); });
-    $('ed-add').addEventListener('click', (e) => openAdder(['steps'], e.currentTarget));
+    $('ed-panel-close').addEventListener('click', () => {
+      const back = S.selected === 'trigger' ? 'ed-trigger-open' : `step-${at(S.selected)?.id}`;
+      S.selected = null; render(); $(back)?.focus();
+    });
+    $('ed-values-search').addEventListener('input', (e) => V.filter($('ed-values'), e.target.value));
     $('ed-cat-search').addEventListener('input', (e) => renderCatalogue(e.target.value));
     const closeAdder = () => { $('ed-adder').hidden = true; (opener && document.body.contains(opener) ? opener : $('ed-add')).focus(); };
     $('ed-cat-close').addEventListener('click', closeAdder);
@@ -730,6 +901,7 @@
     $('ed-save').addEventListener('click', save);
     $('ed-apply-yaml').addEventListener('click', applyYaml);
     render();
+    newId(S.doc.id);
     await sync(true);
     if (new URLSearchParams(location.search).has('saved')) {
       say('ed-saved', T.saved);

@@ -98,6 +98,21 @@ where
     }
 }
 
+/// Wait until the element with this id shows `needle` (answers are drawn when they come).
+async fn until_text(c: &Client, id: &str, needle: &str, what: &str) {
+    let (c, id, needle) = (c.clone(), id.to_string(), needle.to_string());
+    until(what, move || {
+        let (c, id, needle) = (c.clone(), id.clone(), needle.clone());
+        async move {
+            match c.find(Locator::Id(&id)).await {
+                Ok(e) => e.text().await.unwrap_or_default().contains(&needle),
+                Err(_) => false,
+            }
+        }
+    })
+    .await;
+}
+
 async fn at(c: &Client, path: &str) {
     let c2 = c.clone();
     let want = path.to_string();
@@ -291,6 +306,13 @@ async fn a_user_imports_connects_enables_watches_and_reruns_in_the_browser() {
         .await
         .unwrap();
     shot(&c, "05-flow-on").await;
+    // Once every connection is chosen the flow's settings fold away; they open on a click.
+    c.find(Locator::Css("#flow-settings > summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let hook = c
         .find(Locator::Id("webhook-url"))
         .await
@@ -299,31 +321,32 @@ async fn a_user_imports_connects_enables_watches_and_reruns_in_the_browser() {
         .await
         .unwrap();
 
-    // The YAML editor checks a change and lists its problems with line and column.
-    c.execute(
-        "document.getElementById('yaml').value = arguments[0];",
-        vec![json!("version: 1\nid: ecforce-customer-to-salesforce\nname: x\ntrigger: { app: ecforce, events: [customer_created], connection: ecforce }\nstpes: []\n")],
-    )
-    .await
-    .unwrap();
-    c.find(Locator::Css(r#"button[data-yaml="validate"]"#))
+    // The YAML view checks a change and lists its problems with line and column.
+    c.find(Locator::Css("#yaml-view > summary"))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
-    c.wait()
-        .for_element(Locator::Css("#yaml-problems li"))
-        .await
-        .unwrap();
-    let problems = c
-        .find(Locator::Id("yaml-problems"))
+    c.execute(
+        "document.getElementById('ed-yaml').value = arguments[0];",
+        vec![json!("version: 1\nid: ecforce-customer-to-salesforce\nname: x\ntrigger: { app: ecforce, events: [customer_created], connection: ecforce }\nstpes: []\n")],
+    )
+    .await
+    .unwrap();
+    c.find(Locator::Id("ed-apply-yaml"))
         .await
         .unwrap()
-        .text()
+        .click()
         .await
         .unwrap();
-    assert!(problems.contains("did you mean `steps`"), "{problems}");
+    until_text(
+        &c,
+        "yaml-problems",
+        "did you mean `steps`",
+        "the YAML's problems",
+    )
+    .await;
     shot(&c, "05b-yaml-problems").await;
     c.goto(&format!("{url}/settings")).await.unwrap();
     shot(&c, "05c-settings").await;
@@ -677,6 +700,23 @@ impl Editor {
         self.find("#ed-test-result").await.text().await.unwrap()
     }
 
+    /// The shown value of a top-level row of the step test's result table.
+    async fn result_value(&self, key: &str) -> String {
+        self.find("#ed-test-result table.values").await;
+        self.c
+            .execute(
+                "const row = [...document.querySelectorAll('#ed-test-result section.result > table.values > tbody > tr')] \
+                   .find(r => r.querySelector('th .key')?.textContent === arguments[0]); \
+                 return row ? (row.querySelector('td > span.wrap, td > details > summary')?.textContent ?? '') : null;",
+                vec![json!(key)],
+            )
+            .await
+            .unwrap()
+            .as_str()
+            .unwrap_or_else(|| panic!("no `{key}` in the result"))
+            .to_string()
+    }
+
     async fn save(&self) {
         self.settled().await;
         self.click("#ed-save").await;
@@ -753,7 +793,7 @@ async fn a_user_builds_the_customer_sync_in_the_editor_without_writing_yaml() {
         "{{ trigger.customer_id }}"
     );
     e.save().await;
-    at(&c, "/flows/customer-sync/edit").await;
+    at(&c, "/flows/customer-sync").await;
     assert_eq!(e.problems().await, "", "no problems");
 
     // Capture a real webhook from the simulator as the trigger's sample.
@@ -766,20 +806,7 @@ async fn a_user_builds_the_customer_sync_in_the_editor_without_writing_yaml() {
     e.ec.sim.create_customer(&obj(json!({
         "email": "sample@example.jp", "name01": "見本", "name02": "花子",
     })));
-    let c2 = c.clone();
-    until("the captured webhook", move || {
-        let c = c2.clone();
-        async move {
-            c.find(Locator::Id("ed-test-result"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap_or_default()
-                .contains("customer_id")
-        }
-    })
-    .await;
+    until_text(&c, "ed-test-result", "customer_id", "the captured webhook").await;
     shot(&c, "22-editor-trigger-captured").await;
 
     // Test the get-customer step: its output becomes the sample for the later pickers.
@@ -820,8 +847,8 @@ async fn a_user_builds_the_customer_sync_in_the_editor_without_writing_yaml() {
         e.fill(&format!("#f-in-fields-{i}"), f).await;
     }
     e.settled().await;
-    let out = e.test_step().await;
-    assert!(out.contains("\"totalSize\": 0"), "{out}");
+    e.test_step().await;
+    assert_eq!(e.result_value("totalSize").await, "0");
     shot(&c, "24-editor-search").await;
 
     // The branch, with the condition builder.
@@ -941,9 +968,9 @@ async fn a_template_s_mapping_is_edited_in_the_forms_and_the_export_shows_it() {
     .await
     .unwrap();
     let id = "ecforce-customer-to-salesforce";
-    c.goto(&format!("{url}/flows/{id}")).await.unwrap();
-    e.click("#edit-flow").await;
-    at(&c, &format!("/flows/{id}/edit")).await;
+    // The old editor address lands on the flow page, where the flow is built.
+    c.goto(&format!("{url}/flows/{id}/edit")).await.unwrap();
+    at(&c, &format!("/flows/{id}")).await;
     // The YAML's steps show up as forms.
     e.open_step("create").await;
     assert_eq!(e.value("#f-in-object").await, "Account");
@@ -1004,7 +1031,7 @@ async fn a_template_s_mapping_is_edited_in_the_forms_and_the_export_shows_it() {
     // Every control has a label, and the editor fits a phone's width.
     let unlabeled = c
         .execute(
-            "return [...document.querySelectorAll('#editor input, #editor select, #editor textarea')].filter(i => !(i.labels && i.labels.length) && !i.getAttribute('aria-label')).map(i => i.id || i.outerHTML).join(', ');",
+            "return [...document.querySelectorAll('#editor input:not([type=hidden]), #editor select, #editor textarea')].filter(i => !(i.labels && i.labels.length) && !i.getAttribute('aria-label')).map(i => i.id || i.outerHTML).join(', ');",
             vec![],
         )
         .await
@@ -1101,8 +1128,9 @@ async fn console(c: &Client) -> Vec<String> {
         .unwrap_or_default()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn every_page_works_under_the_content_security_policy() {
+/// A browser on a store with the first template imported, ON, and one run: the pages
+/// all have something to show. The pages to visit, the login page left out.
+async fn seeded() -> (Editor, Vec<String>) {
     let e = boot(true).await;
     let tpl = flowbot_connectors::templates::TEMPLATES[0];
     e.store
@@ -1133,14 +1161,10 @@ async fn every_page_works_under_the_content_security_policy() {
         .next()
         .expect("a run");
 
-    e.c.goto(&format!("{}/login", e.url)).await.unwrap();
-    let mut seen = console(&e.c).await;
-    sign_in(&e).await;
-    let pages = [
+    let pages = vec![
         "/".to_string(),
         "/flows".to_string(),
         format!("/flows/{}", tpl.id),
-        format!("/flows/{}/edit", tpl.id),
         "/flows/new".to_string(),
         "/templates".to_string(),
         "/runs".to_string(),
@@ -1149,11 +1173,21 @@ async fn every_page_works_under_the_content_security_policy() {
         "/settings".to_string(),
         "/apps".to_string(),
     ];
+    (e, pages)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_page_works_under_the_content_security_policy() {
+    let (e, pages) = seeded().await;
+    let http = reqwest::Client::new();
+    e.c.goto(&format!("{}/login", e.url)).await.unwrap();
+    let mut seen = console(&e.c).await;
+    sign_in(&e).await;
     for page in &pages {
         e.c.goto(&format!("{}{page}", e.url)).await.unwrap();
         e.find("main").await;
         // The pages' scripts ran: the editor draws its forms, the others set up the menu.
-        if page.ends_with("/edit") || page.ends_with("/new") {
+        if page.starts_with("/flows/") {
             e.find("#ed-yaml").await;
         }
         seen.extend(
@@ -1190,6 +1224,113 @@ async fn every_page_works_under_the_content_security_policy() {
     assert!(
         problems.is_empty(),
         "console errors under the CSP: {problems:#?}"
+    );
+    e.stop.cancel();
+}
+
+/// axe-core's serious and critical findings on the page the browser shows, one line each.
+async fn axe(c: &Client, axe_js: &str) -> Vec<String> {
+    c.execute(axe_js, vec![]).await.expect("axe-core loads");
+    let found = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; \
+             axe.run(document, { resultTypes: ['violations'] }) \
+               .then(r => done(r.violations.filter(v => ['serious', 'critical'].includes(v.impact)) \
+                 .map(v => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | ')}`))) \
+               .catch(e => done([`axe failed: ${e}`]));",
+            vec![],
+        )
+        .await
+        .expect("axe-core runs");
+    serde_json::from_value(found).unwrap()
+}
+
+/// Every page in both languages at a desktop's and a phone's width: axe-core (from the npm
+/// registry, injected into the page) finds nothing serious or critical, nothing is wider
+/// than the screen, and a screenshot of each lands in `target/screenshots/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_page_passes_axe_in_both_languages_on_a_desktop_and_a_phone() {
+    let axe_path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/npm/node_modules/axe-core/axe.min.js");
+    let axe_js = std::fs::read_to_string(&axe_path).unwrap_or_else(|_| {
+        panic!(
+            "{} is missing: run ./test.sh, which installs axe-core from npm",
+            axe_path.display()
+        )
+    });
+    let (e, mut pages) = seeded().await;
+    let c = e.c.clone();
+    let mut found = Vec::new();
+    for lang in ["en", "ja"] {
+        c.goto(&format!("{}/login?lang={lang}", e.url))
+            .await
+            .unwrap();
+        for (w, h) in [(1280, 900), (390, 844)] {
+            c.set_window_size(w, h).await.unwrap();
+            c.refresh().await.unwrap();
+            e.find("#password").await;
+            found.extend(
+                axe(&c, &axe_js)
+                    .await
+                    .into_iter()
+                    .map(|v| format!("/login {lang} {w}: {v}")),
+            );
+            shot(&c, &format!("a11y-{lang}-{w}-login")).await;
+        }
+    }
+    c.set_window_size(1280, 900).await.unwrap();
+    sign_in(&e).await;
+    for lang in ["ja", "en"] {
+        // The flow page with a card open: the side panel (a sheet on a phone) and its picker.
+        pages.push(format!("{}#open", pages[2]));
+        for (w, h) in [(1280, 900), (390, 844)] {
+            c.set_window_size(w, h).await.unwrap();
+            for page in &pages {
+                let (path, open) = match page.strip_suffix("#open") {
+                    Some(p) => (p, true),
+                    None => (page.as_str(), false),
+                };
+                c.goto(&format!("{}{path}?lang={lang}", e.url))
+                    .await
+                    .unwrap();
+                e.find("main").await;
+                if path.starts_with("/flows/") {
+                    e.find("#ed-trigger-open").await;
+                    if open {
+                        e.open_step("search").await;
+                        e.find("#ed-values .picker").await;
+                    }
+                }
+                found.extend(
+                    axe(&c, &axe_js)
+                        .await
+                        .into_iter()
+                        .map(|v| format!("{page} {lang} {w}: {v}")),
+                );
+                let width = c
+                    .execute("return document.documentElement.scrollWidth;", vec![])
+                    .await
+                    .unwrap()
+                    .as_f64()
+                    .unwrap();
+                if width > f64::from(w) + 1.0 {
+                    found.push(format!("{page} {lang} {w}: the page is {width} px wide"));
+                }
+                let name = page.trim_matches('/').replace(['/', '#'], "-");
+                let name = if name.is_empty() {
+                    "home".to_string()
+                } else {
+                    name
+                };
+                shot(&c, &format!("a11y-{lang}-{w}-{name}")).await;
+            }
+        }
+        pages.pop();
+    }
+    assert!(
+        found.is_empty(),
+        "accessibility problems:\n{}",
+        found.join("\n")
     );
     e.stop.cancel();
 }
@@ -1603,10 +1744,11 @@ async fn a_user_drops_app_files_in_and_builds_a_flow_with_them_in_the_editor() {
     e.fill("#f-id", "all").await;
     e.choose("#f-connection", &conn.id).await;
     e.settled().await;
-    let out = e.test_step().await;
-    assert!(
-        out.contains("\"count\": 5"),
-        "all five contacts over three pages: {out}"
+    e.test_step().await;
+    assert_eq!(
+        e.result_value("count").await,
+        "5",
+        "all five contacts over three pages"
     );
     e.add("#ed-add", "アクメ", "acme.create_contact").await;
     e.fill("#f-id", "copy").await;
@@ -1632,18 +1774,14 @@ async fn a_user_drops_app_files_in_and_builds_a_flow_with_them_in_the_editor() {
     e.pick("#f-in-email", "trigger.email").await;
     assert_eq!(e.value("#f-in-email").await, "{{ trigger.email }}");
     e.save().await;
-    at(&c, "/flows/acme-copy/edit").await;
+    at(&c, "/flows/acme-copy").await;
     assert_eq!(e.problems().await, "", "no problems");
     shot(&c, "31-app-file-editor").await;
 
     // The flow page says how to register the webhook in the app.
-    c.goto(&format!("{url}/flows/acme-copy")).await.unwrap();
+    e.click("#flow-settings > summary").await;
     let setup = e.find("#webhook-setup").await.text().await.unwrap();
     assert!(setup.contains("設定 → Webhook"), "{setup}");
-    c.goto(&format!("{url}/flows/acme-copy/edit"))
-        .await
-        .unwrap();
-    e.find("#ed-trigger-open").await;
 
     // A signed webhook captured by "test trigger" becomes the trigger's sample.
     let info = e.store.flow("acme-copy").await.unwrap();
@@ -1668,19 +1806,12 @@ async fn a_user_drops_app_files_in_and_builds_a_flow_with_them_in_the_editor() {
             .status(),
         200
     );
-    let c2 = c.clone();
-    until("the captured webhook", move || {
-        let c = c2.clone();
-        async move {
-            c.find(Locator::Id("ed-test-result"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap_or_default()
-                .contains("sample@example.jp")
-        }
-    })
+    until_text(
+        &c,
+        "ed-test-result",
+        "sample@example.jp",
+        "the captured webhook",
+    )
     .await;
 
     // ON: a signed webhook runs the flow; a forged one is refused.

@@ -96,8 +96,16 @@ fn connection_row(r: &AnyRow) -> Result<ConnectionInfo> {
     })
 }
 
+/// Whether a webhook token proposed by a client has the shape [`new_token`] gives: a page
+/// shows a new flow's URL before the flow is saved, and the saved flow keeps it.
+pub fn is_webhook_token(t: &str) -> bool {
+    t.len() == 48
+        && t.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// 192 random bits, hex: the unguessable part of a webhook URL.
-pub(crate) fn new_token() -> String {
+pub fn new_token() -> String {
     let mut bytes = [0u8; 24];
     OsRng.fill_bytes(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -125,6 +133,15 @@ pub(crate) async fn audit(
     Ok(())
 }
 
+/// How a new flow comes in from the flow page.
+#[derive(Debug, Default, Clone)]
+pub struct NewFlow {
+    /// The token the page showed in the webhook URL (ignored unless well formed).
+    pub webhook_token: Option<String>,
+    /// Refuse when a flow has the id already.
+    pub create_only: bool,
+}
+
 impl Store {
     /// Import a flow's YAML: a new flow (trigger OFF, a fresh webhook token), or a new version
     /// of an existing one. Importing the YAML the flow already has changes nothing.
@@ -135,6 +152,26 @@ impl Store {
         yaml: &str,
         actor: &str,
     ) -> Result<FlowInfo> {
+        self.import_flow_as(id, name, yaml, actor, NewFlow::default())
+            .await
+    }
+
+    /// As [`Store::import_flow`], for a flow made on the flow page: it keeps the webhook
+    /// token its page showed, and when `create_only` it refuses to become a new version of
+    /// a flow that has the id already (checked in the same transaction as the insert).
+    pub async fn import_flow_as(
+        &self,
+        id: &str,
+        name: &str,
+        yaml: &str,
+        actor: &str,
+        new: NewFlow,
+    ) -> Result<FlowInfo> {
+        let token = new
+            .webhook_token
+            .filter(|t| is_webhook_token(t))
+            .unwrap_or_else(new_token);
+        let create_only = new.create_only;
         let (id, name, yaml, actor) = (
             id.to_string(),
             name.to_string(),
@@ -151,6 +188,9 @@ impl Store {
                         .fetch_optional(&mut *conn)
                         .await?;
                     let version = match existing {
+                        Some(_) if create_only => {
+                            return Err(StoreError::Conflict(format!("a flow with id `{id}` exists already")));
+                        }
                         Some(row) => {
                             let flow = flow_row(&row)?;
                             let current: String = sqlx::query_scalar(
@@ -180,7 +220,7 @@ impl Store {
                             )
                             .bind(id.clone())
                             .bind(name.clone())
-                            .bind(new_token())
+                            .bind(token.clone())
                             .bind(now)
                             .execute(&mut *conn)
                             .await?;

@@ -40,6 +40,7 @@ pub use app_files::StoredApp;
 pub use auth::{ApiTokenInfo, SessionInfo, User};
 pub use crypto::Cipher;
 pub use flows::AuditEntry;
+pub use flows::{is_webhook_token, new_token as new_webhook_token, NewFlow};
 pub use flows::{ConnectionInfo, FlowInfo, FlowVersion};
 pub use inbox::{EnqueueOutcome, EventInfo, NewEvent, Source};
 pub use pending::PendingOauth;

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use flowbot_core::manifest::AppManifest;
 use flowbot_core::{check, Diagnostic};
-use flowbot_store::{FlowInfo, FlowVersion};
+use flowbot_store::{FlowInfo, FlowVersion, NewFlow};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -190,10 +190,20 @@ async fn get_flow(State(s): State<AppState>, Path(id): Path<String>) -> ApiResul
 struct YamlBody {
     /// The flow file.
     yaml: String,
+    /// For a new flow: the webhook token its page already showed (48 hex characters).
+    #[serde(default)]
+    webhook_token: Option<String>,
+    /// Refuse (409) instead of saving a new version of a flow that has this id already.
+    #[serde(default)]
+    create_only: bool,
 }
 
 /// The YAML from a `text/yaml` body, or from `{"yaml": …}`.
 fn yaml_of(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
+    flow_body(headers, body).map(|b| b.yaml)
+}
+
+fn flow_body(headers: &HeaderMap, body: &Bytes) -> Result<YamlBody, ApiError> {
     let text = std::str::from_utf8(body)
         .map_err(|_| ApiError::BadRequest("the body is not UTF-8".into()))?;
     let json = headers
@@ -201,15 +211,17 @@ fn yaml_of(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.contains("json"));
     if !json {
-        return Ok(text.to_string());
+        return Ok(YamlBody {
+            yaml: text.to_string(),
+            webhook_token: None,
+            create_only: false,
+        });
     }
-    serde_json::from_str::<YamlBody>(text)
-        .map(|b| b.yaml)
-        .map_err(|e| {
-            ApiError::BadRequest(format!(
-                "send the flow as {{\"yaml\": \"…\"}} or as text/yaml ({e})"
-            ))
-        })
+    serde_json::from_str::<YamlBody>(text).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "send the flow as {{\"yaml\": \"…\"}} or as text/yaml ({e})"
+        ))
+    })
 }
 
 pub(crate) fn diagnostics(checked: &flowbot_core::Checked) -> Vec<flowbot_core::Diagnostic> {
@@ -241,12 +253,21 @@ pub(crate) async fn import_yaml(
     yaml: &str,
     actor: &str,
 ) -> Result<FlowView, ApiError> {
+    import_yaml_as(s, yaml, actor, NewFlow::default()).await
+}
+
+async fn import_yaml_as(
+    s: &AppState,
+    yaml: &str,
+    actor: &str,
+    new: NewFlow,
+) -> Result<FlowView, ApiError> {
     let checked = check(yaml, &s.apps);
     let Some(flow) = checked.flow.clone() else {
         return Err(ApiError::InvalidFlow(diagnostics(&checked)));
     };
     s.store
-        .import_flow(&flow.id, &flow.name, yaml, actor)
+        .import_flow_as(&flow.id, &flow.name, yaml, actor, new)
         .await?;
     flow_view(s, &flow.id).await
 }
@@ -257,10 +278,14 @@ async fn import_flow(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<FlowView>)> {
-    let yaml = yaml_of(&headers, &body)?;
+    let b = flow_body(&headers, &body)?;
+    let new = NewFlow {
+        webhook_token: b.webhook_token,
+        create_only: b.create_only,
+    };
     Ok((
         StatusCode::CREATED,
-        Json(import_yaml(&s, &yaml, &c.user.username).await?),
+        Json(import_yaml_as(&s, &b.yaml, &c.user.username, new).await?),
     ))
 }
 

@@ -3,11 +3,13 @@
 //! available at a step with their samples, testing one step, the apps' own object and
 //! field lists, and versions with diffs and restore.
 
+mod problems;
 mod testing;
 
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::{Extension, Json};
 use flowbot_core::model::StepKind;
 use flowbot_core::Diagnostic;
@@ -152,6 +154,25 @@ struct YamlBody {
     yaml: String,
 }
 
+/// A validator problem, and the same said in the caller's language for the forms.
+#[derive(Serialize, schemars::JsonSchema)]
+struct Problem {
+    #[serde(flatten)]
+    diagnostic: Diagnostic,
+    /// The message in the caller's language (Japanese or English).
+    local: String,
+}
+
+fn problems(list: Vec<Diagnostic>, headers: &HeaderMap) -> Vec<Problem> {
+    let lang = crate::ui::request_lang(headers);
+    list.into_iter()
+        .map(|d| Problem {
+            local: problems::localize(&d.message, lang).into_owned(),
+            diagnostic: d,
+        })
+        .collect()
+}
+
 #[derive(Serialize, schemars::JsonSchema)]
 struct Parsed {
     /// The flow file as JSON; null when it is not YAML at all.
@@ -159,12 +180,13 @@ struct Parsed {
     /// The comment lines at the top of the file.
     #[serde(skip_serializing_if = "Option::is_none")]
     header: Option<String>,
-    diagnostics: Vec<Diagnostic>,
+    diagnostics: Vec<Problem>,
 }
 
 /// YAML → the document the forms edit, with the same diagnostics as `flowbot validate`.
 async fn parse(
     State(s): State<AppState>,
+    headers: HeaderMap,
     ApiJson(b): ApiJson<YamlBody>,
 ) -> ApiResult<Json<Parsed>> {
     let doc: Value = match serde_yaml::from_str::<serde_yaml::Value>(&b.yaml) {
@@ -174,12 +196,15 @@ async fn parse(
             return Ok(Json(Parsed {
                 doc: Value::Null,
                 header: None,
-                diagnostics: vec![Diagnostic {
-                    line: at.as_ref().map_or(1, |l| l.line()),
-                    column: at.as_ref().map_or(1, |l| l.column()),
-                    path: String::new(),
-                    message: e.to_string(),
-                }],
+                diagnostics: problems(
+                    vec![Diagnostic {
+                        line: at.as_ref().map_or(1, |l| l.line()),
+                        column: at.as_ref().map_or(1, |l| l.column()),
+                        path: String::new(),
+                        message: e.to_string(),
+                    }],
+                    &headers,
+                ),
             }));
         }
     };
@@ -187,7 +212,7 @@ async fn parse(
     Ok(Json(Parsed {
         doc,
         header: Some(header_of(&b.yaml)),
-        diagnostics: diagnostics(&checked),
+        diagnostics: problems(diagnostics(&checked), &headers),
     }))
 }
 
@@ -205,13 +230,14 @@ struct DocBody {
 struct Written {
     yaml: String,
     valid: bool,
-    diagnostics: Vec<Diagnostic>,
+    diagnostics: Vec<Problem>,
 }
 
 /// The document → YAML, with its diagnostics. Written into `base` where it can be (only
 /// the changed lines differ); else whole, the header comments kept.
 async fn to_yaml(
     State(s): State<AppState>,
+    headers: HeaderMap,
     ApiJson(b): ApiJson<DocBody>,
 ) -> ApiResult<Json<Written>> {
     let patched = b
@@ -230,7 +256,7 @@ async fn to_yaml(
     let checked = check(&yaml, &s.apps);
     Ok(Json(Written {
         valid: checked.flow.is_some(),
-        diagnostics: diagnostics(&checked),
+        diagnostics: problems(diagnostics(&checked), &headers),
         yaml,
     }))
 }

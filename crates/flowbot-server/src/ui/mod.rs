@@ -15,7 +15,6 @@ use axum::http::{header, HeaderMap};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
-use flowbot_core::model::{Step, StepKind};
 use flowbot_store::{RunFilter, RunStatus};
 use minijinja::{context, AutoEscape, Environment};
 use serde::Deserialize;
@@ -60,10 +59,6 @@ const PAGES: &[(&str, &str)] = &[
     (
         "settings.html",
         include_str!("../../../../web/templates/settings.html"),
-    ),
-    (
-        "editor.html",
-        include_str!("../../../../web/templates/editor.html"),
     ),
     (
         "apps.html",
@@ -142,6 +137,15 @@ pub fn router() -> Router<AppState> {
                 (
                     [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
                     include_str!("../../../../web/static/editor.js"),
+                )
+            }),
+        )
+        .route(
+            "/static/values.js",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    include_str!("../../../../web/static/values.js"),
                 )
             }),
         )
@@ -349,35 +353,25 @@ async fn flows(
     render(&p, "flows.html", title, "flows", json!({ "flows": rows }))
 }
 
-fn step_cards(steps: &[Step], lang: &str) -> Vec<Value> {
-    steps
-        .iter()
-        .map(|s| {
-            let (app, action) = match &s.kind {
-                StepKind::Action(a) => (Some(a.app.clone()), Some(a.action.clone())),
-                _ => (None, None),
-            };
-            let lanes: Vec<Value> = s
-                .lanes()
-                .iter()
-                .map(|l| {
-                    let label = match (l.name, lang) {
-                        ("then", "ja") => "条件に一致した場合".to_string(),
-                        ("then", _) => "when the condition holds".to_string(),
-                        ("else", "ja") => "それ以外の場合".to_string(),
-                        ("else", _) => "otherwise".to_string(),
-                        ("each", "ja") => "繰り返す処理".to_string(),
-                        ("each", _) => "for each item".to_string(),
-                        (other, _) => other.to_string(),
-                    };
-                    json!({ "label": label, "steps": step_cards(l.steps, lang) })
-                })
-                .collect();
-            json!({ "id": s.id, "name": s.display_name(), "kind": s.kind.label(), "app": app, "action": action, "lanes": lanes })
-        })
-        .collect()
+/// The address webhooks reach this server at: the configured public URL, else the one
+/// saved in the settings.
+async fn public_url(s: &AppState) -> String {
+    match s.config.public_url() {
+        Some(u) => u.to_string(),
+        None => s
+            .store
+            .setting(flowbot_store::notify::PUBLIC_URL)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+    }
 }
 
+/// The flow page: the flow built on itself (cards, a side panel), its trigger switch,
+/// webhook URL and connections, the YAML view and the versions. A new flow is the same
+/// page without the parts that need a saved flow.
 async fn flow(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -411,55 +405,41 @@ async fn flow(
                 .collect()
         })
         .unwrap_or_default();
-    let public = match s.config.public_url() {
-        Some(u) => u.to_string(),
-        None => s
-            .store
-            .setting(flowbot_store::notify::PUBLIC_URL)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default(),
-    };
-    let trigger = parsed
-        .as_ref()
-        .map(|f| {
-            let events = if f.trigger.events.is_empty() {
-                String::new()
-            } else {
-                format!(" — {}", f.trigger.events.join(", "))
-            };
-            format!("{}{events}", f.trigger.app)
-        })
-        .unwrap_or_default();
-    let cards = parsed
-        .as_ref()
-        .map(|f| step_cards(&f.steps, p.lang))
-        .unwrap_or_default();
     // How to make the trigger's app call this flow, as its app describes it.
     let setup = parsed.as_ref().and_then(|f| {
         let m = s.apps.manifest(&f.trigger.app)?;
         let t = m.triggers.iter().find(|t| {
             t.setup.is_some() && (f.trigger.events.is_empty() || f.trigger.events.contains(&t.id))
         })?;
-        let text = t.setup.as_ref()?;
-        Some(if p.lang == "ja" {
-            text.ja.clone()
-        } else {
-            text.en.clone()
-        })
+        Some(t.setup.as_ref()?.get(p.lang).to_string())
     });
-    render(
-        &p,
-        "flow.html",
-        &info.name.clone(),
-        "flows",
-        json!({
-            "flow": info, "yaml": yaml, "slots": slots, "trigger": trigger, "step_cards": cards, "setup": setup,
-            "webhook_url": format!("{public}/hooks/{}/{}", info.id, info.webhook_token),
-        }),
-    )
+    let public = public_url(&s).await;
+    // Open while a connection is still to be chosen: the flow cannot run without it.
+    let unbound = slots.iter().any(|x| x["bound"].is_null());
+    let extra = json!({
+        "flow": info, "slots": slots, "setup": setup, "settings_open": unbound,
+        "webhook_url": format!("{public}/hooks/{}/{}", info.id, info.webhook_token),
+        "webhook_token": "",
+    });
+    flow_page(&p, &info.name, &id, &yaml, &public, extra)
+}
+
+fn flow_page(
+    p: &Page,
+    title: &str,
+    flow_id: &str,
+    yaml: &str,
+    public: &str,
+    extra: Value,
+) -> Response {
+    let mut ctx = json!({
+        "flow_id": flow_id, "yaml": yaml, "public_url": public, "title_text": title,
+        "editor_text": words(&EDITOR_TEXT, p.lang),
+    });
+    if let (Value::Object(m), Value::Object(e)) = (&mut ctx, extra) {
+        m.extend(e);
+    }
+    render(p, "flow.html", title, "flows", ctx)
 }
 
 #[derive(Deserialize, Default)]
@@ -468,19 +448,8 @@ pub struct NewQuery {
     template: Option<String>,
 }
 
-fn editor(p: &Page, flow_id: &str, yaml: &str) -> Response {
-    let words = words(&EDITOR_TEXT, p.lang);
-    let title = texts(p.lang)["editor_title"];
-    render(
-        p,
-        "editor.html",
-        title,
-        "flows",
-        json!({ "flow_id": flow_id, "yaml": yaml, "editor_text": words }),
-    )
-}
-
-/// A new flow in the editor: blank, or a copy of a template.
+/// A new flow on the flow page: blank, or a copy of a template. Its webhook URL is known
+/// before the first save: the secret part is drawn here and kept when the flow is saved.
 async fn new_flow(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -496,23 +465,19 @@ async fn new_flow(
         .as_deref()
         .and_then(|id| s.template(id))
         .unwrap_or(BLANK_FLOW);
-    editor(&p, "", yaml)
+    let public = public_url(&s).await;
+    let token = flowbot_store::new_webhook_token();
+    let title = texts(p.lang)["new_flow"];
+    let extra = json!({
+        "flow": null, "slots": [], "setup": null, "webhook_token": token, "settings_open": true,
+        "webhook_url": format!("{public}/hooks/…/{token}"),
+    });
+    flow_page(&p, title, "", yaml, &public, extra)
 }
 
-async fn edit_flow(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(q): Query<LangQuery>,
-) -> Response {
-    let p = match page(&s, &headers, &q).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let Ok(yaml) = s.store.current_yaml(&id).await else {
-        return Redirect::to("/flows").into_response();
-    };
-    editor(&p, &id, &yaml)
+/// The editor lives on the flow page now; old links land there.
+async fn edit_flow(Path(id): Path<String>) -> Response {
+    Redirect::to(&format!("/flows/{id}")).into_response()
 }
 
 async fn templates(
