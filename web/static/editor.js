@@ -12,7 +12,7 @@
     doc: null, header: '', yaml: '', valid: false,
     selected: null, apps: [], connections: [], chosen: {},
     lastFocus: null, describe: {}, timer: null, seq: 0, valuesSeq: 0, rows: 1000,
-    drag: null, empty: {}, problems: [], exists: false,
+    drag: null, empty: {}, problems: [], valueList: [], valueLabels: {},
   };
   const $ = (id) => document.getElementById(id);
   const el = window.FlowbotValues.el;
@@ -362,13 +362,32 @@
 
   // ---- forms ----
   function field(labelText, control, help, required) {
-    const labelId = `${control.id}-label`;
-    if (control.tagName === 'DIV' || control.tagName === 'FIELDSET') control.setAttribute('aria-labelledby', labelId);
-    else if (help) control.setAttribute('aria-describedby', `${control.id}-help`);
+    const target = control.classList?.contains('chip-wrap') ? control.querySelector('.chip-input') : control;
+    const labelId = `${target.id}-label`;
+    if (target.tagName === 'DIV' || target.tagName === 'FIELDSET') target.setAttribute('aria-labelledby', labelId);
+    if (help && target.tagName !== 'FIELDSET') target.setAttribute('aria-describedby', `${target.id}-help`);
     return el('div', { class: 'field' },
-      el('label', { for: control.id, id: labelId }, labelText, required ? el('span', { class: 'req', 'aria-label': T.required, text: ' *' }) : null),
+      el('label', { for: target.id, id: labelId }, labelText, required ? el('span', { class: 'req', 'aria-label': T.required, text: ' *' }) : null),
       control,
-      help ? el('small', { class: 'muted', id: control.id + '-help', text: help }) : null);
+      help ? el('small', { class: 'muted', id: target.id + '-help', text: help }) : null);
+  }
+  // A value a person reads: the step's name › the field's label.
+  function chipLabel(expr) {
+    const [head, ...rest] = expr.split('.');
+    const step = head === 'trigger' ? null : allSteps().find((s) => s.id === head.replace(/\[\d+\]$/, ''));
+    const who = head === 'trigger' ? T.trigger : step ? (step.name || step.id) : head;
+    const label = S.valueLabels[expr];
+    return `${who} › ${label || rest.join('.') || head}`;
+  }
+  function allSteps(list = S.doc.steps || [], out = []) {
+    list.forEach((s) => { out.push(s); lanesOf(s, []).forEach(([, p]) => allSteps(p.reduce((o, k) => (o == null ? o : o[k]), s) || [], out)); });
+    return out;
+  }
+  // A text input that shows templates as chips (see chips.js).
+  function chipInput(id, value, onchange, extra = {}) {
+    const wrap = window.FlowbotChips.input(id, value, onchange, { ...extra, labelOf: chipLabel, values: () => S.valueList });
+    wrap.querySelector('.chip-input').addEventListener('focus', (e) => { S.lastFocus = e.currentTarget; });
+    return wrap;
   }
   function textInput(id, value, onchange, extra = {}) {
     const i = el('input', { id, type: 'text', value: value ?? '', ...extra });
@@ -411,7 +430,7 @@
     const row = (k, v, i) => {
       const kIn = el('input', { class: 'k', id: `${id}-k-${i}`, 'aria-label': `${T.key} ${i + 1}`, list: keyList, value: k });
       kIn.value = k;
-      const vIn = textInput(`${id}-v-${i}`, v, write, { class: 'v', 'aria-label': `${T.value} ${i + 1}` });
+      const vIn = chipInput(`${id}-v-${i}`, v, write, { class: 'v', 'aria-label': `${T.value} ${i + 1}` });
       kIn.addEventListener('change', write);
       return el('div', { class: 'map-row row' }, kIn, el('span', { text: '→' }), vIn,
         el('button', { type: 'button', 'aria-label': `${T.remove} ${i + 1}`, onclick: (e) => { e.target.closest('.map-row').remove(); write(); }, text: '✕' }));
@@ -426,7 +445,9 @@
     const box = el('div', { class: 'list', id, role: 'group' });
     const write = () => onchange([...box.querySelectorAll('.item')].map((i) => i.value).filter((v) => v !== ''));
     const row = (v, i) => {
-      const inp = textInput(`${id}-${i}`, v, write, { class: 'item', 'aria-label': `${T.item} ${i + 1}`, list: itemList });
+      const inp = itemList
+        ? textInput(`${id}-${i}`, v, write, { class: 'item', 'aria-label': `${T.item} ${i + 1}`, list: itemList })
+        : chipInput(`${id}-${i}`, v, write, { class: 'item', 'aria-label': `${T.item} ${i + 1}` });
       return el('div', { class: 'row' }, inp, el('button', { type: 'button', 'aria-label': `${T.remove} ${i + 1}`, onclick: (e) => { e.target.parentElement.remove(); write(); }, text: '✕' }));
     };
     arr.forEach((v, i) => box.append(row(v, i)));
@@ -478,11 +499,14 @@
           loadChoices(step, f);
         }
         if (f.kind === 'number' || f.kind === 'integer') extra.inputmode = 'decimal';
-        return textInput(id, val, (v) => {
+        const onText = (v) => {
           if ((f.kind === 'number' || f.kind === 'integer') && v.trim() !== '' && !isNaN(Number(v))) set(Number(v));
           else set(v);
           if (extra.list === 'dl-objects') loadFields(step);
-        }, extra);
+        };
+        // Names chosen from the app's lists stay plain inputs (their suggestions need one);
+        // everything else may hold values from earlier steps, shown as chips.
+        return extra.list ? textInput(id, val, onText, extra) : chipInput(id, val, onText, extra);
       }
     }
   }
@@ -532,11 +556,11 @@
     modeSel.addEventListener('change', () => { emit(); render(); });
     box.append(field(T.match, modeSel));
     rows.forEach((c, i) => {
-      const v = textInput(`c-value-${i}`, c.value, emit, { class: 'cv' });
+      const v = chipInput(`c-value-${i}`, c.value, emit, { class: 'cv' });
       const o = el('select', { id: `c-op-${i}`, class: 'co' }, ...OPS.map((op) => el('option', { value: op, text: T['op_' + op] || op })));
       o.value = c.op || 'equals';
       o.addEventListener('change', emit);
-      const t = textInput(`c-to-${i}`, c.to, emit, { class: 'ct' });
+      const t = chipInput(`c-to-${i}`, c.to, emit, { class: 'ct' });
       box.append(el('div', { class: 'cmp row' }, field(T.cond_value, v), field(T.cond_op, o), field(T.cond_to, t)));
     });
     if (mode !== 'one') {
@@ -586,7 +610,7 @@
       });
       box.append(el('button', { type: 'button', id: 's-add', onclick: () => { step.switch.cases.push({ name: `case${step.switch.cases.length + 1}`, if: { value: '', op: 'equals', to: '' }, steps: [] }); changed(); }, text: `+ ${T.add_case}` }));
     } else if (k === 'for_each') {
-      box.append(field(T.loop_items, textInput('l-items', step.for_each.items, (v) => { step.for_each.items = v; sync(); }), T.loop_items_help, true));
+      box.append(field(T.loop_items, chipInput('l-items', step.for_each.items, (v) => { step.for_each.items = v; sync(); }), T.loop_items_help, true));
       box.append(field(T.loop_max, textInput('l-max', step.for_each.max_iterations, (v) => { if (v === '') delete step.for_each.max_iterations; else step.for_each.max_iterations = Number(v); sync(); }, { inputmode: 'numeric' })));
     } else if (k === 'set') {
       box.append(field(T.kind_set, mapRows('f-set', step.set, (m) => { step.set = m; sync(); })));
@@ -747,13 +771,19 @@
     try {
       const r = await api('POST', '/api/v1/editor/values', { yaml: S.yaml, step_id: step.id });
       if (my !== S.valuesSeq) return;
-      box.replaceChildren(V.picker(r.groups, T, (v) => insert(`{{ ${v.expr} }}`)));
+      // The labels chips show, and what `{{` completes with.
+      S.valueList = r.groups.flatMap((g) => g.values);
+      for (const g of r.groups) for (const v of g.values) if (v.label) S.valueLabels[v.expr] = v.label;
+      document.querySelectorAll('#ed-form .chip').forEach((c) => { c.textContent = chipLabel(c.dataset.expr); });
+      box.replaceChildren(V.picker(r.groups, T, (v) => insert(v.expr)));
       V.filter(box, $('ed-values-search').value);
     } catch (e) { box.replaceChildren(el('p', { class: 'error', text: e.message })); }
   }
-  function insert(text) {
+  function insert(expr) {
     const i = S.lastFocus;
     if (!i || !document.body.contains(i)) { alert(T.focus_first); return; }
+    if (i.classList.contains('chip-input')) { window.FlowbotChips.insert(i, expr, chipLabel); return; }
+    const text = `{{ ${expr} }}`;
     const s = i.selectionStart ?? i.value.length, e = i.selectionEnd ?? i.value.length;
     i.value = i.value.slice(0, s) + text + i.value.slice(e);
     i.dispatchEvent(new Event('input', { bubbles: true }));

@@ -586,7 +586,7 @@ impl Editor {
         self.find(css).await;
         self.c
             .execute(
-                "const e = document.querySelector(arguments[0]); e.focus(); e.select(); \
+                "const e = document.querySelector(arguments[0]); e.focus(); if (e.select) e.select(); \
                  e.value = ''; e.dispatchEvent(new Event('input', { bubbles: true }));",
                 vec![json!(css)],
             )
@@ -842,6 +842,13 @@ async fn a_user_builds_the_customer_sync_in_the_editor_without_writing_yaml() {
     e.click("#f-in-where-add").await;
     e.fill("#f-in-where-k-0", "Mail__c").await;
     e.pick("#f-in-where-v-0", "customer.email").await;
+    // The value shows as a chip named after the step and the field, not as `{{ … }}`.
+    let chip = e.find("#f-in-where-v-0 .chip").await.text().await.unwrap();
+    assert!(
+        chip.starts_with("顧客情報を取得 › ") && !chip.contains("{{"),
+        "{chip}"
+    );
+    assert_eq!(e.value("#f-in-where-v-0").await, "{{ customer.email }}");
     for (i, f) in ["Id", "Name", "Mail__c"].iter().enumerate() {
         e.click("#f-in-fields-add").await;
         e.fill(&format!("#f-in-fields-{i}"), f).await;
@@ -887,7 +894,15 @@ async fn a_user_builds_the_customer_sync_in_the_editor_without_writing_yaml() {
         e.pick("#f-in-fields-v-0", "customer.full_name").await;
         e.click("#f-in-fields-add").await;
         e.fill("#f-in-fields-k-1", "Mail__c").await;
-        e.pick("#f-in-fields-v-1", "customer.email").await;
+        // Typing `{{` offers the values; Enter takes the one highlighted.
+        e.fill("#f-in-fields-v-1", "{{email").await;
+        e.find("#f-in-fields-v-1-complete li").await;
+        e.find("#f-in-fields-v-1")
+            .await
+            .send_keys("\u{E007}")
+            .await
+            .unwrap();
+        assert_eq!(e.value("#f-in-fields-v-1").await, "{{ customer.email }}");
         e.settled().await;
     }
     shot(&c, "26-editor-lanes").await;

@@ -123,29 +123,27 @@ pub fn router() -> Router<AppState> {
         .route("/settings", get(admin::settings))
         .route("/apps", get(admin::apps))
         .route(
+            "/static/app.js",
+            script(include_str!("../../../../web/static/app.js")),
+        )
+        .route(
+            "/static/values.js",
+            script(include_str!("../../../../web/static/values.js")),
+        )
+        .route(
+            "/static/chips.js",
+            script(include_str!("../../../../web/static/chips.js")),
+        )
+        .route(
+            "/static/editor.js",
+            script(include_str!("../../../../web/static/editor.js")),
+        )
+        .route(
             "/static/app.css",
             get(|| async {
                 (
                     [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
                     include_str!("../../../../web/static/app.css"),
-                )
-            }),
-        )
-        .route(
-            "/static/editor.js",
-            get(|| async {
-                (
-                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-                    include_str!("../../../../web/static/editor.js"),
-                )
-            }),
-        )
-        .route(
-            "/static/values.js",
-            get(|| async {
-                (
-                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-                    include_str!("../../../../web/static/values.js"),
                 )
             }),
         )
@@ -165,15 +163,16 @@ pub fn router() -> Router<AppState> {
             "/favicon.ico",
             get(|| async { Redirect::permanent("/static/favicon.svg") }),
         )
-        .route(
-            "/static/app.js",
-            get(|| async {
-                (
-                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-                    include_str!("../../../../web/static/app.js"),
-                )
-            }),
+}
+
+/// A page script, served from the binary.
+fn script(body: &'static str) -> axum::routing::MethodRouter<AppState> {
+    get(move || async move {
+        (
+            [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+            body,
         )
+    })
 }
 
 /// The caller's language for an API answer: the UI's cookie, else Accept-Language.
