@@ -102,6 +102,17 @@ document.addEventListener('submit', async (e) => {
   }
   try {
     const data = await api(f.method.toUpperCase(), f.dataset.api, body);
+    // A connection made on a flow page is used there at once, after signing in to the
+    // app when it connects through OAuth (which brings the browser back here).
+    const made = data && data.connection && data.connection.id;
+    if (f.dataset.bindFlow && made) {
+      await api('POST', `/api/v1/flows/${encodeURIComponent(f.dataset.bindFlow)}/connections`, { slot: f.dataset.bindSlot, connection_id: made });
+      if (f.dataset.oauth) {
+        const r = await api('POST', `/api/v1/connections/${encodeURIComponent(made)}/oauth/start`, { return_to: f.dataset.next });
+        location.href = r.authorize_url;
+        return;
+      }
+    }
     if (f.dataset.next) location.href = f.dataset.next;
     else say(f.dataset.target || 'message', f.dataset.done || 'OK');
   } catch (err) {

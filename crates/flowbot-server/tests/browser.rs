@@ -1243,6 +1243,105 @@ async fn every_page_works_under_the_content_security_policy() {
     e.stop.cancel();
 }
 
+/// "Use this template" on a template already in use makes a copy; its page asks for the
+/// connections it needs, makes them right there (Salesforce through its OAuth sign-in,
+/// which comes back to the page), and then offers to turn the trigger ON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_template_s_copy_gets_its_connections_on_its_page_and_is_offered_on() {
+    let e = boot(false).await;
+    let (url, c) = (e.url.clone(), e.c.clone());
+    let tpl = "ecforce-customer-to-salesforce";
+    let yaml = flowbot_connectors::templates::template(tpl).unwrap().yaml;
+    e.store.import_flow(tpl, tpl, yaml, "t").await.unwrap();
+    c.goto(&format!("{url}/login")).await.unwrap();
+    sign_in(&e).await;
+    c.goto(&format!("{url}/templates")).await.unwrap();
+    e.click(&format!(
+        r#"button[data-path="/api/v1/templates/{tpl}/import"]"#
+    ))
+    .await;
+    let copy = format!("{tpl}-copy");
+    at(&c, &format!("/flows/{copy}")).await;
+    let title = e.find("#flow-title").await.text().await.unwrap();
+    assert!(title.contains("（コピー）"), "{title}");
+    assert!(
+        e.store.flow(tpl).await.unwrap().current_version == 1,
+        "the flow in use is untouched"
+    );
+
+    // ecforce: no connection exists yet, so the form to make one is open.
+    let ecfg = e.ec.sim.config().clone();
+    for (name, value) in [
+        ("settings.base_url", e.ec.url.clone()),
+        ("settings.access_token", ecfg.access_token.clone()),
+    ] {
+        e.fill(
+            &format!(r#"#new-conn-ecforce input[name="{name}"]"#),
+            &value,
+        )
+        .await;
+    }
+    e.click("#new-conn-ecforce button[type=submit]").await;
+    let s = e.store.clone();
+    let id = copy.clone();
+    until("the ecforce slot bound", move || {
+        let (s, id) = (s.clone(), id.clone());
+        async move { s.flow_bindings(&id).await.unwrap().contains_key("ecforce") }
+    })
+    .await;
+
+    // Salesforce signs in through OAuth and the browser comes back to the flow.
+    let sfc = e.sf.sim.config().clone();
+    // No Salesforce connection exists either: its form is open too.
+    e.find("#new-conn-salesforce[open]").await;
+    e.fill(
+        r#"#new-conn-salesforce input[name="settings.my_domain_url"]"#,
+        &e.sf.url,
+    )
+    .await;
+    e.fill(
+        r#"#new-conn-salesforce input[name="settings.client_id"]"#,
+        &sfc.client_id,
+    )
+    .await;
+    e.fill(
+        r#"#new-conn-salesforce input[name="settings.client_secret"]"#,
+        &sfc.client_secret,
+    )
+    .await;
+    e.click("#new-conn-salesforce button[type=submit]").await;
+    let c2 = c.clone();
+    until("back on the flow after signing in", move || {
+        let c = c2.clone();
+        async move {
+            c.current_url()
+                .await
+                .is_ok_and(|u| u.query().is_some_and(|q| q.contains("connected=1")))
+        }
+    })
+    .await;
+    at(&c, &format!("/flows/{copy}")).await;
+    let bound = e.store.flow_bindings(&copy).await.unwrap();
+    assert!(bound.contains_key("salesforce"), "{bound:?}");
+    let conn = e.store.connection(&bound["salesforce"]).await.unwrap();
+    assert!(
+        conn.settings.contains_key("refresh_token"),
+        "the sign-in's refresh token is kept"
+    );
+
+    // Everything is set: the page offers to turn the trigger ON.
+    e.click("#offer-on button").await;
+    let s = e.store.clone();
+    until("the copy ON", move || {
+        let (s, id) = (s.clone(), copy.clone());
+        async move { s.flow(&id).await.unwrap().enabled }
+    })
+    .await;
+    assert!(!e.store.flow(tpl).await.unwrap().enabled);
+    shot(&c, "34-template-copy-on").await;
+    e.stop.cancel();
+}
+
 /// axe-core's serious and critical findings on the page the browser shows, one line each.
 async fn axe(c: &Client, axe_js: &str) -> Vec<String> {
     c.execute(axe_js, vec![]).await.expect("axe-core loads");

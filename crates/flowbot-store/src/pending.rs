@@ -28,16 +28,19 @@ pub struct PendingOauth {
     /// The PKCE verifier: stored sealed, like connection settings.
     pub verifier: String,
     pub redirect_uri: String,
+    /// The page to return to after the callback (a path on this server).
+    pub return_to: Option<String>,
 }
 
 impl Store {
     /// Remember an OAuth connect until its callback (or for ten minutes).
     pub async fn oauth_begin(&self, state: &str, p: &PendingOauth) -> Result<()> {
         let (sealed, key_id) = self.cipher().seal(p.verifier.as_bytes());
-        let (state, conn_id, redirect) = (
+        let (state, conn_id, redirect, back) = (
             state.to_string(),
             p.connection_id.clone(),
             p.redirect_uri.clone(),
+            p.return_to.clone(),
         );
         let now = self.now_ms();
         self.inner
@@ -49,8 +52,8 @@ impl Store {
                         .execute(&mut *conn)
                         .await?;
                     sqlx::query(
-                        "INSERT INTO oauth_pending (state, connection_id, verifier_box, key_id, redirect_uri, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6)",
+                        "INSERT INTO oauth_pending (state, connection_id, verifier_box, key_id, redirect_uri, created_at, return_to) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
                     )
                     .bind(state)
                     .bind(conn_id)
@@ -58,6 +61,7 @@ impl Store {
                     .bind(key_id)
                     .bind(redirect)
                     .bind(now)
+                    .bind(back)
                     .execute(&mut *conn)
                     .await?;
                     Ok(())
@@ -77,7 +81,7 @@ impl Store {
             .write(move |conn| {
                 Box::pin(async move {
                     let row = sqlx::query(
-                        "SELECT connection_id, verifier_box, key_id, redirect_uri, created_at \
+                        "SELECT connection_id, verifier_box, key_id, redirect_uri, created_at, return_to \
                          FROM oauth_pending WHERE state = $1",
                     )
                     .bind(state.clone())
@@ -97,16 +101,18 @@ impl Store {
                         row.try_get::<Vec<u8>, _>("verifier_box")?,
                         row.try_get::<String, _>("key_id")?,
                         row.try_get::<String, _>("redirect_uri")?,
+                        row.try_get::<Option<String>, _>("return_to")?,
                     )))
                 })
             })
             .await?;
-        let Some((connection_id, sealed, key_id, redirect_uri)) = row else {
+        let Some((connection_id, sealed, key_id, redirect_uri, return_to)) = row else {
             return Ok(None);
         };
         let verifier = String::from_utf8(self.cipher().open(&sealed, &key_id)?)
             .map_err(|e| StoreError::Corrupt(format!("OAuth verifier: {e}")))?;
         Ok(Some(PendingOauth {
+            return_to,
             connection_id,
             verifier,
             redirect_uri,

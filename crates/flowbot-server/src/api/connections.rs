@@ -39,7 +39,7 @@ pub(super) fn routes() -> Routes {
         .add(op("put", "/api/v1/connections/{id}", "Update a connection (unsent settings keep their value)").json_body::<ConnectionBody>().returns::<ConnectionView>(), update_connection)
         .add(op("delete", "/api/v1/connections/{id}", "Delete a connection").no_content(), delete_connection)
         .add(op("post", "/api/v1/connections/{id}/test", "Test a connection").returns::<ConnectionTest>(), test_connection)
-        .add(op("post", "/api/v1/connections/{id}/oauth/start", "Start connecting an app through OAuth (authorization code with PKCE): the approval page's URL").returns::<OauthStart>(), oauth_start)
+        .add(op("post", "/api/v1/connections/{id}/oauth/start", "Start connecting an app through OAuth (authorization code with PKCE): the approval page's URL").json_body::<OauthStartBody>().returns::<OauthStart>(), oauth_start)
 }
 
 // ---- connections (secrets are write-only) ----
@@ -274,11 +274,48 @@ async fn public_url(s: &AppState, headers: &HeaderMap) -> String {
 
 /// Where to send the browser: the app's approval page ("connect", as Yoom's
 /// マイアプリ連携). A POST, since it starts a pending connection attempt.
+/// Where to come back to after approving (optional body of an OAuth start).
+#[derive(Deserialize, Default, schemars::JsonSchema)]
+struct OauthStartBody {
+    /// A path on this server (`/flows/ID`); anything else is refused.
+    #[serde(default)]
+    return_to: Option<String>,
+}
+
+/// A path on this server, never another origin (`//host`, `/\host`) or a long string.
+fn local_path(p: &str) -> bool {
+    p.len() <= 512
+        && p.starts_with('/')
+        && !p.starts_with("//")
+        && !p.contains('\\')
+        && !p.chars().any(char::is_control)
+}
+
 async fn oauth_start(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    body: axum::body::Bytes,
 ) -> ApiResult<Json<OauthStart>> {
+    // The body is optional: the connections page sends none.
+    let return_to = if body.is_empty() {
+        None
+    } else {
+        serde_json::from_slice::<OauthStartBody>(&body)
+            .map_err(|e| {
+                ApiError::BadRequest(format!(
+                    "send {{\"return_to\": \"/path\"}} or nothing ({e})"
+                ))
+            })?
+            .return_to
+    };
+    if let Some(p) = &return_to {
+        if !local_path(p) {
+            return Err(ApiError::BadRequest(
+                "`return_to` must be a path on this server".into(),
+            ));
+        }
+    }
     let conn = s.store.connection(&id).await?;
     let app = s
         .apps
@@ -315,6 +352,7 @@ async fn oauth_start(
                 connection_id: id,
                 verifier,
                 redirect_uri: redirect,
+                return_to,
             },
         )
         .await?;
@@ -360,6 +398,7 @@ async fn oauth_callback(
             connection_id: id,
             verifier,
             redirect_uri: redirect,
+            return_to,
         }),
         Some(code),
         Some(state),
@@ -392,5 +431,9 @@ async fn oauth_callback(
     s.store
         .save_connection(&conn.name, &conn.app, &settings, "oauth")
         .await?;
-    Ok(Redirect::to("/connections?connected=1").into_response())
+    let back = return_to
+        .filter(|p| local_path(p))
+        .map(|p| format!("{p}{}connected=1", if p.contains('?') { '&' } else { '?' }))
+        .unwrap_or_else(|| "/connections?connected=1".into());
+    Ok(Redirect::to(&back).into_response())
 }

@@ -399,7 +399,14 @@ async fn flow(
                 .iter()
                 .map(|slot| {
                     let choices: Vec<Value> = all.iter().filter(|c| c.app == slot.app).map(|c| json!({ "id": c.id, "name": c.name })).collect();
-                    json!({ "name": slot.name, "app": slot.app, "choices": choices, "bound": bound.get(&slot.name) })
+                    // A new connection can be made right here (signing in through OAuth
+                    // brings the browser back to this page).
+                    let app = s.apps.get(&slot.app);
+                    let fields = app.map(|a| connection_fields(a.manifest(), p.lang)).unwrap_or_default();
+                    let app_name = app.map(|a| a.manifest().name.get(p.lang).to_string()).unwrap_or_else(|| slot.app.clone());
+                    let oauth = app.is_some_and(|a| a.connects_with_oauth());
+                    json!({ "name": slot.name, "app": slot.app, "app_name": app_name, "choices": choices,
+                            "bound": bound.get(&slot.name), "fields": fields, "oauth": oauth })
                 })
                 .collect()
         })
@@ -415,8 +422,10 @@ async fn flow(
     let public = public_url(&s).await;
     // Open while a connection is still to be chosen: the flow cannot run without it.
     let unbound = slots.iter().any(|x| x["bound"].is_null());
+    // Everything a run needs is there: offer to turn the trigger ON.
+    let ready = !info.enabled && !unbound && parsed.is_some();
     let extra = json!({
-        "flow": info, "slots": slots, "setup": setup, "settings_open": unbound,
+        "flow": info, "slots": slots, "setup": setup, "settings_open": unbound, "ready": ready,
         "webhook_url": format!("{public}/hooks/{}/{}", info.id, info.webhook_token),
         "webhook_token": "",
     });
@@ -506,6 +515,20 @@ async fn templates(
     )
 }
 
+/// The fields of a new connection's form, as the app names them.
+fn connection_fields(m: &flowbot_core::manifest::AppManifest, lang: &str) -> Vec<Value> {
+    m.connection
+        .iter()
+        .map(|f| {
+            json!({
+                "name": f.name, "label": f.label.get(lang), "help": f.help.get(lang),
+                "secret": f.secret, "required": f.required,
+                "default": f.default.as_ref().and_then(|d| d.as_str().map(str::to_string)).unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
 async fn connections(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -538,20 +561,7 @@ async fn connections(
         .manifests()
         .filter(|m| !m.connection.is_empty())
         .map(|m| {
-            let name = if p.lang == "ja" { &m.name.ja } else { &m.name.en };
-            let fields: Vec<Value> = m
-                .connection
-                .iter()
-                .map(|f| {
-                    json!({
-                        "name": f.name, "label": if p.lang == "ja" { &f.label.ja } else { &f.label.en },
-                        "help": if p.lang == "ja" { &f.help.ja } else { &f.help.en },
-                        "secret": f.secret, "required": f.required,
-                        "default": f.default.as_ref().and_then(|d| d.as_str().map(str::to_string)).unwrap_or_default(),
-                    })
-                })
-                .collect();
-            json!({ "id": m.id, "name": name, "fields": fields })
+            json!({ "id": m.id, "name": m.name.get(p.lang), "fields": connection_fields(m, p.lang) })
         })
         .collect();
     let title = texts(p.lang)["connections"];
