@@ -740,6 +740,7 @@ async fn oauth_attempts_are_taken_once_and_captures_reach_their_waiter() {
             connection_id: "c1".into(),
             verifier: "v".repeat(64),
             redirect_uri: "https://flowbot.example.jp/oauth/callback".into(),
+            return_to: Some("/flows/sync".into()),
         };
         s.oauth_begin("state-1", &p).await.unwrap();
         assert_eq!(
