@@ -32,6 +32,12 @@ document.addEventListener('click', async (e) => {
       return;
     }
     if (b.dataset.confirm && !confirm(b.dataset.confirm)) return;
+    // Turning ON asks first when a mapped input comes out empty with the flow's samples.
+    if (b.dataset.preflight) {
+      const r = await api('GET', b.dataset.preflight);
+      const list = (r.warnings || []).map((w) => `${w.name} › ${w.field}`).join(', ');
+      if (list && !confirm(b.dataset.preflightText.replace('{list}', list))) return;
+    }
     const data = await api(action, path, body ? JSON.parse(body) : undefined);
     if (b.dataset.navigate && data && data[b.dataset.navigate]) { location.href = data[b.dataset.navigate]; return; }
     if (reload) { location.href = reload === 'same' ? location.href : reload; return; }

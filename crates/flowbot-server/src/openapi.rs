@@ -121,7 +121,7 @@ fn operation(d: &RouteDoc, g: &mut Generators) -> Value {
                 )
             })
             .collect();
-        op["requestBody"] = json!({ "required": true, "content": content });
+        op["requestBody"] = json!({ "required": !d.body_optional, "content": content });
     }
     if d.access == Access::Caller {
         op["security"] = json!([{ "session": [] }, { "bearer": [] }]);

@@ -32,6 +32,8 @@ pub struct RouteDoc {
     pub integer_params: &'static [&'static str],
     /// The request bodies the route takes, by media type (none: it takes no body).
     pub bodies: Vec<Body>,
+    /// The body may be left out altogether.
+    pub body_optional: bool,
     /// The successful answers (a refusal is always the error envelope).
     pub answers: Vec<Answer>,
 }
@@ -72,6 +74,7 @@ pub fn op(method: &'static str, path: &'static str, summary: &'static str) -> Ro
         query: None,
         integer_params: &[],
         bodies: Vec::new(),
+        body_optional: false,
         answers: vec![Answer {
             status: 200,
             media: Some("application/json"),
@@ -110,6 +113,12 @@ impl RouteDoc {
             schema: schema_of::<T>,
         });
         self
+    }
+
+    /// A JSON body of type `T` that may be left out.
+    pub fn optional_json_body<T: JsonSchema>(mut self) -> Self {
+        self.body_optional = true;
+        self.json_body::<T>()
     }
 
     /// The answer is JSON of type `T` (status 200 unless [`RouteDoc::status`] says).

@@ -726,12 +726,31 @@ async fn salesforce_connects_through_oauth_with_pkce_and_keeps_the_refresh_token
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
+    // The page to come back to is a path on this server, never another site.
+    for evil in [
+        "//evil.example/x",
+        "https://evil.example/",
+        "/\\evil.example",
+    ] {
+        let r = a
+            .req(
+                &s,
+                reqwest::Method::POST,
+                &format!("/api/v1/connections/{id}/oauth/start"),
+            )
+            .json(&json!({ "return_to": evil }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{evil}");
+    }
     let r = a
         .req(
             &s,
             reqwest::Method::POST,
             &format!("/api/v1/connections/{id}/oauth/start"),
         )
+        .json(&json!({ "return_to": "/flows/sync" }))
         .send()
         .await
         .unwrap();
@@ -753,7 +772,12 @@ async fn salesforce_connects_through_oauth_with_pkce_and_keeps_the_refresh_token
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        "/flows/sync?connected=1",
+        "back to the page that started the sign-in"
+    );
     let shown: Value = a
         .req(&s, reqwest::Method::GET, "/api/v1/connections")
         .send()

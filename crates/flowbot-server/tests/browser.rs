@@ -98,6 +98,18 @@ where
     }
 }
 
+/// The text of the dialog the page opens (after its own round trip).
+async fn alert_text(c: &Client) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match c.get_alert_text().await {
+            Ok(t) => return t,
+            Err(e) => assert!(Instant::now() < deadline, "no dialog: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Wait until the element with this id shows `needle` (answers are drawn when they come).
 async fn until_text(c: &Client, id: &str, needle: &str, what: &str) {
     let (c, id, needle) = (c.clone(), id.to_string(), needle.to_string());
@@ -1329,8 +1341,34 @@ async fn a_template_s_copy_gets_its_connections_on_its_page_and_is_offered_on() 
         "the sign-in's refresh token is kept"
     );
 
-    // Everything is set: the page offers to turn the trigger ON.
+    // Everything is set: the page offers to turn the trigger ON. With a sample customer
+    // whose email is empty, the search would look for an empty Mail__c in every run: the
+    // page asks first, and saying no leaves the trigger OFF.
+    e.store
+        .set_sample(
+            &copy,
+            "trigger",
+            &json!({"customer_id": "1", "event": "customer_created"}),
+        )
+        .await
+        .unwrap();
+    e.store
+        .set_sample(
+            &copy,
+            "customer",
+            &json!({"id": "1", "email": "", "full_name": "見本 太郎"}),
+        )
+        .await
+        .unwrap();
     e.click("#offer-on button").await;
+    let asked = alert_text(&c).await;
+    assert!(asked.contains("Mail__c"), "{asked}");
+    c.dismiss_alert().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!e.store.flow(&copy).await.unwrap().enabled);
+    e.click("#offer-on button").await;
+    alert_text(&c).await;
+    c.accept_alert().await.unwrap();
     let s = e.store.clone();
     until("the copy ON", move || {
         let (s, id) = (s.clone(), copy.clone());

@@ -39,7 +39,7 @@ pub(super) fn routes() -> Routes {
         .add(op("put", "/api/v1/connections/{id}", "Update a connection (unsent settings keep their value)").json_body::<ConnectionBody>().returns::<ConnectionView>(), update_connection)
         .add(op("delete", "/api/v1/connections/{id}", "Delete a connection").no_content(), delete_connection)
         .add(op("post", "/api/v1/connections/{id}/test", "Test a connection").returns::<ConnectionTest>(), test_connection)
-        .add(op("post", "/api/v1/connections/{id}/oauth/start", "Start connecting an app through OAuth (authorization code with PKCE): the approval page's URL").json_body::<OauthStartBody>().returns::<OauthStart>(), oauth_start)
+        .add(op("post", "/api/v1/connections/{id}/oauth/start", "Start connecting an app through OAuth (authorization code with PKCE): the approval page's URL").optional_json_body::<OauthStartBody>().returns::<OauthStart>(), oauth_start)
 }
 
 // ---- connections (secrets are write-only) ----

@@ -24,7 +24,9 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson, ApiQuery};
 use crate::routes::{op, Routes};
 use crate::AppState;
-use testing::{fetch_trigger, test_step, FetchBody, Fetched, StepTest, TestStepBody};
+use testing::{
+    empty_inputs, fetch_trigger, test_step, EmptyInputs, FetchBody, Fetched, StepTest, TestStepBody,
+};
 
 type ApiResult<T = Json<Value>> = Result<T, ApiError>;
 
@@ -69,6 +71,15 @@ pub fn routes() -> Routes {
             .json_body::<TestStepBody>()
             .returns::<StepTest>(),
             test_step,
+        )
+        .add(
+            op(
+                "get",
+                "/api/v1/flows/{id}/empty-inputs",
+                "Inputs of the current version that render empty with the flow's samples (asked before turning ON)",
+            )
+            .returns::<EmptyInputs>(),
+            empty_inputs,
         )
         .add(
             op(

@@ -349,3 +349,65 @@ pub(super) struct Fetched {
     /// The trigger's new sample.
     trigger: Value,
 }
+
+/// Inputs of the saved flow that render empty with its samples.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct EmptyInputs {
+    warnings: Vec<EmptyInput>,
+}
+
+#[derive(Serialize, schemars::JsonSchema)]
+struct EmptyInput {
+    step: String,
+    /// The step's name, for the message.
+    name: String,
+    field: String,
+}
+
+/// Before the trigger goes ON: every app step's input rendered with the samples the flow
+/// has (a captured event, tested steps); a mapped value that comes out empty (a search by
+/// `Mail__c = ''`) would do the same in every run. Steps whose samples are missing are
+/// skipped: nothing can be said of them yet.
+pub(super) async fn empty_inputs(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<EmptyInputs>> {
+    let info = s.store.flow(&id).await?;
+    let flow = s
+        .flows
+        .get(&s.store, &s.apps, &id, info.current_version)
+        .await
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let samples = s.store.samples(&id).await?;
+    let mut warnings = Vec::new();
+    for step in flow.walk() {
+        let StepKind::Action(a) = &step.kind else {
+            continue;
+        };
+        let names = flow.available_before(&step.id).unwrap_or_default();
+        let mut scope = Scope::new();
+        for n in &names {
+            if let Some(v) = samples.get(n) {
+                scope.insert(n.clone(), v.clone());
+            }
+        }
+        // Only mapped values: a literal empty input is the validator's to judge.
+        let mapped: serde_json::Map<String, Value> = a
+            .input
+            .iter()
+            .filter(|(_, v)| v.to_string().contains("{{"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let Ok(rendered) = render_value(&Value::Object(mapped), &scope) else {
+            continue;
+        };
+        let mut found = Vec::new();
+        empty_warnings(&rendered, "", &mut found);
+        warnings.extend(found.into_iter().map(|w| EmptyInput {
+            step: step.id.clone(),
+            name: step.display_name().to_string(),
+            field: w.field,
+        }));
+    }
+    Ok(Json(EmptyInputs { warnings }))
+}

@@ -214,7 +214,10 @@ pub fn check(doc: &Value, exchanges: &[Exchange]) -> Vec<String> {
             }
             if let Some(content) = op["requestBody"]["content"].as_object() {
                 let sent = x.request_type.as_deref().unwrap_or("");
-                if x.request.is_empty() {
+                let optional = op["requestBody"]["required"] == json!(false);
+                if x.request.is_empty() && optional {
+                    // Left out, as the description allows.
+                } else if x.request.is_empty() {
                     problems.push(format!("{what}: accepted without the body it describes"));
                 } else if !content.contains_key(sent) {
                     problems.push(format!(
