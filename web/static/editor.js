@@ -340,6 +340,11 @@
       if (needsConnection(appId)) step.connection = ensureSlot(appId);
       step.input = {};
       for (const f of spec.inputs) if (f.required && f.default !== undefined && f.default !== null) step.input[f.name] = f.default;
+      // The object an earlier step of the same app works on is most often this one's too.
+      if (spec.inputs.some((f) => f.name === 'object')) {
+        const before = allSteps().filter((x) => x.app === appId && typeof x.input?.object === 'string' && x.input.object).pop();
+        if (before) step.input.object = before.input.object;
+      }
     } else if (kind === 'branch') {
       step = { id: freshId('branch'), name: T.kind_branch, branch: { if: { value: '', op: 'equals', to: '' }, then: [], else: [] } };
     } else if (kind === 'switch') {
@@ -355,9 +360,47 @@
     clearResult();
     $('ed-adder').hidden = true;
     S.selected = [...addTo, at_];
+    if (step.connection) autoConnection(appId, step.connection);
     changed();
-    loadValues();
+    loadValues().then(() => { if (step.app && prefill(step)) { render(); sync(); } });
     setTimeout(() => $('f-name')?.focus(), 0);
+  }
+  // A slot takes the app's only connection without asking.
+  function autoConnection(appId, slot) {
+    const mine = S.connections.filter((c) => c.app === appId);
+    if (!S.chosen[slot] && mine.length === 1) S.chosen[slot] = mine[0].id;
+  }
+  // Required inputs left empty take the nearest obtained value of the same name
+  // (`customer_id` ← `trigger.customer_id`); a record id after a search takes the first
+  // record found. Only a suggestion: the field shows it and can be changed.
+  function prefill(step) {
+    const spec = action(step.app, step.action);
+    if (!spec) return false;
+    let changedAny = false;
+    const nearest = [...S.valueList].reverse();
+    for (const f of spec.inputs) {
+      if (!f.required || step.input[f.name] !== undefined || !['text', 'number', 'integer'].includes(f.kind)) continue;
+      let expr;
+      // After a search in the same app, a record id is the record found, not any `id`.
+      if (f.name === 'id') {
+        const search = allSteps().filter((x) => x !== step && x.app === step.app && /^search/.test(x.action)).pop();
+        if (search && available(search, step)) expr = `${search.id}.records[0].Id`;
+      }
+      if (!expr) {
+        // Not from inside a list: one item of many is rarely what an input means.
+        const match = nearest.find((v) => !v.expr.includes('[') && v.expr.split('.').pop().toLowerCase() === f.name.toLowerCase());
+        expr = match?.expr;
+      }
+      if (expr) { step.input[f.name] = `{{ ${expr} }}`; changedAny = true; }
+    }
+    return changedAny;
+  }
+  // Whether `earlier` has run by the time `step` runs: it comes before it in the same list
+  // or in a list that contains it.
+  function available(earlier, step) {
+    const a = pathOf(earlier), b = pathOf(step);
+    const parent = a.slice(0, -1);
+    return same(b.slice(0, parent.length), parent) && b[parent.length] > a[a.length - 1];
   }
 
   // ---- forms ----
@@ -510,6 +553,23 @@
       }
     }
   }
+  // Create in one lane, update in the other: the same mapping twice. A step whose map is
+  // empty offers to take it from the other lane's step of the same app.
+  function copyFromLane(step, name) {
+    if (step.input?.[name] && Object.keys(step.input[name]).length) return null;
+    const here = pathOf(step);
+    const parent = here.slice(0, -1);
+    const owner = parent.slice(0, parent.findLastIndex((k) => typeof k === 'number') + 1);
+    const host = owner.length ? at(owner) : null;
+    if (!host) return null;
+    const other = lanesOf(host, owner).map(([, lp]) => at(lp) || []).flat()
+      .find((x) => x !== step && x.app === step.app && x.input?.[name] && Object.keys(x.input[name]).length);
+    if (!other) return null;
+    return el('button', { type: 'button', id: `f-copy-${name}`, onclick: () => {
+      step.input[name] = clone(other.input[name]);
+      changed();
+    }, text: T.copy_from.replace('{step}', other.name || other.id) });
+  }
   // An input whose choices come from another action of the app: asked for with the
   // step's connection and its other inputs as typed.
   async function loadChoices(step, f) {
@@ -590,6 +650,8 @@
       if (step.connection) box.append(connectionPicker(step.app, step.connection));
       for (const f of spec.inputs) {
         box.append(field(tx(f.label) + ` (${f.name})`, inputControl(step, f), tx(f.help), f.required));
+        const copy = f.kind === 'map' ? copyFromLane(step, f.name) : null;
+        if (copy) box.append(copy);
       }
       box.append(el('div', { id: 'f-warnings', class: 'error', 'aria-live': 'polite' }));
       box.append(el('div', { class: 'row' },
@@ -629,7 +691,7 @@
       tr.app = appSel.value;
       tr.events = [];
       delete tr.options; delete tr.connection;
-      if (needsConnection(tr.app)) tr.connection = ensureSlot(tr.app);
+      if (needsConnection(tr.app)) { tr.connection = ensureSlot(tr.app); autoConnection(tr.app, tr.connection); }
       if (tr.app === 'ecforce') {
         tr.options = { customer_id_path: 'id' };
         S.doc.concurrency_key = '{{ trigger.customer_id }}';
@@ -729,6 +791,13 @@
     showResult(T.testing);
     await sync(true);
     const step = at(S.selected);
+    // No trigger sample yet: take the newest object the trigger's app has (when it can).
+    if (S.doc.trigger?.app === 'ecforce' && currentId()) {
+      try {
+        const have = await api('GET', `/api/v1/flows/${encodeURIComponent(currentId())}/samples`);
+        if (!have.trigger) await api('POST', `/api/v1/flows/${encodeURIComponent(currentId())}/samples/trigger/fetch`, { yaml: S.yaml, connections: S.chosen });
+      } catch { /* the test says what is missing */ }
+    }
     try {
       const r = await api('POST', '/api/v1/editor/test-step', { yaml: S.yaml, step_id: step.id, confirm: confirmed, connections: S.chosen });
       if (r.needs_confirmation) {
@@ -930,6 +999,11 @@
     $('ed-adder').addEventListener('keydown', (e) => { if (e.key === 'Escape') closeAdder(); });
     $('ed-save').addEventListener('click', save);
     $('ed-apply-yaml').addEventListener('click', applyYaml);
+    // A new flow has an id from the start (its webhook URL and samples hang on it); the
+    // user may change it before the first save.
+    if (!S.flowId && !S.doc.id) {
+      S.doc.id = `flow-${Math.random().toString(36).slice(2, 8)}`;
+    }
     render();
     newId(S.doc.id);
     await sync(true);

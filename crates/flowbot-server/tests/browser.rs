@@ -476,6 +476,9 @@ struct Editor {
     _dir: tempfile::TempDir,
     stop: CancellationToken,
     _app: common::TestApp,
+    /// What the user did: clicks (a select's choice is one) and fields typed into.
+    clicks: std::sync::atomic::AtomicUsize,
+    typed: std::sync::atomic::AtomicUsize,
 }
 
 /// The simulators, a fresh store (with connections to the simulators when asked), the
@@ -549,6 +552,8 @@ async fn boot_with(with_connections: bool, apps: flowbot_core::Apps) -> Editor {
         c,
         _driver: driver,
         _dir: dir,
+        clicks: Default::default(),
+        typed: Default::default(),
     }
 }
 
@@ -590,11 +595,21 @@ impl Editor {
     }
 
     async fn click(&self, css: &str) {
+        self.clicks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.find(css).await.click().await.unwrap();
+    }
+
+    /// The clicks and typed fields so far.
+    fn effort(&self) -> (usize, usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.clicks.load(Relaxed), self.typed.load(Relaxed))
     }
 
     /// Empty the input as a user selecting all and deleting would, then type.
     async fn fill(&self, css: &str, text: &str) {
+        self.typed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.find(css).await;
         self.c
             .execute(
@@ -609,6 +624,8 @@ impl Editor {
 
     /// Choose an option of a select by its value.
     async fn choose(&self, css: &str, value: &str) {
+        self.clicks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.find(css)
             .await
             .select_by_value(value)
@@ -799,7 +816,7 @@ async fn a_user_builds_the_customer_sync_in_the_editor_without_writing_yaml() {
         "an id named as a person would"
     );
     e.choose("#f-connection", &shop_id).await;
-    e.pick("#f-in-customer_id", "trigger.customer_id").await;
+    // The required customer id takes the trigger's value of the same name by itself.
     assert_eq!(
         e.value("#f-in-customer_id").await,
         "{{ trigger.customer_id }}"
@@ -977,6 +994,156 @@ async fn a_user_builds_the_customer_sync_in_the_editor_without_writing_yaml() {
     assert_eq!(a["Name"], "山田 太郎");
     shot(&c, "27-flow-on").await;
     c.close().await.unwrap();
+    e.stop.cancel();
+}
+
+/// The customer sync built from nothing on the flow page, in Japanese, with cards, chips
+/// and the picker only — every click and every field typed into counted (docs/ui-walkthrough.md
+/// records them): two steps tested, saved, turned ON, and a real run's labelled values read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_customer_sync_is_built_on_the_flow_page_in_few_clicks() {
+    let e = editor_session().await;
+    let c = e.c.clone();
+    // A customer in the shop, for the trigger's sample.
+    e.ec.sim.create_customer(&obj(json!({
+        "email": "sample@example.jp", "name01": "見本", "name02": "花子",
+    })));
+    let enter = |css: &'static str| {
+        let e = &e;
+        async move {
+            e.find(&format!("{css}-complete li")).await;
+            e.find(css).await.send_keys("\u{E007}").await.unwrap();
+        }
+    };
+
+    e.click("#new-flow").await;
+    at(&c, "/flows/new").await;
+    e.fill("#ed-name", "顧客を Salesforce に同期").await;
+    // The trigger: the app, its two events; the shop's only connection is taken as is.
+    e.click("#ed-trigger-open").await;
+    e.choose("#t-app", "ecforce").await;
+    e.click("#t-ev-customer_created").await;
+    e.click("#t-ev-customer_updated").await;
+    // Get the customer: its id comes from the trigger by itself. Testing it first fetches
+    // a recent customer as the trigger's sample.
+    e.click("#ed-add").await;
+    e.click(r#"#ed-catalogue button[data-pick="ecforce.get_customer"]"#)
+        .await;
+    assert_eq!(
+        e.value("#f-in-customer_id").await,
+        "{{ trigger.customer_id }}"
+    );
+    e.test_step().await;
+    assert_eq!(e.result_value("email").await, "sample@example.jp");
+    // Search the Account by email: the value typed as `{{email` and completed.
+    e.click("#ed-add").await;
+    e.click(r#"#ed-catalogue button[data-pick="salesforce.search_records"]"#)
+        .await;
+    e.fill("#f-in-object", "Account").await;
+    e.click("#f-in-where-add").await;
+    e.fill("#f-in-where-k-0", "Mail__c").await;
+    e.fill("#f-in-where-v-0", "{{email").await;
+    enter("#f-in-where-v-0").await;
+    e.test_step().await;
+    assert_eq!(e.result_value("totalSize").await, "0");
+    // Branch on the count found.
+    e.click("#ed-add").await;
+    e.click(r#"#ed-catalogue button[data-pick="branch"]"#).await;
+    e.fill("#c-value-0", "{{total").await;
+    enter("#c-value-0").await;
+    e.fill("#c-to-0", "0").await;
+    // Create in the first lane (the object carried over from the search).
+    e.click(r#"button.ed-add[data-lane="branch:条件に一致する場合"]"#)
+        .await;
+    e.click(r#"#ed-catalogue button[data-pick="salesforce.create_record"]"#)
+        .await;
+    assert_eq!(e.value("#f-in-object").await, "Account");
+    e.click("#f-in-fields-add").await;
+    e.fill("#f-in-fields-k-0", "Name").await;
+    e.pick("#f-in-fields-v-0", "customer.full_name").await;
+    e.click("#f-in-fields-add").await;
+    e.fill("#f-in-fields-k-1", "Mail__c").await;
+    e.pick("#f-in-fields-v-1", "customer.email").await;
+    // Update in the other lane: the record found, the same fields in one click.
+    e.click(r#"button.ed-add[data-lane="branch:それ以外の場合"]"#)
+        .await;
+    e.click(r#"#ed-catalogue button[data-pick="salesforce.update_record"]"#)
+        .await;
+    assert_eq!(e.value("#f-in-id").await, "{{ search.records[0].Id }}");
+    e.click("#f-copy-fields").await;
+    e.settled().await;
+    assert_eq!(e.problems().await, "", "the built flow has no problems");
+    shot(&c, "40-walkthrough-built").await;
+    e.click("#ed-save").await;
+    let c2 = c.clone();
+    until("the saved flow's page", move || {
+        let c = c2.clone();
+        async move {
+            c.current_url()
+                .await
+                .is_ok_and(|u| u.path().starts_with("/flows/flow-") && u.query() == Some("saved=1"))
+        }
+    })
+    .await;
+    let id = c.current_url().await.unwrap().path()[7..].to_string();
+    let yaml = e.store.current_yaml(&id).await.unwrap();
+    let flow = flowbot_core::check(&yaml, &flowbot_connectors::registry())
+        .flow
+        .unwrap_or_else(|| panic!("valid:\n{yaml}"));
+    assert_eq!(flow.walk().len(), 5, "{yaml}");
+    assert_eq!(e.store.flow_bindings(&id).await.unwrap().len(), 2);
+
+    // ON, and a real customer through it.
+    e.click("button.toggle").await;
+    let s = e.store.clone();
+    let fid = id.clone();
+    until("the trigger ON", move || {
+        let (s, fid) = (s.clone(), fid.clone());
+        async move { s.flow(&fid).await.unwrap().enabled }
+    })
+    .await;
+    let info = e.store.flow(&id).await.unwrap();
+    e.ec.sim
+        .send_customer_events_to(&format!("{}/hooks/{id}/{}", e.url, info.webhook_token));
+    e.ec.sim.create_customer(&obj(json!({
+        "email": "yamada@example.jp", "name01": "山田", "name02": "太郎",
+    })));
+    let s = e.store.clone();
+    let fid = id.clone();
+    until("the run to succeed", move || {
+        let (s, fid) = (s.clone(), fid.clone());
+        async move {
+            runs(&s, RunStatus::Succeeded)
+                .await
+                .iter()
+                .any(|r| r.flow_id == fid)
+        }
+    })
+    .await;
+    // The run's page: the values with their labels.
+    e.click(&format!(r#"a.button[href="/runs?flow={id}"]"#))
+        .await;
+    e.click("a.status.succeeded").await;
+    e.find("table.values").await;
+    let labels = c
+        .execute(
+            "return [...document.querySelectorAll('table.values')].map(t => t.innerText).join('\\n');",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        labels.contains("メールアドレス") && labels.contains("yamada@example.jp"),
+        "{labels}"
+    );
+    shot(&c, "41-walkthrough-run").await;
+    let (clicks, typed) = e.effort();
+    println!("walk-through: {clicks} clicks, {typed} typed fields");
+    assert!(clicks <= 30, "{clicks} clicks");
+    assert!(typed <= 8, "{typed} typed fields");
     e.stop.cancel();
 }
 
@@ -1923,7 +2090,7 @@ async fn a_user_drops_app_files_in_and_builds_a_flow_with_them_in_the_editor() {
     })
     .await;
     e.fill("#f-in-owner", "u1").await;
-    e.pick("#f-in-email", "trigger.email").await;
+    // The required email takes the trigger's email (not one from inside the list found).
     assert_eq!(e.value("#f-in-email").await, "{{ trigger.email }}");
     e.save().await;
     at(&c, "/flows/acme-copy").await;
