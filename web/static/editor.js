@@ -135,7 +135,10 @@
     if (!best) return { target: null };
     const rest = t.slice(best.length);
     let control;
+    // A missing input is reported on the `input` mapping; its name is in the message.
+    const missing = /^missing required input `([^`]+)`/.exec(d.message || '');
     if (rest[0] === 'input' && rest[1] !== undefined) control = `f-in-${rest[1]}`;
+    else if (missing) control = `f-in-${missing[1]}`;
     else if (rest[0] === 'id') control = 'f-id';
     else if (rest[0] === 'name') control = 'f-name';
     else if (rest[0] === 'connection') control = 'f-connection';
@@ -724,6 +727,18 @@
     for (const o of opts.values()) {
       box.append(field(`${tx(o.label)} (${o.name})`, textInput(`t-opt-${o.name}`, tr.options?.[o.name], (v) => { tr.options = tr.options || {}; if (v === '') delete tr.options[o.name]; else tr.options[o.name] = v; sync(); }), tx(o.help), o.required));
     }
+    // A trigger the app calls: its URL is here (known before the first save), with how
+    // to register it in the app.
+    if (chosen.some((t) => !t.polling)) {
+      const url = $('webhook-url')?.textContent || '';
+      box.append(el('div', { class: 'field' },
+        el('h4', { id: 't-hook-label', text: T.webhook_url }),
+        el('code', { id: 't-hook', class: 'wrap', text: url }), ' ',
+        el('button', { type: 'button', class: 'small', 'aria-describedby': 't-hook-label', onclick: async (e) => {
+          try { await navigator.clipboard.writeText($('webhook-url').textContent.trim()); e.currentTarget.textContent = T.copied; } catch { /* shown as it is */ }
+        }, text: T.copy_value }),
+        ...chosen.filter((t) => t.setup).slice(0, 1).map((t) => el('p', { class: 'muted', text: tx(t.setup) }))));
+    }
     // Rarely changed by hand (templates set it): folded unless the flow has one.
     const adv = el('details', { id: 't-advanced' }, el('summary', { text: T.advanced }),
       field(T.concurrency_key, textInput('t-key', S.doc.concurrency_key, (v) => { if (v) S.doc.concurrency_key = v; else delete S.doc.concurrency_key; sync(); }), T.concurrency_key_help));
@@ -749,7 +764,7 @@
   function showResult(...kids) {
     const out = $('ed-test-result');
     out.hidden = false;
-    out.replaceChildren(...kids.map((k) => (typeof k === 'string' ? el('p', { text: k }) : k)));
+    out.replaceChildren(...kids.filter((k) => k).map((k) => (typeof k === 'string' ? el('p', { text: k }) : k)));
   }
   // The labels the app gives a step's (or the trigger's) values.
   function outputLabels(step) {
@@ -807,7 +822,9 @@
       }
       const input = r.input ? el('details', { class: 'input' }, el('summary', { text: T.rendered_input }), V.table(r.input, T)) : null;
       if (r.ok) showResult(V.result(T.output, r.output, T, outputLabels(step), step.id), input);
-      else showResult(el('p', { class: 'error wrap', text: `${T.failed}: ${r.error}` }), input);
+      // The plain explanation first, the app's own words (with its code) once after it.
+      else showResult(r.explanation ? el('p', { class: 'notice', text: r.explanation }) : null,
+        el('p', { class: 'error wrap', text: `${T.failed}: ${r.error}${r.code && !String(r.error).includes(r.code) ? ` (${r.code})` : ''}` }), input);
       // Inputs that came out empty are asked about again before saving.
       S.empty[step.id] = (r.warnings || []).filter((w) => / is empty in this test/.test(w.message)).map((w) => w.field);
       showWarnings(r.warnings);
@@ -897,6 +914,7 @@
     if (S.flowId) return;
     const hook = $('webhook-url');
     if (hook && root.dataset.token) hook.textContent = `${root.dataset.public}/hooks/${id || '…'}/${root.dataset.token}`;
+    if ($('t-hook') && hook) $('t-hook').textContent = hook.textContent;
     clearTimeout(idTimer);
     idTimer = setTimeout(async () => {
       let exists = false;
@@ -1001,8 +1019,11 @@
     $('ed-apply-yaml').addEventListener('click', applyYaml);
     // A new flow has an id from the start (its webhook URL and samples hang on it); the
     // user may change it before the first save.
-    if (!S.flowId && !S.doc.id) {
-      S.doc.id = `flow-${Math.random().toString(36).slice(2, 8)}`;
+    // What was typed while the page was still loading is kept.
+    if (!S.flowId) {
+      if ($('ed-id').value.trim()) S.doc.id = $('ed-id').value.trim();
+      if ($('ed-name').value.trim()) S.doc.name = $('ed-name').value;
+      if (!S.doc.id) S.doc.id = `flow-${Math.random().toString(36).slice(2, 8)}`;
     }
     render();
     newId(S.doc.id);

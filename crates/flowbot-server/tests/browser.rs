@@ -848,6 +848,33 @@ async fn a_user_builds_the_customer_sync_in_the_editor_without_writing_yaml() {
     e.add("#ed-add", "search", "salesforce.search_records")
         .await;
     assert_eq!(e.value("#f-id").await, "search");
+    // The picker: the nearest step first, then the trigger; a search keeps what matches.
+    e.find("#ed-values details.group").await;
+    let groups = c
+        .execute(
+            "return [...document.querySelectorAll('#ed-values details.group')].map(g => g.dataset.group);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(groups, json!(["customer", "trigger"]));
+    e.fill("#ed-values-search", "mail").await;
+    let shown = c
+        .execute(
+            "return [...document.querySelectorAll('#ed-values button.val')].filter(b => !b.hidden).map(b => b.dataset.insert);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let shown: Vec<String> = serde_json::from_value(shown).unwrap();
+    assert!(
+        shown.contains(&"customer.email".to_string())
+            && !shown
+                .iter()
+                .any(|x| x == "customer.id" || x == "trigger.customer_id"),
+        "only what matches (keys, labels, samples): {shown:?}"
+    );
+    e.fill("#ed-values-search", "").await;
     e.choose("#f-connection", &org_id).await;
     e.fill("#f-in-object", "Account").await;
     let c2 = c.clone();
@@ -1019,11 +1046,16 @@ async fn the_customer_sync_is_built_on_the_flow_page_in_few_clicks() {
     e.click("#new-flow").await;
     at(&c, "/flows/new").await;
     e.fill("#ed-name", "顧客を Salesforce に同期").await;
+    // The webhook URL is there before the first save, with the id drawn for the flow.
+    let hook_before = e.find("#webhook-url").await.text().await.unwrap();
+    assert!(hook_before.contains("/hooks/flow-"), "{hook_before}");
     // The trigger: the app, its two events; the shop's only connection is taken as is.
     e.click("#ed-trigger-open").await;
     e.choose("#t-app", "ecforce").await;
     e.click("#t-ev-customer_created").await;
     e.click("#t-ev-customer_updated").await;
+    // A webhook trigger's panel shows that URL, and no polling interval.
+    assert_eq!(e.find("#t-hook").await.text().await.unwrap(), hook_before);
     // Get the customer: its id comes from the trigger by itself. Testing it first fetches
     // a recent customer as the trigger's sample.
     e.click("#ed-add").await;
@@ -1039,6 +1071,14 @@ async fn the_customer_sync_is_built_on_the_flow_page_in_few_clicks() {
     e.click("#ed-add").await;
     e.click(r#"#ed-catalogue button[data-pick="salesforce.search_records"]"#)
         .await;
+    // A problem shows at its field, in Japanese.
+    let problem = e
+        .find(".field:has(#f-in-object) .field-problem")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(problem, "必須の入力項目「object」が入力されていません");
     e.fill("#f-in-object", "Account").await;
     e.click("#f-in-where-add").await;
     e.fill("#f-in-where-k-0", "Mail__c").await;
@@ -1086,6 +1126,12 @@ async fn the_customer_sync_is_built_on_the_flow_page_in_few_clicks() {
     })
     .await;
     let id = c.current_url().await.unwrap().path()[7..].to_string();
+    let token = e.store.flow(&id).await.unwrap().webhook_token;
+    assert_eq!(
+        hook_before,
+        format!("{}/hooks/{id}/{token}", e.url),
+        "the URL shown before saving is the flow's"
+    );
     let yaml = e.store.current_yaml(&id).await.unwrap();
     let flow = flowbot_core::check(&yaml, &flowbot_connectors::registry())
         .flow
@@ -1265,6 +1311,39 @@ async fn a_template_s_mapping_is_edited_in_the_forms_and_the_export_shows_it() {
     e.fill("#s0-c-to-0", "東京都").await;
     e.add("#ed-add", "", "for_each").await;
     e.pick("#l-items", "search.records").await;
+    // Reordering: Alt+↑ on a card moves it up; a card dropped on a "+" moves there.
+    let order = || async {
+        c.execute(
+            "return [...document.querySelectorAll('#ed-tree > ol.cards > li.card-item > .node button.ed-open')].map(b => b.dataset.step);",
+            vec![],
+        )
+        .await
+        .unwrap()
+    };
+    let before = order().await;
+    e.find("#step-each")
+        .await
+        .send_keys("\u{E00A}\u{E013}\u{E000}")
+        .await
+        .unwrap();
+    e.settled().await;
+    let moved = order().await;
+    let (b, m) = (before.as_array().unwrap(), moved.as_array().unwrap());
+    assert_eq!(m[b.len() - 2], "each", "{moved}");
+    assert_eq!(m[b.len() - 1], "switch", "{moved}");
+    c.execute(
+        "const from = document.querySelector('#step-each').closest('.node'); \
+         const to = document.querySelector('#ed-add'); \
+         const dt = new DataTransfer(); \
+         from.dispatchEvent(new DragEvent('dragstart', { dataTransfer: dt, bubbles: true })); \
+         to.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true })); \
+         to.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));",
+        vec![],
+    )
+    .await
+    .unwrap();
+    e.settled().await;
+    assert_eq!(order().await, before, "dropped back after the switch");
     shot(&c, "33-editor-switch-loop").await;
     e.save().await;
     let yaml = e.store.flow_version(id, 4).await.unwrap().yaml;
@@ -1544,6 +1623,15 @@ async fn a_template_s_copy_gets_its_connections_on_its_page_and_is_offered_on() 
     .await;
     assert!(!e.store.flow(tpl).await.unwrap().enabled);
     shot(&c, "34-template-copy-on").await;
+
+    // "Open in the editor" never offers a flow's id in use, and typing one is warned of.
+    c.goto(&format!("{url}/flows/new?template={tpl}"))
+        .await
+        .unwrap();
+    assert_eq!(e.value("#ed-id").await, format!("{tpl}-copy-2"));
+    e.fill("#ed-id", tpl).await;
+    let warned = e.shown_text("#ed-overwrite").await;
+    assert!(warned.contains("上書き"), "{warned}");
     e.stop.cancel();
 }
 

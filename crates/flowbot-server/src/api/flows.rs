@@ -494,7 +494,7 @@ async fn import_template(
 
 /// A template as a new flow: under its own id the first time; once that id is taken, as
 /// a copy with a fresh id and a "（コピー）" name — never over the flow made before.
-async fn template_copy(s: &AppState, yaml: &str) -> Result<String, ApiError> {
+pub(crate) async fn template_copy(s: &AppState, yaml: &str) -> Result<String, ApiError> {
     let checked = check(yaml, &s.apps);
     let Some(flow) = checked.flow else {
         return Err(ApiError::InvalidFlow(diagnostics(&checked)));

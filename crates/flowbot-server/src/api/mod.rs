@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::error::ApiError;
 use crate::routes::{op, Routes};
 
-pub(crate) use flows::{diagnostics, import_yaml, FlowView};
+pub(crate) use flows::{diagnostics, import_yaml, template_copy, FlowView};
 
 type ApiResult<T = Json<Value>> = Result<T, ApiError>;
 

@@ -51,6 +51,9 @@ pub(super) struct StepTest {
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// What the app's refusal means and what to do, in the caller's language.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    explanation: Option<String>,
     /// The app's error code.
     #[serde(skip_serializing_if = "Option::is_none")]
     code: Option<String>,
@@ -68,6 +71,7 @@ struct LengthWarning {
 /// Run one step with the samples of the steps before it; keep its output as its sample.
 pub(super) async fn test_step(
     State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
     ApiJson(b): ApiJson<TestStepBody>,
 ) -> ApiResult<Json<StepTest>> {
     let flow = lenient_flow(&b.yaml)?;
@@ -190,6 +194,11 @@ pub(super) async fn test_step(
         Err(e) => Ok(Json(StepTest {
             input: Some(rendered),
             error: Some(e.message),
+            explanation: crate::explain::explain(
+                e.code.as_deref(),
+                crate::ui::request_lang(&headers),
+            )
+            .map(str::to_string),
             code: e.code,
             fields: Some(e.fields),
             ..StepTest::default()

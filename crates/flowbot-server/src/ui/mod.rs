@@ -468,11 +468,13 @@ async fn new_flow(
         Ok(p) => p,
         Err(r) => return r,
     };
-    let yaml = q
-        .template
-        .as_deref()
-        .and_then(|id| s.template(id))
-        .unwrap_or(BLANK_FLOW);
+    let yaml = match q.template.as_deref().and_then(|id| s.template(id)) {
+        // Never the id of a flow in use: a template already used opens as a copy.
+        Some(t) => crate::api::template_copy(&s, t)
+            .await
+            .unwrap_or_else(|_| t.to_string()),
+        None => BLANK_FLOW.to_string(),
+    };
     let public = public_url(&s).await;
     let token = flowbot_store::new_webhook_token();
     let title = texts(p.lang)["new_flow"];
@@ -480,7 +482,7 @@ async fn new_flow(
         "flow": null, "slots": [], "setup": null, "webhook_token": token, "settings_open": true,
         "webhook_url": format!("{public}/hooks/…/{token}"),
     });
-    flow_page(&p, title, "", yaml, &public, extra)
+    flow_page(&p, title, "", &yaml, &public, extra)
 }
 
 /// The editor lives on the flow page now; old links land there.
