@@ -27,7 +27,8 @@ document.addEventListener('click', async (e) => {
   const { action, path, body, target, reload, copy } = b.dataset;
   try {
     if (action === 'copy') {
-      await navigator.clipboard.writeText(document.getElementById(copy).textContent.trim());
+      const text = b.dataset.copyText ?? document.getElementById(copy).textContent.trim();
+      await navigator.clipboard.writeText(text);
       say(target || 'message', b.dataset.done || 'OK');
       return;
     }

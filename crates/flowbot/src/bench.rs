@@ -19,6 +19,9 @@ pub struct Args {
 
 #[derive(clap::Subcommand)]
 enum What {
+    /// The customer sync as users run it: the simulators, `flowbot serve` and the load in
+    /// processes of their own; every write checked
+    E2e(crate::bench_procs::E2eArgs),
     /// Durable event acceptance and no-op run completion, SQLite and PostgreSQL
     Queue(QueueArgs),
     /// Webhook acceptance over HTTP at several concurrencies: requests/s, p50 and p99
@@ -51,6 +54,7 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     let rt = crate::store_cmds::runtime()?;
     match args.what {
         What::Queue(q) => rt.block_on(queue(q)),
+        What::E2e(a) => rt.block_on(crate::bench_procs::e2e(a)),
         What::Ingress(a) => rt.block_on(crate::bench_e2e::ingress(a)),
         What::Sync(a) => rt.block_on(crate::bench_e2e::sync(a)),
         What::Process(a) => rt.block_on(crate::bench_e2e::process(a)),

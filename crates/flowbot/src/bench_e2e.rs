@@ -43,7 +43,7 @@ fn backends(postgres: &Option<String>) -> anyhow::Result<Vec<(&'static str, Stor
     Ok(out)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -52,7 +52,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 }
 
 /// POST every body to its URL, `concurrency` at a time; the latency of each 2xx answer.
-async fn post_all(
+pub(crate) async fn post_all(
     http: &reqwest::Client,
     requests: Vec<(String, String)>,
     concurrency: usize,
@@ -199,7 +199,7 @@ async fn sims(latency_ms: u64) -> anyhow::Result<Sims> {
     Ok(Sims { ec, sf })
 }
 
-fn customer(i: usize) -> Map<String, Value> {
+pub(crate) fn customer(i: usize) -> Map<String, Value> {
     json!({"email": format!("bench{i}@example.jp"), "name01": "速度", "name02": format!("{i}")})
         .as_object()
         .cloned()
@@ -207,7 +207,7 @@ fn customer(i: usize) -> Map<String, Value> {
 }
 
 /// Webhook requests for customers `ids`, as ecforce sends them.
-fn webhooks(hook: &str, ids: &[u64]) -> Vec<(String, String)> {
+pub(crate) fn webhooks(hook: &str, ids: &[u64]) -> Vec<(String, String)> {
     ids.iter()
         .map(|id| {
             (
@@ -344,7 +344,7 @@ pub struct ProcessArgs {
     singles: usize,
 }
 
-fn rss_kib(pid: u32, field: &str) -> u64 {
+pub(crate) fn rss_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {

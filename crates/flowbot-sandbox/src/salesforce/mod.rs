@@ -170,8 +170,14 @@ impl SalesforceSim {
     /// Calls per operation, and the totals a test may want.
     pub fn stats(&self) -> Value {
         let org = self.org.lock().expect("org");
+        let counts: serde_json::Map<String, Value> = org
+            .records
+            .iter()
+            .map(|(k, m)| (k.to_string(), json!(m.len())))
+            .collect();
         json!({
             "calls": org.calls,
+            "records": counts,
             "api_usage": org.api_usage,
             "tokens_issued": org.tokens_issued,
             "refreshes": org.refreshes,

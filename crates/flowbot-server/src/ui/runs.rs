@@ -164,8 +164,13 @@ fn steps_by_id<'a>(steps: &'a [Step], out: &mut HashMap<&'a str, &'a Step>) {
     }
 }
 
-/// A value as table rows: scalars as text, lists and mappings folded with their JSON.
-fn cell(v: &Value) -> Value {
+/// How deep nested values are shown as rows; deeper ones as their JSON.
+const ROW_DEPTH: usize = 3;
+
+/// A value's cell: scalars as text (long ones folded), lists and mappings as nested rows
+/// (their JSON below the depth limit). `reference` is how a later step would name the
+/// value (`customer.email`), for the "copy as reference" button; none for inputs.
+fn cell(v: &Value, reference: Option<&str>, depth: usize) -> Value {
     let text = match v {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
@@ -177,13 +182,47 @@ fn cell(v: &Value) -> Value {
         Value::Object(m) => format!("{{{}}}", m.len()),
         _ => String::new(),
     };
+    let rows =
+        (nested && depth < ROW_DEPTH).then(|| value_rows(v, &HashMap::new(), reference, depth + 1));
     json!({
         "text": text,
         "nested": nested,
         "summary": summary,
-        "pretty": nested.then(|| serde_json::to_string_pretty(v).unwrap_or_default()),
+        "rows": rows,
+        "pretty": (nested && rows.is_none()).then(|| serde_json::to_string_pretty(v).unwrap_or_default()),
         "fold": !nested && text.chars().count() > FOLD_AT,
+        "chip": reference.map(|r| format!("{{{{ {r} }}}}")),
     })
+}
+
+fn value_rows(
+    v: &Value,
+    labels: &HashMap<String, String>,
+    base: Option<&str>,
+    depth: usize,
+) -> Vec<Value> {
+    let entries: Vec<(String, &Value, Option<String>)> = match v {
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, x)| (k.clone(), x, base.map(|b| format!("{b}.{k}"))))
+            .collect(),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .map(|(i, x)| (i.to_string(), x, base.map(|b| format!("{b}[{i}]"))))
+            .collect(),
+        _ => return vec![json!({ "key": "", "label": "", "cell": cell(v, base, depth) })],
+    };
+    entries
+        .into_iter()
+        .map(|(k, x, r)| {
+            json!({
+                "key": k,
+                "label": labels.get(&k).cloned().unwrap_or_default(),
+                "cell": cell(x, r.as_deref(), depth),
+            })
+        })
+        .collect()
 }
 
 /// Output name → its label in the page's language.
@@ -197,20 +236,9 @@ fn labels<'a>(
 }
 
 /// An output as labelled rows: each key with the label the app gives it (in the page's
-/// language), `raw` and other bulky values folded.
-fn output_rows(output: &Value, labels: &HashMap<String, String>) -> Vec<Value> {
-    let Value::Object(m) = output else {
-        return vec![json!({ "key": "", "label": "", "cell": cell(output) })];
-    };
-    m.iter()
-        .map(|(k, v)| {
-            json!({
-                "key": k,
-                "label": labels.get(k).cloned().unwrap_or_default(),
-                "cell": cell(v),
-            })
-        })
-        .collect()
+/// language), nested values as rows of their own, `raw` and other bulky values folded.
+fn output_rows(output: &Value, labels: &HashMap<String, String>, base: Option<&str>) -> Vec<Value> {
+    value_rows(output, labels, base, 0)
 }
 
 pub async fn run(
@@ -318,9 +346,9 @@ pub async fn run(
                 "path": r.path, "name": name, "status": status, "what": what, "attempt": r.attempt,
                 "generation": r.generation, "ms": r.duration().map(|d| d.as_millis()).unwrap_or(0),
                 "lane": lane,
-                "input": r.input.as_ref().map(|i| output_rows(i, &HashMap::new())),
+                "input": r.input.as_ref().map(|i| output_rows(i, &HashMap::new(), None)),
                 "input_json": r.input.as_ref().map(pretty),
-                "output": output.map(|o| output_rows(o, &labels)),
+                "output": output.map(|o| output_rows(o, &labels, Some(step_id))),
                 "output_json": output.map(pretty),
                 "error": error, "explain": explain,
             })
@@ -334,7 +362,7 @@ pub async fn run(
         json!({ "run": { "id": run.id, "status": run.status.as_str(), "flow_id": run.flow_id, "flow_name": flow_name,
                           "flow_version": run.flow_version, "attempt": run.attempt, "error": run.error,
                           "error_step": run.error_step, "about": about },
-                "trigger": output_rows(&run.trigger, &trigger_labels), "trigger_json": pretty(&run.trigger),
+                "trigger": output_rows(&run.trigger, &trigger_labels, Some("trigger")), "trigger_json": pretty(&run.trigger),
                 "steps": steps }),
     )
 }
