@@ -1723,6 +1723,19 @@ async fn every_page_passes_axe_in_both_languages_on_a_desktop_and_a_phone() {
                 if width > f64::from(w) + 1.0 {
                     found.push(format!("{page} {lang} {w}: the page is {width} px wide"));
                 }
+                // The header leaves the screen to the page: two short rows on a phone.
+                let header = c
+                    .execute(
+                        "return document.querySelector('header').getBoundingClientRect().height;",
+                        vec![],
+                    )
+                    .await
+                    .unwrap()
+                    .as_f64()
+                    .unwrap();
+                if header > 100.0 {
+                    found.push(format!("{page} {lang} {w}: the header is {header} px tall"));
+                }
                 // A run's page under one name, not its id: the folder keeps one per kind.
                 let name = if page.starts_with("/runs/") {
                     "run".to_string()
