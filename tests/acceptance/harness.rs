@@ -55,12 +55,17 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub fn start() -> Sandbox {
+        // Its own words go to a file that outlives the test: a simulator that fails mid-test
+        // says why there.
+        let log = std::env::temp_dir().join(format!("flowbot-sandbox-{}.log", std::process::id()));
         let mut child = Command::new(exe())
             .arg("sandbox")
+            .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("the sandbox's log file"))
             .spawn()
             .expect("flowbot sandbox starts");
+        eprintln!("flowbot sandbox logs to {}", log.display());
         let fields = read_ready(&mut child, "flowbot sandbox");
         let get = |k: &str| {
             fields

@@ -395,6 +395,7 @@ struct Attack {
     cut: usize,
     health_ok: usize,
     health_failed: usize,
+    health_errors: Vec<String>,
     slowest_health: Duration,
     webhooks_sent: usize,
     webhooks_accepted: usize,
@@ -461,7 +462,15 @@ async fn slowloris(fb: &Flowbot, hook: &str, ids: &[u64], n: usize, length: Dura
         let t = Instant::now();
         match http.get(format!("{}/healthz", fb.url)).send().await {
             Ok(r) if r.status() == 200 => a.health_ok += 1,
-            _ => a.health_failed += 1,
+            // What went wrong, for the report: a status, a timeout or a reset.
+            Ok(r) => {
+                a.health_failed += 1;
+                a.health_errors.push(format!("status {}", r.status()));
+            }
+            Err(e) => {
+                a.health_failed += 1;
+                a.health_errors.push(format!("{e:?}"));
+            }
         }
         a.slowest_health = a.slowest_health.max(t.elapsed());
         if tick.is_multiple_of(6) {
