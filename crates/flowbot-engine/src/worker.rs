@@ -145,17 +145,47 @@ impl FlowCache {
     }
 }
 
-/// Step records go to the store, fenced on the run's lease.
+/// Step records go to the store, fenced on the run's lease. Records of reads and decisions
+/// are held here and written with the next record that must be durable (the start of a call
+/// that changes an app) or with the attempt's conclusion: most runs then write their records
+/// in two statements instead of two per step.
 struct StoreJournal {
     store: Store,
     lease: Lease,
+    held: Mutex<Vec<StepRecord>>,
+}
+
+impl StoreJournal {
+    /// Hold `rec`; a later record of the same execution (finished after started) replaces it.
+    fn hold(&self, rec: &StepRecord) {
+        let mut held = self.held.lock().expect("held records");
+        let same = |r: &StepRecord| {
+            r.generation == rec.generation && r.attempt == rec.attempt && r.path == rec.path
+        };
+        match held.iter_mut().find(|r| same(r)) {
+            Some(r) => *r = rec.clone(),
+            None => held.push(rec.clone()),
+        }
+    }
+
+    fn take(&self) -> Vec<StepRecord> {
+        std::mem::take(&mut *self.held.lock().expect("held records"))
+    }
 }
 
 #[async_trait]
 impl Journal for StoreJournal {
     async fn record(&self, rec: &StepRecord) -> std::result::Result<(), JournalError> {
+        self.hold(rec);
+        observe_step(self.store.telemetry(), rec);
+        Ok(())
+    }
+
+    async fn record_before_write(&self, rec: &StepRecord) -> std::result::Result<(), JournalError> {
+        self.hold(rec);
+        let records = self.take();
         self.store
-            .record_step(&self.lease, rec)
+            .record_steps(&self.lease, &records)
             .await
             .map_err(|e| JournalError(e.to_string()))?;
         observe_step(self.store.telemetry(), rec);
@@ -332,7 +362,7 @@ impl Worker {
     async fn execute(&self, c: Claimed) {
         let span = tracing::info_span!("run", run_id = %c.lease.run_id, flow_id = %c.flow_id, attempt = c.attempt);
         async {
-            let outcome = match self.attempt(&c).await {
+            let (outcome, records) = match self.attempt(&c).await {
                 Ok(o) => o,
                 Err(AttemptError::Journal(e)) => {
                     // Nothing can be trusted to have been recorded; the lease will expire
@@ -340,19 +370,22 @@ impl Worker {
                     tracing::warn!(error = %e, "the run record could not be saved; leaving the run to be resumed");
                     return;
                 }
-                Err(AttemptError::Setup(message)) => RunOutcome::Failed {
-                    path: String::new(),
-                    error: flowbot_core::runner::StepError {
-                        message,
-                        retryable: false,
-                        code: None,
-                        fields: Vec::new(),
-                        details: None,
+                Err(AttemptError::Setup(message)) => (
+                    RunOutcome::Failed {
+                        path: String::new(),
+                        error: flowbot_core::runner::StepError {
+                            message,
+                            retryable: false,
+                            code: None,
+                            fields: Vec::new(),
+                            details: None,
+                        },
                     },
-                },
+                    Vec::new(),
+                ),
             };
             self.save_settings_updates().await;
-            match self.store.finish(&c.lease, &outcome).await {
+            match self.store.conclude(&c.lease, &records, &outcome).await {
                 Ok(status) => {
                     tracing::info!(status = status.as_str(), "attempt finished");
                     let t = self.store.telemetry();
@@ -413,7 +446,11 @@ impl Worker {
         }
     }
 
-    async fn attempt(&self, c: &Claimed) -> std::result::Result<RunOutcome, AttemptError> {
+    /// One attempt: its outcome and the records still held for the conclusion to write.
+    async fn attempt(
+        &self,
+        c: &Claimed,
+    ) -> std::result::Result<(RunOutcome, Vec<StepRecord>), AttemptError> {
         let flow = self
             .flows
             .get(&self.store, &self.apps, &c.flow_id, c.flow_version)
@@ -424,14 +461,20 @@ impl Worker {
             .flow_connections(&c.flow_id)
             .await
             .map_err(|e| setup_or_journal(e, "the flow's connections cannot be read"))?;
-        let prior = self
-            .store
-            .step_records(&c.lease.run_id)
-            .await
-            .map_err(|e| setup_or_journal(e, "the run's records cannot be read"))?;
+        // A run's first attempt has no records yet (a re-run is a new run, and every claim,
+        // reclaims included, counts an attempt): skip the read.
+        let prior = if c.attempt <= 1 {
+            Vec::new()
+        } else {
+            self.store
+                .step_records(&c.lease.run_id)
+                .await
+                .map_err(|e| setup_or_journal(e, "the run's records cannot be read"))?
+        };
         let journal = StoreJournal {
             store: self.store.clone(),
             lease: c.lease.clone(),
+            held: Mutex::default(),
         };
         let runner = Runner {
             flow: &flow,
@@ -440,10 +483,11 @@ impl Worker {
             journal: &journal,
             clock: self.store.clock().as_ref(),
         };
-        runner
+        let outcome = runner
             .run(&c.trigger, &prior)
             .await
-            .map_err(|e| AttemptError::Journal(e.to_string()))
+            .map_err(|e| AttemptError::Journal(e.to_string()))?;
+        Ok((outcome, journal.take()))
     }
 }
 

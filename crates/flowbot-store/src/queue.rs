@@ -143,38 +143,24 @@ impl Store {
     /// Save a step record, fenced on the lease. Returns once it is durable, so a *started*
     /// record is on disk before the call it announces.
     pub async fn record_step(&self, lease: &Lease, rec: &StepRecord) -> Result<()> {
+        self.record_steps(lease, std::slice::from_ref(rec)).await
+    }
+
+    /// Save step records in one statement, fenced on the lease; durable on return.
+    pub async fn record_steps(&self, lease: &Lease, recs: &[StepRecord]) -> Result<()> {
+        if recs.is_empty() {
+            return Ok(());
+        }
         let lease = lease.clone();
-        let now = self.now_ms();
-        let record = serde_json::to_string(rec).expect("a step record serialises");
-        let (generation, path, attempt) = (
-            i64::from(rec.generation),
-            rec.path.clone(),
-            i64::from(rec.attempt),
-        );
-        let status = serde_json::to_value(rec.status)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
+        let rows = StepRows::new(recs, self.now_ms());
+        let backend = self.backend();
         self.inner
             .writer
             .write(move |conn| {
                 Box::pin(async move {
-                    fence(conn, &lease).await?;
-                    sqlx::query(
-                        "INSERT INTO step_records (run_id, generation, path, attempt, status, record, written_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                         ON CONFLICT (run_id, generation, path, attempt) \
-                         DO UPDATE SET status = excluded.status, record = excluded.record, written_at = excluded.written_at",
-                    )
-                    .bind(lease.run_id.clone())
-                    .bind(generation)
-                    .bind(path)
-                    .bind(attempt)
-                    .bind(status)
-                    .bind(record)
-                    .bind(now)
-                    .execute(&mut *conn)
-                    .await?;
+                    if rows.insert_fenced(conn, &lease, backend).await? == 0 {
+                        return Err(lease_lost(&lease));
+                    }
                     Ok(())
                 })
             })
@@ -183,8 +169,20 @@ impl Store {
 
     /// Conclude an attempt: succeeded, failed, or back to the queue for a retry or a wait.
     pub async fn finish(&self, lease: &Lease, outcome: &RunOutcome) -> Result<RunStatus> {
+        self.conclude(lease, &[], outcome).await
+    }
+
+    /// Write the attempt's last step records and conclude it, in one write: both happen or
+    /// neither (a lost lease changes nothing).
+    pub async fn conclude(
+        &self,
+        lease: &Lease,
+        recs: &[StepRecord],
+        outcome: &RunOutcome,
+    ) -> Result<RunStatus> {
         let lease = lease.clone();
         let now = self.now_ms();
+        let rows = StepRows::new(recs, now);
         let (status, next_at, error, error_step, finished) = match outcome {
             RunOutcome::Succeeded => (RunStatus::Succeeded, None, None, None, Some(now)),
             RunOutcome::Failed { path, error } => (
@@ -215,6 +213,9 @@ impl Store {
             .writer
             .write(move |conn| {
                 Box::pin(async move {
+                    // Records first: the update below is the fence, and a lost lease rolls
+                    // the records back with it (the write's savepoint).
+                    rows.insert(conn, &lease.run_id).await?;
                     let n = sqlx::query(
                         "UPDATE runs SET status = $1, next_attempt_at = COALESCE($2, next_attempt_at), \
                          error = $3, error_step = $4, finished_at = $5, finished_by = lease_owner, \
@@ -266,21 +267,139 @@ impl Store {
     }
 }
 
-/// Check, and in PostgreSQL lock, that the lease still holds.
-pub(crate) async fn fence(conn: &mut AnyConnection, lease: &Lease) -> Result<()> {
-    let n = sqlx::query(
-        "UPDATE runs SET lease_expires_at = lease_expires_at \
-         WHERE id = $1 AND lease_token = $2 AND status = 'running'",
-    )
-    .bind(lease.run_id.clone())
-    .bind(lease.token.clone())
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if n == 0 {
-        return Err(lease_lost(lease));
+/// Step records ready to be written: one row each, a later record of the same execution
+/// replacing an earlier one (one statement may not touch a row twice on PostgreSQL).
+struct StepRows {
+    rows: Vec<(i64, String, i64, String, String)>,
+    now: i64,
+}
+
+const STEP_COLUMNS: &str = "run_id, generation, path, attempt, status, record, written_at";
+const STEP_UPSERT: &str = "ON CONFLICT (run_id, generation, path, attempt) \
+     DO UPDATE SET status = excluded.status, record = excluded.record, written_at = excluded.written_at";
+/// Rows per statement: 7 parameters each, far below either backend's limit.
+const STEP_ROWS_PER_STATEMENT: usize = 100;
+
+impl StepRows {
+    fn new(recs: &[StepRecord], now: i64) -> StepRows {
+        let mut rows: Vec<(i64, String, i64, String, String)> = Vec::with_capacity(recs.len());
+        for rec in recs {
+            let status = serde_json::to_value(rec.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let record = serde_json::to_string(rec).expect("a step record serialises");
+            let key = (
+                i64::from(rec.generation),
+                rec.path.clone(),
+                i64::from(rec.attempt),
+            );
+            let row = (key.0, key.1, key.2, status, record);
+            match rows
+                .iter_mut()
+                .find(|r| r.0 == row.0 && r.1 == row.1 && r.2 == row.2)
+            {
+                Some(r) => *r = row,
+                None => rows.push(row),
+            }
+        }
+        StepRows { rows, now }
     }
-    Ok(())
+
+    /// `($k, …, $k+6), …` for `n` rows, numbered from `first`.
+    fn placeholders(n: usize, first: usize) -> String {
+        (0..n)
+            .map(|i| {
+                let b = first + i * 7;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    b,
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn bind_rows<'q>(
+        &'q self,
+        mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+        run_id: &'q str,
+        rows: &'q [(i64, String, i64, String, String)],
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+        for (generation, path, attempt, status, record) in rows {
+            q = q
+                .bind(run_id)
+                .bind(*generation)
+                .bind(path.as_str())
+                .bind(*attempt)
+                .bind(status.as_str())
+                .bind(record.as_str())
+                .bind(self.now);
+        }
+        q
+    }
+
+    /// Write the rows (the caller fences).
+    async fn insert(&self, conn: &mut AnyConnection, run_id: &str) -> Result<()> {
+        for chunk in self.rows.chunks(STEP_ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO step_records ({STEP_COLUMNS}) VALUES {} {STEP_UPSERT}",
+                Self::placeholders(chunk.len(), 1)
+            );
+            self.bind_rows(sqlx::query(&sql), run_id, chunk)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Write the rows only while the lease holds, checking it in the same statement (in
+    /// PostgreSQL also locking the run, so a reclaim waits for this write's commit).
+    /// Returns the rows written: 0 when the lease is lost.
+    async fn insert_fenced(
+        &self,
+        conn: &mut AnyConnection,
+        lease: &Lease,
+        backend: Backend,
+    ) -> Result<u64> {
+        let mut written = 0;
+        for chunk in self.rows.chunks(STEP_ROWS_PER_STATEMENT) {
+            let values = Self::placeholders(chunk.len(), 3);
+            let sql = match backend {
+                Backend::Postgres => format!(
+                    "WITH f AS (UPDATE runs SET lease_expires_at = lease_expires_at \
+                     WHERE id = $1 AND lease_token = $2 AND status = 'running' RETURNING id) \
+                     INSERT INTO step_records ({STEP_COLUMNS}) \
+                     SELECT v.* FROM (VALUES {values}) AS v({STEP_COLUMNS}) \
+                     WHERE EXISTS (SELECT 1 FROM f) {STEP_UPSERT}"
+                ),
+                // One writer per file: nothing can take the lease between the check and
+                // the insert. (The WHERE also tells SQLite's parser the upsert clause
+                // belongs to the INSERT.)
+                Backend::Sqlite => format!(
+                    "INSERT INTO step_records ({STEP_COLUMNS}) \
+                     SELECT * FROM (VALUES {values}) \
+                     WHERE EXISTS (SELECT 1 FROM runs WHERE id = $1 AND lease_token = $2 \
+                     AND status = 'running') {STEP_UPSERT}"
+                ),
+            };
+            let q = sqlx::query(&sql)
+                .bind(lease.run_id.as_str())
+                .bind(lease.token.as_str());
+            written += self
+                .bind_rows(q, &lease.run_id, chunk)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+        }
+        Ok(written)
+    }
 }
 
 pub(crate) fn lease_lost(lease: &Lease) -> StoreError {

@@ -268,6 +268,20 @@ async fn an_expired_lease_is_reclaimed_and_the_old_holder_is_fenced_off() {
             .await
             .is_err());
         assert!(s.finish(&old.lease, &RunOutcome::Succeeded).await.is_err());
+        // Nor several records at once, nor records with its conclusion: nothing of either
+        // is left behind.
+        let held = [
+            record("b", StepStatus::Succeeded),
+            record("c", StepStatus::Started),
+        ];
+        assert!(matches!(
+            s.record_steps(&old.lease, &held).await,
+            Err(StoreError::LeaseLost(_))
+        ));
+        assert!(matches!(
+            s.conclude(&old.lease, &held, &RunOutcome::Succeeded).await,
+            Err(StoreError::LeaseLost(_))
+        ));
         assert!(s
             .heartbeat("w1", Duration::from_secs(5))
             .await
@@ -287,8 +301,35 @@ async fn an_expired_lease_is_reclaimed_and_the_old_holder_is_fenced_off() {
             "the finished record replaces its started record"
         );
         assert_eq!(recs[0].output, Some(json!({"ok": true})));
-        s.finish(&new.lease, &RunOutcome::Succeeded).await.unwrap();
+        // Held records go with the conclusion, in order, a later record of the same
+        // execution replacing an earlier one.
+        let mut c_done = record("c", StepStatus::Succeeded);
+        c_done.output = Some(json!({"n": 2}));
+        let held = [
+            record("b", StepStatus::Started),
+            record("b", StepStatus::Succeeded),
+            record("c", StepStatus::Started),
+            c_done,
+        ];
+        s.conclude(&new.lease, &held, &RunOutcome::Succeeded)
+            .await
+            .unwrap();
         assert_eq!(s.run(&id).await.unwrap().status, RunStatus::Succeeded);
+        let recs = s.step_records(&id).await.unwrap();
+        let seen: Vec<_> = recs
+            .iter()
+            .map(|r| (r.path.as_str(), r.status, r.output.clone()))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                ("a", StepStatus::Succeeded, Some(json!({"ok": true}))),
+                ("b", StepStatus::Succeeded, None),
+                ("c", StepStatus::Succeeded, Some(json!({"n": 2}))),
+            ],
+            "{}",
+            t.name
+        );
     }
 }
 

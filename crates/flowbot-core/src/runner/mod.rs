@@ -9,8 +9,12 @@
 //!   generation, so the reads before that step see whatever the lost call did (the Account
 //!   search finds the Account, and the branch updates instead of creating a second one).
 //!
-//! A step is journaled as *started* before its call and *finished* after it; the journal
-//! must have made the started record durable before the call goes out.
+//! A step is journaled as *started* before its call and *finished* after it. Before a call
+//! that changes an app (an action that `writes` or is not idempotent) the journal must have
+//! made the started record, and every record before it, durable. Other records (reads,
+//! decisions, finished records) may be held back until then or until the attempt is
+//! concluded: a crash loses only records of reads and decisions that no change made so far
+//! depends on, and the resumed run makes them again.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -146,11 +150,18 @@ pub enum RunOutcome {
 #[error("the run record could not be saved: {0}")]
 pub struct JournalError(pub String);
 
-/// Where step records go. The store's implementation makes a *started* record durable
-/// before returning, because the call that follows may not be repeatable.
+/// Where step records go.
 #[async_trait]
 pub trait Journal: Send + Sync {
+    /// Keep `rec`. The journal may hold it back until the next [`Journal::record_before_write`]
+    /// or the attempt's conclusion.
     async fn record(&self, rec: &StepRecord) -> Result<(), JournalError>;
+
+    /// Keep `rec` and make it and every record before it durable before returning: a call
+    /// that changes an app follows, and a crash during it must leave the record of it.
+    async fn record_before_write(&self, rec: &StepRecord) -> Result<(), JournalError> {
+        self.record(rec).await
+    }
 }
 
 /// Time and randomness, injectable so retry scheduling is testable without sleeping.
@@ -506,7 +517,11 @@ impl Runner<'_> {
             },
         };
 
-        self.journal.record(&rec).await?;
+        if spec.writes || !spec.idempotent {
+            self.journal.record_before_write(&rec).await?;
+        } else {
+            self.journal.record(&rec).await?;
+        }
         let timeout = step
             .timeout
             .or(self.flow.timeout)

@@ -678,3 +678,51 @@ async fn a_journal_failure_stops_before_the_call() {
         "no call without a durable started record"
     );
 }
+
+/// Logs which records were asked to be durable at once.
+#[derive(Default)]
+struct SortingJournal {
+    log: Mutex<Vec<(bool, String, StepStatus)>>,
+}
+
+#[async_trait]
+impl Journal for SortingJournal {
+    async fn record(&self, rec: &StepRecord) -> Result<(), JournalError> {
+        let entry = (false, rec.path.clone(), rec.status);
+        self.log.lock().unwrap().push(entry);
+        Ok(())
+    }
+
+    async fn record_before_write(&self, rec: &StepRecord) -> Result<(), JournalError> {
+        let entry = (true, rec.path.clone(), rec.status);
+        self.log.lock().unwrap().push(entry);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn only_the_start_of_a_call_that_changes_an_app_must_be_durable_at_once() {
+    let h = Harness::new(SYNC);
+    h.crm.answer("search", Ok(json!({"totalSize": 0})));
+    h.crm.answer("create", Ok(json!({"id": "001"})));
+    let journal = SortingJournal::default();
+    let outcome = h
+        .run_on(&journal, json!({"email": "a@b", "name": "A"}), &[])
+        .await
+        .unwrap();
+    assert_eq!(outcome, RunOutcome::Succeeded);
+    let durable: Vec<_> = journal
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(d, ..)| *d)
+        .map(|(_, path, status)| (path.clone(), *status))
+        .collect();
+    assert_eq!(
+        durable,
+        vec![("create".to_string(), StepStatus::Started)],
+        "the search, the decision and the finished records may wait"
+    );
+    assert_eq!(journal.log.lock().unwrap().len(), 6);
+}
