@@ -6,8 +6,8 @@
 //! number 0, a list stays a list and null stays null. Output is never HTML-escaped: an
 //! `O'Brien` sent to Salesforce must stay `O'Brien`.
 
-use std::collections::BTreeSet;
-use std::sync::OnceLock;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use jiff::{civil, tz::TimeZone, Timestamp, Zoned};
 use minijinja::value::{Kwargs, Value as MjValue};
@@ -79,10 +79,36 @@ pub fn render_str(src: &str, scope: &Scope) -> Result<Value, TemplateError> {
     render_with(src, &MjValue::from_serialize(scope), scope)
 }
 
+/// A compiled whole-expression template, shared by every run that renders the same text.
+type Compiled = Arc<minijinja::Expression<'static, 'static>>;
+
+/// Compiling was a tenth of a run's template work; a flow's few dozen templates are
+/// compiled once per process instead. Bounded: a process that sees more distinct
+/// templates than this (many flows, edited often) starts the cache afresh.
+fn compiled(expr_src: &str) -> Result<Compiled, TemplateError> {
+    const MAX: usize = 4096;
+    static CACHE: OnceLock<Mutex<HashMap<String, Compiled>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Mutex::default);
+    if let Some(e) = cache.lock().expect("template cache").get(expr_src) {
+        return Ok(e.clone());
+    }
+    let expr = Arc::new(
+        environment()
+            .compile_expression_owned(expr_src.to_string())
+            .map_err(syntax_error)?,
+    );
+    let mut cache = cache.lock().expect("template cache");
+    if cache.len() >= MAX {
+        cache.clear();
+    }
+    cache.insert(expr_src.to_string(), expr.clone());
+    Ok(expr)
+}
+
 fn render_with(src: &str, ctx: &MjValue, scope: &Scope) -> Result<Value, TemplateError> {
     let env = environment();
     if let Some(expr_src) = whole_expression(src) {
-        let expr = env.compile_expression(expr_src).map_err(syntax_error)?;
+        let expr = compiled(expr_src)?;
         let out = expr
             .eval(ctx)
             .map_err(|e| runtime_error(e, &expr.undeclared_variables(true), scope))?;

@@ -332,7 +332,7 @@ impl Store {
     pub async fn delete_flow(&self, id: &str, actor: &str) -> Result<()> {
         let (id, actor) = (id.to_string(), actor.to_string());
         let now = self.now_ms();
-        self.inner
+        let written = self.inner
             .writer
             .write(move |conn| {
                 Box::pin(async move {
@@ -358,7 +358,9 @@ impl Store {
                     audit(conn, now, &actor, "flow.delete", &id, json!({})).await
                 })
             })
-            .await
+            .await;
+        self.connections_changed();
+        written
     }
 
     /// A new webhook token; the old URL stops working at once.
@@ -402,7 +404,7 @@ impl Store {
         let (sealed, key_id) = self.cipher().seal(&plaintext);
         let (name, app, actor) = (name.to_string(), app.to_string(), actor.to_string());
         let now = self.now_ms();
-        self.inner
+        let written = self.inner
             .writer
             .write(move |conn| {
                 Box::pin(async move {
@@ -444,7 +446,9 @@ impl Store {
                     connection_row(&row)
                 })
             })
-            .await
+            .await;
+        self.connections_changed();
+        written
     }
 
     pub async fn connections(&self) -> Result<Vec<ConnectionInfo>> {
@@ -483,7 +487,7 @@ impl Store {
     pub async fn delete_connection(&self, id: &str, actor: &str) -> Result<()> {
         let (id, actor) = (id.to_string(), actor.to_string());
         let now = self.now_ms();
-        self.inner
+        let written = self.inner
             .writer
             .write(move |conn| {
                 Box::pin(async move {
@@ -507,7 +511,9 @@ impl Store {
                     audit(conn, now, &actor, "connection.delete", &id, json!({})).await
                 })
             })
-            .await
+            .await;
+        self.connections_changed();
+        written
     }
 
     /// Fill a flow's connection slot with a saved connection.
@@ -525,7 +531,7 @@ impl Store {
             actor.to_string(),
         );
         let now = self.now_ms();
-        self.inner
+        let written = self.inner
             .writer
             .write(move |conn| {
                 Box::pin(async move {
@@ -543,11 +549,24 @@ impl Store {
                     audit(conn, now, &actor, "flow.bind_connection", &flow_id, json!({ "slot": slot, "connection": connection_id })).await
                 })
             })
-            .await
+            .await;
+        self.connections_changed();
+        written
     }
 
     /// The connections filling a flow's slots, decrypted: slot → connection.
     pub async fn flow_connections(&self, flow_id: &str) -> Result<HashMap<String, Connection>> {
+        // Every run asks; the answer changes only when a connection or a flow's slots do.
+        // This process's changes take effect at once (the generation), another process's
+        // within CONNECTIONS_FRESH.
+        let cache = &self.inner.connections_cache;
+        let generation = cache.generation.load(std::sync::atomic::Ordering::Acquire);
+        if let Some((gen, at, found)) = cache.flows.lock().expect("connections cache").get(flow_id)
+        {
+            if *gen == generation && at.elapsed() < crate::CONNECTIONS_FRESH {
+                return Ok(found.clone());
+            }
+        }
         let rows = sqlx::query(
             "SELECT fc.slot, c.name, c.app, c.secret_box, c.key_id FROM flow_connections fc \
              JOIN connections c ON c.id = fc.connection_id WHERE fc.flow_id = $1",
@@ -560,7 +579,24 @@ impl Store {
             let slot: String = row.try_get("slot")?;
             out.insert(slot, self.open_connection(&row)?);
         }
+        let mut flows = cache.flows.lock().expect("connections cache");
+        if flows.len() >= 1024 {
+            flows.clear();
+        }
+        flows.insert(
+            flow_id.to_string(),
+            (generation, std::time::Instant::now(), out.clone()),
+        );
         Ok(out)
+    }
+
+    /// A connection or a flow's slots changed (after the commit): cached answers of
+    /// [`Store::flow_connections`] are stale.
+    fn connections_changed(&self) {
+        self.inner
+            .connections_cache
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// Which saved connection fills each slot of a flow: slot → connection id.

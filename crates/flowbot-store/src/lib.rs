@@ -208,6 +208,28 @@ struct Inner {
     data_dir: PathBuf,
     /// Held for the store's lifetime: a second process on the same SQLite file is refused.
     _lock: Option<std::fs::File>,
+    connections_cache: ConnectionsCache,
+}
+
+/// How long a flow's decrypted connections are reused without asking the database: a
+/// connection changed by another process (a cluster's web server) reaches this one's runs
+/// within this time; this process's own changes at once.
+const CONNECTIONS_FRESH: Duration = Duration::from_secs(2);
+
+/// Flow id → (generation, read at, slot → connection).
+type CachedConnections = std::collections::HashMap<
+    String,
+    (
+        u64,
+        std::time::Instant,
+        std::collections::HashMap<String, flowbot_core::Connection>,
+    ),
+>;
+
+#[derive(Default)]
+struct ConnectionsCache {
+    generation: std::sync::atomic::AtomicU64,
+    flows: std::sync::Mutex<CachedConnections>,
 }
 
 impl Store {
@@ -253,6 +275,11 @@ impl Store {
                 Backend::Postgres => 8,
             })
             .acquire_timeout(Duration::from_secs(10))
+            // A ping before every read was a round trip (on SQLite a thread hand-off) per
+            // read. A connection broken by a database restart fails one read instead,
+            // which callers see as transient (ingress answers 503 with Retry-After), and
+            // the pool drops it.
+            .test_before_acquire(false)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     configure(conn, backend).await?;
@@ -294,6 +321,7 @@ impl Store {
                 pg_url: (backend == Backend::Postgres).then(|| url.clone()),
                 data_dir: config.data_dir.clone(),
                 _lock: lock,
+                connections_cache: ConnectionsCache::default(),
             }),
         };
         store.finish_key_rotation().await?;

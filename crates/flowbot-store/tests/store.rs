@@ -432,6 +432,34 @@ async fn connection_secrets_never_reach_the_database_in_clear() {
             s.flow_connections("sync").await.unwrap()["shop"].settings["token"],
             secret
         );
+        // Runs read a flow's connections from a cache; a saved change reaches the next
+        // read at once, and so does a slot filled with another connection.
+        settings.insert("token".into(), json!("rotated"));
+        s.save_connection("shop", "ecforce", &settings, "t")
+            .await
+            .unwrap();
+        assert_eq!(
+            s.flow_connections("sync").await.unwrap()["shop"].settings["token"],
+            "rotated"
+        );
+        let other = s
+            .save_connection("shop2", "ecforce", &settings, "t")
+            .await
+            .unwrap();
+        s.bind_connection("sync", "shop", &other.id, "t")
+            .await
+            .unwrap();
+        assert_eq!(
+            s.flow_connections("sync").await.unwrap()["shop"].name,
+            "shop2"
+        );
+        s.bind_connection("sync", "shop", &info.id, "t")
+            .await
+            .unwrap();
+        settings.insert("token".into(), json!(secret));
+        s.save_connection("shop", "ecforce", &settings, "t")
+            .await
+            .unwrap();
         assert!(
             !found_in_database(&t, secret).await,
             "{}: the secret is stored in clear",
