@@ -92,7 +92,7 @@ pub struct EventInfo {
 /// were queued (PostgreSQL `NOTIFY`; one process's workers are woken by
 /// [`Store::wake_workers`] after the commit). Every write that queues a run calls it.
 pub(crate) async fn announce_queued(conn: &mut AnyConnection) -> Result<()> {
-    if conn.backend_name() == "PostgreSQL" {
+    if conn.backend_name() == "PostgreSQL" && !crate::writer::announce() {
         sqlx::query("SELECT pg_notify($1, '')")
             .bind(crate::RUNS_CHANNEL)
             .execute(&mut *conn)
@@ -207,7 +207,8 @@ impl Store {
         let outcome = self
             .inner
             .writer
-            .write(move |conn| Box::pin(async move { insert_event(conn, now, &ev).await }))
+            // Bare: a missing flow is found before anything is written.
+            .write_bare(move |conn| Box::pin(async move { insert_event(conn, now, &ev).await }))
             .await?;
         if matches!(outcome, EnqueueOutcome::Queued { .. }) {
             self.wake_workers();

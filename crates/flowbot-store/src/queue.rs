@@ -156,7 +156,8 @@ impl Store {
         let backend = self.backend();
         self.inner
             .writer
-            .write(move |conn| {
+            // Bare: a lost lease is found by the statement that would write.
+            .write_bare(move |conn| {
                 Box::pin(async move {
                     if rows.insert_fenced(conn, &lease, backend).await? == 0 {
                         return Err(lease_lost(&lease));
@@ -211,11 +212,9 @@ impl Store {
         };
         self.inner
             .writer
-            .write(move |conn| {
+            // Bare: the update is the fence and comes first; a lost lease writes nothing.
+            .write_bare(move |conn| {
                 Box::pin(async move {
-                    // Records first: the update below is the fence, and a lost lease rolls
-                    // the records back with it (the write's savepoint).
-                    rows.insert(conn, &lease.run_id).await?;
                     let n = sqlx::query(
                         "UPDATE runs SET status = $1, next_attempt_at = COALESCE($2, next_attempt_at), \
                          error = $3, error_step = $4, finished_at = $5, finished_by = lease_owner, \
@@ -235,6 +234,7 @@ impl Store {
                     if n == 0 {
                         return Err(lease_lost(&lease));
                     }
+                    rows.insert(conn, &lease.run_id).await?;
                     Ok(status)
                 })
             })
