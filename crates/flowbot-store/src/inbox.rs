@@ -206,7 +206,7 @@ impl Store {
         let now = self.now_ms();
         let outcome = self
             .inner
-            .writer
+            .intake
             // Bare: a missing flow is found before anything is written.
             .write_bare(move |conn| Box::pin(async move { insert_event(conn, now, &ev).await }))
             .await?;

@@ -6,9 +6,13 @@
 //! (numbered `$N` parameters, integers as 64-bit, times as Unix milliseconds, JSON as text);
 //! where they differ (row locking) the statement says so.
 //!
-//! Every write goes through one writer task per process that groups concurrent writes into
-//! one transaction, so N concurrent acceptances cost far fewer than N fsyncs (see
-//! [`writer`]). The store never holds a transaction across a call to an app: the worker
+//! Every write goes through a writer task that groups concurrent writes into one
+//! transaction, so N concurrent acceptances cost far fewer than N fsyncs (see [`writer`]).
+//! SQLite has one writer per process (it allows one write transaction at a time);
+//! PostgreSQL has two: the intake (events and their runs, the acceptance path) and one for
+//! everything else, so an acceptance never waits behind the workers' writes. The intake's
+//! writes insert rows and lock no existing run; the one lock they can wait for is a flow
+//! row being deleted (PostgreSQL breaks the rare cycle that makes, failing one batch). The store never holds a transaction across a call to an app: the worker
 //! claims (commit), calls, then records (commit).
 
 mod app_files;
@@ -193,6 +197,8 @@ struct Inner {
     backend: Backend,
     pool: AnyPool,
     writer: writer::Writer,
+    /// Where arriving events are written: on PostgreSQL a second writer, on SQLite the one.
+    intake: writer::Writer,
     /// Replaced during a key rotation; read for every seal and open.
     cipher: std::sync::RwLock<crypto::Cipher>,
     clock: Arc<dyn Clock>,
@@ -209,6 +215,8 @@ struct Inner {
     /// Held for the store's lifetime: a second process on the same SQLite file is refused.
     _lock: Option<std::fs::File>,
     connections_cache: ConnectionsCache,
+    /// When a claim last looked for expired leases (store clock, ms).
+    expired_checked_at: std::sync::atomic::AtomicI64,
 }
 
 /// How long a flow's decrypted connections are reused without asking the database: a
@@ -306,12 +314,17 @@ impl Store {
         }
         let cipher = crypto::Cipher::load(config.secret_key.as_deref(), &config.data_dir)?;
         let metrics = Arc::new(StoreMetrics::default());
-        let writer = writer::Writer::start(options, backend, metrics.clone());
+        let writer = writer::Writer::start(options.clone(), backend, metrics.clone());
+        let intake = match backend {
+            Backend::Postgres => writer::Writer::start(options, backend, metrics.clone()),
+            Backend::Sqlite => writer.clone(),
+        };
         let store = Store {
             inner: Arc::new(Inner {
                 backend,
                 pool,
                 writer,
+                intake,
                 cipher: std::sync::RwLock::new(cipher),
                 clock,
                 metrics,
@@ -322,6 +335,7 @@ impl Store {
                 data_dir: config.data_dir.clone(),
                 _lock: lock,
                 connections_cache: ConnectionsCache::default(),
+                expired_checked_at: std::sync::atomic::AtomicI64::new(i64::MIN / 2),
             }),
         };
         store.finish_key_rotation().await?;

@@ -9,6 +9,7 @@
 //! partial index), and a key's runs start in arrival order (`seq`): a run is claimable only
 //! when no run of its key is running and no older run of its key is still queued.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use flowbot_core::runner::StepRecord;
@@ -69,12 +70,22 @@ impl Store {
                  RETURNING id, flow_id, flow_version, attempt, trigger_value"
             )
         };
-        let sqls = [
-            claim("r.status = 'running' AND r.lease_expires_at < $4"),
-            // `+` keeps the planner on (status, seq), in claim order, instead of sorting
-            // every due run by seq on each claim.
-            claim("r.status = 'queued' AND +r.next_attempt_at <= $4"),
-        ];
+        // Expired leases are rare (a worker died or stalled) and a lease lasts tens of
+        // seconds: look for them at most once a second, not on every claim.
+        let last = self.inner.expired_checked_at.load(Ordering::Relaxed);
+        let look_for_expired = now - last >= 1000
+            && self
+                .inner
+                .expired_checked_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok();
+        let mut sqls = Vec::with_capacity(2);
+        if look_for_expired {
+            sqls.push(claim("r.status = 'running' AND r.lease_expires_at < $4"));
+        }
+        // `+` keeps the planner on (status, seq), in claim order, instead of sorting
+        // every due run by seq on each claim.
+        sqls.push(claim("r.status = 'queued' AND +r.next_attempt_at <= $4"));
         self.inner
             .writer
             .write(move |conn| {

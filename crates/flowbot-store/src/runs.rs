@@ -343,6 +343,10 @@ impl Store {
         };
         let n = self.requeue_runs(sql.to_string(), whose).await?;
         if n > 0 {
+            // The next claim looks for expired leases whenever it last did.
+            self.inner
+                .expired_checked_at
+                .store(i64::MIN / 2, std::sync::atomic::Ordering::Relaxed);
             tracing::info!(runs = n, "took back runs a stopped process held");
         }
         Ok(n)

@@ -40,8 +40,9 @@ enum Done {
 /// A write: runs on the writer's connection inside the batch transaction and says how it
 /// went. Given no connection (the database cannot be reached) it runs nothing and waits to
 /// be told why.
-type Run =
-    Box<dyn for<'c> FnOnce(Option<&'c mut AnyConnection>) -> BoxFuture<'c, (Done, Finisher)> + Send>;
+type Run = Box<
+    dyn for<'c> FnOnce(Option<&'c mut AnyConnection>) -> BoxFuture<'c, (Done, Finisher)> + Send,
+>;
 
 struct Job {
     /// Runs inside a savepoint of its own.
@@ -255,7 +256,10 @@ async fn run_batch(
             } else {
                 "COMMIT"
             };
-            conn.execute(sql).await.map(|_| ()).map_err(|e| e.to_string())
+            conn.execute(sql)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         }
         Some(e) => {
             let _ = conn.execute("ROLLBACK").await;
