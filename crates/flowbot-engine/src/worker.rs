@@ -145,10 +145,10 @@ impl FlowCache {
     }
 }
 
-/// Step records go to the store, fenced on the run's lease. Records of reads and decisions
-/// are held here and written with the next record that must be durable (the start of a call
-/// that changes an app) or with the attempt's conclusion: most runs then write their records
-/// in two statements instead of two per step.
+/// Step records go to the store, fenced on the run's lease. Records are held here and
+/// written together, in one statement, before the next call goes out (with that call's
+/// started record when it changes an app) or with the attempt's conclusion: a run writes
+/// once per call instead of twice per step.
 struct StoreJournal {
     store: Store,
     lease: Lease,
@@ -181,13 +181,22 @@ impl Journal for StoreJournal {
         Ok(())
     }
 
-    async fn record_before_write(&self, rec: &StepRecord) -> std::result::Result<(), JournalError> {
-        self.hold(rec);
+    async fn before_call(
+        &self,
+        rec: &StepRecord,
+        writes: bool,
+    ) -> std::result::Result<(), JournalError> {
+        if writes {
+            self.hold(rec);
+        }
         let records = self.take();
         self.store
             .record_steps(&self.lease, &records)
             .await
             .map_err(|e| JournalError(e.to_string()))?;
+        if !writes {
+            self.hold(rec);
+        }
         observe_step(self.store.telemetry(), rec);
         Ok(())
     }

@@ -9,12 +9,12 @@
 //!   generation, so the reads before that step see whatever the lost call did (the Account
 //!   search finds the Account, and the branch updates instead of creating a second one).
 //!
-//! A step is journaled as *started* before its call and *finished* after it. Before a call
-//! that changes an app (an action that `writes` or is not idempotent) the journal must have
-//! made the started record, and every record before it, durable. Other records (reads,
-//! decisions, finished records) may be held back until then or until the attempt is
-//! concluded: a crash loses only records of reads and decisions that no change made so far
-//! depends on, and the resumed run makes them again.
+//! A step is journaled as *started* before its call and *finished* after it. Before any
+//! call goes out, every earlier record is durable, so a completed step is never run again;
+//! before a call that changes an app (an action that `writes` or is not idempotent) its
+//! started record is durable too. A read's started record, a decision and the last step's
+//! finished record may be held back until the next call or the attempt's conclusion: a
+//! crash loses only what no call has followed, and the resumed run makes it again.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -153,13 +153,16 @@ pub struct JournalError(pub String);
 /// Where step records go.
 #[async_trait]
 pub trait Journal: Send + Sync {
-    /// Keep `rec`. The journal may hold it back until the next [`Journal::record_before_write`]
-    /// or the attempt's conclusion.
+    /// Keep `rec`. The journal may hold it back until the next [`Journal::before_call`] or
+    /// the attempt's conclusion.
     async fn record(&self, rec: &StepRecord) -> Result<(), JournalError>;
 
-    /// Keep `rec` and make it and every record before it durable before returning: a call
-    /// that changes an app follows, and a crash during it must leave the record of it.
-    async fn record_before_write(&self, rec: &StepRecord) -> Result<(), JournalError> {
+    /// Keep the started record `rec` of a call about to go out, and make every earlier
+    /// record durable before returning (the steps they finished are never run again).
+    /// `writes`: the call changes an app, so `rec` itself must be durable too (a crash
+    /// during the call must leave the record of it); otherwise `rec` may be held.
+    async fn before_call(&self, rec: &StepRecord, writes: bool) -> Result<(), JournalError> {
+        let _ = writes;
         self.record(rec).await
     }
 }
@@ -517,11 +520,9 @@ impl Runner<'_> {
             },
         };
 
-        if spec.writes || !spec.idempotent {
-            self.journal.record_before_write(&rec).await?;
-        } else {
-            self.journal.record(&rec).await?;
-        }
+        self.journal
+            .before_call(&rec, spec.writes || !spec.idempotent)
+            .await?;
         let timeout = step
             .timeout
             .or(self.flow.timeout)

@@ -679,29 +679,29 @@ async fn a_journal_failure_stops_before_the_call() {
     );
 }
 
-/// Logs which records were asked to be durable at once.
+/// Logs each record, and which calls were announced (with whether they write).
 #[derive(Default)]
 struct SortingJournal {
-    log: Mutex<Vec<(bool, String, StepStatus)>>,
+    log: Mutex<Vec<(Option<bool>, String, StepStatus)>>,
 }
 
 #[async_trait]
 impl Journal for SortingJournal {
     async fn record(&self, rec: &StepRecord) -> Result<(), JournalError> {
-        let entry = (false, rec.path.clone(), rec.status);
+        let entry = (None, rec.path.clone(), rec.status);
         self.log.lock().unwrap().push(entry);
         Ok(())
     }
 
-    async fn record_before_write(&self, rec: &StepRecord) -> Result<(), JournalError> {
-        let entry = (true, rec.path.clone(), rec.status);
+    async fn before_call(&self, rec: &StepRecord, writes: bool) -> Result<(), JournalError> {
+        let entry = (Some(writes), rec.path.clone(), rec.status);
         self.log.lock().unwrap().push(entry);
         Ok(())
     }
 }
 
 #[tokio::test]
-async fn only_the_start_of_a_call_that_changes_an_app_must_be_durable_at_once() {
+async fn every_call_is_announced_and_only_a_change_must_have_its_start_durable() {
     let h = Harness::new(SYNC);
     h.crm.answer("search", Ok(json!({"totalSize": 0})));
     h.crm.answer("create", Ok(json!({"id": "001"})));
@@ -711,18 +711,20 @@ async fn only_the_start_of_a_call_that_changes_an_app_must_be_durable_at_once() 
         .await
         .unwrap();
     assert_eq!(outcome, RunOutcome::Succeeded);
-    let durable: Vec<_> = journal
+    let calls: Vec<_> = journal
         .log
         .lock()
         .unwrap()
         .iter()
-        .filter(|(d, ..)| *d)
-        .map(|(_, path, status)| (path.clone(), *status))
+        .filter_map(|(writes, path, status)| Some((path.clone(), *status, (*writes)?)))
         .collect();
     assert_eq!(
-        durable,
-        vec![("create".to_string(), StepStatus::Started)],
-        "the search, the decision and the finished records may wait"
+        calls,
+        vec![
+            ("search".to_string(), StepStatus::Started, false),
+            ("create".to_string(), StepStatus::Started, true),
+        ],
+        "each call announced; only the create must be durable before it goes out"
     );
     assert_eq!(journal.log.lock().unwrap().len(), 6);
 }

@@ -212,7 +212,9 @@ impl SalesforceSim {
                 }
                 if field.external_id && !t.is_empty() {
                     let dup = org.records.get(obj.name).and_then(|recs| {
-                        recs.iter().find(|(id, r)| {
+                        let mut same =
+                            recs.candidates(field.name, &Value::String(t.to_string()))?;
+                        same.find(|(id, r)| {
                             Some(id.as_str()) != existing.map(|e| e.0)
                                 && r.get(field.name)
                                     .and_then(Value::as_str)
@@ -290,17 +292,13 @@ impl SalesforceSim {
             .cloned()
             .ok_or_else(|| not_found_id(obj, id))?;
         let clean = self.check_fields(org, obj, fields, Some((id, &existing)))?;
-        let rec = org
-            .records
-            .entry(obj.name)
-            .or_default()
-            .entry(id.to_string())
-            .or_default();
-        rec.extend(clean);
-        rec.insert(
-            "LastModifiedDate".into(),
-            json!(jiff::Timestamp::now().to_string()),
-        );
+        org.records.entry(obj.name).or_default().update(id, |rec| {
+            rec.extend(clean);
+            rec.insert(
+                "LastModifiedDate".into(),
+                json!(jiff::Timestamp::now().to_string()),
+            );
+        });
         Ok(())
     }
 
@@ -323,15 +321,15 @@ impl SalesforceSim {
         let matches: Vec<String> = org
             .records
             .get(obj.name)
-            .map(|recs| {
-                recs.iter()
-                    .filter(|(_, r)| {
-                        r.get(f.name)
-                            .and_then(Value::as_str)
-                            .is_some_and(|x| x.eq_ignore_ascii_case(value))
-                    })
-                    .map(|(id, _)| id.clone())
-                    .collect()
+            .and_then(|recs| recs.candidates(f.name, &Value::String(value.to_string())))
+            .map(|same| {
+                same.filter(|(_, r)| {
+                    r.get(f.name)
+                        .and_then(Value::as_str)
+                        .is_some_and(|x| x.eq_ignore_ascii_case(value))
+                })
+                .map(|(id, _)| id.clone())
+                .collect()
             })
             .unwrap_or_default();
         let mut body = fields.clone();

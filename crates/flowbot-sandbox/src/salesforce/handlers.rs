@@ -56,11 +56,23 @@ pub(super) async fn query(
                 ));
             }
         }
-        let mut rows: Vec<&Map<String, Value>> = org
-            .records
-            .get(obj.name)
-            .map(|r| r.values().collect())
-            .unwrap_or_default();
+        // An equality on text narrows the records to look at through the index.
+        let narrowed = parsed.conditions.iter().find_map(|c| {
+            let name = obj.field(&c.field)?.name;
+            let table = org.records.get(obj.name)?;
+            (!c.negated)
+                .then(|| table.candidates(name, &c.value))
+                .flatten()
+                .map(|same| same.map(|(_, r)| r).collect::<Vec<_>>())
+        });
+        let mut rows: Vec<&Map<String, Value>> = match narrowed {
+            Some(rows) => rows,
+            None => org
+                .records
+                .get(obj.name)
+                .map(|r| r.values().collect())
+                .unwrap_or_default(),
+        };
         rows.retain(|r| {
             parsed.conditions.iter().all(|c| {
                 let name = obj.field(&c.field).map_or("", |f| f.name);

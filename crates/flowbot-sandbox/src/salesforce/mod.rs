@@ -11,6 +11,7 @@ mod handlers;
 mod oauth;
 pub mod schema;
 pub mod soql;
+mod table;
 
 use control::*;
 use data::*;
@@ -74,7 +75,7 @@ pub const VERSIONS: &[(&str, &str)] = &[
 
 #[derive(Default)]
 struct Org {
-    records: HashMap<&'static str, BTreeMap<String, Map<String, Value>>>,
+    records: HashMap<&'static str, table::Table>,
     next_id: u64,
     tokens: HashMap<String, Instant>,
     refresh_tokens: HashSet<String>,
@@ -194,13 +195,10 @@ impl SalesforceSim {
     pub fn put_record(&self, object: &str, id: &str, fields: Map<String, Value>) {
         let mut org = self.org.lock().expect("org");
         if let Some(o) = self.object(object) {
-            let rec = org
-                .records
+            org.records
                 .entry(o.name)
                 .or_default()
-                .entry(id.to_string())
-                .or_default();
-            rec.extend(fields);
+                .update(id, |rec| rec.extend(fields));
         }
     }
 
