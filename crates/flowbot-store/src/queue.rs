@@ -195,6 +195,7 @@ impl Store {
         let lease = lease.clone();
         let now = self.now_ms();
         let rows = StepRows::new(recs, now);
+        let backend = self.backend();
         let (status, next_at, error, error_step, finished) = match outcome {
             RunOutcome::Succeeded => (RunStatus::Succeeded, None, None, None, Some(now)),
             RunOutcome::Failed { path, error } => (
@@ -226,26 +227,46 @@ impl Store {
             // Bare: the update is the fence and comes first; a lost lease writes nothing.
             .write_bare(move |conn| {
                 Box::pin(async move {
-                    let n = sqlx::query(
-                        "UPDATE runs SET status = $1, next_attempt_at = COALESCE($2, next_attempt_at), \
-                         error = $3, error_step = $4, finished_at = $5, finished_by = lease_owner, \
+                    const UPDATE: &str = "UPDATE runs SET status = $3, \
+                         next_attempt_at = COALESCE($4, next_attempt_at), error = $5, \
+                         error_step = $6, finished_at = $7, finished_by = lease_owner, \
                          lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL \
-                         WHERE id = $6 AND lease_token = $7 AND status = 'running'",
-                    )
-                    .bind(status.as_str())
-                    .bind(next_at)
-                    .bind(error)
-                    .bind(error_step)
-                    .bind(finished)
-                    .bind(lease.run_id.clone())
-                    .bind(lease.token.clone())
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected();
-                    if n == 0 {
+                         WHERE id = $1 AND lease_token = $2 AND status = 'running'";
+                    // PostgreSQL: the conclusion and the last records in one statement (one
+                    // round trip); the records are written only if the update found the run.
+                    let fused = backend == Backend::Postgres
+                        && !rows.rows.is_empty()
+                        && rows.rows.len() <= STEP_ROWS_PER_STATEMENT;
+                    let sql = if fused {
+                        format!(
+                            "WITH f AS ({UPDATE} RETURNING id) \
+                             INSERT INTO step_records ({STEP_COLUMNS}) \
+                             SELECT v.* FROM (VALUES {}) AS v({STEP_COLUMNS}) \
+                             WHERE EXISTS (SELECT 1 FROM f) {STEP_UPSERT}",
+                            StepRows::placeholders(rows.rows.len(), 8)
+                        )
+                    } else {
+                        UPDATE.to_string()
+                    };
+                    let q = sqlx::query(&sql)
+                        .bind(lease.run_id.as_str())
+                        .bind(lease.token.as_str())
+                        .bind(status.as_str())
+                        .bind(next_at)
+                        .bind(error)
+                        .bind(error_step)
+                        .bind(finished);
+                    let q = if fused {
+                        rows.bind_rows(q, &lease.run_id, &rows.rows)
+                    } else {
+                        q
+                    };
+                    if q.execute(&mut *conn).await?.rows_affected() == 0 {
                         return Err(lease_lost(&lease));
                     }
-                    rows.insert(conn, &lease.run_id).await?;
+                    if !fused {
+                        rows.insert(conn, &lease.run_id).await?;
+                    }
                     Ok(status)
                 })
             })
