@@ -1017,13 +1017,12 @@
     $('ed-adder').addEventListener('keydown', (e) => { if (e.key === 'Escape') closeAdder(); });
     $('ed-save').addEventListener('click', save);
     $('ed-apply-yaml').addEventListener('click', applyYaml);
-    // A new flow has an id from the start (its webhook URL and samples hang on it); the
-    // user may change it before the first save.
-    // What was typed while the page was still loading is kept.
+    // A new flow has an id from the start (its webhook URL and samples hang on it): the
+    // server put one in the field, and what is there now — typed or cleared while the page
+    // was loading — is the id. This never writes into the field a user may be typing in.
     if (!S.flowId) {
-      if ($('ed-id').value.trim()) S.doc.id = $('ed-id').value.trim();
+      S.doc.id = $('ed-id').value.trim();
       if ($('ed-name').value.trim()) S.doc.name = $('ed-name').value;
-      if (!S.doc.id) S.doc.id = `flow-${Math.random().toString(36).slice(2, 8)}`;
     }
     render();
     newId(S.doc.id);

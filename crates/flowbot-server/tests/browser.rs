@@ -126,18 +126,24 @@ async fn until_text(c: &Client, id: &str, needle: &str, what: &str) {
 }
 
 async fn at(c: &Client, path: &str) {
-    let c2 = c.clone();
-    let want = path.to_string();
-    until(&format!("the page {path}"), move || {
-        let (c, want) = (c2.clone(), want.clone());
-        async move {
-            c.current_url()
-                .await
-                .map(|u| u.path() == want)
-                .unwrap_or(false)
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let url = c.current_url().await;
+        if url.as_ref().is_ok_and(|u| u.path() == path) {
+            return;
         }
-    })
-    .await;
+        if Instant::now() > deadline {
+            // Say where the browser is and what the page says, not only where it is not.
+            let note = match c.find(Locator::Id("ed-saved")).await {
+                Ok(e) => e.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            panic!(
+                "timed out waiting for the page {path}: the browser is at {url:?}, saying {note:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 const PASSWORD: &str = "pw-for-the-browser";
@@ -1425,12 +1431,17 @@ async fn seeded() -> (Editor, Vec<String>) {
         .await
         .unwrap();
     assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
-    let run = runs(&e.store, RunStatus::Queued)
+    // Every run whatever its status (listing status by status could miss one that moved
+    // on between two listings).
+    let run = e
+        .store
+        .runs(&RunFilter {
+            limit: 100,
+            ..Default::default()
+        })
         .await
+        .unwrap()
         .into_iter()
-        .chain(runs(&e.store, RunStatus::Failed).await)
-        .chain(runs(&e.store, RunStatus::Succeeded).await)
-        .chain(runs(&e.store, RunStatus::Running).await)
         .next()
         .expect("a run");
 

@@ -477,10 +477,17 @@ async fn new_flow(
     };
     let public = public_url(&s).await;
     let token = flowbot_store::new_webhook_token();
+    // The id is in the page as it arrives, so nothing the page's script does later can
+    // change the field under a user already typing in it: the copy's own id, or one drawn.
+    let new_id = serde_yaml::from_str::<serde_yaml::Value>(&yaml)
+        .ok()
+        .and_then(|v| v.get("id")?.as_str().map(str::to_string))
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| format!("flow-{}", &flowbot_store::new_webhook_token()[..6]));
     let title = texts(p.lang)["new_flow"];
     let extra = json!({
         "flow": null, "slots": [], "setup": null, "webhook_token": token, "settings_open": true,
-        "webhook_url": format!("{public}/hooks/…/{token}"),
+        "webhook_url": format!("{public}/hooks/…/{token}"), "new_id": new_id,
     });
     flow_page(&p, title, "", &yaml, &public, extra)
 }
