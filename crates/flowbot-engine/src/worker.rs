@@ -156,16 +156,9 @@ struct StoreJournal {
 }
 
 impl StoreJournal {
-    /// Hold `rec`; a later record of the same execution (finished after started) replaces it.
+    /// Hold `rec` (the store keeps only the latest record of an execution it is given).
     fn hold(&self, rec: &StepRecord) {
-        let mut held = self.held.lock().expect("held records");
-        let same = |r: &StepRecord| {
-            r.generation == rec.generation && r.attempt == rec.attempt && r.path == rec.path
-        };
-        match held.iter_mut().find(|r| same(r)) {
-            Some(r) => *r = rec.clone(),
-            None => held.push(rec.clone()),
-        }
+        self.held.lock().expect("held records").push(rec.clone());
     }
 
     fn take(&self) -> Vec<StepRecord> {

@@ -203,73 +203,82 @@ pub(crate) async fn insert_event(
     })
 }
 
-/// The common case — no dedupe window, the key rendered — in one round trip (on SQLite one
-/// hand-off to its thread) instead of three: the flow is read by the inserts themselves.
-/// Nothing is written when the flow does not exist.
+macro_rules! event_insert {
+    () => {
+        "INSERT INTO events (id, flow_id, source, received_at, headers, body, \
+         outcome, dedupe_key, detail) \
+         SELECT $1, id, $3, $4, $5, $6, \
+         CASE WHEN enabled <> 0 OR $3 = 'manual' THEN 'queued' ELSE 'ignored' END, NULL, NULL \
+         FROM flows WHERE id = $2"
+    };
+}
+macro_rules! run_insert {
+    () => {
+        "INSERT INTO runs (id, flow_id, flow_version, event_id, status, attempt, \
+         next_attempt_at, concurrency_key, trigger_value, error, created_at, finished_at) \
+         SELECT $7, f.id, COALESCE($8, f.current_version), $1, 'queued', 0, $4, $9, $10, NULL, $4, NULL \
+         FROM flows f"
+    };
+}
+/// The event, reading the flow's switch itself.
+const EVENT: &str = event_insert!();
+/// PostgreSQL: the event, then its run if it was queued, in one statement.
+const PG_EVENT_AND_RUN: &str = concat!(
+    "WITH e AS (",
+    event_insert!(),
+    " RETURNING outcome), r AS (",
+    run_insert!(),
+    ", e WHERE f.id = $2 AND e.outcome = 'queued' RETURNING id) \
+     SELECT (SELECT outcome FROM e) AS outcome"
+);
+/// SQLite: the run, if its event (just inserted) was queued.
+const SQLITE_RUN: &str = concat!(
+    run_insert!(),
+    " WHERE f.id = $2 AND EXISTS (SELECT 1 FROM events WHERE id = $1 AND outcome = 'queued')"
+);
+
+/// The common case — no dedupe window, the key rendered — without reading the flow first:
+/// the inserts read it themselves (PostgreSQL: one statement; SQLite: two, instead of
+/// three). Nothing is written when the flow does not exist.
 async fn insert_event_at_once(
     conn: &mut AnyConnection,
     now: i64,
     ev: &NewEvent,
 ) -> Result<EnqueueOutcome> {
-    const EVENT: &str = "INSERT INTO events (id, flow_id, source, received_at, headers, body, \
-         outcome, dedupe_key, detail) \
-         SELECT $1, id, $3, $4, $5, $6, \
-         CASE WHEN enabled <> 0 OR $3 = 'manual' THEN 'queued' ELSE 'ignored' END, NULL, NULL \
-         FROM flows WHERE id = $2";
-    const RUN: &str = "INSERT INTO runs (id, flow_id, flow_version, event_id, status, attempt, \
-         next_attempt_at, concurrency_key, trigger_value, error, created_at, finished_at) \
-         SELECT $7, f.id, COALESCE($8, f.current_version), $1, 'queued', 0, $4, $9, $10, NULL, $4, NULL \
-         FROM flows f";
-    let is_pg = conn.backend_name() == "PostgreSQL";
     let event_id = new_id();
     let run_id = new_id();
-    let run_sql = format!(
-        "{RUN} WHERE f.id = $2 AND EXISTS \
-         (SELECT 1 FROM events WHERE id = $1 AND outcome = 'queued')"
+    let (headers, body, trigger) = (
+        ev.headers.to_string(),
+        ev.body.to_string(),
+        ev.trigger.to_string(),
     );
-    let sqls: Vec<String> = if is_pg {
-        vec![format!(
-            "WITH e AS ({EVENT} RETURNING outcome), \
-             r AS ({RUN}, e WHERE f.id = $2 AND e.outcome = 'queued' RETURNING id) \
-             SELECT (SELECT outcome FROM e) AS outcome"
-        )]
-    } else {
-        // SQLite: two statements (one call holding both measured no faster: sqlx prepares
-        // such a call anew each time); the run's insert sees the event's.
-        vec![EVENT.to_string(), run_sql]
-    };
-    let mut changed = 0;
-    let mut outcome: Option<String> = None;
-    for sql in &sqls {
-        let q = sqlx::query(sql)
+    let key = ev.concurrency_key.clone().ok().flatten();
+    // Every statement takes the same parameters ($1 … $10), each using those it names.
+    let query = |sql: &'static str| {
+        sqlx::query(sql)
             .bind(event_id.clone())
             .bind(ev.flow_id.clone())
             .bind(ev.source.as_str())
             .bind(now)
-            .bind(ev.headers.to_string())
-            .bind(ev.body.to_string())
+            .bind(headers.clone())
+            .bind(body.clone())
             .bind(run_id.clone())
             .bind(ev.flow_version)
-            .bind(ev.concurrency_key.clone().ok().flatten())
-            .bind(ev.trigger.to_string());
-        if is_pg {
-            outcome = q.fetch_one(&mut *conn).await?.try_get("outcome")?;
-        } else {
-            let n = q.execute(&mut *conn).await?.rows_affected();
-            if n == 0 && changed == 0 {
-                // No event row: the flow does not exist (nothing was written).
-                break;
-            }
-            changed += n;
-        }
-    }
-    if !is_pg {
-        outcome = match changed {
-            0 => None,
-            1 => Some("ignored".to_string()),
-            _ => Some("queued".to_string()),
-        };
-    }
+            .bind(key.clone())
+            .bind(trigger.clone())
+    };
+    let outcome: Option<String> = if conn.backend_name() == "PostgreSQL" {
+        query(PG_EVENT_AND_RUN)
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get("outcome")?
+    } else if query(EVENT).execute(&mut *conn).await?.rows_affected() == 0 {
+        None
+    } else {
+        // A second statement (one call holding both measured no faster); it sees the event.
+        let runs = query(SQLITE_RUN).execute(&mut *conn).await?.rows_affected();
+        Some(if runs > 0 { "queued" } else { "ignored" }.to_string())
+    };
     match outcome.as_deref() {
         None => Err(StoreError::FlowNotFound(ev.flow_id.clone())),
         Some("queued") => {

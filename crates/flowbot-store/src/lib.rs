@@ -12,7 +12,8 @@
 //! PostgreSQL has two: the intake (events and their runs, the acceptance path) and one for
 //! everything else, so an acceptance never waits behind the workers' writes. The intake's
 //! writes insert rows and lock no existing run; the one lock they can wait for is a flow
-//! row being deleted (PostgreSQL breaks the rare cycle that makes, failing one batch). The store never holds a transaction across a call to an app: the worker
+//! row being deleted (PostgreSQL breaks the rare cycle that makes, failing one batch).
+//! The store never holds a transaction across a call to an app: the worker
 //! claims (commit), calls, then records (commit).
 
 mod app_files;
@@ -283,10 +284,11 @@ impl Store {
                 Backend::Postgres => 8,
             })
             .acquire_timeout(Duration::from_secs(10))
-            // A ping before every read was a round trip (on SQLite a thread hand-off) per
-            // read. A connection broken by a database restart fails one read instead,
-            // which callers see as transient (ingress answers 503 with Retry-After), and
-            // the pool drops it.
+            // A ping before every read put a round trip (on SQLite a thread hand-off) in
+            // front of each read. sqlx still pings a connection when it is given back, off
+            // the caller's path, and drops a broken one there; a database restart fails
+            // at most the read that found its connection broken, which callers see as
+            // transient (ingress answers 503 with Retry-After).
             .test_before_acquire(false)
             .after_connect(move |conn, _| {
                 Box::pin(async move {

@@ -57,14 +57,15 @@ pub(super) async fn query(
             }
         }
         // An equality on text narrows the records to look at through the index.
-        let narrowed = parsed.conditions.iter().find_map(|c| {
-            let name = obj.field(&c.field)?.name;
-            let table = org.records.get(obj.name)?;
-            (!c.negated)
-                .then(|| table.candidates(name, &c.value))
-                .flatten()
-                .map(|same| same.map(|(_, r)| r).collect::<Vec<_>>())
-        });
+        let narrowed = parsed
+            .conditions
+            .iter()
+            .filter(|c| !c.negated)
+            .find_map(|c| {
+                let name = obj.field(&c.field)?.name;
+                let same = org.records.get(obj.name)?.candidates(name, &c.value)?;
+                Some(same.map(|(_, r)| r).collect::<Vec<_>>())
+            });
         let mut rows: Vec<&Map<String, Value>> = match narrowed {
             Some(rows) => rows,
             None => org
