@@ -18,6 +18,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+/// How long after a run finishes a worker with free slots claims again, for a run its
+/// concurrency key held back: long enough for the runs finishing together to share one
+/// claim, short beside a run's own duration.
+const SUCCESSOR_CLAIM_DELAY: Duration = Duration::from_millis(5);
+
 use flowbot_store::{
     Claimed, Lease, MissedSlots, NewEvent, Retention, Schedule, SlotDecision, Source, Store,
     StoreError,
@@ -294,7 +299,11 @@ impl Worker {
                     Err(e) => tracing::warn!(error = %e, "cannot claim runs"),
                 }
             }
-            let got_any = !claimed.is_empty();
+            // A claim that filled every free slot may have left due runs behind; one that
+            // did not found the queue drained, and claiming again before something changes
+            // would only scan the queue for nothing (on PostgreSQL, past the index entries
+            // of every run claimed since the last vacuum).
+            let filled = capacity > 0 && claimed.len() == capacity;
             for c in claimed {
                 stats.attempts += 1;
                 let w = worker.clone();
@@ -311,12 +320,25 @@ impl Worker {
                 });
                 held.insert(run_id, (lease, handle));
             }
-            if !got_any {
+            if filled {
+                continue;
+            }
+            // Wait for a run queued in this process (or announced by another), the poll, a
+            // free slot when every slot was busy, or — a finished run may make the next run
+            // of its concurrency key claimable — a moment after a run finishes, so that the
+            // runs finishing in that moment share one claim.
+            let mut deadline = tokio::time::Instant::now() + worker.cfg.idle_poll;
+            loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(worker.cfg.idle_poll) => {}
-                    _ = &mut queued => {}
-                    _ = shutdown.cancelled() => {}
-                    Some(_) = inflight.join_next(), if !inflight.is_empty() => {}
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    _ = &mut queued => break,
+                    _ = shutdown.cancelled() => break,
+                    Some(_) = inflight.join_next(), if !inflight.is_empty() => {
+                        if capacity == 0 {
+                            break;
+                        }
+                        deadline = deadline.min(tokio::time::Instant::now() + SUCCESSOR_CLAIM_DELAY);
+                    }
                 }
             }
         }

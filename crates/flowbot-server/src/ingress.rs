@@ -65,7 +65,7 @@ async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let info = match s.store.flow(&flow_id).await {
+    let info = match s.store.flow_for_webhook(&flow_id).await {
         Ok(f) => f,
         Err(StoreError::FlowNotFound(_)) => return no_such_webhook(),
         Err(e) => return unavailable(&e),

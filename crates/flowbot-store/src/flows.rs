@@ -179,7 +179,8 @@ impl Store {
             actor.to_string(),
         );
         let now = self.now_ms();
-        self.inner
+        let written = self
+            .inner
             .writer
             .write(move |conn| {
                 Box::pin(async move {
@@ -243,7 +244,9 @@ impl Store {
                     flow_row(&row)
                 })
             })
-            .await
+            .await;
+        self.flows_changed();
+        written
     }
 
     pub async fn flow(&self, id: &str) -> Result<FlowInfo> {
@@ -253,6 +256,27 @@ impl Store {
             .await?
             .ok_or_else(|| StoreError::FlowNotFound(id.to_string()))?;
         flow_row(&row)
+    }
+
+    /// [`Store::flow`] for the webhook path, which asks for every event: reused while this
+    /// process has changed no flow and the answer is under [`crate::CONNECTIONS_FRESH`]
+    /// old, so another process's change (a rotated token, a capture opened on another
+    /// server) is seen within that time. The enqueue reads the flow's switch itself, and
+    /// pins the run to the version whose templates rendered its keys.
+    pub async fn flow_for_webhook(&self, id: &str) -> Result<FlowInfo> {
+        let cache = &self.inner.connections_cache;
+        let generation = cache.generation.load(std::sync::atomic::Ordering::Acquire);
+        if let Some((gen, at, info)) = cache.infos.lock().expect("flows cache").get(id) {
+            if *gen == generation && at.elapsed() < crate::CONNECTIONS_FRESH {
+                return Ok(info.clone());
+            }
+        }
+        let info = self.flow(id).await?;
+        cache.infos.lock().expect("flows cache").insert(
+            id.to_string(),
+            (generation, std::time::Instant::now(), info.clone()),
+        );
+        Ok(info)
     }
 
     pub async fn flows(&self) -> Result<Vec<FlowInfo>> {
@@ -302,7 +326,8 @@ impl Store {
     pub async fn set_enabled(&self, id: &str, enabled: bool, actor: &str) -> Result<()> {
         let (id, actor) = (id.to_string(), actor.to_string());
         let now = self.now_ms();
-        self.inner
+        let written = self
+            .inner
             .writer
             .write(move |conn| {
                 Box::pin(async move {
@@ -325,7 +350,9 @@ impl Store {
                     audit(conn, now, &actor, action, &id, json!({})).await
                 })
             })
-            .await
+            .await;
+        self.flows_changed();
+        written
     }
 
     /// Delete a flow with its versions and bindings. Its run history goes too.
@@ -359,17 +386,19 @@ impl Store {
                 })
             })
             .await;
-        self.connections_changed();
+        self.flows_changed();
         written
     }
 
-    /// A new webhook token; the old URL stops working at once.
+    /// A new webhook token; the old URL stops working at once (on other servers sharing
+    /// the database, within [`crate::CONNECTIONS_FRESH`]).
     pub async fn regenerate_webhook_token(&self, id: &str, actor: &str) -> Result<String> {
         let (id, actor) = (id.to_string(), actor.to_string());
         let now = self.now_ms();
         let token = new_token();
         let t = token.clone();
-        self.inner
+        let written = self
+            .inner
             .writer
             .write(move |conn| {
                 Box::pin(async move {
@@ -388,7 +417,9 @@ impl Store {
                     audit(conn, now, &actor, "flow.regenerate_token", &id, json!({})).await
                 })
             })
-            .await?;
+            .await;
+        self.flows_changed();
+        written?;
         Ok(token)
     }
 
@@ -447,7 +478,7 @@ impl Store {
                 })
             })
             .await;
-        self.connections_changed();
+        self.flows_changed();
         written
     }
 
@@ -512,7 +543,7 @@ impl Store {
                 })
             })
             .await;
-        self.connections_changed();
+        self.flows_changed();
         written
     }
 
@@ -550,7 +581,7 @@ impl Store {
                 })
             })
             .await;
-        self.connections_changed();
+        self.flows_changed();
         written
     }
 
@@ -590,9 +621,9 @@ impl Store {
         Ok(out)
     }
 
-    /// A connection or a flow's slots changed (after the commit): cached answers of
-    /// [`Store::flow_connections`] are stale.
-    fn connections_changed(&self) {
+    /// A flow, a connection or a flow's slots changed (after the commit): cached answers
+    /// of [`Store::flow_connections`] and [`Store::flow_for_webhook`] are stale.
+    pub(crate) fn flows_changed(&self) {
         self.inner
             .connections_cache
             .generation

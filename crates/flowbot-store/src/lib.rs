@@ -235,10 +235,48 @@ type CachedConnections = std::collections::HashMap<
     ),
 >;
 
+/// Answers about flows reused across runs and webhooks; `generation` moves whenever this
+/// process changes a flow, a connection or a flow's slots, which makes every answer stale.
 #[derive(Default)]
 struct ConnectionsCache {
     generation: std::sync::atomic::AtomicU64,
     flows: std::sync::Mutex<CachedConnections>,
+    /// Flow id → (generation, read at, the flow): [`Store::flow_for_webhook`].
+    infos: std::sync::Mutex<std::collections::HashMap<String, (u64, std::time::Instant, FlowInfo)>>,
+}
+
+/// Counters of PostgreSQL's work (see [`Store::database_activity`]); subtract two readings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DatabaseActivity {
+    /// Transactions committed in this database (reads included).
+    pub commits: i64,
+    pub rows_inserted: i64,
+    pub rows_updated: i64,
+    pub rows_deleted: i64,
+    /// Rows read by scans and index look-ups.
+    pub rows_read: i64,
+    /// WAL records and bytes written by the whole server.
+    pub wal_records: i64,
+    pub wal_bytes: i64,
+    /// Times the server flushed its WAL to disk (one flush commits every waiting
+    /// transaction: group commit).
+    pub wal_syncs: i64,
+}
+
+impl std::ops::Sub for DatabaseActivity {
+    type Output = DatabaseActivity;
+    fn sub(self, o: DatabaseActivity) -> DatabaseActivity {
+        DatabaseActivity {
+            commits: self.commits - o.commits,
+            rows_inserted: self.rows_inserted - o.rows_inserted,
+            rows_updated: self.rows_updated - o.rows_updated,
+            rows_deleted: self.rows_deleted - o.rows_deleted,
+            rows_read: self.rows_read - o.rows_read,
+            wal_records: self.wal_records - o.wal_records,
+            wal_bytes: self.wal_bytes - o.wal_bytes,
+            wal_syncs: self.wal_syncs - o.wal_syncs,
+        }
+    }
 }
 
 impl Store {
@@ -394,6 +432,42 @@ impl Store {
     /// This process's Prometheus metrics.
     pub fn telemetry(&self) -> &telemetry::Telemetry {
         &self.inner.telemetry
+    }
+
+    /// What PostgreSQL has done so far: this database's transactions and rows
+    /// (`pg_stat_database`) and the server's WAL (`pg_stat_wal`): the inputs of the scaling
+    /// model in docs/scaling.md. `None` on SQLite. PostgreSQL publishes a session's counts
+    /// up to ten seconds after it goes idle: read them that long after the work.
+    pub async fn database_activity(&self) -> Result<Option<DatabaseActivity>> {
+        if self.backend() != Backend::Postgres {
+            return Ok(None);
+        }
+        let (commits, inserted, updated, deleted, returned, wal_records, wal_bytes, wal_syncs): (
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+        ) = sqlx::query_as(
+            "SELECT d.xact_commit, d.tup_inserted, d.tup_updated, d.tup_deleted, \
+               d.tup_returned + d.tup_fetched, w.wal_records, w.wal_bytes::bigint, w.wal_sync \
+             FROM pg_stat_database d, pg_stat_wal w WHERE d.datname = current_database()",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok(Some(DatabaseActivity {
+            commits,
+            rows_inserted: inserted,
+            rows_updated: updated,
+            rows_deleted: deleted,
+            rows_read: returned,
+            wal_records,
+            wal_bytes,
+            wal_syncs,
+        }))
     }
 
     /// Transactions the writer has committed so far.

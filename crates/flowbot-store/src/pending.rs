@@ -125,7 +125,8 @@ impl Store {
         let (cid, flow) = (id.clone(), flow_id.to_string());
         let now = self.now_ms();
         let until = now + wait.as_millis() as i64;
-        self.inner
+        let written = self
+            .inner
             .writer
             .write(move |conn| {
                 Box::pin(async move {
@@ -156,7 +157,9 @@ impl Store {
                     Ok(())
                 })
             })
-            .await?;
+            .await;
+        self.flows_changed();
+        written?;
         Ok(id)
     }
 

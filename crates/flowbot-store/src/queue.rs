@@ -88,7 +88,8 @@ impl Store {
         sqls.push(claim("r.status = 'queued' AND +r.next_attempt_at <= $4"));
         self.inner
             .writer
-            .write(move |conn| {
+            // Bare: a claim fails only by a database error, which fails its batch anyway.
+            .write_bare(move |conn| {
                 Box::pin(async move {
                     let mut rows = Vec::new();
                     for sql in &sqls {

@@ -856,3 +856,44 @@ async fn oauth_attempts_are_taken_once_and_captures_reach_their_waiter() {
         ));
     }
 }
+
+/// The webhook path reads its flow from a cache: a change this process makes (a new
+/// token, the flow deleted) is seen by the next webhook at once; another process's
+/// (PostgreSQL, a second server) within two seconds.
+#[tokio::test]
+async fn a_webhook_sees_its_flows_changes_at_once_and_another_servers_soon() {
+    for t in stores().await {
+        let s = &t.store;
+        enabled_flow(s).await;
+        let first = s.flow_for_webhook("sync").await.unwrap().webhook_token;
+        let second = s.regenerate_webhook_token("sync", "t").await.unwrap();
+        assert_ne!(first, second, "{}", t.name);
+        assert_eq!(
+            s.flow_for_webhook("sync").await.unwrap().webhook_token,
+            second,
+            "{}: this process's new token is used by the next webhook",
+            t.name
+        );
+        if t.config.database_url.is_some() {
+            let other = Store::open(&t.config).await.unwrap();
+            let third = other.regenerate_webhook_token("sync", "t").await.unwrap();
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while s.flow_for_webhook("sync").await.unwrap().webhook_token != third {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "another server's new token was not seen within 5 s"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        s.delete_flow("sync", "t").await.unwrap();
+        assert!(
+            matches!(
+                s.flow_for_webhook("sync").await,
+                Err(StoreError::FlowNotFound(_))
+            ),
+            "{}: a deleted flow is gone for the next webhook",
+            t.name
+        );
+    }
+}

@@ -21,8 +21,8 @@ pub struct E2eArgs {
     /// The store `flowbot serve` uses: `sqlite` (a fresh data directory) or `postgres`
     #[arg(long, default_value = "sqlite")]
     backend: String,
-    /// The PostgreSQL database for `--backend postgres` (its flows and runs are left for
-    /// inspection)
+    /// The PostgreSQL database for `--backend postgres` (its flows are left for inspection;
+    /// the runs are purged at the end, to measure what retention costs)
     #[arg(long, env = "BENCH_DATABASE_URL", value_name = "URL")]
     database_url: Option<String>,
     /// Customers in the burst
@@ -37,7 +37,15 @@ pub struct E2eArgs {
     /// Single syncs, one after another, for the latency of one sync alone
     #[arg(long, default_value_t = 100)]
     singles: usize,
+    /// With `--backend postgres`: run `flowbot serve --no-worker` and this many `flowbot
+    /// worker` processes (the cluster of docs/scaling.md) instead of one `flowbot serve`
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
 }
+
+/// How long PostgreSQL may keep a session's counts before publishing them in its
+/// statistics views (an idle session flushes within ten seconds).
+const STATS_LAG: Duration = Duration::from_secs(11);
 
 /// A child process killed when dropped, so a failed benchmark leaves nothing running.
 struct Proc(Child);
@@ -101,8 +109,9 @@ fn cpu_of(pid: u32) -> Duration {
     Duration::from_secs_f64(ticks as f64 / hz)
 }
 
-/// The host's busy and total jiffies, from `/proc/stat`.
-fn host_ticks() -> (u64, u64) {
+/// The host's busy, total and stolen jiffies, from `/proc/stat` (stolen: time a virtual
+/// CPU was ready but the hypervisor ran something else — a noisy neighbour).
+fn host_ticks() -> (u64, u64, u64) {
     let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let f: Vec<u64> = s
         .lines()
@@ -115,7 +124,28 @@ fn host_ticks() -> (u64, u64) {
     let total: u64 = f.iter().sum();
     // idle + iowait
     let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
-    (total - idle, total)
+    (total - idle, total, f.get(7).copied().unwrap_or(0))
+}
+
+/// CPU time of every PostgreSQL server process on this machine (the postmaster's children
+/// show as `postgres` in `/proc/PID/stat`).
+fn postgres_cpu() -> Duration {
+    let mut total = Duration::ZERO;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let is_pg = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|c| c.trim() == "postgres");
+        if is_pg {
+            total += cpu_of(pid);
+        }
+    }
+    total
 }
 
 async fn control(
@@ -135,16 +165,22 @@ async fn control(
     Ok(resp.json().await.unwrap_or(Value::Null))
 }
 
-/// How many Accounts the simulated org holds (from its stats: cheap to ask often).
-async fn account_count(http: &reqwest::Client, sf: &str) -> anyhow::Result<usize> {
+/// The number of Accounts once there are `count` of them (at once for 0), or after ten
+/// seconds: the simulator answers the moment the last one is written (one loopback answer
+/// late, ~0.1 ms), so no polling interval is in the figures.
+async fn wait_for_accounts(
+    http: &reqwest::Client,
+    sf: &str,
+    count: usize,
+) -> anyhow::Result<usize> {
     let v = control(
         http,
         reqwest::Method::GET,
-        format!("{sf}/__control/stats"),
+        format!("{sf}/__control/wait/Account?count={count}&timeout_ms=10000"),
         None,
     )
     .await?;
-    Ok(v["records"]["Account"].as_u64().unwrap_or(0) as usize)
+    Ok(v["count"].as_u64().unwrap_or(0) as usize)
 }
 
 async fn accounts(http: &reqwest::Client, sf: &str) -> anyhow::Result<Vec<Value>> {
@@ -190,7 +226,10 @@ pub async fn e2e(args: E2eArgs) -> anyhow::Result<ExitCode> {
     };
     // The flow, installed before the server starts (as `flowbot import` would).
     let flow_id = format!("bench-{}", stamp());
-    let info = {
+    if args.workers > 0 && postgres.is_none() {
+        bail!("--workers needs --backend postgres: worker processes share one PostgreSQL database");
+    }
+    let (info, pg_store) = {
         let cfg = StoreConfig {
             database_url: postgres.clone(),
             data_dir: dir.clone(),
@@ -206,7 +245,8 @@ pub async fn e2e(args: E2eArgs) -> anyhow::Result<ExitCode> {
             "bench",
         )
         .await?;
-        info
+        // Kept on PostgreSQL to read its activity; SQLite's lock must go to `serve`.
+        (info, postgres.is_some().then_some(store))
     };
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -224,6 +264,9 @@ pub async fn e2e(args: E2eArgs) -> anyhow::Result<ExitCode> {
         .env("FLOWBOT_ADMIN_PASSWORD", "bench-password")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("serve.log"))?);
+    if args.workers > 0 {
+        serve.arg("--no-worker");
+    }
     match &postgres {
         Some(url) => serve.env("DATABASE_URL", url),
         None => serve.env_remove("DATABASE_URL"),
@@ -231,6 +274,26 @@ pub async fn e2e(args: E2eArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let server = Proc(serve.spawn().context("starting flowbot serve")?);
     let pid = server.0.id();
+    let mut workers = Vec::with_capacity(args.workers);
+    for i in 0..args.workers {
+        let mut w = Command::new(std::env::current_exe()?);
+        w.args([
+            "worker",
+            "--no-triggers",
+            "--id",
+            &format!("bench-w{i}"),
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .env("DATABASE_URL", postgres.as_deref().unwrap_or_default())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join(format!("worker-{i}.log")))?);
+        workers.push(Proc(w.spawn().context("starting flowbot worker")?));
+    }
+    let pids: Vec<u32> = std::iter::once(pid)
+        .chain(workers.iter().map(|w| w.0.id()))
+        .collect();
+    let engine_cpu = || pids.iter().map(|&p| cpu_of(p)).sum::<Duration>();
     loop {
         let r = http
             .post(&hook)
@@ -251,7 +314,7 @@ pub async fn e2e(args: E2eArgs) -> anyhow::Result<ExitCode> {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let startup = started.elapsed();
-    while account_count(&http, &apps.salesforce_url).await? == 0 {
+    while wait_for_accounts(&http, &apps.salesforce_url, 0).await? == 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -262,40 +325,62 @@ pub async fn e2e(args: E2eArgs) -> anyhow::Result<ExitCode> {
     for i in 1..=args.customers {
         ids.push(new_customer(&http, &apps.ecforce_url, i).await?);
     }
-    let (cpu0, host0) = (cpu_of(pid), host_ticks());
+    let activity = || async {
+        match &pg_store {
+            Some(store) => store.database_activity().await.ok().flatten(),
+            None => None,
+        }
+    };
+    let db0 = match pg_store {
+        Some(_) => {
+            tokio::time::sleep(STATS_LAG).await;
+            activity().await
+        }
+        None => None,
+    };
+    let (cpu0, host0, pg0) = (engine_cpu(), host_ticks(), postgres_cpu());
     let burst = Instant::now();
     let accepted = post_all(&http, webhooks(&hook, &ids), args.concurrency).await?;
     let acceptance = burst.elapsed();
     let want = args.customers + 1;
     loop {
-        let n = account_count(&http, &apps.salesforce_url).await?;
+        let n = wait_for_accounts(&http, &apps.salesforce_url, want).await?;
         if n >= want {
             break;
         }
         if burst.elapsed() > Duration::from_secs(600) {
             bail!("{n} of {want} Accounts after 10 minutes");
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let synced = burst.elapsed();
-    let (cpu1, host1) = (cpu_of(pid), host_ticks());
+    let (cpu1, host1, pg1) = (engine_cpu(), host_ticks(), postgres_cpu());
     let peak = rss_kib(pid, "VmHWM:");
+    let worker_peak = workers
+        .iter()
+        .map(|w| rss_kib(w.0.id(), "VmHWM:"))
+        .max()
+        .unwrap_or(0);
+    let db1 = match db0 {
+        Some(_) => {
+            tokio::time::sleep(STATS_LAG).await;
+            activity().await
+        }
+        None => None,
+    };
 
     // One sync alone, several times: webhook sent → its Account at the simulator.
     let mut singles = Vec::with_capacity(args.singles);
     for i in 0..args.singles {
         let id = new_customer(&http, &apps.ecforce_url, args.customers + 1 + i).await?;
-        let before = account_count(&http, &apps.salesforce_url).await?;
+        let before = wait_for_accounts(&http, &apps.salesforce_url, 0).await?;
         let t0 = Instant::now();
         post_all(&http, webhooks(&hook, &[id]), 1).await?;
-        while account_count(&http, &apps.salesforce_url).await? == before {
-            if t0.elapsed() > Duration::from_secs(10) {
-                bail!("a single sync took over 10 s");
-            }
-            // Each look is a loopback round trip (~0.1 ms) to the simulator's process.
-            tokio::time::sleep(Duration::from_millis(1)).await;
+        let seen = wait_for_accounts(&http, &apps.salesforce_url, before + 1).await?;
+        let elapsed = t0.elapsed();
+        if seen <= before {
+            bail!("a single sync took over 10 s");
         }
-        singles.push(t0.elapsed());
+        singles.push(elapsed);
     }
     singles.sort();
 
@@ -312,13 +397,39 @@ pub async fn e2e(args: E2eArgs) -> anyhow::Result<ExitCode> {
         .filter(|i| !seen.contains_key(&format!("bench{i}@example.jp")))
         .count();
     let duplicated: usize = seen.values().map(|n| n.saturating_sub(1)).sum();
+    drop(workers);
     drop(server);
+    // What deleting the history costs, for the partitioning estimate in docs/scaling.md:
+    // every finished run purged as the retention loop does it, batch by batch.
+    let purge = match &pg_store {
+        Some(store) => {
+            tokio::time::sleep(STATS_LAG).await;
+            let (a, cpu, t) = (activity().await, postgres_cpu(), Instant::now());
+            let policy = flowbot_store::Retention {
+                max_age: Some(Duration::ZERO),
+                max_runs_per_flow: None,
+                batch: 500,
+            };
+            let runs = store.purge(&policy).await?;
+            let (secs, cpu) = (t.elapsed(), postgres_cpu() - cpu);
+            tokio::time::sleep(STATS_LAG).await;
+            match (a, activity().await) {
+                (Some(a), Some(b)) => Some((runs, secs, cpu, b - a)),
+                _ => None,
+            }
+        }
+        None => None,
+    };
     if postgres.is_none() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
     let n = args.customers as f64;
-    let (busy, all_ticks) = (host1.0 - host0.0, (host1.1 - host0.1).max(1));
+    let (busy, all_ticks, stolen) = (
+        host1.0 - host0.0,
+        (host1.1 - host0.1).max(1),
+        host1.2 - host0.2,
+    );
     println!(
         "flowbot bench e2e --backend {} --customers {} --concurrency {} --template {} (the simulators, flowbot serve and the load in processes of their own)",
         args.backend, args.customers, args.concurrency, args.template
@@ -343,16 +454,74 @@ pub async fn e2e(args: E2eArgs) -> anyhow::Result<ExitCode> {
         (cpu1 - cpu0).as_secs_f64() * 1000.0 / n
     );
     println!(
-        "| host busy during the burst | {:.0} % |",
-        busy as f64 * 100.0 / all_ticks as f64
+        "| host busy during the burst (of it stolen by the hypervisor) | {:.0} % ({:.0} %) |",
+        busy as f64 * 100.0 / all_ticks as f64,
+        stolen as f64 * 100.0 / all_ticks as f64
     );
     println!(
         "| RSS idle / peak | {:.1} / {:.1} MiB |",
         idle as f64 / 1024.0,
         peak as f64 / 1024.0
     );
+    if args.workers > 0 {
+        println!(
+            "| worker processes, RSS peak (largest) | {} × {:.1} MiB |",
+            args.workers,
+            worker_peak as f64 / 1024.0
+        );
+    }
     println!("| start-up | {:.2} s |", startup.as_secs_f64());
     println!("| lost / duplicated | {lost} / {duplicated} |");
+    if let (Some(a), Some(b)) = (db0, db1) {
+        let d = b - a;
+        let per = |x: i64| x as f64 / n;
+        println!();
+        println!(
+            "PostgreSQL's work per sync during the burst (pg_stat_database, pg_stat_wal, /proc):"
+        );
+        println!();
+        println!("| figure | per sync |");
+        println!("|---|---|");
+        println!(
+            "| PostgreSQL CPU (all server processes) | {:.2} ms |",
+            (pg1 - pg0).as_secs_f64() * 1000.0 / n
+        );
+        println!("| transactions committed | {:.2} |", per(d.commits));
+        println!(
+            "| rows inserted / updated / deleted / read | {:.2} / {:.2} / {:.2} / {:.1} |",
+            per(d.rows_inserted),
+            per(d.rows_updated),
+            per(d.rows_deleted),
+            per(d.rows_read)
+        );
+        println!(
+            "| WAL records / bytes | {:.1} / {:.0} B |",
+            per(d.wal_records),
+            per(d.wal_bytes)
+        );
+        println!("| WAL flushes to disk | {:.3} |", per(d.wal_syncs));
+    }
+    if let Some((runs, secs, cpu, d)) = purge {
+        let per = |x: f64| x / (runs.max(1) as f64);
+        println!();
+        println!(
+            "Purging the history afterwards (retention, batches of 500): {runs} runs in {:.2} s",
+            secs.as_secs_f64()
+        );
+        println!();
+        println!("| figure | per run purged |");
+        println!("|---|---|");
+        println!(
+            "| PostgreSQL CPU | {:.3} ms |",
+            per(cpu.as_secs_f64() * 1000.0)
+        );
+        println!("| rows deleted | {:.2} |", per(d.rows_deleted as f64));
+        println!(
+            "| WAL records / bytes | {:.1} / {:.0} B |",
+            per(d.wal_records as f64),
+            per(d.wal_bytes as f64)
+        );
+    }
     Ok(if lost == 0 && duplicated == 0 {
         ExitCode::SUCCESS
     } else {

@@ -1,6 +1,7 @@
 //! Control endpoints under `/__control/`: faults, token expiry, records, stats, reset.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -44,6 +45,42 @@ pub(super) async fn control_records(
 
 pub(super) async fn control_stats(State(sim): State<Arc<SalesforceSim>>) -> Json<Value> {
     Json(sim.stats())
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct WaitQuery {
+    count: usize,
+    #[serde(default = "default_wait_ms")]
+    timeout_ms: u64,
+}
+
+fn default_wait_ms() -> u64 {
+    10_000
+}
+
+/// Answer once `object` holds at least `count` records, or after `timeout_ms` (at most a
+/// minute), with the count then: a benchmark learns the moment a record is written, not
+/// the next time it looks.
+pub(super) async fn control_wait(
+    State(sim): State<Arc<SalesforceSim>>,
+    Path(object): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<WaitQuery>,
+) -> Json<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(q.timeout_ms.min(60_000));
+    loop {
+        // Registered before counting: a record created in between still wakes this.
+        let inserted = sim.inserted.notified();
+        tokio::pin!(inserted);
+        inserted.as_mut().enable();
+        let count = sim.count(&object);
+        if count >= q.count {
+            return Json(json!({ "count": count }));
+        }
+        tokio::select! {
+            _ = inserted => {}
+            _ = tokio::time::sleep_until(deadline) => return Json(json!({ "count": count })),
+        }
+    }
 }
 
 pub(super) async fn control_reset(State(sim): State<Arc<SalesforceSim>>) -> StatusCode {

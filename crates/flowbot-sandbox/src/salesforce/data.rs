@@ -275,6 +275,7 @@ impl SalesforceSim {
             .entry(obj.name)
             .or_default()
             .insert(id.clone(), clean);
+        self.inserted.notify_waiters();
         Ok(id)
     }
 

@@ -93,6 +93,8 @@ pub struct SalesforceSim {
     org: Mutex<Org>,
     pub faults: Faults,
     base_url: Mutex<String>,
+    /// Woken at every record created, for `/__control/wait/{object}`.
+    inserted: tokio::sync::Notify,
 }
 
 /// A Salesforce error, answered as the REST API's JSON array.
@@ -136,6 +138,7 @@ impl SalesforceSim {
             org: Mutex::new(Org::default()),
             faults: Faults::default(),
             base_url: Mutex::new(String::new()),
+            inserted: tokio::sync::Notify::new(),
         })
     }
 
@@ -296,6 +299,7 @@ pub fn router(sim: Arc<SalesforceSim>) -> Router {
         .route("/__control/expire-tokens", post(expire_tokens))
         .route("/__control/records/{object}", get(control_records))
         .route("/__control/stats", get(control_stats))
+        .route("/__control/wait/{object}", get(control_wait))
         .route("/__control/reset", post(control_reset))
         .with_state(sim)
 }
