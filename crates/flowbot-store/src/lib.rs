@@ -218,6 +218,8 @@ struct Inner {
     connections_cache: ConnectionsCache,
     /// When a claim last looked for expired leases (store clock, ms).
     expired_checked_at: std::sync::atomic::AtomicI64,
+    /// Step records of several runs waiting to share one statement (`record_steps`).
+    pending_records: std::sync::Mutex<Vec<queue::PendingRecords>>,
 }
 
 /// How long a flow's decrypted connections are reused without asking the database: a
@@ -376,6 +378,7 @@ impl Store {
                 _lock: lock,
                 connections_cache: ConnectionsCache::default(),
                 expired_checked_at: std::sync::atomic::AtomicI64::new(i64::MIN / 2),
+                pending_records: std::sync::Mutex::new(Vec::new()),
             }),
         };
         store.finish_key_rotation().await?;

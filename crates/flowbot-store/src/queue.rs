@@ -9,7 +9,9 @@
 //! partial index), and a key's runs start in arrival order (`seq`): a run is claimable only
 //! when no run of its key is running and no older run of its key is still queued.
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flowbot_core::runner::StepRecord;
@@ -158,26 +160,80 @@ impl Store {
         self.record_steps(lease, std::slice::from_ref(rec)).await
     }
 
-    /// Save step records in one statement, fenced on the lease; durable on return.
+    /// Save step records, fenced on the lease; durable on return. Records of other runs
+    /// waiting at the same time share the statement: the first of them submits one write
+    /// that takes every record waiting when the writer runs it, and answers the others
+    /// after the commit (each run's lease is checked on its own).
     pub async fn record_steps(&self, lease: &Lease, recs: &[StepRecord]) -> Result<()> {
         if recs.is_empty() {
             return Ok(());
         }
-        let lease = lease.clone();
-        let rows = StepRows::new(recs, self.now_ms());
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let lead = {
+            let mut pending = self.inner.pending_records.lock().expect("pending records");
+            pending.push(PendingRecords {
+                lease: lease.clone(),
+                rows: StepRows::new(recs, self.now_ms()),
+                done,
+            });
+            pending.len() == 1
+        };
+        if lead {
+            // A task of its own: the answers go out even if this caller stops waiting.
+            let store = self.clone();
+            tokio::spawn(async move { store.write_pending_records().await });
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(StoreError::Commit(
+                "the step records were not written".into(),
+            ))
+        })
+    }
+
+    async fn write_pending_records(&self) {
+        let store = self.clone();
         let backend = self.backend();
-        self.inner
+        // The answers, kept out of the write so they are given whatever happens to it.
+        let answers: Arc<Mutex<Vec<(Lease, Answer)>>> = Arc::default();
+        let taken = answers.clone();
+        let written = self
+            .inner
             .writer
             // Bare: a lost lease is found by the statement that would write.
             .write_bare(move |conn| {
                 Box::pin(async move {
-                    if rows.insert_fenced(conn, &lease, backend).await? == 0 {
-                        return Err(lease_lost(&lease));
+                    let batch = std::mem::take(
+                        &mut *store.inner.pending_records.lock().expect("pending records"),
+                    );
+                    let mut work = Vec::with_capacity(batch.len());
+                    {
+                        let mut answers = taken.lock().expect("record answers");
+                        for p in batch {
+                            answers.push((p.lease.clone(), p.done));
+                            work.push((p.lease, p.rows));
+                        }
                     }
-                    Ok(())
+                    insert_fenced_runs(conn, &work, backend).await
                 })
             })
-            .await
+            .await;
+        let answers = std::mem::take(&mut *answers.lock().expect("record answers"));
+        if answers.is_empty() {
+            // The write never ran (the store is closing): answer whoever is waiting.
+            let left =
+                std::mem::take(&mut *self.inner.pending_records.lock().expect("pending records"));
+            for p in left {
+                let _ = p.done.send(Err(StoreError::Closed));
+            }
+            return;
+        }
+        for (lease, done) in answers {
+            let _ = done.send(match &written {
+                Ok(held) if held.contains(&lease.run_id) => Ok(()),
+                Ok(_) => Err(lease_lost(&lease)),
+                Err(e) => Err(StoreError::Commit(e.to_string())),
+            });
+        }
     }
 
     /// Conclude an attempt: succeeded, failed, or back to the queue for a retry or a wait.
@@ -433,6 +489,119 @@ impl StepRows {
         }
         Ok(written)
     }
+}
+
+type Answer = tokio::sync::oneshot::Sender<Result<()>>;
+
+/// A run's step records waiting for the next shared write.
+pub(crate) struct PendingRecords {
+    lease: Lease,
+    rows: StepRows,
+    done: Answer,
+}
+
+/// Write the records of several runs, each only while its lease holds (in PostgreSQL also
+/// locking the run, so a reclaim waits for this write's commit). Returns the runs whose
+/// lease held: the others' records were not written.
+async fn insert_fenced_runs(
+    conn: &mut AnyConnection,
+    work: &[(Lease, StepRows)],
+    backend: Backend,
+) -> Result<HashSet<String>> {
+    let mut held = HashSet::with_capacity(work.len());
+    // Runs grouped so that no statement carries more than STEP_ROWS_PER_STATEMENT rows; a
+    // run with more goes alone, in chunks.
+    let mut groups: Vec<&[(Lease, StepRows)]> = Vec::new();
+    let (mut start, mut rows) = (0, 0);
+    for (i, (_, r)) in work.iter().enumerate() {
+        if i > start && rows + r.rows.len() > STEP_ROWS_PER_STATEMENT {
+            groups.push(&work[start..i]);
+            (start, rows) = (i, 0);
+        }
+        rows += r.rows.len();
+    }
+    if start < work.len() {
+        groups.push(&work[start..]);
+    }
+    for group in groups {
+        if let [(lease, rows)] = group {
+            if rows.insert_fenced(conn, lease, backend).await? > 0 {
+                held.insert(lease.run_id.clone());
+            }
+            continue;
+        }
+        let leases = (0..group.len())
+            .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        match backend {
+            Backend::Postgres => {
+                let total: usize = group.iter().map(|(_, r)| r.rows.len()).sum();
+                let values = StepRows::placeholders(total, 2 * group.len() + 1);
+                let sql = format!(
+                    "WITH l(id, tok) AS (VALUES {leases}), \
+                     f AS (UPDATE runs SET lease_expires_at = lease_expires_at FROM l \
+                       WHERE runs.id = l.id AND runs.lease_token = l.tok \
+                       AND runs.status = 'running' RETURNING runs.id), \
+                     w AS (INSERT INTO step_records ({STEP_COLUMNS}) \
+                       SELECT v.* FROM (VALUES {values}) AS v({STEP_COLUMNS}) \
+                       WHERE v.run_id IN (SELECT id FROM f) {STEP_UPSERT}) \
+                     SELECT id FROM f"
+                );
+                let mut q = bind_leases(sqlx::query(&sql), group);
+                for (lease, rows) in group {
+                    q = rows.bind_rows(q, &lease.run_id, &rows.rows);
+                }
+                for row in q.fetch_all(&mut *conn).await? {
+                    held.insert(row.try_get::<String, _>("id")?);
+                }
+            }
+            Backend::Sqlite => {
+                // One writer per file: nothing can take a lease between the check and the
+                // insert.
+                let sql = format!(
+                    "SELECT id FROM runs WHERE status = 'running' \
+                     AND (id, lease_token) IN (VALUES {leases})"
+                );
+                let mut now_held = HashSet::new();
+                for row in bind_leases(sqlx::query(&sql), group)
+                    .fetch_all(&mut *conn)
+                    .await?
+                {
+                    now_held.insert(row.try_get::<String, _>("id")?);
+                }
+                let kept: Vec<&(Lease, StepRows)> = group
+                    .iter()
+                    .filter(|(lease, _)| now_held.contains(&lease.run_id))
+                    .collect();
+                let total: usize = kept.iter().map(|(_, r)| r.rows.len()).sum();
+                if total > 0 {
+                    let sql = format!(
+                        "INSERT INTO step_records ({STEP_COLUMNS}) VALUES {} {STEP_UPSERT}",
+                        StepRows::placeholders(total, 1)
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for (lease, rows) in kept {
+                        q = rows.bind_rows(q, &lease.run_id, &rows.rows);
+                    }
+                    q.execute(&mut *conn).await?;
+                }
+                held.extend(now_held);
+            }
+        }
+    }
+    Ok(held)
+}
+
+/// Each run's id and lease token, in the order of `group`.
+fn bind_leases<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    group: &'q [(Lease, StepRows)],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for (lease, _) in group {
+        q = q.bind(lease.run_id.as_str()).bind(lease.token.as_str());
+    }
+    q
 }
 
 pub(crate) fn lease_lost(lease: &Lease) -> StoreError {

@@ -897,3 +897,51 @@ async fn a_webhook_sees_its_flows_changes_at_once_and_another_servers_soon() {
         );
     }
 }
+
+/// Records of runs written at the same time share statements; each run's lease is still
+/// checked on its own: a canceled run's records are refused and written nowhere, while the
+/// others' are all there.
+#[tokio::test]
+async fn records_written_together_are_fenced_run_by_run() {
+    for t in stores().await {
+        let s = &t.store;
+        enabled_flow(s).await;
+        for i in 0..12 {
+            s.enqueue(event(&format!("c{i}"))).await.unwrap();
+        }
+        let claimed = s.claim("w", Duration::from_secs(30), 12).await.unwrap();
+        assert_eq!(claimed.len(), 12, "{}", t.name);
+        let canceled = claimed[5].lease.run_id.clone();
+        s.cancel(&canceled).await.unwrap();
+        let writes = claimed.iter().map(|c| {
+            let recs = [
+                record("a", StepStatus::Succeeded),
+                record("b", StepStatus::Started),
+            ];
+            async move {
+                (
+                    c.lease.run_id.clone(),
+                    s.record_steps(&c.lease, &recs).await,
+                )
+            }
+        });
+        for (run, written) in futures_util::future::join_all(writes).await {
+            let recs = s.step_records(&run).await.unwrap();
+            if run == canceled {
+                assert!(
+                    matches!(written, Err(StoreError::LeaseLost(_))),
+                    "{}: {written:?}",
+                    t.name
+                );
+                assert!(
+                    recs.is_empty(),
+                    "{}: nothing of a lost lease is written",
+                    t.name
+                );
+            } else {
+                assert!(written.is_ok(), "{}: {written:?}", t.name);
+                assert_eq!(recs.len(), 2, "{}", t.name);
+            }
+        }
+    }
+}
