@@ -839,3 +839,51 @@ fn a_my_domain_url_with_a_path_is_refused_naming_the_part_to_remove() {
     assert!(e.contains("remove `?x=1`"), "{e}");
     assert!(check("acme.my.salesforce.com").is_err());
 }
+
+/// `/__control/wait` answers the moment the awaited record is written, and with the count
+/// so far once its time is up: benchmarks time syncs by it.
+#[tokio::test]
+async fn the_simulator_answers_a_waiting_benchmark_when_a_record_is_written() {
+    let sf = org(SalesforceConfig::default()).await;
+    let (c, cn) = (connector(), conn(&sf, json!({})));
+    let http = reqwest::Client::new();
+    let wait = |count: usize, ms: u64| {
+        let (http, url) = (http.clone(), sf.url.clone());
+        tokio::spawn(async move {
+            let v: Value = http
+                .get(format!(
+                    "{url}/__control/wait/Account?count={count}&timeout_ms={ms}"
+                ))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            (v["count"].as_u64().unwrap(), std::time::Instant::now())
+        })
+    };
+    let waiting = wait(1, 10_000);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished(), "no Account yet: still waiting");
+    run(
+        &c,
+        &cn,
+        "create_record",
+        json!({"object": "Account", "fields": {"Name": "待機", "Mail__c": "wait@example.com"}}),
+    )
+    .await
+    .unwrap();
+    let written = std::time::Instant::now();
+    let (count, answered) = waiting.await.unwrap();
+    assert_eq!(count, 1);
+    assert!(
+        answered.duration_since(written) < Duration::from_secs(2),
+        "answered when the record was written, not at the timeout"
+    );
+    // Already there: at once. Never reached: the count so far, after the timeout.
+    assert_eq!(wait(1, 10_000).await.unwrap().0, 1);
+    let started = std::time::Instant::now();
+    assert_eq!(wait(2, 300).await.unwrap().0, 1);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+}
