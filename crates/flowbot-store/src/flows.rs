@@ -179,10 +179,7 @@ impl Store {
             actor.to_string(),
         );
         let now = self.now_ms();
-        let written = self
-            .inner
-            .writer
-            .write(move |conn| {
+        self.write_flows(move |conn| {
                 Box::pin(async move {
                     let existing = sqlx::query(&format!("SELECT {FLOW_COLUMNS} FROM flows WHERE id = $1"))
                         .bind(id.clone())
@@ -244,9 +241,7 @@ impl Store {
                     flow_row(&row)
                 })
             })
-            .await;
-        self.flows_changed();
-        written
+            .await
     }
 
     pub async fn flow(&self, id: &str) -> Result<FlowInfo> {
@@ -259,23 +254,18 @@ impl Store {
     }
 
     /// [`Store::flow`] for the webhook path, which asks for every event: reused while this
-    /// process has changed no flow and the answer is under [`crate::CONNECTIONS_FRESH`]
+    /// process has changed no flow and the answer is under [`crate::FLOWS_FRESH`]
     /// old, so another process's change (a rotated token, a capture opened on another
     /// server) is seen within that time. The enqueue reads the flow's switch itself, and
     /// pins the run to the version whose templates rendered its keys.
     pub async fn flow_for_webhook(&self, id: &str) -> Result<FlowInfo> {
-        let cache = &self.inner.connections_cache;
+        let cache = &self.inner.flows_cache;
         let generation = cache.generation.load(std::sync::atomic::Ordering::Acquire);
-        if let Some((gen, at, info)) = cache.infos.lock().expect("flows cache").get(id) {
-            if *gen == generation && at.elapsed() < crate::CONNECTIONS_FRESH {
-                return Ok(info.clone());
-            }
+        if let Some(info) = cache.infos.get(id, generation) {
+            return Ok(info);
         }
         let info = self.flow(id).await?;
-        cache.infos.lock().expect("flows cache").insert(
-            id.to_string(),
-            (generation, std::time::Instant::now(), info.clone()),
-        );
+        cache.infos.put(id, generation, info.clone());
         Ok(info)
     }
 
@@ -326,42 +316,34 @@ impl Store {
     pub async fn set_enabled(&self, id: &str, enabled: bool, actor: &str) -> Result<()> {
         let (id, actor) = (id.to_string(), actor.to_string());
         let now = self.now_ms();
-        let written = self
-            .inner
-            .writer
-            .write(move |conn| {
-                Box::pin(async move {
-                    let n =
-                        sqlx::query("UPDATE flows SET enabled = $1, updated_at = $2 WHERE id = $3")
-                            .bind(i64::from(enabled))
-                            .bind(now)
-                            .bind(id.clone())
-                            .execute(&mut *conn)
-                            .await?
-                            .rows_affected();
-                    if n == 0 {
-                        return Err(StoreError::FlowNotFound(id));
-                    }
-                    let action = if enabled {
-                        "flow.enable"
-                    } else {
-                        "flow.disable"
-                    };
-                    audit(conn, now, &actor, action, &id, json!({})).await
-                })
+        self.write_flows(move |conn| {
+            Box::pin(async move {
+                let n = sqlx::query("UPDATE flows SET enabled = $1, updated_at = $2 WHERE id = $3")
+                    .bind(i64::from(enabled))
+                    .bind(now)
+                    .bind(id.clone())
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                if n == 0 {
+                    return Err(StoreError::FlowNotFound(id));
+                }
+                let action = if enabled {
+                    "flow.enable"
+                } else {
+                    "flow.disable"
+                };
+                audit(conn, now, &actor, action, &id, json!({})).await
             })
-            .await;
-        self.flows_changed();
-        written
+        })
+        .await
     }
 
     /// Delete a flow with its versions and bindings. Its run history goes too.
     pub async fn delete_flow(&self, id: &str, actor: &str) -> Result<()> {
         let (id, actor) = (id.to_string(), actor.to_string());
         let now = self.now_ms();
-        let written = self.inner
-            .writer
-            .write(move |conn| {
+        self.write_flows(move |conn| {
                 Box::pin(async move {
                     for sql in [
                         "DELETE FROM step_records WHERE run_id IN (SELECT id FROM runs WHERE flow_id = $1)",
@@ -385,41 +367,34 @@ impl Store {
                     audit(conn, now, &actor, "flow.delete", &id, json!({})).await
                 })
             })
-            .await;
-        self.flows_changed();
-        written
+            .await
     }
 
     /// A new webhook token; the old URL stops working at once (on other servers sharing
-    /// the database, within [`crate::CONNECTIONS_FRESH`]).
+    /// the database, within [`crate::FLOWS_FRESH`]).
     pub async fn regenerate_webhook_token(&self, id: &str, actor: &str) -> Result<String> {
         let (id, actor) = (id.to_string(), actor.to_string());
         let now = self.now_ms();
         let token = new_token();
         let t = token.clone();
-        let written = self
-            .inner
-            .writer
-            .write(move |conn| {
-                Box::pin(async move {
-                    let n = sqlx::query(
-                        "UPDATE flows SET webhook_token = $1, updated_at = $2 WHERE id = $3",
-                    )
-                    .bind(t)
-                    .bind(now)
-                    .bind(id.clone())
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected();
-                    if n == 0 {
-                        return Err(StoreError::FlowNotFound(id));
-                    }
-                    audit(conn, now, &actor, "flow.regenerate_token", &id, json!({})).await
-                })
+        self.write_flows(move |conn| {
+            Box::pin(async move {
+                let n = sqlx::query(
+                    "UPDATE flows SET webhook_token = $1, updated_at = $2 WHERE id = $3",
+                )
+                .bind(t)
+                .bind(now)
+                .bind(id.clone())
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+                if n == 0 {
+                    return Err(StoreError::FlowNotFound(id));
+                }
+                audit(conn, now, &actor, "flow.regenerate_token", &id, json!({})).await
             })
-            .await;
-        self.flows_changed();
-        written?;
+        })
+        .await?;
         Ok(token)
     }
 
@@ -435,9 +410,7 @@ impl Store {
         let (sealed, key_id) = self.cipher().seal(&plaintext);
         let (name, app, actor) = (name.to_string(), app.to_string(), actor.to_string());
         let now = self.now_ms();
-        let written = self.inner
-            .writer
-            .write(move |conn| {
+        self.write_flows(move |conn| {
                 Box::pin(async move {
                     let existing: Option<String> = sqlx::query_scalar("SELECT id FROM connections WHERE name = $1")
                         .bind(name.clone())
@@ -477,9 +450,7 @@ impl Store {
                     connection_row(&row)
                 })
             })
-            .await;
-        self.flows_changed();
-        written
+            .await
     }
 
     pub async fn connections(&self) -> Result<Vec<ConnectionInfo>> {
@@ -518,9 +489,7 @@ impl Store {
     pub async fn delete_connection(&self, id: &str, actor: &str) -> Result<()> {
         let (id, actor) = (id.to_string(), actor.to_string());
         let now = self.now_ms();
-        let written = self.inner
-            .writer
-            .write(move |conn| {
+        self.write_flows(move |conn| {
                 Box::pin(async move {
                     let used: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM flow_connections WHERE connection_id = $1")
                         .bind(id.clone())
@@ -542,9 +511,7 @@ impl Store {
                     audit(conn, now, &actor, "connection.delete", &id, json!({})).await
                 })
             })
-            .await;
-        self.flows_changed();
-        written
+            .await
     }
 
     /// Fill a flow's connection slot with a saved connection.
@@ -562,9 +529,7 @@ impl Store {
             actor.to_string(),
         );
         let now = self.now_ms();
-        let written = self.inner
-            .writer
-            .write(move |conn| {
+        self.write_flows(move |conn| {
                 Box::pin(async move {
                     sqlx::query("DELETE FROM flow_connections WHERE flow_id = $1 AND slot = $2")
                         .bind(flow_id.clone())
@@ -580,23 +545,18 @@ impl Store {
                     audit(conn, now, &actor, "flow.bind_connection", &flow_id, json!({ "slot": slot, "connection": connection_id })).await
                 })
             })
-            .await;
-        self.flows_changed();
-        written
+            .await
     }
 
     /// The connections filling a flow's slots, decrypted: slot → connection.
     pub async fn flow_connections(&self, flow_id: &str) -> Result<HashMap<String, Connection>> {
         // Every run asks; the answer changes only when a connection or a flow's slots do.
         // This process's changes take effect at once (the generation), another process's
-        // within CONNECTIONS_FRESH.
-        let cache = &self.inner.connections_cache;
+        // within FLOWS_FRESH.
+        let cache = &self.inner.flows_cache;
         let generation = cache.generation.load(std::sync::atomic::Ordering::Acquire);
-        if let Some((gen, at, found)) = cache.flows.lock().expect("connections cache").get(flow_id)
-        {
-            if *gen == generation && at.elapsed() < crate::CONNECTIONS_FRESH {
-                return Ok(found.clone());
-            }
+        if let Some(found) = cache.connections.get(flow_id, generation) {
+            return Ok(found);
         }
         let rows = sqlx::query(
             "SELECT fc.slot, c.name, c.app, c.secret_box, c.key_id FROM flow_connections fc \
@@ -610,24 +570,28 @@ impl Store {
             let slot: String = row.try_get("slot")?;
             out.insert(slot, self.open_connection(&row)?);
         }
-        let mut flows = cache.flows.lock().expect("connections cache");
-        if flows.len() >= 1024 {
-            flows.clear();
-        }
-        flows.insert(
-            flow_id.to_string(),
-            (generation, std::time::Instant::now(), out.clone()),
-        );
+        cache.connections.put(flow_id, generation, out.clone());
         Ok(out)
     }
 
-    /// A flow, a connection or a flow's slots changed (after the commit): cached answers
-    /// of [`Store::flow_connections`] and [`Store::flow_for_webhook`] are stale.
-    pub(crate) fn flows_changed(&self) {
+    /// Run a write that changes a flow, a connection or a flow's slots. Once it is done
+    /// (committed or not) the cached answers of [`Store::flow_connections`] and
+    /// [`Store::flow_for_webhook`] are stale: the generation moves.
+    pub(crate) async fn write_flows<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(
+                &'c mut sqlx::AnyConnection,
+            ) -> futures_util::future::BoxFuture<'c, Result<T>>
+            + Send
+            + 'static,
+    {
+        let written = self.inner.writer.write(f).await;
         self.inner
-            .connections_cache
+            .flows_cache
             .generation
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        written
     }
 
     /// Which saved connection fills each slot of a flow: slot → connection id.

@@ -215,36 +215,57 @@ struct Inner {
     data_dir: PathBuf,
     /// Held for the store's lifetime: a second process on the same SQLite file is refused.
     _lock: Option<std::fs::File>,
-    connections_cache: ConnectionsCache,
+    flows_cache: FlowsCache,
     /// When a claim last looked for expired leases (store clock, ms).
     expired_checked_at: std::sync::atomic::AtomicI64,
     /// Step records of several runs waiting to share one statement (`record_steps`).
     pending_records: std::sync::Mutex<Vec<queue::PendingRecords>>,
 }
 
-/// How long a flow's decrypted connections are reused without asking the database: a
-/// connection changed by another process (a cluster's web server) reaches this one's runs
-/// within this time; this process's own changes at once.
-const CONNECTIONS_FRESH: Duration = Duration::from_secs(2);
-
-/// Flow id → (generation, read at, slot → connection).
-type CachedConnections = std::collections::HashMap<
-    String,
-    (
-        u64,
-        std::time::Instant,
-        std::collections::HashMap<String, flowbot_core::Connection>,
-    ),
->;
+/// How long answers about a flow (its decrypted connections, the flow a webhook names) are
+/// reused without asking the database: a change made by another process (a cluster's web
+/// server) is seen within this time; this process's own changes at once.
+const FLOWS_FRESH: Duration = Duration::from_secs(2);
 
 /// Answers about flows reused across runs and webhooks; `generation` moves whenever this
 /// process changes a flow, a connection or a flow's slots, which makes every answer stale.
 #[derive(Default)]
-struct ConnectionsCache {
+struct FlowsCache {
     generation: std::sync::atomic::AtomicU64,
-    flows: std::sync::Mutex<CachedConnections>,
-    /// Flow id → (generation, read at, the flow): [`Store::flow_for_webhook`].
-    infos: std::sync::Mutex<std::collections::HashMap<String, (u64, std::time::Instant, FlowInfo)>>,
+    /// Flow id → slot → connection: [`Store::flow_connections`].
+    connections: Fresh<std::collections::HashMap<String, flowbot_core::Connection>>,
+    /// Flow id → the flow: [`Store::flow_for_webhook`].
+    infos: Fresh<FlowInfo>,
+}
+
+/// Answers by flow id, each with the generation it was read under and when.
+struct Fresh<T>(std::sync::Mutex<std::collections::HashMap<String, (u64, std::time::Instant, T)>>);
+
+impl<T> Default for Fresh<T> {
+    fn default() -> Self {
+        Fresh(std::sync::Mutex::default())
+    }
+}
+
+impl<T: Clone> Fresh<T> {
+    /// The answer for `id`, if it was read under `generation` within [`FLOWS_FRESH`].
+    fn get(&self, id: &str, generation: u64) -> Option<T> {
+        let entries = self.0.lock().expect("flows cache");
+        let (gen, at, value) = entries.get(id)?;
+        (*gen == generation && at.elapsed() < FLOWS_FRESH).then(|| value.clone())
+    }
+
+    /// Keep an answer read under `generation` (at most 1,024: then they start afresh).
+    fn put(&self, id: &str, generation: u64, value: T) {
+        let mut entries = self.0.lock().expect("flows cache");
+        if entries.len() >= 1024 {
+            entries.clear();
+        }
+        entries.insert(
+            id.to_string(),
+            (generation, std::time::Instant::now(), value),
+        );
+    }
 }
 
 /// Counters of PostgreSQL's work (see [`Store::database_activity`]); subtract two readings.
@@ -376,7 +397,7 @@ impl Store {
                 pg_url: (backend == Backend::Postgres).then(|| url.clone()),
                 data_dir: config.data_dir.clone(),
                 _lock: lock,
-                connections_cache: ConnectionsCache::default(),
+                flows_cache: FlowsCache::default(),
                 expired_checked_at: std::sync::atomic::AtomicI64::new(i64::MIN / 2),
                 pending_records: std::sync::Mutex::new(Vec::new()),
             }),

@@ -125,10 +125,7 @@ impl Store {
         let (cid, flow) = (id.clone(), flow_id.to_string());
         let now = self.now_ms();
         let until = now + wait.as_millis() as i64;
-        let written = self
-            .inner
-            .writer
-            .write(move |conn| {
+        self.write_flows(move |conn| {
                 Box::pin(async move {
                     sqlx::query("DELETE FROM trigger_captures WHERE created_at < $1")
                         .bind(now - CAPTURE_TTL_MS)
@@ -157,9 +154,7 @@ impl Store {
                     Ok(())
                 })
             })
-            .await;
-        self.flows_changed();
-        written?;
+            .await?;
         Ok(id)
     }
 

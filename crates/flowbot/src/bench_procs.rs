@@ -314,9 +314,7 @@ pub async fn e2e(args: E2eArgs) -> anyhow::Result<ExitCode> {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let startup = started.elapsed();
-    while wait_for_accounts(&http, &apps.salesforce_url, 0).await? == 0 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    while wait_for_accounts(&http, &apps.salesforce_url, 1).await? == 0 {}
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle = rss_kib(pid, "VmRSS:");
 
@@ -325,19 +323,13 @@ pub async fn e2e(args: E2eArgs) -> anyhow::Result<ExitCode> {
     for i in 1..=args.customers {
         ids.push(new_customer(&http, &apps.ecforce_url, i).await?);
     }
+    // PostgreSQL's counters, once what came before has been published.
     let activity = || async {
-        match &pg_store {
-            Some(store) => store.database_activity().await.ok().flatten(),
-            None => None,
-        }
+        let store = pg_store.as_ref()?;
+        tokio::time::sleep(STATS_LAG).await;
+        store.database_activity().await.ok().flatten()
     };
-    let db0 = match pg_store {
-        Some(_) => {
-            tokio::time::sleep(STATS_LAG).await;
-            activity().await
-        }
-        None => None,
-    };
+    let db0 = activity().await;
     let (cpu0, host0, pg0) = (engine_cpu(), host_ticks(), postgres_cpu());
     let burst = Instant::now();
     let accepted = post_all(&http, webhooks(&hook, &ids), args.concurrency).await?;
@@ -360,13 +352,7 @@ pub async fn e2e(args: E2eArgs) -> anyhow::Result<ExitCode> {
         .map(|w| rss_kib(w.0.id(), "VmHWM:"))
         .max()
         .unwrap_or(0);
-    let db1 = match db0 {
-        Some(_) => {
-            tokio::time::sleep(STATS_LAG).await;
-            activity().await
-        }
-        None => None,
-    };
+    let db1 = activity().await;
 
     // One sync alone, several times: webhook sent → its Account at the simulator.
     let mut singles = Vec::with_capacity(args.singles);
@@ -403,7 +389,6 @@ pub async fn e2e(args: E2eArgs) -> anyhow::Result<ExitCode> {
     // every finished run purged as the retention loop does it, batch by batch.
     let purge = match &pg_store {
         Some(store) => {
-            tokio::time::sleep(STATS_LAG).await;
             let (a, cpu, t) = (activity().await, postgres_cpu(), Instant::now());
             let policy = flowbot_store::Retention {
                 max_age: Some(Duration::ZERO),
@@ -412,7 +397,6 @@ pub async fn e2e(args: E2eArgs) -> anyhow::Result<ExitCode> {
             };
             let runs = store.purge(&policy).await?;
             let (secs, cpu) = (t.elapsed(), postgres_cpu() - cpu);
-            tokio::time::sleep(STATS_LAG).await;
             match (a, activity().await) {
                 (Some(a), Some(b)) => Some((runs, secs, cpu, b - a)),
                 _ => None,

@@ -93,7 +93,7 @@ pub struct SalesforceSim {
     org: Mutex<Org>,
     pub faults: Faults,
     base_url: Mutex<String>,
-    /// Woken at every record created, for `/__control/wait/{object}`.
+    /// Woken at every record created or put, for `/__control/wait/{object}`.
     inserted: tokio::sync::Notify,
 }
 
@@ -202,6 +202,7 @@ impl SalesforceSim {
                 .entry(o.name)
                 .or_default()
                 .update(id, |rec| rec.extend(fields));
+            self.inserted.notify_waiters();
         }
     }
 
