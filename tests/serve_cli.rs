@@ -25,7 +25,13 @@ async fn admin_with_token(store: &Store, token: &str) {
         .unwrap();
     let (user, _) = store.user_for_login("admin").await.unwrap().unwrap();
     store
-        .create_api_token(&user, "test", &flowbot_server::auth::token_hash(token))
+        .create_api_token(
+            &user,
+            "test",
+            false,
+            &flowbot_server::auth::token_hash(token),
+            "test",
+        )
         .await
         .unwrap();
 }

@@ -107,8 +107,21 @@ document.addEventListener('submit', async (e) => {
   for (const [k, v] of new FormData(f).entries()) {
     if (k.startsWith('settings.')) { (body.settings ||= {})[k.slice(9)] = v; } else { body[k] = v; }
   }
+  // A checkbox is a yes or no, sent whether it is ticked or not.
+  for (const box of f.querySelectorAll('input[type="checkbox"][name]')) body[box.name] = box.checked;
   try {
-    const data = await api(f.method.toUpperCase(), f.dataset.api, body);
+    const data = await api((f.dataset.method || f.method).toUpperCase(), f.dataset.api, body);
+    // An invitation link or a new API token is shown once, to copy.
+    const shown = f.dataset.showLink || f.dataset.showToken;
+    if (shown && data) {
+      const box = document.getElementById(shown);
+      document.getElementById(`${shown}-text`).textContent = f.dataset.showLink ? data.link : data.token;
+      const note = box.querySelector('.note');
+      if (note) note.textContent = data.emailed ? box.dataset.emailed : box.dataset.copyNote;
+      box.hidden = false;
+      f.reset();
+      return;
+    }
     // A connection made on a flow page is used there at once, after signing in to the
     // app when it connects through OAuth (which brings the browser back here).
     const made = data && data.connection && data.connection.id;

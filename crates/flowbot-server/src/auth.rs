@@ -16,7 +16,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::Response;
-use flowbot_store::{Store, User};
+use flowbot_store::{Actor, NewUser, Role, Store, User};
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -72,7 +72,12 @@ pub async fn ensure_admin(
             (p.clone(), Some(p))
         }
     };
-    store.create_user("admin", &hash_password(&pw)).await?;
+    store
+        .create_user(
+            NewUser::basic("admin", &hash_password(&pw), Role::Owner),
+            "flowbot",
+        )
+        .await?;
     Ok(generated)
 }
 
@@ -248,6 +253,22 @@ impl LoginLimiter {
     }
 }
 
+impl LoginLimiter {
+    /// Hash a new password off the async threads, taking a turn like a check does (so
+    /// a flood of sign-ups cannot run more argon2 at once than sign-ins can). `None` when
+    /// no turn came within [`HASH_WAIT`].
+    pub async fn hash(&self, password: &str) -> Option<String> {
+        let _turn = tokio::time::timeout(HASH_WAIT, self.hashing.acquire())
+            .await
+            .ok()?
+            .ok()?;
+        let password = password.to_string();
+        tokio::task::spawn_blocking(move || hash_password(&password))
+            .await
+            .ok()
+    }
+}
+
 /// A hash of a random password, made once, that unknown user names are checked against.
 fn dummy_hash() -> &'static str {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -258,6 +279,27 @@ fn dummy_hash() -> &'static str {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub user: User,
+    /// A read-only API token: GET routes only, whatever the member's role.
+    pub read_only: bool,
+    /// The client's address, for the audit log.
+    pub address: String,
+}
+
+impl Caller {
+    /// Whether the caller may call a route that needs `perm` with `method`.
+    pub fn may(&self, perm: crate::routes::Perm, method: &Method) -> bool {
+        perm.granted(self.user.role)
+            && (!self.read_only || matches!(*method, Method::GET | Method::HEAD))
+    }
+
+    pub fn has(&self, perm: crate::routes::Perm) -> bool {
+        perm.granted(self.user.role) && !self.read_only
+    }
+
+    /// Who the audit log names for what this caller changes.
+    pub fn actor(&self) -> Actor {
+        Actor::new(self.user.username.clone(), self.address.clone())
+    }
 }
 
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -271,44 +313,91 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// Every route behind this needs a session or an API token.
+/// The client's address a request came from (empty behind a test transport).
+fn address_of(req: &Request) -> String {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(a)| a.ip().to_string())
+        .unwrap_or_default()
+}
+
+/// The caller a request's session cookie or bearer token names, if any; `Err` for a
+/// session without its CSRF token on an unsafe method.
+async fn resolve_parts(
+    s: &AppState,
+    headers: &HeaderMap,
+    method: &Method,
+    address: String,
+) -> Result<Option<Caller>, ApiError> {
+    if let Some(token) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        return Ok(s
+            .store
+            .api_token_user(&token_hash(token.trim()))
+            .await?
+            .map(|(user, read_only)| Caller {
+                user,
+                read_only,
+                address,
+            }));
+    }
+    let Some(token) = cookie(headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let Some(session) = s.store.session(&token_hash(token)).await? else {
+        return Ok(None);
+    };
+    let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe {
+        let sent = headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !crate::same(sent, &session.csrf_token) {
+            return Err(ApiError::Csrf);
+        }
+    }
+    Ok(Some(Caller {
+        user: session.user,
+        read_only: false,
+        address,
+    }))
+}
+
+/// Every API route behind this needs a session or an API token of an active member.
 pub async fn require_auth(
     State(s): State<AppState>,
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let headers = req.headers();
-    let user = if let Some(token) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    {
-        s.store
-            .api_token_user(&token_hash(token.trim()))
-            .await?
-            .ok_or(ApiError::Unauthorized)?
-    } else if let Some(token) = cookie(headers, SESSION_COOKIE) {
-        let session = s
-            .store
-            .session(&token_hash(token))
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
-        let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-        if !safe {
-            let sent = headers
-                .get("x-csrf-token")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            if !crate::same(sent, &session.csrf_token) {
-                return Err(ApiError::Csrf);
-            }
-        }
-        session.user
-    } else {
-        return Err(ApiError::Unauthorized);
-    };
-    req.extensions_mut().insert(Caller { user });
+    // Only the headers are held across the awaits: a request's body is not `Sync`.
+    let (method, address) = (req.method().clone(), address_of(&req));
+    let caller = resolve_parts(&s, req.headers(), &method, address)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    req.extensions_mut().insert(caller);
     Ok(next.run(req).await)
+}
+
+/// Every page behind this needs a signed-in browser; others are sent to sign in.
+pub async fn require_page_caller(
+    State(s): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    use axum::response::IntoResponse;
+    let (method, address) = (req.method().clone(), address_of(&req));
+    match resolve_parts(&s, req.headers(), &method, address).await {
+        Ok(Some(caller)) => {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        Ok(None) => axum::response::Redirect::to("/login").into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// The client's address, for rate limits (unknown behind a test transport).

@@ -14,6 +14,9 @@ pub enum ApiError {
     Unauthorized,
     #[error("the request lacks a valid CSRF token")]
     Csrf,
+    /// The caller's role (or their token's scope) does not allow this.
+    #[error("your role does not allow this; ask an owner or admin")]
+    Forbidden,
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -87,6 +90,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Csrf => (StatusCode::FORBIDDEN, "csrf"),
+            ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),

@@ -104,6 +104,7 @@ impl AppState {
 fn protected_routes() -> routes::Routes {
     api::protected().merge(editor::routes()).add(
         routes::op("get", "/metrics", "Prometheus metrics (OpenMetrics text)")
+            .needs(routes::Perm::Read)
             .answers("application/openmetrics-text", 200),
         metrics,
     )
@@ -144,10 +145,13 @@ fn public_routes() -> routes::Routes {
         )
 }
 
-/// What the API description lists: every route of the router, from the same table.
+/// Every route and page of the router, from the same table: what the API description
+/// lists (its API routes) and what the access tests walk (all of them).
 pub fn route_docs() -> Vec<routes::RouteDoc> {
     let mut docs = protected_routes().docs;
     docs.extend(public_routes().docs);
+    docs.extend(ui::pages().docs);
+    docs.extend(ui::public_pages().docs);
     docs
 }
 
@@ -162,10 +166,18 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::require_auth,
         ));
+    let pages = ui::pages()
+        .router
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_page_caller,
+        ));
     Router::new()
         .merge(protected)
         .merge(public_routes().router)
-        .merge(ui::router())
+        .merge(pages)
+        .merge(ui::public_pages().router)
+        .merge(ui::assets())
         .fallback(not_found)
         // The middleware's state is the one fact it needs, decided once: not a clone of
         // AppState on every answer.

@@ -8,7 +8,7 @@ use schemars::generate::SchemaSettings;
 use schemars::SchemaGenerator;
 use serde_json::{json, Map, Value};
 
-use crate::routes::{Access, RouteDoc};
+use crate::routes::{Kind, RouteDoc};
 
 /// The document, from the router's own table.
 pub async fn document() -> Json<Value> {
@@ -123,8 +123,10 @@ fn operation(d: &RouteDoc, g: &mut Generators) -> Value {
             .collect();
         op["requestBody"] = json!({ "required": !d.body_optional, "content": content });
     }
-    if d.access == Access::Caller {
+    if let Some(perm) = d.perm() {
         op["security"] = json!([{ "session": [] }, { "bearer": [] }]);
+        // Which roles may call it, so a client can tell a 403 in advance.
+        op["x-permission"] = json!(format!("{perm:?}").to_lowercase());
     }
     op
 }
@@ -172,7 +174,7 @@ fn query_parameters(schema: Value) -> Vec<Value> {
 pub fn build(docs: &[RouteDoc]) -> Value {
     let mut g = Generators::new();
     let mut paths: Map<String, Value> = Map::new();
-    for d in docs {
+    for d in docs.iter().filter(|d| d.kind == Kind::Api) {
         let entry = paths.entry(d.path.to_string()).or_insert_with(|| json!({}));
         entry[d.method] = operation(d, &mut g);
     }

@@ -1,22 +1,102 @@
-//! One table of routes. Each route is registered once — method, path, who may call it, what
-//! it does, its query parameters and body — and that registration builds both the router
-//! and the OpenAPI document (`openapi`), which the access test walks. A route added
-//! without its description cannot exist.
+//! One table of routes. Each route and page is registered once — method, path, the
+//! permission it needs, what it does, its query parameters and body — and that registration
+//! builds the router, the permission check in front of each handler, and the OpenAPI
+//! document (`openapi`, API routes only), which the access tests walk role by role. A route
+//! added without its permission cannot exist: [`Routes::add`] refuses it.
 
 use axum::handler::Handler;
 use axum::routing::MethodRouter;
 use axum::Router;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 
+use crate::auth::Caller;
 use crate::AppState;
+use flowbot_store::Role;
+
+/// What the check in front of a handler knows: the permission, and how to refuse.
+#[derive(Debug, Clone, Copy)]
+struct Gate {
+    perm: Perm,
+    kind: Kind,
+}
+
+/// Let the caller through when their role (and their token's scope) allows the route;
+/// refuse with 403 — in the API's envelope, or as a page in the caller's language.
+async fn gate(
+    axum::extract::State(g): axum::extract::State<Gate>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let allowed = req
+        .extensions()
+        .get::<Caller>()
+        .is_some_and(|c| c.may(g.perm, req.method()));
+    if allowed {
+        return next.run(req).await;
+    }
+    match g.kind {
+        Kind::Api => crate::error::ApiError::Forbidden.into_response(),
+        Kind::Page => crate::ui::forbidden(req.headers()),
+    }
+}
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// A login session (unsafe methods with the CSRF token) or an API token.
-    Caller,
+    /// A login session (unsafe methods with the CSRF token) or an API token, whose
+    /// member's role grants the permission.
+    Needs(Perm),
     /// Anyone: signing in, the OAuth callback, webhook ingress, health.
     Public,
+}
+
+/// What a route does, in the terms roles are granted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Perm {
+    /// Anything about the caller themselves: who they are, their profile, their tokens,
+    /// signing out. Every role.
+    Own,
+    /// Read flows, runs, events, templates and apps — no secrets. Viewer and up.
+    Read,
+    /// Re-run, cancel and switch flows ON and OFF. Editor and up.
+    Run,
+    /// Build flows and use connections (create, change, test, describe). Editor and up.
+    Build,
+    /// Members, invitations, settings, apps added to the workspace, the audit log.
+    /// Admin and owner.
+    Admin,
+    /// Transferring ownership. Owner only.
+    Owner,
+}
+
+impl Perm {
+    pub const ALL: [Perm; 6] = [
+        Perm::Own,
+        Perm::Read,
+        Perm::Run,
+        Perm::Build,
+        Perm::Admin,
+        Perm::Owner,
+    ];
+
+    /// Whether a member with `role` holds this permission.
+    pub fn granted(self, role: Role) -> bool {
+        match role {
+            Role::Owner => true,
+            Role::Admin => self != Perm::Owner,
+            Role::Editor => matches!(self, Perm::Own | Perm::Read | Perm::Run | Perm::Build),
+            Role::Viewer => matches!(self, Perm::Own | Perm::Read),
+            Role::Operator => self == Perm::Own,
+        }
+    }
+}
+
+/// An API route (in the OpenAPI document) or a page of the web UI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Api,
+    Page,
 }
 
 /// What the API description says of one route.
@@ -24,7 +104,9 @@ pub enum Access {
 pub struct RouteDoc {
     pub method: &'static str,
     pub path: &'static str,
-    pub access: Access,
+    /// None until declared: [`Routes::add`] refuses a route without it.
+    pub access: Option<Access>,
+    pub kind: Kind,
     pub summary: &'static str,
     /// The query parameters: the properties of the type the handler reads the query into.
     pub query: Option<SchemaFn>,
@@ -69,7 +151,8 @@ pub fn op(method: &'static str, path: &'static str, summary: &'static str) -> Ro
     RouteDoc {
         method,
         path,
-        access: Access::Caller,
+        access: None,
+        kind: Kind::Api,
         summary,
         query: None,
         integer_params: &[],
@@ -83,10 +166,32 @@ pub fn op(method: &'static str, path: &'static str, summary: &'static str) -> Ro
     }
 }
 
+/// A page of the web UI: HTML, for a signed-in browser (or anyone, with `public`).
+pub fn page(path: &'static str, summary: &'static str) -> RouteDoc {
+    RouteDoc {
+        kind: Kind::Page,
+        ..op("get", path, summary).answers("text/html", 200)
+    }
+}
+
 impl RouteDoc {
     pub fn public(mut self) -> Self {
-        self.access = Access::Public;
+        self.access = Some(Access::Public);
         self
+    }
+
+    /// The permission a caller's role must grant.
+    pub fn needs(mut self, perm: Perm) -> Self {
+        self.access = Some(Access::Needs(perm));
+        self
+    }
+
+    /// The permission the route needs (None: public).
+    pub fn perm(&self) -> Option<Perm> {
+        match self.access {
+            Some(Access::Needs(p)) => Some(p),
+            _ => None,
+        }
     }
 
     /// Query parameters read into `Q` (every one optional unless `Q` says otherwise).
@@ -199,7 +304,7 @@ impl Default for Routes {
 
 impl Routes {
     /// Register `handler` for the route `doc` describes: its method is the doc's.
-    pub fn add<H, T>(mut self, doc: RouteDoc, handler: H) -> Self
+    pub fn add<H, T>(self, doc: RouteDoc, handler: H) -> Self
     where
         H: Handler<T, AppState>,
         T: 'static,
@@ -212,13 +317,25 @@ impl Routes {
             "delete" => axum::routing::delete(handler),
             other => panic!("no such HTTP method in the route table: {other}"),
         };
-        self.router = self.router.route(doc.path, method);
-        self.docs.push(doc);
-        self
+        self.add_routed(doc, method)
     }
 
     /// Register a route whose method router is built elsewhere (a layer on it).
     pub fn add_routed(mut self, doc: RouteDoc, method: MethodRouter<AppState>) -> Self {
+        let method = match doc.access {
+            None => panic!(
+                "{} {} declares no permission: say .needs(Perm::…) or .public()",
+                doc.method, doc.path
+            ),
+            Some(Access::Public) => method,
+            Some(Access::Needs(perm)) => method.layer(axum::middleware::from_fn_with_state(
+                Gate {
+                    perm,
+                    kind: doc.kind,
+                },
+                gate,
+            )),
+        };
         self.router = self.router.route(doc.path, method);
         self.docs.push(doc);
         self

@@ -1456,6 +1456,9 @@ async fn seeded() -> (Editor, Vec<String>) {
         "/connections".to_string(),
         "/settings".to_string(),
         "/apps".to_string(),
+        "/members".to_string(),
+        "/audit".to_string(),
+        "/account".to_string(),
     ];
     (e, pages)
 }
@@ -2305,5 +2308,163 @@ async fn a_user_drops_app_files_in_and_builds_a_flow_with_them_in_the_editor() {
     })
     .await;
     c.close().await.unwrap();
+    e.stop.cancel();
+}
+
+/// Sign out through the header's button and land on the sign-in page.
+async fn sign_out(e: &Editor) {
+    e.click(r#"button[data-path="/api/v1/logout"]"#).await;
+    at(&e.c, "/login").await;
+}
+
+/// Invite someone from the members page; the link the page shows to copy.
+async fn invite(e: &Editor, email: &str, role: &str) -> String {
+    e.c.goto(&format!("{}/members", e.url)).await.unwrap();
+    e.fill("#inv-email", email).await;
+    e.choose("#inv-role", role).await;
+    e.click(r#"form[data-api="/api/v1/invitations"] button[type=submit]"#)
+        .await;
+    until_text(&e.c, "invite-link-text", "/invite/", "the invitation link").await;
+    e.find("#invite-link-text").await.text().await.unwrap()
+}
+
+/// Open an invitation link, choose a name and a password, and land on the home page.
+async fn join(e: &Editor, link: &str, username: &str, display: &str) {
+    e.c.goto(link).await.unwrap();
+    e.fill("#j-user", username).await;
+    e.fill("#j-name", display).await;
+    e.fill("#j-pw", "a long team password").await;
+    e.click(r#"form[data-api="/api/v1/invitations/accept"] button[type=submit]"#)
+        .await;
+    at(&e.c, "/").await;
+}
+
+/// The team's day: the owner invites an editor and a viewer, the editor builds and turns
+/// ON a flow, the viewer sees its runs but can neither open the connections nor re-run, and
+/// the audit page shows each action by the right person.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_owner_invites_an_editor_and_a_viewer_who_each_do_what_their_role_allows() {
+    let e = boot(true).await;
+    let (url, c) = (e.url.clone(), e.c.clone());
+    c.goto(&format!("{url}/login")).await.unwrap();
+    sign_in(&e).await;
+    let editor_link = invite(&e, "hanako@example.co.jp", "editor").await;
+    shot(&c, "40-members-invited").await;
+    let viewer_link = invite(&e, "jiro@example.co.jp", "viewer").await;
+    assert_ne!(editor_link, viewer_link);
+    c.goto(&format!("{url}/members")).await.unwrap();
+    let listed = e.find("main").await.text().await.unwrap();
+    assert!(listed.contains("hanako@example.co.jp") && listed.contains("jiro@example.co.jp"));
+    sign_out(&e).await;
+
+    // The editor joins and builds the customer sync from the template, then turns it ON.
+    join(&e, &editor_link, "hanako", "山田 花子").await;
+    c.goto(&format!("{url}/templates")).await.unwrap();
+    let tpl = "ecforce-customer-to-salesforce";
+    e.click(&format!(
+        r#"button[data-path="/api/v1/templates/{tpl}/import"]"#
+    ))
+    .await;
+    at(&c, &format!("/flows/{tpl}")).await;
+    let conns = e.store.connections().await.unwrap();
+    for slot in ["ecforce", "salesforce"] {
+        let id = &conns.iter().find(|x| x.app == slot).unwrap().id;
+        e.choose(&format!("#slot-{slot}"), id).await;
+        e.click(&format!("form:has(#slot-{slot}) button[type=submit]"))
+            .await;
+        let (s, slot) = (e.store.clone(), slot.to_string());
+        until("the slot bound", move || {
+            let (s, slot) = (s.clone(), slot.clone());
+            async move { s.flow_bindings(tpl).await.unwrap().contains_key(&slot) }
+        })
+        .await;
+    }
+    c.goto(&format!("{url}/flows/{tpl}")).await.unwrap();
+    e.click("#offer-on button").await;
+    let (s, c2) = (e.store.clone(), c.clone());
+    until("the flow ON", move || {
+        let (s, c) = (s.clone(), c2.clone());
+        async move {
+            // The page may first ask about inputs the samples leave empty.
+            if c.get_alert_text().await.is_ok() {
+                let _ = c.accept_alert().await;
+            }
+            s.flow(tpl).await.unwrap().enabled
+        }
+    })
+    .await;
+    shot(&c, "41-editor-flow-on").await;
+    let info = e.store.flow(tpl).await.unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{url}/hooks/{}/{}", info.id, info.webhook_token))
+        .header("x-ecf-event", "customer_created")
+        .json(&json!({"id": "1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    // Whatever the run's outcome: the viewer is to see it, and not to re-run it.
+    let finished = |s: Store| async move {
+        let mut done = runs(&s, RunStatus::Succeeded).await;
+        done.extend(runs(&s, RunStatus::Failed).await);
+        done
+    };
+    let s = e.store.clone();
+    until("the run done", move || {
+        let s = s.clone();
+        async move { !finished(s).await.is_empty() }
+    })
+    .await;
+    let run = finished(e.store.clone()).await.remove(0);
+    sign_out(&e).await;
+
+    // The viewer sees the run, but not the connections, and cannot re-run or save.
+    join(&e, &viewer_link, "jiro", "鈴木 次郎").await;
+    c.goto(&format!("{url}/runs/{}", run.id)).await.unwrap();
+    e.find("main h2").await;
+    assert!(c
+        .find(Locator::Css(r#"button[data-path$="/rerun"]"#))
+        .await
+        .is_err());
+    shot(&c, "42-viewer-run").await;
+    let nav = e.find("header nav").await.text().await.unwrap();
+    assert!(
+        !nav.contains("マイアプリ連携") && !nav.contains("Connections"),
+        "{nav}"
+    );
+    c.goto(&format!("{url}/connections")).await.unwrap();
+    let refused = e.find("main h1").await.text().await.unwrap();
+    assert!(refused.contains("権限がありません"), "{refused}");
+    c.goto(&format!("{url}/flows/{tpl}")).await.unwrap();
+    e.find("#read-only-note").await;
+    assert!(c.find(Locator::Id("ed-save")).await.is_err());
+    sign_out(&e).await;
+
+    // The owner's audit page names each of them for what they did.
+    sign_in(&e).await;
+    c.goto(&format!("{url}/audit")).await.unwrap();
+    let rows: Vec<String> = {
+        let mut out = Vec::new();
+        for row in c.find_all(Locator::Css("main tbody tr")).await.unwrap() {
+            out.push(row.text().await.unwrap());
+        }
+        out
+    };
+    shot(&c, "43-audit").await;
+    for (who, what) in [
+        ("admin", "member.invite"),
+        ("hanako", "member.join"),
+        ("hanako", "flow.import"),
+        ("hanako", "flow.bind_connection"),
+        ("hanako", "flow.enable"),
+        ("jiro", "member.join"),
+        ("jiro", "session.sign_in"),
+    ] {
+        assert!(
+            rows.iter().any(|r| r.contains(who) && r.contains(what)),
+            "no row of {who} doing {what}:\n{}",
+            rows.join("\n")
+        );
+    }
     e.stop.cancel();
 }

@@ -74,7 +74,9 @@ async fn metrics_show_webhooks_runs_steps_retries_queue_workers_and_api_usage() 
         .create_api_token(
             &admin,
             "prometheus",
+            true,
             &flowbot_server::auth::token_hash(&token),
+            "test",
         )
         .await
         .unwrap();

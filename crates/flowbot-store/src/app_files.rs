@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::flows::audit;
+use crate::audit::{audit, Actor};
 use crate::{Result, Store};
 
 /// A stored app file.
@@ -16,8 +16,8 @@ pub struct StoredApp {
 
 impl Store {
     /// Add or replace the app file `id` (its text was checked by the caller).
-    pub async fn save_app_file(&self, id: &str, yaml: &str, actor: &str) -> Result<()> {
-        let (id, yaml, actor) = (id.to_string(), yaml.to_string(), actor.to_string());
+    pub async fn save_app_file(&self, id: &str, yaml: &str, actor: impl Into<Actor>) -> Result<()> {
+        let (id, yaml, actor) = (id.to_string(), yaml.to_string(), Into::<Actor>::into(actor));
         let now = self.now_ms();
         self.inner
             .writer
@@ -29,7 +29,7 @@ impl Store {
                     )
                     .bind(id.clone())
                     .bind(yaml)
-                    .bind(actor.clone())
+                    .bind(actor.name.clone())
                     .bind(now)
                     .execute(&mut *conn)
                     .await?;

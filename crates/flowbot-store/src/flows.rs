@@ -9,8 +9,9 @@ use flowbot_core::Connection;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::Row;
 
+use crate::audit::{audit, Actor};
 use crate::crypto::{self, MasterKey};
 use crate::{new_id, Result, Store, StoreError};
 
@@ -49,15 +50,6 @@ pub struct ConnectionInfo {
     pub app: String,
     pub created_at: i64,
     pub updated_at: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AuditEntry {
-    pub at: i64,
-    pub actor: String,
-    pub action: String,
-    pub target: String,
-    pub detail: Value,
 }
 
 const FLOW_COLUMNS: &str =
@@ -112,27 +104,6 @@ pub fn new_token() -> String {
 }
 
 /// Append to the audit log inside the caller's transaction.
-pub(crate) async fn audit(
-    conn: &mut AnyConnection,
-    now: i64,
-    actor: &str,
-    action: &str,
-    target: &str,
-    detail: Value,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO audit_log (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(now)
-    .bind(actor.to_string())
-    .bind(action.to_string())
-    .bind(target.to_string())
-    .bind(detail.to_string())
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// How a new flow comes in from the flow page.
 #[derive(Debug, Default, Clone)]
 pub struct NewFlow {
@@ -150,7 +121,7 @@ impl Store {
         id: &str,
         name: &str,
         yaml: &str,
-        actor: &str,
+        actor: impl Into<Actor>,
     ) -> Result<FlowInfo> {
         self.import_flow_as(id, name, yaml, actor, NewFlow::default())
             .await
@@ -164,7 +135,7 @@ impl Store {
         id: &str,
         name: &str,
         yaml: &str,
-        actor: &str,
+        actor: impl Into<Actor>,
         new: NewFlow,
     ) -> Result<FlowInfo> {
         let token = new
@@ -176,7 +147,7 @@ impl Store {
             id.to_string(),
             name.to_string(),
             yaml.to_string(),
-            actor.to_string(),
+            Into::<Actor>::into(actor),
         );
         let now = self.now_ms();
         self.write_flows(move |conn| {
@@ -230,7 +201,7 @@ impl Store {
                         .bind(version)
                         .bind(yaml)
                         .bind(now)
-                        .bind(actor.clone())
+                        .bind(actor.name.clone())
                         .execute(&mut *conn)
                         .await?;
                     audit(conn, now, &actor, "flow.import", &id, json!({ "version": version })).await?;
@@ -313,8 +284,13 @@ impl Store {
     }
 
     /// Turn a flow's trigger ON or OFF.
-    pub async fn set_enabled(&self, id: &str, enabled: bool, actor: &str) -> Result<()> {
-        let (id, actor) = (id.to_string(), actor.to_string());
+    pub async fn set_enabled(
+        &self,
+        id: &str,
+        enabled: bool,
+        actor: impl Into<Actor>,
+    ) -> Result<()> {
+        let (id, actor) = (id.to_string(), Into::<Actor>::into(actor));
         let now = self.now_ms();
         self.write_flows(move |conn| {
             Box::pin(async move {
@@ -340,8 +316,8 @@ impl Store {
     }
 
     /// Delete a flow with its versions and bindings. Its run history goes too.
-    pub async fn delete_flow(&self, id: &str, actor: &str) -> Result<()> {
-        let (id, actor) = (id.to_string(), actor.to_string());
+    pub async fn delete_flow(&self, id: &str, actor: impl Into<Actor>) -> Result<()> {
+        let (id, actor) = (id.to_string(), Into::<Actor>::into(actor));
         let now = self.now_ms();
         self.write_flows(move |conn| {
                 Box::pin(async move {
@@ -372,8 +348,12 @@ impl Store {
 
     /// A new webhook token; the old URL stops working at once (on other servers sharing
     /// the database, within [`crate::FLOWS_FRESH`]).
-    pub async fn regenerate_webhook_token(&self, id: &str, actor: &str) -> Result<String> {
-        let (id, actor) = (id.to_string(), actor.to_string());
+    pub async fn regenerate_webhook_token(
+        &self,
+        id: &str,
+        actor: impl Into<Actor>,
+    ) -> Result<String> {
+        let (id, actor) = (id.to_string(), Into::<Actor>::into(actor));
         let now = self.now_ms();
         let token = new_token();
         let t = token.clone();
@@ -404,11 +384,15 @@ impl Store {
         name: &str,
         app: &str,
         settings: &Map<String, Value>,
-        actor: &str,
+        actor: impl Into<Actor>,
     ) -> Result<ConnectionInfo> {
         let plaintext = serde_json::to_vec(settings).expect("a JSON map serialises");
         let (sealed, key_id) = self.cipher().seal(&plaintext);
-        let (name, app, actor) = (name.to_string(), app.to_string(), actor.to_string());
+        let (name, app, actor) = (
+            name.to_string(),
+            app.to_string(),
+            Into::<Actor>::into(actor),
+        );
         let now = self.now_ms();
         self.write_flows(move |conn| {
                 Box::pin(async move {
@@ -486,8 +470,8 @@ impl Store {
         })
     }
 
-    pub async fn delete_connection(&self, id: &str, actor: &str) -> Result<()> {
-        let (id, actor) = (id.to_string(), actor.to_string());
+    pub async fn delete_connection(&self, id: &str, actor: impl Into<Actor>) -> Result<()> {
+        let (id, actor) = (id.to_string(), Into::<Actor>::into(actor));
         let now = self.now_ms();
         self.write_flows(move |conn| {
                 Box::pin(async move {
@@ -520,13 +504,13 @@ impl Store {
         flow_id: &str,
         slot: &str,
         connection_id: &str,
-        actor: &str,
+        actor: impl Into<Actor>,
     ) -> Result<()> {
         let (flow_id, slot, connection_id, actor) = (
             flow_id.to_string(),
             slot.to_string(),
             connection_id.to_string(),
-            actor.to_string(),
+            Into::<Actor>::into(actor),
         );
         let now = self.now_ms();
         self.write_flows(move |conn| {
@@ -606,27 +590,6 @@ impl Store {
             .collect()
     }
 
-    pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>> {
-        let rows = sqlx::query(
-            "SELECT at, actor, action, target, detail FROM audit_log ORDER BY id DESC LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditEntry {
-                    at: r.try_get("at")?,
-                    actor: r.try_get("actor")?,
-                    action: r.try_get("action")?,
-                    target: r.try_get("target")?,
-                    detail: serde_json::from_str(&r.try_get::<String, _>("detail")?)
-                        .unwrap_or(Value::Null),
-                })
-            })
-            .collect()
-    }
-
     /// An instance-wide setting.
     pub async fn setting(&self, key: &str) -> Result<Option<Value>> {
         let v: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
@@ -636,13 +599,30 @@ impl Store {
         Ok(v.and_then(|t| serde_json::from_str(&t).ok()))
     }
 
-    pub async fn set_setting(&self, key: &str, value: &Value, actor: &str) -> Result<()> {
-        let (key, text, actor) = (key.to_string(), value.to_string(), actor.to_string());
+    pub async fn set_setting(
+        &self,
+        key: &str,
+        value: &Value,
+        actor: impl Into<Actor>,
+    ) -> Result<()> {
+        let (key, text, actor) = (
+            key.to_string(),
+            value.to_string(),
+            Into::<Actor>::into(actor),
+        );
         let now = self.now_ms();
         self.inner
             .writer
             .write(move |conn| {
                 Box::pin(async move {
+                    // Settings hold no secrets (connections are named by id), so the entry
+                    // shows the change itself.
+                    let before: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+                        .bind(key.clone())
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                    let before: Value = before.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(Value::Null);
+                    let after: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
                     sqlx::query(
                         "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3)                          ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
                     )
@@ -651,7 +631,7 @@ impl Store {
                     .bind(now)
                     .execute(&mut *conn)
                     .await?;
-                    audit(conn, now, &actor, "settings.set", &key, json!({})).await
+                    audit(conn, now, &actor, "settings.set", &key, json!({ "before": before, "after": after })).await
                 })
             })
             .await
@@ -668,7 +648,7 @@ impl Store {
     pub async fn rotate_key(
         &self,
         new_key_b64: Option<String>,
-        actor: &str,
+        actor: impl Into<Actor>,
     ) -> Result<(String, usize)> {
         let new_b64 = new_key_b64.unwrap_or_else(MasterKey::generate);
         let next = MasterKey::from_base64(&new_b64)?;
@@ -685,17 +665,17 @@ impl Store {
     pub(crate) async fn finish_key_rotation(&self) -> Result<()> {
         if self.cipher().next.is_some() {
             tracing::info!("finishing an interrupted secret key rotation");
-            self.reseal_all("flowbot").await?;
+            self.reseal_all(Actor::from("flowbot")).await?;
         }
         Ok(())
     }
 
-    async fn reseal_all(&self, actor: &str) -> Result<usize> {
+    async fn reseal_all(&self, actor: impl Into<Actor>) -> Result<usize> {
         let cipher = self.cipher();
         let Some(next) = cipher.next.clone() else {
             return Ok(0);
         };
-        let actor = actor.to_string();
+        let actor: Actor = actor.into();
         let now = self.now_ms();
         let n = self
             .inner

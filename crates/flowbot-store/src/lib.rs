@@ -17,6 +17,7 @@
 //! claims (commit), calls, then records (commit).
 
 mod app_files;
+mod audit;
 mod auth;
 pub mod crypto;
 mod flows;
@@ -42,9 +43,9 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use app_files::StoredApp;
-pub use auth::{ApiTokenInfo, SessionInfo, User};
+pub use audit::{Actor, AuditEntry, AuditFilter};
+pub use auth::{ApiTokenInfo, Invitation, Member, NewUser, Profile, Role, SessionInfo, User};
 pub use crypto::Cipher;
-pub use flows::AuditEntry;
 pub use flows::{is_webhook_token, new_token as new_webhook_token, NewFlow};
 pub use flows::{ConnectionInfo, FlowInfo, FlowVersion};
 pub use inbox::{EnqueueOutcome, EventInfo, NewEvent, Source};

@@ -1,6 +1,6 @@
 //! Retention: run history is purged by age and/or count per flow, in small batches (so a
 //! purge never holds the write lock for long), and SQLite gives the space back. Events that
-//! never had a run (ignored, duplicates, unreadable bodies) go by age too.
+//! never had a run (ignored, duplicates, unreadable bodies) and audit entries go by age too.
 
 use std::time::Duration;
 
@@ -43,6 +43,8 @@ impl Store {
             );
             total += self.delete_runs_batched(&select).await?;
             events = self.delete_runless_events(cutoff, policy.batch).await?;
+            // The audit log is kept as long as the runs it explains.
+            events += self.purge_audit(cutoff, policy.batch).await?;
         }
         if let Some(keep) = policy.max_runs_per_flow {
             let flows: Vec<String> = sqlx::query_scalar("SELECT DISTINCT flow_id FROM runs")

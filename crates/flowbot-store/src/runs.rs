@@ -3,10 +3,11 @@
 
 use flowbot_core::runner::StepRecord;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::audit::{audit, Actor};
 use crate::inbox::*;
 use crate::{new_id, Result, Store, StoreError};
 
@@ -229,12 +230,10 @@ impl Store {
     }
 
     /// Re-run a failed run from its failed step, on the flow version it was enqueued with.
-    pub async fn rerun_from_failed(&self, run_id: &str) -> Result<()> {
-        if self
-            .requeue_runs(format!("{REQUEUE_FAILED} id = $2"), run_id)
-            .await?
-            == 0
-        {
+    pub async fn rerun_from_failed(&self, run_id: &str, actor: impl Into<Actor>) -> Result<()> {
+        let sql = format!("{REQUEUE_FAILED} id = $2");
+        let record = Some((actor.into(), "run.rerun_failed_step"));
+        if self.change_runs_audited(sql, run_id, true, record).await? == 0 {
             return Err(StoreError::Conflict(format!(
                 "run {run_id} is not a failed run, so it cannot be re-run from its failed step"
             )));
@@ -244,7 +243,13 @@ impl Store {
 
     /// Start a new run with the same trigger; on the flow's current version, or the one
     /// the original run used. Returns the new run's id.
-    pub async fn rerun_from_start(&self, run_id: &str, current_version: bool) -> Result<String> {
+    pub async fn rerun_from_start(
+        &self,
+        run_id: &str,
+        current_version: bool,
+        actor: impl Into<Actor>,
+    ) -> Result<String> {
+        let actor: Actor = actor.into();
         let old = self.run(run_id).await?;
         let now = self.now_ms();
         let new_run = new_id();
@@ -266,7 +271,7 @@ impl Store {
                         "INSERT INTO runs (id, flow_id, flow_version, event_id, status, attempt, next_attempt_at, \
                          concurrency_key, trigger_value, created_at) VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $7, $5)",
                     )
-                    .bind(id)
+                    .bind(id.clone())
                     .bind(old.flow_id)
                     .bind(version)
                     .bind(old.event_id)
@@ -275,6 +280,7 @@ impl Store {
                     .bind(old.trigger.to_string())
                     .execute(&mut *conn)
                     .await?;
+                    audit(conn, now, &actor, "run.rerun_from_start", &old.id, json!({ "new_run": id, "version": version })).await?;
                     announce_queued(conn).await
                 })
             })
@@ -284,17 +290,28 @@ impl Store {
     }
 
     /// Re-run every failed run of a flow from its failed step. Returns how many.
-    pub async fn rerun_failed(&self, flow_id: &str) -> Result<u64> {
-        self.requeue_runs(format!("{REQUEUE_FAILED} flow_id = $2"), flow_id)
-            .await
+    pub async fn rerun_failed(&self, flow_id: &str, actor: impl Into<Actor>) -> Result<u64> {
+        let record = Some((actor.into(), "flow.rerun_failed"));
+        self.change_runs_audited(
+            format!("{REQUEUE_FAILED} flow_id = $2"),
+            flow_id,
+            true,
+            record,
+        )
+        .await
     }
 
     /// Cancel a queued or running run. A worker running it notices at its next heartbeat.
-    pub async fn cancel(&self, run_id: &str) -> Result<()> {
+    pub async fn cancel(&self, run_id: &str, actor: impl Into<Actor>) -> Result<()> {
         let sql = "UPDATE runs SET status = 'canceled', finished_at = $1, lease_owner = NULL, \
                    lease_token = NULL, lease_expires_at = NULL \
                    WHERE id = $2 AND status IN ('queued', 'running')";
-        if self.update_runs(sql.to_string(), run_id).await? == 0 {
+        let record = Some((actor.into(), "run.cancel"));
+        if self
+            .change_runs_audited(sql.to_string(), run_id, false, record)
+            .await?
+            == 0
+        {
             return Err(StoreError::Conflict(format!(
                 "run {run_id} has already finished"
             )));
@@ -316,11 +333,7 @@ impl Store {
 
     /// As [`Store::update_runs`], for an update that puts runs back in the queue.
     pub(crate) async fn requeue_runs(&self, sql: String, key: &str) -> Result<u64> {
-        let n = self.change_runs(sql, key, true).await?;
-        if n > 0 {
-            self.wake_workers();
-        }
-        Ok(n)
+        self.change_runs(sql, key, true).await
     }
 
     /// Runs a worker held when its process died, taken back at once instead of after their
@@ -353,25 +366,45 @@ impl Store {
     }
 
     pub(crate) async fn change_runs(&self, sql: String, key: &str, queues: bool) -> Result<u64> {
+        self.change_runs_audited(sql, key, queues, None).await
+    }
+
+    /// As [`Store::change_runs`], recording `(who, action)` in the audit log with the
+    /// change when it changed any run.
+    async fn change_runs_audited(
+        &self,
+        sql: String,
+        key: &str,
+        queues: bool,
+        record: Option<(Actor, &'static str)>,
+    ) -> Result<u64> {
         let key = key.to_string();
         let now = self.now_ms();
-        self.inner
+        let n = self
+            .inner
             .writer
             .write(move |conn| {
                 Box::pin(async move {
                     let n = sqlx::query(&sql)
                         .bind(now)
-                        .bind(key)
+                        .bind(key.clone())
                         .execute(&mut *conn)
                         .await?
                         .rows_affected();
                     if queues && n > 0 {
                         announce_queued(conn).await?;
                     }
+                    if let (Some((actor, action)), true) = (record, n > 0) {
+                        audit(conn, now, &actor, action, &key, json!({ "runs": n })).await?;
+                    }
                     Ok(n)
                 })
             })
-            .await
+            .await?;
+        if queues && n > 0 {
+            self.wake_workers();
+        }
+        Ok(n)
     }
 
     /// How many runs are due now, and since when the oldest has waited (ms).

@@ -372,17 +372,20 @@ async fn runs_can_be_released_canceled_and_rerun() {
             (run.status, run.error_step.as_deref()),
             (RunStatus::Failed, Some("a"))
         );
-        s.rerun_from_failed(&id).await.unwrap();
+        s.rerun_from_failed(&id, "alice").await.unwrap();
         assert_eq!(s.run(&id).await.unwrap().status, RunStatus::Queued);
-        assert!(s.rerun_from_failed(&id).await.is_err(), "only failed runs");
+        assert!(
+            s.rerun_from_failed(&id, "alice").await.is_err(),
+            "only failed runs"
+        );
 
-        let fresh = s.rerun_from_start(&id, true).await.unwrap();
+        let fresh = s.rerun_from_start(&id, true, "alice").await.unwrap();
         assert_ne!(fresh, id);
         assert_eq!(
             s.run(&fresh).await.unwrap().trigger,
             json!({"customer": "a"})
         );
-        s.cancel(&fresh).await.unwrap();
+        s.cancel(&fresh, "alice").await.unwrap();
         assert_eq!(s.run(&fresh).await.unwrap().status, RunStatus::Canceled);
 
         // Bulk: every failed run of the flow goes back to the queue.
@@ -392,7 +395,7 @@ async fn runs_can_be_released_canceled_and_rerun() {
             .unwrap()
             .remove(0);
         s.finish(&c.lease, &failed).await.unwrap();
-        assert_eq!(s.rerun_failed("sync").await.unwrap(), 1);
+        assert_eq!(s.rerun_failed("sync", "alice").await.unwrap(), 1);
         let page = s
             .runs(&RunFilter {
                 flow_id: Some("sync".into()),
@@ -912,7 +915,7 @@ async fn records_written_together_are_fenced_run_by_run() {
         let claimed = s.claim("w", Duration::from_secs(30), 12).await.unwrap();
         assert_eq!(claimed.len(), 12, "{}", t.name);
         let canceled = claimed[5].lease.run_id.clone();
-        s.cancel(&canceled).await.unwrap();
+        s.cancel(&canceled, "alice").await.unwrap();
         let writes = claimed.iter().map(|c| {
             let recs = [
                 record("a", StepStatus::Succeeded),

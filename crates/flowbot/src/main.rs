@@ -18,6 +18,7 @@ mod sandbox_cmd;
 mod setup;
 mod store_cmds;
 mod sync_jobs;
+mod users;
 mod validate;
 
 use std::path::PathBuf;
@@ -95,6 +96,9 @@ enum Command {
     Sandbox(sandbox_cmd::Args),
     /// Check configuration, database, connections and webhook reachability, and say what to fix
     Doctor(doctor::Args),
+    /// Add, list and change members (roles, disabling, new passwords): also the way back in
+    /// for an owner locked out of the web UI
+    Users(users::Args),
 }
 
 /// glibc's malloc spent an eighth of a busy server's CPU in its arenas; mimalloc's
@@ -178,6 +182,7 @@ fn main() -> ExitCode {
         Command::Reconcile(args) => sync_jobs::reconcile(args),
         Command::Sandbox(args) => sandbox_cmd::main(args),
         Command::Doctor(args) => doctor::main(args),
+        Command::Users(args) => users::main(args),
     };
     match result {
         Ok(code) => code,

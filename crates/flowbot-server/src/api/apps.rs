@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::ApiResult;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson};
-use crate::routes::{op, Routes};
+use crate::routes::{op, Perm, Routes};
 use crate::AppState;
 
 pub(super) fn routes() -> Routes {
@@ -26,6 +26,7 @@ pub(super) fn routes() -> Routes {
                 "/api/v1/apps/{app}/icon",
                 "The app's icon (SVG or PNG)",
             )
+            .needs(Perm::Read)
             .answers("image/*", 200),
             icon,
         )
@@ -35,6 +36,7 @@ pub(super) fn routes() -> Routes {
                 "/api/v1/apps/{app}/choices",
                 "The choices of an input that loads them from another action",
             )
+            .needs(Perm::Build)
             .json_body::<ChoicesBody>()
             .returns::<Choices>(),
             choices,
@@ -45,6 +47,7 @@ pub(super) fn routes() -> Routes {
                 "/api/v1/apps/broken",
                 "App files that could not be loaded, with every problem located",
             )
+            .needs(Perm::Read)
             .returns::<Vec<BrokenFile>>(),
             broken_apps,
         )
@@ -54,6 +57,7 @@ pub(super) fn routes() -> Routes {
                 "/api/v1/apps/openapi",
                 "Turn an OpenAPI 3.x or Swagger 2.0 document into an app file (not saved)",
             )
+            .needs(Perm::Admin)
             .json_body::<OpenapiBody>()
             .returns::<OpenapiPreview>(),
             preview_openapi,
@@ -64,6 +68,7 @@ pub(super) fn routes() -> Routes {
                 "/api/v1/apps",
                 "Save an app file: it runs at once, in every flowbot process",
             )
+            .needs(Perm::Admin)
             .json_body::<AppBody>()
             .returns::<SavedApp>()
             .status(201),
@@ -149,9 +154,7 @@ async fn save_app(
             app.id
         )));
     }
-    s.store
-        .save_app_file(&app.id, &b.yaml, &c.user.username)
-        .await?;
+    s.store.save_app_file(&app.id, &b.yaml, c.actor()).await?;
     let id = crate::stored_apps::add(&s.apps, &b.yaml).map_err(ApiError::InvalidApp)?;
     let manifest =
         s.apps.manifest(&id).cloned().ok_or_else(|| {

@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 use super::ApiResult;
 use crate::auth::{self, Caller};
 use crate::error::{ApiError, ApiJson, ApiQuery};
-use crate::routes::{op, Routes};
+use crate::routes::{op, Perm, Routes};
 use crate::AppState;
 
 /// Open to anyone: where an app's approval page sends the browser back.
@@ -34,12 +34,18 @@ pub(super) fn public_routes() -> Routes {
 
 pub(super) fn routes() -> Routes {
     Routes::default()
-        .add(op("get", "/api/v1/connections", "List connections (never their secrets)").returns::<Vec<ConnectionInfo>>(), list_connections)
-        .add(op("post", "/api/v1/connections", "Create a connection").json_body::<ConnectionBody>().returns::<ConnectionView>().status(201), create_connection)
-        .add(op("put", "/api/v1/connections/{id}", "Update a connection (unsent settings keep their value)").json_body::<ConnectionBody>().returns::<ConnectionView>(), update_connection)
-        .add(op("delete", "/api/v1/connections/{id}", "Delete a connection").no_content(), delete_connection)
-        .add(op("post", "/api/v1/connections/{id}/test", "Test a connection").returns::<ConnectionTest>(), test_connection)
-        .add(op("post", "/api/v1/connections/{id}/oauth/start", "Start connecting an app through OAuth (authorization code with PKCE): the approval page's URL").optional_json_body::<OauthStartBody>().returns::<OauthStart>(), oauth_start)
+        .add(op("get", "/api/v1/connections", "List connections (never their secrets)")
+.needs(Perm::Build).returns::<Vec<ConnectionInfo>>(), list_connections)
+        .add(op("post", "/api/v1/connections", "Create a connection")
+.needs(Perm::Build).json_body::<ConnectionBody>().returns::<ConnectionView>().status(201), create_connection)
+        .add(op("put", "/api/v1/connections/{id}", "Update a connection (unsent settings keep their value)")
+.needs(Perm::Build).json_body::<ConnectionBody>().returns::<ConnectionView>(), update_connection)
+        .add(op("delete", "/api/v1/connections/{id}", "Delete a connection")
+.needs(Perm::Build).no_content(), delete_connection)
+        .add(op("post", "/api/v1/connections/{id}/test", "Test a connection")
+.needs(Perm::Build).returns::<ConnectionTest>(), test_connection)
+        .add(op("post", "/api/v1/connections/{id}/oauth/start", "Start connecting an app through OAuth (authorization code with PKCE): the approval page's URL")
+.needs(Perm::Build).optional_json_body::<OauthStartBody>().returns::<OauthStart>(), oauth_start)
 }
 
 // ---- connections (secrets are write-only) ----
@@ -170,7 +176,7 @@ async fn create_connection(
     }
     let info = s
         .store
-        .save_connection(&b.name, &b.app, &b.settings, &c.user.username)
+        .save_connection(&b.name, &b.app, &b.settings, c.actor())
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -202,7 +208,7 @@ async fn update_connection(
         )));
     }
     s.store
-        .save_connection(&b.name, &b.app, &settings, &c.user.username)
+        .save_connection(&b.name, &b.app, &settings, c.actor())
         .await?;
     Ok(Json(connection_view(&s, &id).await?))
 }
@@ -212,7 +218,7 @@ async fn delete_connection(
     Extension(c): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    s.store.delete_connection(&id, &c.user.username).await?;
+    s.store.delete_connection(&id, c.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -226,6 +232,7 @@ struct ConnectionTest {
 
 async fn test_connection(
     State(s): State<AppState>,
+    Extension(c): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ConnectionTest>> {
     let conn = s.store.connection(&id).await?;
@@ -233,7 +240,16 @@ async fn test_connection(
         .apps
         .get(&conn.app)
         .ok_or_else(|| ApiError::BadRequest(format!("unknown app `{}`", conn.app)))?;
-    Ok(Json(match app.test_connection(&conn).await {
+    let result = app.test_connection(&conn).await;
+    s.store
+        .record_audit(
+            c.actor(),
+            "connection.test",
+            &conn.name,
+            serde_json::json!({ "app": conn.app, "ok": result.is_ok() }),
+        )
+        .await?;
+    Ok(Json(match result {
         Ok(()) => ConnectionTest {
             ok: true,
             message: None,

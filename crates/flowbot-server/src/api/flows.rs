@@ -17,13 +17,15 @@ use serde_json::Value;
 use super::ApiResult;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson, ApiQuery};
-use crate::routes::{op, Routes};
+use crate::routes::{op, Perm, Routes};
 use crate::AppState;
 
 pub(super) fn routes() -> Routes {
     Routes::default()
         .add(
-            op("get", "/api/v1/flows", "List flows").returns::<Vec<FlowInfo>>(),
+            op("get", "/api/v1/flows", "List flows")
+                .needs(Perm::Read)
+                .returns::<Vec<FlowInfo>>(),
             list_flows,
         )
         .add(
@@ -32,6 +34,7 @@ pub(super) fn routes() -> Routes {
                 "/api/v1/flows",
                 "Import a flow (YAML); problems come back with line and column",
             )
+            .needs(Perm::Build)
             .body::<String>("application/yaml")
             .json_body::<YamlBody>()
             .returns::<FlowView>()
@@ -44,6 +47,7 @@ pub(super) fn routes() -> Routes {
                 "/api/v1/flows/{id}",
                 "A flow with its YAML and webhook path",
             )
+            .needs(Perm::Read)
             .returns::<FlowView>(),
             get_flow,
         )
@@ -53,16 +57,19 @@ pub(super) fn routes() -> Routes {
                 "/api/v1/flows/{id}",
                 "Delete a flow and its history",
             )
+            .needs(Perm::Build)
             .no_content(),
             delete_flow,
         )
         .add(
             op("get", "/api/v1/flows/{id}/export", "The flow's YAML")
+                .needs(Perm::Read)
                 .answers("application/yaml", 200),
             export_flow,
         )
         .add(
             op("get", "/api/v1/flows/{id}/versions", "The flow's versions")
+                .needs(Perm::Read)
                 .returns::<Vec<FlowVersion>>(),
             flow_versions,
         )
@@ -72,11 +79,14 @@ pub(super) fn routes() -> Routes {
                 "/api/v1/flows/{id}/enable",
                 "Turn the trigger ON (after checking the flow and its connections)",
             )
+            .needs(Perm::Run)
             .returns::<FlowView>(),
             enable_flow,
         )
         .add(
-            op("post", "/api/v1/flows/{id}/disable", "Turn the trigger OFF").returns::<FlowView>(),
+            op("post", "/api/v1/flows/{id}/disable", "Turn the trigger OFF")
+                .needs(Perm::Run)
+                .returns::<FlowView>(),
             disable_flow,
         )
         .add(
@@ -85,6 +95,7 @@ pub(super) fn routes() -> Routes {
                 "/api/v1/flows/{id}/token",
                 "Regenerate the webhook token",
             )
+            .needs(Perm::Build)
             .returns::<FlowView>(),
             regenerate_token,
         )
@@ -94,6 +105,7 @@ pub(super) fn routes() -> Routes {
                 "/api/v1/flows/{id}/connections",
                 "Choose the connection for a slot",
             )
+            .needs(Perm::Build)
             .json_body::<BindBody>()
             .returns::<FlowView>(),
             bind_connection,
@@ -104,6 +116,7 @@ pub(super) fn routes() -> Routes {
                 "/api/v1/flows/{id}/rerun-failed",
                 "Re-run every failed run from its failed step",
             )
+            .needs(Perm::Run)
             .returns::<Requeued>(),
             rerun_failed,
         )
@@ -113,23 +126,28 @@ pub(super) fn routes() -> Routes {
                 "/api/v1/flows/{id}/test-trigger",
                 "Wait for the next webhook request and show what the flow receives",
             )
+            .needs(Perm::Build)
             .query::<WaitQuery>()
             .returns::<TriggerCapture>(),
             test_trigger,
         )
         .add(
             op("get", "/api/v1/templates", "List the built-in templates")
+                .needs(Perm::Read)
                 .returns::<Vec<TemplateInfo>>(),
             list_templates,
         )
         .add(
             op("post", "/api/v1/templates/{id}/import", "Import a template")
+                .needs(Perm::Build)
                 .returns::<FlowView>()
                 .status(201),
             import_template,
         )
         .add(
-            op("get", "/api/v1/apps", "The apps and their manifests").returns::<Vec<AppManifest>>(),
+            op("get", "/api/v1/apps", "The apps and their manifests")
+                .needs(Perm::Read)
+                .returns::<Vec<AppManifest>>(),
             list_apps,
         )
         .add(
@@ -138,6 +156,7 @@ pub(super) fn routes() -> Routes {
                 "/api/v1/validate",
                 "Check a flow file without saving it",
             )
+            .needs(Perm::Read)
             .body::<String>("application/yaml")
             .json_body::<YamlBody>()
             .returns::<Validation>(),
@@ -251,7 +270,7 @@ async fn validate_flow(
 pub(crate) async fn import_yaml(
     s: &AppState,
     yaml: &str,
-    actor: &str,
+    actor: flowbot_store::Actor,
 ) -> Result<FlowView, ApiError> {
     import_yaml_as(s, yaml, actor, NewFlow::default()).await
 }
@@ -259,7 +278,7 @@ pub(crate) async fn import_yaml(
 async fn import_yaml_as(
     s: &AppState,
     yaml: &str,
-    actor: &str,
+    actor: flowbot_store::Actor,
     new: NewFlow,
 ) -> Result<FlowView, ApiError> {
     let checked = check(yaml, &s.apps);
@@ -285,7 +304,7 @@ async fn import_flow(
     };
     Ok((
         StatusCode::CREATED,
-        Json(import_yaml_as(&s, &b.yaml, &c.user.username, new).await?),
+        Json(import_yaml_as(&s, &b.yaml, c.actor(), new).await?),
     ))
 }
 
@@ -311,7 +330,7 @@ async fn delete_flow(
     Extension(c): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    s.store.delete_flow(&id, &c.user.username).await?;
+    s.store.delete_flow(&id, c.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -380,7 +399,7 @@ async fn enable_flow(
             format!("the trigger stays OFF: {}", problems.join("; "))
         }));
     }
-    s.store.set_enabled(&id, true, &c.user.username).await?;
+    s.store.set_enabled(&id, true, c.actor()).await?;
     Ok(Json(flow_view(&s, &id).await?))
 }
 
@@ -389,7 +408,7 @@ async fn disable_flow(
     Extension(c): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<FlowView>> {
-    s.store.set_enabled(&id, false, &c.user.username).await?;
+    s.store.set_enabled(&id, false, c.actor()).await?;
     Ok(Json(flow_view(&s, &id).await?))
 }
 
@@ -398,9 +417,7 @@ async fn regenerate_token(
     Extension(c): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<FlowView>> {
-    s.store
-        .regenerate_webhook_token(&id, &c.user.username)
-        .await?;
+    s.store.regenerate_webhook_token(&id, c.actor()).await?;
     Ok(Json(flow_view(&s, &id).await?))
 }
 
@@ -431,7 +448,7 @@ async fn bind_connection(
         )));
     }
     s.store
-        .bind_connection(&id, &b.slot, &b.connection_id, &c.user.username)
+        .bind_connection(&id, &b.slot, &b.connection_id, c.actor())
         .await?;
     Ok(Json(flow_view(&s, &id).await?))
 }
@@ -444,11 +461,12 @@ struct Requeued {
 
 async fn rerun_failed(
     State(s): State<AppState>,
+    Extension(c): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Requeued>> {
     s.store.flow(&id).await?;
     Ok(Json(Requeued {
-        requeued: s.store.rerun_failed(&id).await?,
+        requeued: s.store.rerun_failed(&id, c.actor()).await?,
     }))
 }
 
@@ -488,7 +506,7 @@ async fn import_template(
     let yaml = template_copy(&s, yaml).await?;
     Ok((
         StatusCode::CREATED,
-        Json(import_yaml(&s, &yaml, &c.user.username).await?),
+        Json(import_yaml(&s, &yaml, c.actor()).await?),
     ))
 }
 

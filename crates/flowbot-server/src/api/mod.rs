@@ -4,18 +4,21 @@
 //! needs a session or an API token.
 
 mod apps;
+mod audit;
 mod connections;
 mod flows;
+mod members;
 mod runs;
-mod session;
+pub(crate) mod session;
 mod settings;
 
 use axum::Json;
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::routes::{op, Routes};
+use crate::routes::{op, Perm, Routes};
 
+pub(crate) use audit::AuditQuery;
 pub(crate) use flows::{diagnostics, import_yaml, template_copy, FlowView};
 
 type ApiResult<T = Json<Value>> = Result<T, ApiError>;
@@ -24,7 +27,9 @@ type ApiResult<T = Json<Value>> = Result<T, ApiError>;
 pub fn protected() -> Routes {
     Routes::default()
         .add(
-            op("get", "/api/v1/openapi.json", "This document").returns::<Value>(),
+            op("get", "/api/v1/openapi.json", "This document")
+                .needs(Perm::Own)
+                .returns::<Value>(),
             crate::openapi::document,
         )
         .merge(session::routes())
@@ -33,6 +38,8 @@ pub fn protected() -> Routes {
         .merge(runs::routes())
         .merge(settings::routes())
         .merge(apps::routes())
+        .merge(members::routes())
+        .merge(audit::routes())
 }
 
 /// Routes open to anyone: signing in, and the OAuth callback.
@@ -40,4 +47,5 @@ pub fn public() -> Routes {
     Routes::default()
         .merge(session::public_routes())
         .merge(connections::public_routes())
+        .merge(members::public_routes())
 }

@@ -2,14 +2,15 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
+use axum::{Extension, Json};
 use flowbot_core::StepRecord;
 use flowbot_store::{EventInfo, RunFilter, RunInfo, RunStatus};
 use serde::{Deserialize, Serialize};
 
 use super::ApiResult;
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson, ApiQuery};
-use crate::routes::{op, Routes};
+use crate::routes::{op, Perm, Routes};
 use crate::AppState;
 
 pub(super) fn routes() -> Routes {
@@ -20,6 +21,7 @@ pub(super) fn routes() -> Routes {
                 "/api/v1/runs",
                 "List runs (filters: flow, status, since, until; paginated by before)",
             )
+            .needs(Perm::Read)
             .query::<RunsQuery>()
             .returns::<RunsPage>(),
             list_runs,
@@ -30,6 +32,7 @@ pub(super) fn routes() -> Routes {
                 "/api/v1/runs/{id}",
                 "A run with every step's input, obtained values, timing and errors",
             )
+            .needs(Perm::Read)
             .returns::<RunDetail>(),
             get_run,
         )
@@ -39,6 +42,7 @@ pub(super) fn routes() -> Routes {
                 "/api/v1/runs/{id}/rerun",
                 "Re-run from the failed step or from the start",
             )
+            .needs(Perm::Run)
             .json_body::<RerunBody>()
             .returns::<RerunAnswer>(),
             rerun,
@@ -49,11 +53,13 @@ pub(super) fn routes() -> Routes {
                 "/api/v1/runs/{id}/cancel",
                 "Cancel a queued or running run",
             )
+            .needs(Perm::Run)
             .no_content(),
             cancel,
         )
         .add(
             op("get", "/api/v1/events", "The event inbox")
+                .needs(Perm::Read)
                 .query::<EventsQuery>()
                 .returns::<Vec<EventInfo>>(),
             list_events,
@@ -156,16 +162,20 @@ struct RerunAnswer {
 
 async fn rerun(
     State(s): State<AppState>,
+    Extension(c): Extension<Caller>,
     Path(id): Path<String>,
     ApiJson(b): ApiJson<RerunBody>,
 ) -> ApiResult<Json<RerunAnswer>> {
     match b.from.as_str() {
         "failed" => {
-            s.store.rerun_from_failed(&id).await?;
+            s.store.rerun_from_failed(&id, c.actor()).await?;
             Ok(Json(RerunAnswer { run_id: id }))
         }
         "start" => Ok(Json(RerunAnswer {
-            run_id: s.store.rerun_from_start(&id, b.current_version).await?,
+            run_id: s
+                .store
+                .rerun_from_start(&id, b.current_version, c.actor())
+                .await?,
         })),
         other => Err(ApiError::BadRequest(format!(
             "`from` is `failed` or `start`, not `{other}`"
@@ -173,8 +183,12 @@ async fn rerun(
     }
 }
 
-async fn cancel(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    s.store.cancel(&id).await?;
+async fn cancel(
+    State(s): State<AppState>,
+    Extension(c): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.store.cancel(&id, c.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -4,13 +4,13 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use flowbot_store::{ApiTokenInfo, User};
+use flowbot_store::{Actor, ApiTokenInfo, Profile, User};
 use serde::{Deserialize, Serialize};
 
 use super::ApiResult;
 use crate::auth::{self, Caller};
 use crate::error::{ApiError, ApiJson};
-use crate::routes::{op, Routes};
+use crate::routes::{op, Perm, Routes};
 use crate::AppState;
 
 /// Open to anyone: signing in.
@@ -31,26 +31,61 @@ pub(super) fn public_routes() -> Routes {
 pub(super) fn routes() -> Routes {
     Routes::default()
         .add(
-            op("get", "/api/v1/me", "The signed-in user").returns::<Me>(),
+            op(
+                "get",
+                "/api/v1/me",
+                "The signed-in member, their role and what it allows",
+            )
+            .needs(Perm::Own)
+            .returns::<Me>(),
             me,
         )
         .add(
-            op("post", "/api/v1/logout", "End the login session").no_content(),
+            op(
+                "patch",
+                "/api/v1/me",
+                "Change your display name, email, language or time zone",
+            )
+            .needs(Perm::Own)
+            .json_body::<ProfileBody>()
+            .returns::<User>(),
+            update_me,
+        )
+        .add(
+            op(
+                "post",
+                "/api/v1/me/password",
+                "Change your password (every session of yours ends: sign in again)",
+            )
+            .needs(Perm::Own)
+            .json_body::<PasswordBody>()
+            .no_content(),
+            change_password,
+        )
+        .add(
+            op("post", "/api/v1/logout", "End the login session")
+                .needs(Perm::Own)
+                .no_content(),
             logout,
         )
         .add(
-            op("get", "/api/v1/tokens", "List your API tokens").returns::<Vec<ApiTokenInfo>>(),
+            op("get", "/api/v1/tokens", "List your API tokens")
+                .needs(Perm::Own)
+                .returns::<Vec<ApiTokenInfo>>(),
             list_tokens,
         )
         .add(
             op("post", "/api/v1/tokens", "Create an API token (shown once)")
+                .needs(Perm::Own)
                 .json_body::<TokenBody>()
                 .returns::<NewToken>()
                 .status(201),
             create_token,
         )
         .add(
-            op("delete", "/api/v1/tokens/{id}", "Delete an API token").no_content(),
+            op("delete", "/api/v1/tokens/{id}", "Delete an API token")
+                .needs(Perm::Own)
+                .no_content(),
             delete_token,
         )
 }
@@ -64,7 +99,7 @@ struct LoginBody {
 }
 
 #[derive(Serialize, schemars::JsonSchema)]
-struct SignedIn {
+pub(crate) struct SignedIn {
     user: User,
     /// Send it as the `X-CSRF-Token` header with every unsafe method.
     csrf_token: String,
@@ -88,24 +123,57 @@ async fn login(
         )));
     }
     let address = auth::peer(info.map(|Extension(i)| i));
+    let Some(user) = check_password(&s, &address, &b.username, &b.password).await? else {
+        tracing::info!(user = %b.username, address = %address, "failed sign-in");
+        // The name as typed (bounded above): it may not be a member at all.
+        s.store
+            .record_audit(
+                Actor::new(b.username.clone(), address.clone()),
+                "session.sign_in_failed",
+                &b.username,
+                serde_json::json!({}),
+            )
+            .await?;
+        return Err(ApiError::Unauthorized);
+    };
+    let (cookie, answer) = signed_in(&s, user, &address).await?;
+    Ok(([(header::SET_COOKIE, cookie)], Json(answer)).into_response())
+}
+
+/// The active member if the password is theirs. Checked like every sign-in: counted per
+/// address and user name before the check, at most two checks at once; a right password
+/// takes its attempt back.
+async fn check_password(
+    s: &AppState,
+    address: &str,
+    username: &str,
+    password: &str,
+) -> Result<Option<User>, ApiError> {
     let attempt = s
         .limiter
-        .attempt(&address, &b.username)
+        .attempt(address, username)
         .map_err(ApiError::TooManyAttempts)?;
-    let found = s.store.user_for_login(&b.username).await?;
+    let found = s.store.user_for_login(username).await?;
     let checked = s
         .limiter
-        .verify(&b.password, found.as_ref().map(|(_, h)| h.as_str()))
+        .verify(password, found.as_ref().map(|(_, h)| h.as_str()))
         .await
         .ok_or(ApiError::TooManyAttempts(std::time::Duration::from_secs(1)))?;
-    let user = match found {
-        Some((user, _)) if checked => user,
-        _ => {
-            tracing::info!(user = %b.username, address = %address, "failed sign-in");
-            return Err(ApiError::Unauthorized);
+    match found {
+        Some((user, _)) if checked => {
+            s.limiter.succeeded(attempt);
+            Ok(Some(user))
         }
-    };
-    s.limiter.succeeded(attempt);
+        _ => Ok(None),
+    }
+}
+
+/// Start a session for `user` (recorded as a sign-in): the cookie to set and the answer.
+pub(crate) async fn signed_in(
+    s: &AppState,
+    user: User,
+    address: &str,
+) -> Result<(String, SignedIn), ApiError> {
     let token = auth::random_token();
     let csrf = auth::random_token();
     s.store
@@ -114,6 +182,7 @@ async fn login(
             &auth::token_hash(&token),
             &csrf,
             auth::SESSION_TTL.as_millis() as i64,
+            Actor::new(user.username.clone(), address),
         )
         .await?;
     let cookie = format!(
@@ -122,13 +191,28 @@ async fn login(
         auth::SESSION_TTL.as_secs()
     );
     Ok((
-        [(header::SET_COOKIE, cookie)],
-        Json(SignedIn {
+        cookie,
+        SignedIn {
             user,
             csrf_token: csrf,
-        }),
-    )
-        .into_response())
+        },
+    ))
+}
+
+/// A new password is long enough to resist guessing and short enough to hash quickly.
+pub(crate) fn check_new_password(password: &str) -> Result<(), ApiError> {
+    if password.chars().count() < 10 {
+        return Err(ApiError::BadRequest(
+            "a password is at least 10 characters".into(),
+        ));
+    }
+    if password.len() > auth::MAX_PASSWORD {
+        return Err(ApiError::BadRequest(format!(
+            "a password is at most {} bytes",
+            auth::MAX_PASSWORD
+        )));
+    }
+    Ok(())
 }
 
 async fn logout(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
@@ -145,10 +229,113 @@ async fn logout(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Resp
 #[derive(Serialize, schemars::JsonSchema)]
 struct Me {
     user: User,
+    /// What the role (and the token's scope) allows: `own`, `read`, `run`, `build`,
+    /// `admin`, `owner`.
+    permissions: Vec<String>,
+    /// Signed in with a read-only API token.
+    read_only: bool,
 }
 
 async fn me(Extension(c): Extension<Caller>) -> Json<Me> {
-    Json(Me { user: c.user })
+    let permissions = Perm::ALL
+        .iter()
+        .filter(|p| p.granted(c.user.role))
+        .map(|p| format!("{p:?}").to_lowercase())
+        .collect();
+    Json(Me {
+        user: c.user,
+        permissions,
+        read_only: c.read_only,
+    })
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+struct ProfileBody {
+    display_name: Option<String>,
+    email: Option<String>,
+    /// `ja`, `en`, or empty to follow the browser.
+    language: Option<String>,
+    /// An IANA time zone name, e.g. `Asia/Tokyo`.
+    time_zone: Option<String>,
+}
+
+async fn update_me(
+    State(s): State<AppState>,
+    Extension(c): Extension<Caller>,
+    ApiJson(b): ApiJson<ProfileBody>,
+) -> ApiResult<Json<User>> {
+    let trimmed = |v: Option<String>| v.map(|t| t.trim().to_string());
+    let p = Profile {
+        display_name: trimmed(b.display_name),
+        email: trimmed(b.email),
+        language: b.language,
+        time_zone: trimmed(b.time_zone),
+    };
+    if p.display_name
+        .as_ref()
+        .is_some_and(|d| d.chars().count() > 100)
+    {
+        return Err(ApiError::BadRequest(
+            "the display name is at most 100 characters".into(),
+        ));
+    }
+    if let Some(e) = p.email.as_deref().filter(|e| !e.is_empty()) {
+        if e.len() > 254 || !e.contains('@') || e.chars().any(char::is_whitespace) {
+            return Err(ApiError::BadRequest(format!(
+                "`{e}` is not an email address"
+            )));
+        }
+    }
+    if let Some(l) = p.language.as_deref() {
+        if !matches!(l, "" | "ja" | "en") {
+            return Err(ApiError::BadRequest(
+                "the language is `ja`, `en`, or empty for the browser's".into(),
+            ));
+        }
+    }
+    if let Some(tz) = p.time_zone.as_deref() {
+        if tz.len() > 64 || jiff::tz::TimeZone::get(tz).is_err() {
+            return Err(ApiError::BadRequest(format!(
+                "`{}` is not a time zone (e.g. Asia/Tokyo)",
+                tz.chars().take(64).collect::<String>()
+            )));
+        }
+    }
+    Ok(Json(
+        s.store.update_profile(&c.user.id, p, c.actor()).await?,
+    ))
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+struct PasswordBody {
+    current: String,
+    new: String,
+}
+
+async fn change_password(
+    State(s): State<AppState>,
+    Extension(c): Extension<Caller>,
+    ApiJson(b): ApiJson<PasswordBody>,
+) -> ApiResult<StatusCode> {
+    check_new_password(&b.new)?;
+    if b.current.len() > auth::MAX_PASSWORD {
+        return Err(ApiError::Unauthorized);
+    }
+    if check_password(&s, &c.address, &c.user.username, &b.current)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::BadRequest(
+            "the current password is not right".into(),
+        ));
+    }
+    let hash = s
+        .limiter
+        .hash(&b.new)
+        .await
+        .ok_or(ApiError::TooManyAttempts(std::time::Duration::from_secs(1)))?;
+    s.store.set_password(&c.user.id, &hash, c.actor()).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 // ---- API tokens ----
@@ -156,6 +343,9 @@ async fn me(Extension(c): Extension<Caller>) -> Json<Me> {
 #[derive(Deserialize, schemars::JsonSchema)]
 struct TokenBody {
     name: String,
+    /// The token calls only GET routes (reads), whatever your role.
+    #[serde(default)]
+    read_only: bool,
 }
 
 #[derive(Serialize, schemars::JsonSchema)]
@@ -170,13 +360,21 @@ async fn create_token(
     Extension(c): Extension<Caller>,
     ApiJson(b): ApiJson<TokenBody>,
 ) -> ApiResult<(StatusCode, Json<NewToken>)> {
-    if b.name.trim().is_empty() {
-        return Err(ApiError::BadRequest("give the token a name".into()));
+    if b.name.trim().is_empty() || b.name.trim().chars().count() > 100 {
+        return Err(ApiError::BadRequest(
+            "give the token a name of at most 100 characters".into(),
+        ));
     }
     let token = format!("fbt_{}", auth::random_token());
     let info = s
         .store
-        .create_api_token(&c.user, b.name.trim(), &auth::token_hash(&token))
+        .create_api_token(
+            &c.user,
+            b.name.trim(),
+            b.read_only || c.read_only,
+            &auth::token_hash(&token),
+            c.actor(),
+        )
         .await?;
     // The token is shown this once; only its hash is kept.
     Ok((StatusCode::CREATED, Json(NewToken { token, info })))
@@ -194,6 +392,6 @@ async fn delete_token(
     Extension(c): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    s.store.delete_api_token(&c.user, &id).await?;
+    s.store.delete_api_token(&c.user, &id, c.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

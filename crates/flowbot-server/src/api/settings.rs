@@ -8,7 +8,7 @@ use serde_json::json;
 use super::ApiResult;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson};
-use crate::routes::{op, Routes};
+use crate::routes::{op, Perm, Routes};
 use crate::AppState;
 
 pub(super) fn routes() -> Routes {
@@ -19,6 +19,7 @@ pub(super) fn routes() -> Routes {
                 "/api/v1/settings/notifications",
                 "Failure-notification channels",
             )
+            .needs(Perm::Admin)
             .returns::<Notifications>(),
             get_notifications,
         )
@@ -28,6 +29,7 @@ pub(super) fn routes() -> Routes {
                 "/api/v1/settings/notifications",
                 "Set the failure-notification channels",
             )
+            .needs(Perm::Admin)
             .json_body::<Notifications>()
             .returns::<Notifications>(),
             put_notifications,
@@ -38,6 +40,7 @@ pub(super) fn routes() -> Routes {
                 "/api/v1/settings/notifications/channels",
                 "Add a failure-notification channel",
             )
+            .needs(Perm::Admin)
             .json_body::<Channel>()
             .returns::<Notifications>(),
             add_channel,
@@ -48,6 +51,7 @@ pub(super) fn routes() -> Routes {
                 "/api/v1/settings/notifications/channels/{index}",
                 "Remove a failure-notification channel",
             )
+            .needs(Perm::Admin)
             .integer_params(&["index"])
             .returns::<Notifications>(),
             remove_channel,
@@ -111,11 +115,7 @@ async fn put_notifications(
         }
     }
     s.store
-        .set_setting(
-            flowbot_store::notify::NOTIFICATIONS,
-            &json!(n),
-            &c.user.username,
-        )
+        .set_setting(flowbot_store::notify::NOTIFICATIONS, &json!(n), c.actor())
         .await?;
     Ok(Json(n))
 }

@@ -22,7 +22,7 @@ use crate::api::FlowView;
 use crate::api::{diagnostics, import_yaml};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson, ApiQuery};
-use crate::routes::{op, Routes};
+use crate::routes::{op, Perm, Routes};
 use crate::AppState;
 use testing::{
     empty_inputs, fetch_trigger, test_step, EmptyInputs, FetchBody, Fetched, StepTest, TestStepBody,
@@ -38,6 +38,7 @@ pub fn routes() -> Routes {
                 "/api/v1/editor/parse",
                 "A flow file as the editor's document, with its problems",
             )
+.needs(Perm::Read)
             .json_body::<YamlBody>()
             .returns::<Parsed>(),
             parse,
@@ -48,6 +49,7 @@ pub fn routes() -> Routes {
                 "/api/v1/editor/yaml",
                 "The editor's document as a flow file, with its problems",
             )
+.needs(Perm::Read)
             .json_body::<DocBody>()
             .returns::<Written>(),
             to_yaml,
@@ -58,6 +60,7 @@ pub fn routes() -> Routes {
                 "/api/v1/editor/values",
                 "The obtained values available at a step, with samples",
             )
+.needs(Perm::Read)
             .json_body::<ValuesBody>()
             .returns::<Values>(),
             values,
@@ -68,6 +71,7 @@ pub fn routes() -> Routes {
                 "/api/v1/editor/test-step",
                 "Run one step with the samples of the steps before it",
             )
+.needs(Perm::Build)
             .json_body::<TestStepBody>()
             .returns::<StepTest>(),
             test_step,
@@ -78,6 +82,7 @@ pub fn routes() -> Routes {
                 "/api/v1/flows/{id}/empty-inputs",
                 "Inputs of the current version that render empty with the flow's samples (asked before turning ON)",
             )
+.needs(Perm::Read)
             .returns::<EmptyInputs>(),
             empty_inputs,
         )
@@ -87,6 +92,7 @@ pub fn routes() -> Routes {
                 "/api/v1/flows/{id}/samples",
                 "The flow's sample values",
             )
+.needs(Perm::Read)
             .returns::<BTreeMap<String, Value>>(),
             samples,
         )
@@ -96,6 +102,7 @@ pub fn routes() -> Routes {
                 "/api/v1/flows/{id}/samples/{step}",
                 "Enter a sample (the trigger's, or a step's)",
             )
+.needs(Perm::Build)
             .json_body::<Value>()
             .returns::<Saved>(),
             put_sample,
@@ -106,6 +113,7 @@ pub fn routes() -> Routes {
                 "/api/v1/flows/{id}/samples/trigger/fetch",
                 "Take the newest object the trigger's app offers as the trigger's sample",
             )
+.needs(Perm::Build)
             .json_body::<FetchBody>()
             .returns::<Fetched>(),
             fetch_trigger,
@@ -116,6 +124,7 @@ pub fn routes() -> Routes {
                 "/api/v1/flows/{id}/diff",
                 "A line diff between two versions",
             )
+.needs(Perm::Read)
             .query::<DiffQuery>()
             .returns::<Diff>(),
             diff,
@@ -126,6 +135,7 @@ pub fn routes() -> Routes {
                 "/api/v1/flows/{id}/versions/{v}/restore",
                 "Make an old version current again",
             )
+.needs(Perm::Build)
             .integer_params(&["v"])
             .returns::<FlowView>(),
             restore,
@@ -136,6 +146,7 @@ pub fn routes() -> Routes {
                 "/api/v1/connections/{id}/describe",
                 "The app's objects, or an object's fields",
             )
+.needs(Perm::Build)
             .query::<DescribeQuery>()
             .returns::<Described>(),
             describe,
@@ -146,6 +157,7 @@ pub fn routes() -> Routes {
                 "/api/v1/apps/{app}/describe",
                 "Objects and fields an app knows without a connection",
             )
+.needs(Perm::Build)
             .query::<DescribeQuery>()
             .returns::<Described>(),
             describe_app,
@@ -559,5 +571,5 @@ async fn restore(
     Path((id, v)): Path<(String, i64)>,
 ) -> ApiResult<Json<FlowView>> {
     let yaml = s.store.flow_version(&id, v).await?.yaml;
-    Ok(Json(import_yaml(&s, &yaml, &c.user.username).await?))
+    Ok(Json(import_yaml(&s, &yaml, c.actor()).await?))
 }

@@ -26,6 +26,11 @@ pub async fn home(
         Ok(p) => p,
         Err(r) => return r,
     };
+    if !p.can(crate::routes::Perm::Read) {
+        // An operator sees their own work only; no run or flow is theirs to list here.
+        let t = texts(p.lang);
+        return render(&p, "home.html", t["home"], "home", json!({}));
+    }
     let now = s.store.clock().now();
     // Today as the operators' clock says it: midnight in Japan.
     let tz = jiff::tz::TimeZone::get("Asia/Tokyo").unwrap_or(jiff::tz::TimeZone::UTC);

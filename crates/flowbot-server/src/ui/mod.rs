@@ -5,6 +5,7 @@
 
 mod admin;
 mod home;
+mod members;
 mod runs;
 
 use std::collections::HashMap;
@@ -21,7 +22,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth;
+use crate::routes::{page as page_route, Perm, Routes};
 use crate::AppState;
+use flowbot_store::Role;
 
 const PAGES: &[(&str, &str)] = &[
     (
@@ -68,6 +71,26 @@ const PAGES: &[(&str, &str)] = &[
         "home.html",
         include_str!("../../../../web/templates/home.html"),
     ),
+    (
+        "members.html",
+        include_str!("../../../../web/templates/members.html"),
+    ),
+    (
+        "audit.html",
+        include_str!("../../../../web/templates/audit.html"),
+    ),
+    (
+        "account.html",
+        include_str!("../../../../web/templates/account.html"),
+    ),
+    (
+        "invite.html",
+        include_str!("../../../../web/templates/invite.html"),
+    ),
+    (
+        "forbidden.html",
+        include_str!("../../../../web/templates/forbidden.html"),
+    ),
 ];
 
 /// UI text: key → (English, Japanese), from `web/text/ui.tsv`.
@@ -108,20 +131,74 @@ fn env() -> &'static Environment<'static> {
     })
 }
 
-pub fn router() -> Router<AppState> {
+/// The pages for a signed-in member, each with the permission it needs.
+pub fn pages() -> Routes {
+    Routes::default()
+        .add(
+            page_route("/", "Home: today's runs and what needs attention").needs(Perm::Own),
+            home::home,
+        )
+        .add(page_route("/flows", "The flows").needs(Perm::Read), flows)
+        .add(
+            page_route("/flows/{id}", "A flow: built, switched and inspected").needs(Perm::Read),
+            flow,
+        )
+        .add(
+            page_route("/flows/new", "A new flow").needs(Perm::Build),
+            new_flow,
+        )
+        .add(
+            page_route("/flows/{id}/edit", "Old link to the editor").needs(Perm::Read),
+            edit_flow,
+        )
+        .add(
+            page_route("/templates", "Templates").needs(Perm::Read),
+            templates,
+        )
+        .add(
+            page_route("/runs", "Run history").needs(Perm::Read),
+            runs::runs,
+        )
+        .add(
+            page_route("/runs/{id}", "A run, step by step").needs(Perm::Read),
+            runs::run,
+        )
+        .add(
+            page_route("/connections", "Connections (マイアプリ連携)").needs(Perm::Build),
+            connections,
+        )
+        .add(
+            page_route("/settings", "Settings").needs(Perm::Admin),
+            admin::settings,
+        )
+        .add(page_route("/apps", "Apps").needs(Perm::Read), admin::apps)
+        .add(
+            page_route("/members", "Members and invitations").needs(Perm::Admin),
+            members::members,
+        )
+        .add(
+            page_route("/audit", "The audit log").needs(Perm::Admin),
+            members::audit,
+        )
+        .add(
+            page_route("/account", "Your profile, password and API tokens").needs(Perm::Own),
+            members::account,
+        )
+}
+
+/// The pages anyone may open: signing in, and accepting an invitation.
+pub fn public_pages() -> Routes {
+    Routes::default()
+        .add(page_route("/login", "Sign in").public(), login)
+        .add(
+            page_route("/invite/{token}", "Accept an invitation").public(),
+            members::invite,
+        )
+}
+
+/// Scripts, styles and icons: the same for everyone.
+pub fn assets() -> Router<AppState> {
     Router::new()
-        .route("/", get(home::home))
-        .route("/login", get(login))
-        .route("/flows", get(flows))
-        .route("/flows/{id}", get(flow))
-        .route("/flows/new", get(new_flow))
-        .route("/flows/{id}/edit", get(edit_flow))
-        .route("/templates", get(templates))
-        .route("/runs", get(runs::runs))
-        .route("/runs/{id}", get(runs::run))
-        .route("/connections", get(connections))
-        .route("/settings", get(admin::settings))
-        .route("/apps", get(admin::apps))
         .route(
             "/static/app.js",
             script(include_str!("../../../../web/static/app.js")),
@@ -225,9 +302,30 @@ pub struct LangQuery {
 /// What every page needs: the signed-in user (or a redirect to the login page).
 struct Page {
     user: String,
+    role: Option<Role>,
+    /// The signed-in member (None on the pages open to anyone).
+    member: Option<flowbot_store::User>,
     csrf: String,
     lang: &'static str,
     remember: bool,
+}
+
+impl Page {
+    /// A page open to anyone: nobody signed in.
+    fn anonymous(lang: &'static str, remember: bool) -> Page {
+        Page {
+            user: String::new(),
+            role: None,
+            member: None,
+            csrf: String::new(),
+            lang,
+            remember,
+        }
+    }
+
+    fn can(&self, perm: Perm) -> bool {
+        self.role.is_some_and(|r| perm.granted(r))
+    }
 }
 
 async fn page(s: &AppState, headers: &HeaderMap, q: &LangQuery) -> Result<Page, Response> {
@@ -241,9 +339,22 @@ async fn page(s: &AppState, headers: &HeaderMap, q: &LangQuery) -> Result<Page, 
             .flatten(),
         None => None,
     };
+    // A member's own language unless this browser chose one.
+    let chosen = q.lang.is_some() || auth::cookie(headers, "flowbot_lang").is_some();
+    let lang = match session.as_ref().map(|s| s.user.language.as_str()) {
+        Some("ja") if !chosen => "ja",
+        Some("en") if !chosen => "en",
+        _ => lang,
+    };
     match session {
         Some(sess) => Ok(Page {
-            user: sess.user.username,
+            user: if sess.user.display_name.is_empty() {
+                sess.user.username.clone()
+            } else {
+                sess.user.display_name.clone()
+            },
+            role: Some(sess.user.role),
+            member: Some(sess.user),
             csrf: sess.csrf_token,
             lang,
             remember,
@@ -255,9 +366,15 @@ async fn page(s: &AppState, headers: &HeaderMap, q: &LangQuery) -> Result<Page, 
 fn render(p: &Page, name: &str, title: &str, current: &str, extra: Value) -> Response {
     let t = texts(p.lang);
     let other = if p.lang == "ja" { "en" } else { "ja" };
+    // What the member's role allows: the pages hide what it does not (the server refuses
+    // it anyway).
+    let can = json!({
+        "read": p.can(Perm::Read), "run": p.can(Perm::Run), "build": p.can(Perm::Build),
+        "admin": p.can(Perm::Admin), "owner": p.can(Perm::Owner),
+    });
     let ctx = context! {
         lang => p.lang, other_lang => other, t => t, user => p.user, csrf => p.csrf,
-        title => title, page => current, ..minijinja::Value::from_serialize(&extra)
+        title => title, page => current, can => can, ..minijinja::Value::from_serialize(&extra)
     };
     let html = match env().get_template(name).and_then(|tpl| tpl.render(ctx)) {
         Ok(h) => h,
@@ -284,12 +401,7 @@ fn render(p: &Page, name: &str, title: &str, current: &str, extra: Value) -> Res
 
 async fn login(headers: HeaderMap, Query(q): Query<LangQuery>) -> Response {
     let (lang, remember) = lang(&headers, &q);
-    let p = Page {
-        user: String::new(),
-        csrf: String::new(),
-        lang,
-        remember,
-    };
+    let p = Page::anonymous(lang, remember);
     let t = texts(lang);
     render(
         &p,
@@ -352,9 +464,19 @@ async fn flows(
     render(&p, "flows.html", title, "flows", json!({ "flows": rows }))
 }
 
+/// The answer to a page the member's role does not allow: 403, in their language.
+pub(crate) fn forbidden(headers: &HeaderMap) -> Response {
+    let (lang, _) = lang(headers, &LangQuery::default());
+    let p = Page::anonymous(lang, false);
+    let t = texts(lang);
+    let mut r = render(&p, "forbidden.html", t["forbidden_title"], "", json!({}));
+    *r.status_mut() = axum::http::StatusCode::FORBIDDEN;
+    r
+}
+
 /// The address webhooks reach this server at: the configured public URL, else the one
 /// saved in the settings.
-async fn public_url(s: &AppState) -> String {
+pub(crate) async fn public_url(s: &AppState) -> String {
     match s.config.public_url() {
         Some(u) => u.to_string(),
         None => s

@@ -1,0 +1,277 @@
+//! The team's pages: members and invitations (owner, admin), the audit log (owner,
+//! admin), your own account (everyone), and accepting an invitation (anyone with a link).
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use flowbot_store::Role;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{fmt_time, lang, page, render, texts, LangQuery, Page};
+use crate::api::AuditQuery;
+use crate::auth;
+use crate::AppState;
+
+/// Entries the audit page shows at once.
+const AUDIT_PAGE: i64 = 100;
+
+fn role_name(t: &std::collections::HashMap<&'static str, &'static str>, r: Role) -> String {
+    t.get(format!("role_{}", r.as_str()).as_str())
+        .copied()
+        .unwrap_or(r.as_str())
+        .to_string()
+}
+
+fn roles(
+    t: &std::collections::HashMap<&'static str, &'static str>,
+    with_owner: bool,
+) -> Vec<Value> {
+    Role::ALL
+        .into_iter()
+        .filter(|r| with_owner || *r != Role::Owner)
+        .map(|r| json!({ "id": r.as_str(), "name": role_name(t, r) }))
+        .collect()
+}
+
+pub(super) async fn members(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<LangQuery>,
+) -> Response {
+    let p = match page(&s, &headers, &q).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let t = texts(p.lang);
+    let my_id = p.member.as_ref().map(|m| m.id.clone()).unwrap_or_default();
+    let list: Vec<Value> = s
+        .store
+        .members()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| {
+            // Only an owner changes an owner; nobody changes themselves here.
+            let editable = m.user.id != my_id && (m.user.role != Role::Owner || p.can(crate::routes::Perm::Owner));
+            json!({
+                "id": m.user.id, "username": m.user.username, "display_name": m.user.display_name,
+                "email": m.user.email, "role": m.user.role.as_str(), "role_name": role_name(&t, m.user.role),
+                "disabled": m.disabled, "since": fmt_time(m.created_at), "editable": editable,
+                "me": m.user.id == my_id,
+            })
+        })
+        .collect();
+    let invitations: Vec<Value> = s
+        .store
+        .invitations()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| {
+            json!({ "id": i.id, "email": i.email, "role_name": role_name(&t, i.role),
+                    "invited_by": i.invited_by, "expires": fmt_time(i.expires_at) })
+        })
+        .collect();
+    render(
+        &p,
+        "members.html",
+        t["members"],
+        "members",
+        json!({ "members": list, "invitations": invitations, "roles": roles(&t, false) }),
+    )
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct AuditPageQuery {
+    lang: Option<String>,
+    actor: Option<String>,
+    action: Option<String>,
+    target: Option<String>,
+    /// A day, `YYYY-MM-DD` (Japan time), from which on.
+    from: Option<String>,
+    /// A day, `YYYY-MM-DD` (Japan time), up to and including.
+    to: Option<String>,
+    before: Option<i64>,
+}
+
+/// Midnight of a `YYYY-MM-DD` day in Japan, in ms; `next` gives the day after's.
+fn day_ms(day: &str, next: bool) -> Option<i64> {
+    let d: jiff::civil::Date = day.trim().parse().ok()?;
+    let d = if next { d.tomorrow().ok()? } else { d };
+    let tz = jiff::tz::TimeZone::get("Asia/Tokyo").ok()?;
+    Some(d.to_zoned(tz).ok()?.timestamp().as_millisecond())
+}
+
+pub(super) async fn audit(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<AuditPageQuery>,
+) -> Response {
+    let lq = LangQuery {
+        lang: q.lang.clone(),
+    };
+    let p = match page(&s, &headers, &lq).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let t = texts(p.lang);
+    let api = AuditQuery {
+        actor: q.actor.clone(),
+        action: q.action.clone(),
+        target: q.target.clone(),
+        since: q.from.as_deref().and_then(|d| day_ms(d, false)),
+        until: q.to.as_deref().and_then(|d| day_ms(d, true)),
+        before: q.before,
+        limit: None,
+    };
+    let (entries, problem) = match api.filter(AUDIT_PAGE) {
+        Ok(f) => match s.store.audit_entries(&f).await {
+            Ok(e) => (e, None),
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        },
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    };
+    let next = (entries.len() as i64 == AUDIT_PAGE)
+        .then(|| entries.last().map(|e| e.id))
+        .flatten();
+    let rows: Vec<Value> = entries
+        .iter()
+        .map(|e| {
+            let label = t
+                .get(format!("audit_{}", e.action.replace('.', "_")).as_str())
+                .copied()
+                .unwrap_or("");
+            json!({
+                "at": fmt_time(e.at), "actor": e.actor, "address": e.address, "action": e.action,
+                "label": label, "target": e.target,
+                "detail": if e.detail.as_object().is_some_and(|o| o.is_empty()) { String::new() } else { e.detail.to_string() },
+            })
+        })
+        .collect();
+    // The same filters, for the CSV export and the next page.
+    let mut params: Vec<(&str, String)> = Vec::new();
+    for (k, v) in [
+        ("actor", &q.actor),
+        ("action", &q.action),
+        ("target", &q.target),
+    ] {
+        if let Some(v) = v.as_deref().filter(|v| !v.trim().is_empty()) {
+            params.push((k, v.trim().to_string()));
+        }
+    }
+    let mut csv: Vec<(&str, String)> = params.clone();
+    if let Some(v) = api.since {
+        csv.push(("since", v.to_string()));
+    }
+    if let Some(v) = api.until {
+        csv.push(("until", v.to_string()));
+    }
+    for (k, v) in [("from", &q.from), ("to", &q.to)] {
+        if let Some(v) = v.as_deref().filter(|v| !v.trim().is_empty()) {
+            params.push((k, v.trim().to_string()));
+        }
+    }
+    let encode = |pairs: &[(&str, String)]| -> String {
+        pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={}", urlencoding(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+    };
+    let next_link = next.map(|n| {
+        let mut pairs = params.clone();
+        pairs.push(("before", n.to_string()));
+        format!("/audit?{}", encode(&pairs))
+    });
+    render(
+        &p,
+        "audit.html",
+        t["audit"],
+        "audit",
+        json!({
+            "entries": rows, "problem": problem, "next": next_link,
+            "csv": format!("/api/v1/audit.csv?{}", encode(&csv)),
+            "f": { "actor": q.actor, "action": q.action, "target": q.target, "from": q.from, "to": q.to },
+        }),
+    )
+}
+
+/// Percent-encoding for a query value.
+fn urlencoding(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub(super) async fn account(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<LangQuery>,
+) -> Response {
+    let p = match page(&s, &headers, &q).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let t = texts(p.lang);
+    let session = match auth::cookie(&headers, auth::SESSION_COOKIE) {
+        Some(tok) => s.store.session(&auth::token_hash(tok)).await.ok().flatten(),
+        None => None,
+    };
+    let Some(me) = session.map(|x| x.user) else {
+        return axum::response::IntoResponse::into_response(axum::response::Redirect::to("/login"));
+    };
+    let tokens: Vec<Value> = s
+        .store
+        .api_tokens(&me.id)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|k| {
+            json!({ "id": k.id, "name": k.name, "read_only": k.read_only, "created": fmt_time(k.created_at),
+                    "used": k.last_used_at.map(fmt_time) })
+        })
+        .collect();
+    let role = role_name(&t, me.role);
+    render(
+        &p,
+        "account.html",
+        t["account"],
+        "account",
+        json!({ "me": me, "role_name": role, "tokens": tokens }),
+    )
+}
+
+/// Accepting an invitation: choose a user name and a password.
+pub(super) async fn invite(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+    Query(q): Query<LangQuery>,
+) -> Response {
+    let (lang, remember) = lang(&headers, &q);
+    let p = Page::anonymous(lang, remember);
+    let t = texts(lang);
+    let inv = if token.len() <= 128 {
+        s.store
+            .invitation(&auth::token_hash(&token))
+            .await
+            .ok()
+            .flatten()
+    } else {
+        None
+    };
+    let extra = match inv {
+        Some(i) => json!({
+            "token": token, "email": i.email, "role_name": role_name(&t, i.role), "invited_by": i.invited_by,
+            "valid": true,
+        }),
+        None => json!({ "valid": false }),
+    };
+    render(&p, "invite.html", t["invite_title"], "invite", extra)
+}
