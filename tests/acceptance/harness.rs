@@ -50,6 +50,10 @@ pub struct Sandbox {
     pub client_secret: String,
     pub sinks: String,
     pub smtp_port: u16,
+    /// The OpenID Connect identity provider and flowbot's client there.
+    pub oidc_issuer: String,
+    pub oidc_client_id: String,
+    pub oidc_client_secret: String,
     http: reqwest::Client,
 }
 
@@ -82,6 +86,9 @@ impl Sandbox {
             client_secret: get("salesforce_client_secret"),
             sinks: get("sinks"),
             smtp_port: get("smtp").rsplit(':').next().unwrap().parse().unwrap(),
+            oidc_issuer: get("oidc_issuer"),
+            oidc_client_id: get("oidc_client_id"),
+            oidc_client_secret: get("oidc_client_secret"),
             _proc: Proc(child),
             http: reqwest::Client::new(),
         }
@@ -95,6 +102,35 @@ impl Sandbox {
         let resp = r.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
         assert!(resp.status().is_success(), "{url}: {}", resp.status());
         resp.json().await.unwrap_or(Value::Null)
+    }
+
+    /// What is wrong with the identity provider's next ID tokens (`none`, `tampered`, …).
+    pub async fn oidc_fault(&self, fault: &str) {
+        let r = self
+            .http
+            .put(format!("{}/__control/fault", self.oidc_issuer))
+            .json(&json!({ "id_token": fault }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+    }
+
+    /// The `serve` arguments for single sign-on through the sandbox's identity provider.
+    pub fn sso_args(&self) -> Vec<String> {
+        [
+            "--oidc-issuer",
+            &self.oidc_issuer,
+            "--oidc-client-id",
+            &self.oidc_client_id,
+            "--oidc-client-secret",
+            &self.oidc_client_secret,
+            "--oidc-allow-domain",
+            "example.co.jp",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
     }
 
     /// A new ecforce customer (its webhook goes out); its id.
@@ -275,6 +311,11 @@ impl Flowbot {
     /// `serve` with its in-process worker.
     pub async fn start(db: Db, dir: &Path) -> Flowbot {
         Flowbot::start_with(db, dir, 0).await
+    }
+
+    /// `serve` with its worker and more arguments.
+    pub async fn start_args(db: Db, dir: &Path, serve_args: Vec<String>) -> Flowbot {
+        Flowbot::start_opts(db, dir, 0, None, serve_args).await
     }
 
     /// `serve` with its worker, under an open-file limit and with more arguments.

@@ -897,12 +897,119 @@ async fn s8_hostile_input_is_refused_or_fails_clearly_and_is_shown_escaped() {
     }
 }
 
+/// Leave flowbot for the sandbox's identity provider and sign in there as `sub`: the
+/// callback URL the provider sends the browser back to.
+async fn through_idp(fb: &Flowbot, sb: &Sandbox, sub: &str) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http
+        .get(format!("{}/auth/sso", fb.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let to = r.headers()["location"].to_str().unwrap().to_string();
+    let query = to.split_once('?').unwrap().1;
+    let mut form: Vec<(String, String)> = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, _)| *k != "scope" && *k != "response_type")
+        .map(|(k, v)| (k.to_string(), decode(v)))
+        .collect();
+    form.push(("sub".into(), sub.into()));
+    let r = http
+        .post(format!("{}/authorize", sb.oidc_issuer))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    r.headers()["location"].to_str().unwrap().to_string()
+}
+
+/// A percent-encoded query value.
+fn decode(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match (b[i], b.get(i + 1..i + 3)) {
+            (b'%', Some(h)) => {
+                out.push(u8::from_str_radix(std::str::from_utf8(h).unwrap(), 16).unwrap());
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// A member who joined through an invitation: their session and an API token of theirs.
+struct Member {
+    id: String,
+    cookie: String,
+    token: String,
+}
+
+/// Invite someone to `role` (as the owner), accept the link, and make them an API token.
+async fn join_as(fb: &Flowbot, role: &str) -> Member {
+    let (status, invited) = fb
+        .api(
+            Method::POST,
+            "/api/v1/invitations",
+            Some(json!({ "email": format!("{role}@example.jp"), "role": role })),
+        )
+        .await;
+    assert_eq!(status, 201, "{invited}");
+    let link = invited["link"].as_str().unwrap();
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{}/api/v1/invitations/accept", fb.url))
+        .json(&json!({ "token": link.rsplit('/').next().unwrap(), "username": role, "password": "a long password" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let joined: Value = r.json().await.unwrap();
+    let r = http
+        .post(format!("{}/api/v1/tokens", fb.url))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", joined["csrf_token"].as_str().unwrap())
+        .json(&json!({ "name": "mine" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let made: Value = r.json().await.unwrap();
+    Member {
+        id: joined["user"]["id"].as_str().unwrap().to_string(),
+        cookie,
+        token: made["token"].as_str().unwrap().to_string(),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s9_no_route_answers_a_stranger_and_secrets_never_show() {
     for db in databases() {
         let dir = tempfile::tempdir().unwrap();
         let sb = Sandbox::start();
-        let fb = Flowbot::start(db.clone(), dir.path()).await;
+        let fb = Flowbot::start_args(db.clone(), dir.path(), sb.sso_args()).await;
         let hook = fb.install(&sb, SEARCH).await;
         sb.create_customer(customer(0, "access")).await;
         fb.settle(SEARCH, 1, Duration::from_secs(60)).await;
@@ -957,6 +1064,97 @@ async fn s9_no_route_answers_a_stranger_and_secrets_never_show() {
                     .starts_with("/login"));
             }
         }
+        // Members with narrower roles: a viewer's and an operator's token are refused every
+        // route that changes something (each route says its permission in the description).
+        let mut members = Vec::new();
+        for role in ["viewer", "operator"] {
+            members.push((role, join_as(&fb, role).await));
+        }
+        let mut refused = 0;
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            for (method, op) in ops.as_object().unwrap() {
+                let perm = op["x-permission"].as_str().unwrap_or("");
+                if method == "get" || matches!(perm, "" | "own" | "read") {
+                    continue;
+                }
+                let concrete: Vec<&str> = path
+                    .split('/')
+                    .map(|seg| if seg.starts_with('{') { "x" } else { seg })
+                    .collect();
+                let url = format!("{}{}", fb.url, concrete.join("/"));
+                let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+                for (role, member) in &members {
+                    let r = stranger
+                        .request(m.clone(), &url)
+                        .bearer_auth(&member.token)
+                        .json(&json!({}))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status(), 403, "{role}: {method} {path}");
+                    refused += 1;
+                }
+            }
+        }
+        assert!(refused > 60, "{refused} writes refused");
+        // A removed member's session ends with the removal: the next request is 401.
+        let viewer = &members[0].1;
+        let me = stranger
+            .get(format!("{}/api/v1/me", fb.url))
+            .header("cookie", &viewer.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(me.status(), 200);
+        let (status, _) = fb
+            .api(
+                Method::DELETE,
+                &format!("/api/v1/members/{}", viewer.id),
+                None,
+            )
+            .await;
+        assert_eq!(status, 204);
+        for r in [
+            stranger
+                .get(format!("{}/api/v1/me", fb.url))
+                .header("cookie", &viewer.cookie)
+                .send()
+                .await
+                .unwrap(),
+            stranger
+                .get(format!("{}/api/v1/runs", fb.url))
+                .bearer_auth(&viewer.token)
+                .send()
+                .await
+                .unwrap(),
+        ] {
+            assert_eq!(r.status(), 401, "a removed member is refused");
+        }
+
+        // Single sign-on: a colleague of an allowed domain signs in through the identity
+        // provider; the same callback replayed, and a tampered ID token, are refused.
+        let back = through_idp(&fb, &sb, "00u-hanako").await;
+        let r = stranger.get(&back).send().await.unwrap();
+        assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
+        let r = stranger.get(&back).send().await.unwrap();
+        assert_eq!(r.status(), 403, "a replayed callback is refused");
+        sb.oidc_fault("tampered").await;
+        let back = through_idp(&fb, &sb, "00u-jiro").await;
+        let r = stranger.get(&back).send().await.unwrap();
+        assert_eq!(r.status(), 403, "a tampered ID token is refused");
+        sb.oidc_fault("none").await;
+        let (_, members) = fb.api(Method::GET, "/api/v1/members", None).await;
+        let names: Vec<&str> = members
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["username"].as_str().unwrap())
+            .collect();
+        assert!(
+            names.contains(&"hanako") && !names.contains(&"jiro"),
+            "{names:?}"
+        );
+
         // A wrong token: 404, and nothing stored.
         let (_, before) = fb.api(Method::GET, "/api/v1/events?limit=200", None).await;
         let wrong = hook.rsplit_once('/').unwrap().0.to_string() + "/not-the-token";
@@ -1016,7 +1214,7 @@ async fn s9_no_route_answers_a_stranger_and_secrets_never_show() {
             }
         }
         record(&Tally {
-            scenario: "9. access without a session or token",
+            scenario: "9. access: strangers, narrower roles, removed members",
             db: db.name(),
             events: 2,
             succeeded: 1,

@@ -7,6 +7,7 @@
 pub mod catalogue;
 pub mod ecforce;
 pub mod faults;
+pub mod oidc;
 pub mod salesforce;
 pub mod sinks;
 pub mod smtp;

@@ -17,6 +17,9 @@ pub enum ApiError {
     /// The caller's role (or their token's scope) does not allow this.
     #[error("your role does not allow this; ask an owner or admin")]
     Forbidden,
+    /// Password sign-in is kept for owners: everyone else signs in through the provider.
+    #[error("sign in with your company account (SSO): passwords are for owners only here")]
+    SsoOnly,
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -91,6 +94,7 @@ impl ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Csrf => (StatusCode::FORBIDDEN, "csrf"),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::SsoOnly => (StatusCode::FORBIDDEN, "sso_only"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),

@@ -16,6 +16,7 @@ mod explain;
 mod ingress;
 pub mod openapi;
 pub mod routes;
+pub mod sso;
 pub mod stored_apps;
 mod ui;
 
@@ -39,6 +40,8 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     /// How many connections, and for how long each may send nothing useful.
     pub limits: conn::Limits,
+    /// Single sign-on through an OpenID Connect identity provider.
+    pub sso: Option<sso::SsoConfig>,
 }
 
 impl Default for ServerConfig {
@@ -47,6 +50,7 @@ impl Default for ServerConfig {
             max_body: 1024 * 1024,
             public_url: None,
             limits: conn::Limits::default(),
+            sso: None,
         }
     }
 }
@@ -74,6 +78,8 @@ pub struct AppState {
     pub(crate) limiter: Arc<auth::LoginLimiter>,
     /// (id, YAML) of the built-in templates.
     pub(crate) templates: Vec<(&'static str, &'static str)>,
+    /// The identity provider, when single sign-on is configured.
+    pub(crate) sso: Option<Arc<sso::Sso>>,
 }
 
 impl AppState {
@@ -86,7 +92,9 @@ impl AppState {
     }
 
     pub fn new(store: Store, apps: Apps, config: ServerConfig) -> AppState {
+        let sso = config.sso.clone().map(|c| Arc::new(sso::Sso::new(c)));
         AppState {
+            sso,
             store,
             apps,
             config,

@@ -495,6 +495,15 @@ async fn boot(with_connections: bool) -> Editor {
 
 /// As [`boot`], with these apps (e.g. app files loaded from a directory).
 async fn boot_with(with_connections: bool, apps: flowbot_core::Apps) -> Editor {
+    boot_full(with_connections, apps, None).await
+}
+
+/// As [`boot_with`], with single sign-on through an identity provider when given.
+async fn boot_full(
+    with_connections: bool,
+    apps: flowbot_core::Apps,
+    sso: Option<flowbot_server::sso::SsoConfig>,
+) -> Editor {
     let ec = ecforce::start(
         EcforceConfig {
             webhook_backoff: Duration::from_millis(50),
@@ -543,6 +552,10 @@ async fn boot_with(with_connections: bool, apps: flowbot_core::Apps) -> Editor {
                 idle_poll: Duration::from_millis(50),
                 ..WorkerConfig::default()
             }),
+            server: flowbot_server::ServerConfig {
+                sso,
+                ..Default::default()
+            },
             ..AppConfig::default()
         },
     )
@@ -2339,12 +2352,31 @@ async fn join(e: &Editor, link: &str, username: &str, display: &str) {
     at(&e.c, "/").await;
 }
 
-/// The team's day: the owner invites an editor and a viewer, the editor builds and turns
-/// ON a flow, the viewer sees its runs but can neither open the connections nor re-run, and
-/// the audit page shows each action by the right person.
+/// The team's day: the owner invites an editor and a viewer, the editor joins with a
+/// password and builds and turns ON a flow, the viewer joins through the identity provider
+/// and sees its runs but can neither open the connections nor re-run, and the audit page
+/// shows each action by the right person.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_owner_invites_an_editor_and_a_viewer_who_each_do_what_their_role_allows() {
-    let e = boot(true).await;
+    let idp = flowbot_sandbox::oidc::start(Default::default(), 0)
+        .await
+        .unwrap();
+    let client = idp.sim.config().client.clone();
+    let e = boot_full(
+        true,
+        flowbot_connectors::registry(),
+        Some(flowbot_server::sso::SsoConfig {
+            issuer: idp.url.clone(),
+            client_id: client.client_id,
+            client_secret: client.client_secret,
+            groups_claim: "groups".into(),
+            role_map: Vec::new(),
+            allowed_domains: Vec::new(),
+            default_role: flowbot_store::Role::Viewer,
+            owners_only_passwords: false,
+        }),
+    )
+    .await;
     let (url, c) = (e.url.clone(), e.c.clone());
     c.goto(&format!("{url}/login")).await.unwrap();
     sign_in(&e).await;
@@ -2418,15 +2450,21 @@ async fn an_owner_invites_an_editor_and_a_viewer_who_each_do_what_their_role_all
     let run = finished(e.store.clone()).await.remove(0);
     sign_out(&e).await;
 
-    // The viewer sees the run, but not the connections, and cannot re-run or save.
-    join(&e, &viewer_link, "jiro", "鈴木 次郎").await;
+    // The viewer joins through the company's identity provider, and sees the run, but
+    // not the connections, and cannot re-run or save.
+    c.goto(&viewer_link).await.unwrap();
+    e.click("#sso-join").await;
+    e.choose("#sub", "00u-jiro").await;
+    shot(&c, "42-idp-sign-in").await;
+    e.click("#idp-sign-in").await;
+    at(&c, "/").await;
     c.goto(&format!("{url}/runs/{}", run.id)).await.unwrap();
     e.find("main h2").await;
     assert!(c
         .find(Locator::Css(r#"button[data-path$="/rerun"]"#))
         .await
         .is_err());
-    shot(&c, "42-viewer-run").await;
+    shot(&c, "43-viewer-run").await;
     let nav = e.find("header nav").await.text().await.unwrap();
     assert!(
         !nav.contains("マイアプリ連携") && !nav.contains("Connections"),
@@ -2450,7 +2488,7 @@ async fn an_owner_invites_an_editor_and_a_viewer_who_each_do_what_their_role_all
         }
         out
     };
-    shot(&c, "43-audit").await;
+    shot(&c, "44-audit").await;
     for (who, what) in [
         ("admin", "member.invite"),
         ("hanako", "member.join"),

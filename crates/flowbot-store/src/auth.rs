@@ -96,6 +96,8 @@ pub struct NewUser {
     pub email: String,
     pub language: String,
     pub time_zone: String,
+    /// The subject at the identity provider, for a member made by single sign-on.
+    pub oidc_subject: Option<String>,
 }
 
 impl NewUser {
@@ -109,6 +111,7 @@ impl NewUser {
             email: String::new(),
             language: String::new(),
             time_zone: "Asia/Tokyo".into(),
+            oidc_subject: None,
         }
     }
 }
@@ -234,8 +237,8 @@ async fn insert_user(conn: &mut AnyConnection, id: &str, u: &NewUser, now: i64) 
         )));
     }
     sqlx::query(
-        "INSERT INTO users (id, username, password_hash, created_at, display_name, email, language, time_zone, role) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO users (id, username, password_hash, created_at, display_name, email, language, time_zone, role, oidc_subject) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(id.to_string())
     .bind(u.username.clone())
@@ -246,6 +249,7 @@ async fn insert_user(conn: &mut AnyConnection, id: &str, u: &NewUser, now: i64) 
     .bind(u.language.clone())
     .bind(u.time_zone.clone())
     .bind(u.role.as_str())
+    .bind(u.oidc_subject.clone())
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -29,6 +29,7 @@ mod queue;
 mod retention;
 mod runs;
 mod schedule;
+mod sso;
 pub mod telemetry;
 mod writer;
 
@@ -54,6 +55,7 @@ pub use queue::{Claimed, Lease};
 pub use retention::Retention;
 pub use runs::{RunFilter, RunInfo, RunStatus};
 pub use schedule::{MissedSlots, Schedule, SlotDecision};
+pub use sso::PendingSso;
 pub use telemetry::{ApiUsageReading, Telemetry};
 
 /// Which database is behind the store.

@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::{new_id, Backend, Result, Store, StoreError};
@@ -73,50 +74,68 @@ impl Store {
     /// The connect `state` stands for, taken once: a replayed or late callback finds
     /// nothing.
     pub async fn oauth_take(&self, state: &str) -> Result<Option<PendingOauth>> {
+        let Some(row) = self
+            .take_once(
+                "oauth_pending",
+                "connection_id, verifier_box, key_id, redirect_uri, created_at, return_to",
+                state,
+                OAUTH_TTL_MS,
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(PendingOauth {
+            return_to: row.try_get("return_to")?,
+            connection_id: row.try_get("connection_id")?,
+            verifier: self.open_verifier(&row)?,
+            redirect_uri: row.try_get("redirect_uri")?,
+        }))
+    }
+
+    /// The row of `table` whose `state` is this one, deleted in the same write that reads
+    /// it: a replayed or late callback finds nothing. None too when it is older than
+    /// `ttl_ms`.
+    pub(crate) async fn take_once(
+        &self,
+        table: &'static str,
+        columns: &'static str,
+        state: &str,
+        ttl_ms: i64,
+    ) -> Result<Option<AnyRow>> {
         let state = state.to_string();
         let now = self.now_ms();
-        let row = self
-            .inner
+        self.inner
             .writer
             .write(move |conn| {
                 Box::pin(async move {
-                    let row = sqlx::query(
-                        "SELECT connection_id, verifier_box, key_id, redirect_uri, created_at, return_to \
-                         FROM oauth_pending WHERE state = $1",
-                    )
+                    let row = sqlx::query(&format!(
+                        "SELECT {columns} FROM {table} WHERE state = $1"
+                    ))
                     .bind(state.clone())
                     .fetch_optional(&mut *conn)
                     .await?;
-                    sqlx::query("DELETE FROM oauth_pending WHERE state = $1")
+                    sqlx::query(&format!("DELETE FROM {table} WHERE state = $1"))
                         .bind(state)
                         .execute(&mut *conn)
                         .await?;
-                    let Some(row) = row else { return Ok(None) };
-                    let created: i64 = row.try_get("created_at")?;
-                    if now - created > OAUTH_TTL_MS {
-                        return Ok(None);
+                    match row {
+                        Some(r) if now - r.try_get::<i64, _>("created_at")? <= ttl_ms => {
+                            Ok(Some(r))
+                        }
+                        _ => Ok(None),
                     }
-                    Ok(Some((
-                        row.try_get::<String, _>("connection_id")?,
-                        row.try_get::<Vec<u8>, _>("verifier_box")?,
-                        row.try_get::<String, _>("key_id")?,
-                        row.try_get::<String, _>("redirect_uri")?,
-                        row.try_get::<Option<String>, _>("return_to")?,
-                    )))
                 })
             })
-            .await?;
-        let Some((connection_id, sealed, key_id, redirect_uri, return_to)) = row else {
-            return Ok(None);
-        };
-        let verifier = String::from_utf8(self.cipher().open(&sealed, &key_id)?)
-            .map_err(|e| StoreError::Corrupt(format!("OAuth verifier: {e}")))?;
-        Ok(Some(PendingOauth {
-            return_to,
-            connection_id,
-            verifier,
-            redirect_uri,
-        }))
+            .await
+    }
+
+    /// The PKCE verifier sealed in a taken row's `verifier_box`.
+    pub(crate) fn open_verifier(&self, row: &AnyRow) -> Result<String> {
+        let sealed: Vec<u8> = row.try_get("verifier_box")?;
+        let key_id: String = row.try_get("key_id")?;
+        String::from_utf8(self.cipher().open(&sealed, &key_id)?)
+            .map_err(|e| StoreError::Corrupt(format!("a PKCE verifier: {e}")))
     }
 
     /// Open a capture of the flow's next webhook for `wait`; its id.

@@ -1,10 +1,10 @@
-//! `flowbot sandbox`: the simulated ecforce and Salesforce, the catalogue's apps and the
-//! notification sinks as a process of their own, for black-box tests and for trying flowbot against something that
+//! `flowbot sandbox`: the simulated ecforce and Salesforce, the catalogue's apps, the
+//! notification sinks and an OpenID Connect identity provider as a process of their own, for black-box tests and for trying flowbot against something that
 //! answers like the real services. Everything it serves is on loopback.
 
 use std::process::ExitCode;
 
-use flowbot_sandbox::{catalogue, ecforce, salesforce, sinks};
+use flowbot_sandbox::{catalogue, ecforce, oidc, salesforce, sinks};
 use tokio_util::sync::CancellationToken;
 
 #[derive(clap::Args)]
@@ -21,6 +21,9 @@ pub struct Args {
     /// Port of the catalogue's app simulator (0: any free port)
     #[arg(long, default_value_t = 0)]
     apps_port: u16,
+    /// Port of the OpenID Connect identity provider (0: any free port)
+    #[arg(long, default_value_t = 0)]
+    oidc_port: u16,
 }
 
 /// Every built-in app file, for the catalogue simulator.
@@ -46,6 +49,7 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
             args.apps_port,
         )
         .await?;
+        let idp = oidc::start(Default::default(), args.oidc_port).await?;
         let sf_cfg = sf.sim.config();
         // One `name: value` per line, then `ready`: easy to read for people and programs.
         println!("ecforce: {}", ec.url);
@@ -56,6 +60,12 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
         println!("sinks: {}", sink.url);
         println!("smtp: 127.0.0.1:{}", sink.sim.smtp_port());
         println!("apps: {}", apps.url);
+        // Single sign-on: `flowbot serve --oidc-issuer … --oidc-client-id …` with the secret
+        // in FLOWBOT_OIDC_CLIENT_SECRET; its users are listed on its sign-in page.
+        let idp_client = &idp.sim.config().client;
+        println!("oidc_issuer: {}", idp.url);
+        println!("oidc_client_id: {}", idp_client.client_id);
+        println!("oidc_client_secret: {}", idp_client.client_secret);
         // Each app under its id: point a connection's URL fields there.
         for (id, name) in apps.sim.apps() {
             println!("app {id}: {}/{id} ({name})", apps.url);

@@ -418,6 +418,102 @@ pub struct ServeArgs {
     max_body: usize,
     #[command(flatten)]
     limits: ConnectionArgs,
+    #[command(flatten)]
+    sso: SsoArgs,
+}
+
+/// Single sign-on through the company's OpenID Connect identity provider (Entra ID, Okta,
+/// Google Workspace, Keycloak…). Register flowbot there with the redirect URI
+/// `<public URL>/auth/sso/callback`.
+#[derive(clap::Args)]
+pub struct SsoArgs {
+    /// The identity provider's issuer URL (its discovery document is read from there)
+    #[arg(long, env = "FLOWBOT_OIDC_ISSUER", value_name = "URL")]
+    oidc_issuer: Option<String>,
+    /// The client id flowbot is registered under
+    #[arg(long, env = "FLOWBOT_OIDC_CLIENT_ID")]
+    oidc_client_id: Option<String>,
+    /// The client secret (from the environment, so it stays out of the process list)
+    #[arg(long, env = "FLOWBOT_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    oidc_client_secret: Option<String>,
+    /// The ID token claim holding the person's groups
+    #[arg(long, env = "FLOWBOT_OIDC_GROUPS_CLAIM", default_value = "groups")]
+    oidc_groups_claim: String,
+    /// A group given a role, as GROUP=ROLE (admin, editor, viewer or operator); repeatable
+    /// or comma-separated
+    #[arg(
+        long,
+        env = "FLOWBOT_OIDC_ROLE",
+        value_delimiter = ',',
+        value_name = "GROUP=ROLE"
+    )]
+    oidc_role: Vec<String>,
+    /// An email domain whose people become members at their first sign-in; repeatable or
+    /// comma-separated
+    #[arg(
+        long,
+        env = "FLOWBOT_OIDC_ALLOW_DOMAIN",
+        value_delimiter = ',',
+        value_name = "DOMAIN"
+    )]
+    oidc_allow_domain: Vec<String>,
+    /// The role of members made at their first sign-in when no group gives one
+    #[arg(long, env = "FLOWBOT_OIDC_DEFAULT_ROLE", default_value = "viewer")]
+    oidc_default_role: String,
+    /// `owners`: only owners sign in with a password (the break-glass account); everyone
+    /// else through the identity provider
+    #[arg(long, env = "FLOWBOT_PASSWORD_LOGIN", default_value = "all", value_parser = ["all", "owners"])]
+    password_login: String,
+}
+
+impl SsoArgs {
+    pub fn config(&self) -> anyhow::Result<Option<flowbot_server::sso::SsoConfig>> {
+        let role = |r: &str| {
+            flowbot_store::Role::parse(r.trim())
+                .filter(|r| *r != flowbot_store::Role::Owner)
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "`{r}` is not a role SSO gives: admin, editor, viewer or operator"
+                    )
+                })
+        };
+        let Some(issuer) = self.oidc_issuer.clone().filter(|i| !i.is_empty()) else {
+            if self.password_login == "owners" {
+                anyhow::bail!("--password-login owners needs single sign-on: set --oidc-issuer");
+            }
+            return Ok(None);
+        };
+        let (Some(client_id), Some(client_secret)) = (
+            self.oidc_client_id.clone().filter(|c| !c.is_empty()),
+            self.oidc_client_secret.clone().filter(|c| !c.is_empty()),
+        ) else {
+            anyhow::bail!(
+                "--oidc-issuer needs --oidc-client-id and FLOWBOT_OIDC_CLIENT_SECRET as well"
+            );
+        };
+        let mut role_map = Vec::new();
+        for pair in self.oidc_role.iter().filter(|p| !p.trim().is_empty()) {
+            let (group, r) = pair
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--oidc-role takes GROUP=ROLE, not `{pair}`"))?;
+            role_map.push((group.trim().to_string(), role(r)?));
+        }
+        Ok(Some(flowbot_server::sso::SsoConfig {
+            issuer,
+            client_id,
+            client_secret,
+            groups_claim: self.oidc_groups_claim.clone(),
+            role_map,
+            allowed_domains: self
+                .oidc_allow_domain
+                .iter()
+                .map(|d| d.trim().trim_start_matches('@').to_string())
+                .filter(|d| !d.is_empty())
+                .collect(),
+            default_role: role(&self.oidc_default_role)?,
+            owners_only_passwords: self.password_login == "owners",
+        }))
+    }
 }
 
 /// How many connections the server holds and how long a client may take to send its
@@ -474,6 +570,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                     max_body: args.max_body,
                     public_url: args.public_url.clone(),
                     limits: args.limits.limits(),
+                    sso: args.sso.config()?,
                 },
                 worker,
                 admin_password: std::env::var("FLOWBOT_ADMIN_PASSWORD").ok(),

@@ -345,6 +345,10 @@ async fn accept(
 ) -> ApiResult<Response> {
     check_username(&b.username)?;
     check_new_password(&b.password)?;
+    // Invitations never make owners: with passwords for owners only, people join via SSO.
+    if super::session::passwords_off_for(&s, Role::Viewer) {
+        return Err(ApiError::SsoOnly);
+    }
     if b.token.len() > 128 {
         return Err(ApiError::NotFound(
             "this invitation link is used, expired or revoked".into(),

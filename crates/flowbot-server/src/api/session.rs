@@ -136,6 +136,9 @@ async fn login(
             .await?;
         return Err(ApiError::Unauthorized);
     };
+    if passwords_off_for(&s, user.role) {
+        return Err(ApiError::SsoOnly);
+    }
     let (cookie, answer) = signed_in(&s, user, &address).await?;
     Ok(([(header::SET_COOKIE, cookie)], Json(answer)).into_response())
 }
@@ -197,6 +200,15 @@ pub(crate) async fn signed_in(
             csrf_token: csrf,
         },
     ))
+}
+
+/// Whether password sign-in is closed to this role (single sign-on with passwords for
+/// owners only).
+pub(crate) fn passwords_off_for(s: &AppState, role: flowbot_store::Role) -> bool {
+    s.sso
+        .as_ref()
+        .is_some_and(|x| x.config.owners_only_passwords)
+        && role != flowbot_store::Role::Owner
 }
 
 /// A new password is long enough to resist guessing and short enough to hash quickly.

@@ -269,7 +269,7 @@ pub(super) async fn invite(
     let extra = match inv {
         Some(i) => json!({
             "token": token, "email": i.email, "role_name": role_name(&t, i.role), "invited_by": i.invited_by,
-            "valid": true,
+            "valid": true, "sso": s.sso.is_some(),
         }),
         None => json!({ "valid": false }),
     };

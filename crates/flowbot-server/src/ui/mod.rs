@@ -194,6 +194,21 @@ pub fn public_pages() -> Routes {
             page_route("/invite/{token}", "Accept an invitation").public(),
             members::invite,
         )
+        .add(
+            page_route(
+                "/auth/sso",
+                "Sign in through the identity provider (OpenID Connect)",
+            )
+            .public()
+            .without_body(303),
+            crate::sso::start,
+        )
+        .add(
+            page_route("/auth/sso/callback", "Back from the identity provider")
+                .public()
+                .without_body(303),
+            crate::sso::callback,
+        )
 }
 
 /// Scripts, styles and icons: the same for everyone.
@@ -399,7 +414,11 @@ fn render(p: &Page, name: &str, title: &str, current: &str, extra: Value) -> Res
     resp
 }
 
-async fn login(headers: HeaderMap, Query(q): Query<LangQuery>) -> Response {
+async fn login(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<LangQuery>,
+) -> Response {
     let (lang, remember) = lang(&headers, &q);
     let p = Page::anonymous(lang, remember);
     let t = texts(lang);
@@ -408,8 +427,27 @@ async fn login(headers: HeaderMap, Query(q): Query<LangQuery>) -> Response {
         "login.html",
         t["login"],
         "login",
-        json!({ "user": Value::Null }),
+        json!({
+            "user": Value::Null, "sso": s.sso.is_some(),
+            "owners_only": s.sso.as_ref().is_some_and(|x| x.config.owners_only_passwords),
+        }),
     )
+}
+
+/// A sign-in through the identity provider that did not go through: why, and a way back.
+pub(crate) fn sso_refused(headers: &HeaderMap, why: &str) -> Response {
+    let (lang, _) = lang(headers, &LangQuery::default());
+    let p = Page::anonymous(lang, false);
+    let t = texts(lang);
+    let mut r = render(
+        &p,
+        "login.html",
+        t["login"],
+        "login",
+        json!({ "user": Value::Null, "sso": true, "sso_error": why }),
+    );
+    *r.status_mut() = axum::http::StatusCode::FORBIDDEN;
+    r
 }
 
 fn fmt_time(ms: i64) -> String {

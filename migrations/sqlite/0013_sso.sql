@@ -1,0 +1,20 @@
+-- Single sign-on: a member signed in through the company's identity provider is linked to
+-- its stable subject identifier; a sign-in under way keeps its PKCE verifier (sealed) and
+-- nonce until the callback, on whichever server it lands; TOTP second factors are kept
+-- sealed, their recovery codes only as hashes.
+ALTER TABLE users ADD COLUMN oidc_subject TEXT;
+CREATE UNIQUE INDEX users_oidc_subject ON users (oidc_subject);
+ALTER TABLE users ADD COLUMN totp_box BLOB;
+ALTER TABLE users ADD COLUMN totp_key_id TEXT;
+ALTER TABLE users ADD COLUMN totp_enabled INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN recovery_hashes TEXT NOT NULL DEFAULT '[]';
+
+CREATE TABLE sso_pending (
+    state        TEXT PRIMARY KEY,
+    verifier_box BLOB NOT NULL,
+    key_id       TEXT NOT NULL,
+    nonce        TEXT NOT NULL,
+    return_to    TEXT NOT NULL,
+    invitation   TEXT,
+    created_at   INTEGER NOT NULL
+);
