@@ -8,6 +8,8 @@ ALTER TABLE users ADD COLUMN totp_box BYTEA;
 ALTER TABLE users ADD COLUMN totp_key_id TEXT;
 ALTER TABLE users ADD COLUMN totp_enabled BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE users ADD COLUMN recovery_hashes TEXT NOT NULL DEFAULT '[]';
+-- The last time step a code was taken at: a code works once.
+ALTER TABLE users ADD COLUMN totp_last_step BIGINT NOT NULL DEFAULT 0;
 
 CREATE TABLE sso_pending (
     state        TEXT PRIMARY KEY,

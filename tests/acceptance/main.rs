@@ -912,11 +912,9 @@ async fn through_idp(fb: &Flowbot, sb: &Sandbox, sub: &str) -> String {
     assert_eq!(r.status(), 303);
     let to = r.headers()["location"].to_str().unwrap().to_string();
     let query = to.split_once('?').unwrap().1;
-    let mut form: Vec<(String, String)> = query
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .filter(|(k, _)| *k != "scope" && *k != "response_type")
-        .map(|(k, v)| (k.to_string(), decode(v)))
+    let mut form: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .filter(|(k, _)| k != "scope" && k != "response_type")
         .collect();
     form.push(("sub".into(), sub.into()));
     let r = http
@@ -927,30 +925,6 @@ async fn through_idp(fb: &Flowbot, sb: &Sandbox, sub: &str) -> String {
         .unwrap();
     assert_eq!(r.status(), 303);
     r.headers()["location"].to_str().unwrap().to_string()
-}
-
-/// A percent-encoded query value.
-fn decode(v: &str) -> String {
-    let b = v.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        match (b[i], b.get(i + 1..i + 3)) {
-            (b'%', Some(h)) => {
-                out.push(u8::from_str_radix(std::str::from_utf8(h).unwrap(), 16).unwrap());
-                i += 3;
-            }
-            (b'+', _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).unwrap()
 }
 
 /// A member who joined through an invitation: their session and an API token of theirs.

@@ -11,7 +11,11 @@ async function api(method, path, body) {
   const text = await r.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { data = text; }
-  if (!r.ok) throw new Error((data && data.error && data.error.message) || r.statusText);
+  if (!r.ok) {
+    const err = new Error((data && data.error && data.error.message) || r.statusText);
+    err.code = data && data.error && data.error.code;
+    throw err;
+  }
   return data;
 }
 
@@ -136,9 +140,54 @@ document.addEventListener('submit', async (e) => {
     if (f.dataset.next) location.href = f.dataset.next;
     else say(f.dataset.target || 'message', f.dataset.done || 'OK');
   } catch (err) {
+    // The password was right: the sign-in asks for the second factor's code.
+    const codeField = f.querySelector('#code-field');
+    if (err.code === 'two_factor_required' && codeField) {
+      codeField.hidden = false;
+      const input = codeField.querySelector('input');
+      input.disabled = false;
+      input.focus();
+    }
     say(f.dataset.target || 'message', err.message, true);
   }
 });
+
+// Two-factor sign-in on the account page: the secret and its QR code, then the code that
+// confirms it and the recovery codes, shown once.
+const tfStart = document.getElementById('tf-start');
+if (tfStart) {
+  tfStart.addEventListener('click', async () => {
+    try {
+      const r = await api('POST', '/api/v1/me/two-factor');
+      document.getElementById('tf-qr').src = r.qr;
+      document.getElementById('tf-secret').textContent = r.secret;
+      document.getElementById('tf-setup').hidden = false;
+      tfStart.hidden = true;
+      document.getElementById('tf-code').focus();
+    } catch (err) {
+      say('message', err.message, true);
+    }
+  });
+}
+const tfConfirm = document.getElementById('tf-confirm');
+if (tfConfirm) {
+  tfConfirm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    try {
+      const r = await api('POST', '/api/v1/me/two-factor/confirm', { code: document.getElementById('tf-code').value });
+      const list = document.getElementById('tf-codes');
+      list.replaceChildren(...r.recovery_codes.map((c) => {
+        const li = document.createElement('li');
+        li.textContent = c;
+        return li;
+      }));
+      document.getElementById('tf-setup').hidden = true;
+      document.getElementById('tf-done').hidden = false;
+    } catch (err) {
+      say('message', err.message, true);
+    }
+  });
+}
 
 // Adding an app from an OpenAPI document: read the file, preview the app file for the
 // operations picked, save it.

@@ -20,6 +20,11 @@ pub enum ApiError {
     /// Password sign-in is kept for owners: everyone else signs in through the provider.
     #[error("sign in with your company account (SSO): passwords are for owners only here")]
     SsoOnly,
+    /// The password was right; the second factor is still to come.
+    #[error("enter the code from your authenticator app (or a recovery code)")]
+    SecondFactor,
+    #[error("the code is not right, or it was used already")]
+    WrongCode,
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -95,6 +100,8 @@ impl ApiError {
             ApiError::Csrf => (StatusCode::FORBIDDEN, "csrf"),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::SsoOnly => (StatusCode::FORBIDDEN, "sso_only"),
+            ApiError::SecondFactor => (StatusCode::UNAUTHORIZED, "two_factor_required"),
+            ApiError::WrongCode => (StatusCode::UNAUTHORIZED, "wrong_code"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),

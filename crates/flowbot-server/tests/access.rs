@@ -110,13 +110,7 @@ impl Team {
             .await
             .unwrap();
         assert_eq!(r.status(), 200, "{username} signs in");
-        let cookie = r.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
+        let cookie = common::set_cookie(&r);
         let body: Value = r.json().await.unwrap();
         Session {
             cookie,

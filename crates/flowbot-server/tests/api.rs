@@ -87,13 +87,7 @@ impl Api {
         if r.status() != 200 {
             return Err(r.status());
         }
-        let cookie = r.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
+        let cookie = common::set_cookie(&r);
         assert!(r.headers()["set-cookie"]
             .to_str()
             .unwrap()

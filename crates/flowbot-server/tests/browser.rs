@@ -2506,3 +2506,47 @@ async fn an_owner_invites_an_editor_and_a_viewer_who_each_do_what_their_role_all
     }
     e.stop.cancel();
 }
+
+/// Two-factor sign-in set up on the account page with a code from "the phone" (computed
+/// here from the key the page shows), then asked for at the next sign-in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_owner_turns_on_two_factor_sign_in_and_is_asked_for_a_code_next_time() {
+    let e = boot(false).await;
+    let (url, c) = (e.url.clone(), e.c.clone());
+    c.goto(&format!("{url}/login")).await.unwrap();
+    sign_in(&e).await;
+    c.goto(&format!("{url}/account")).await.unwrap();
+    e.click("#tf-start").await;
+    until_text(&c, "tf-secret", "", "the key").await;
+    let key = e.find("#tf-secret").await.text().await.unwrap();
+    assert!(key.len() >= 26, "{key}");
+    let totp = totp_rs::TOTP::new(
+        totp_rs::Algorithm::SHA1,
+        6,
+        1,
+        30,
+        totp_rs::Secret::Encoded(key).to_bytes().unwrap(),
+    )
+    .unwrap();
+    let step = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 30;
+    shot(&c, "45-two-factor-setup").await;
+    e.fill("#tf-code", &totp.generate(step * 30)).await;
+    e.click("#tf-confirm button[type=submit]").await;
+    e.find("#tf-codes li").await;
+    let codes = e.find("#tf-codes").await.text().await.unwrap();
+    assert_eq!(codes.lines().count(), 10, "{codes}");
+    sign_out(&e).await;
+    e.fill("#password", PASSWORD).await;
+    e.click("form button[type=submit]").await;
+    // The password was right: the page asks for the code.
+    e.find("#code:not([disabled])").await;
+    shot(&c, "46-two-factor-sign-in").await;
+    e.fill("#code", &totp.generate((step + 1) * 30)).await;
+    e.click("form button[type=submit]").await;
+    at(&c, "/").await;
+    e.stop.cancel();
+}

@@ -115,13 +115,7 @@ async fn callback(url: &str) -> Result<(String, String), (u16, String)> {
     if r.status() != 303 {
         return Err((r.status().as_u16(), r.text().await.unwrap()));
     }
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = common::set_cookie(&r);
     Ok((cookie, location(&r)))
 }
 
@@ -236,13 +230,7 @@ async fn an_invitation_is_accepted_through_the_provider_and_passwords_can_be_for
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = common::set_cookie(&r);
     let csrf = r.json::<Value>().await.unwrap()["csrf_token"]
         .as_str()
         .unwrap()

@@ -33,13 +33,7 @@ async fn session(url: &str) -> String {
         .send()
         .await
         .unwrap();
-    r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string()
+    common::set_cookie(&r)
 }
 
 /// The server with its worker, admin password `pw`.

@@ -704,6 +704,28 @@ impl Store {
                         .await?;
                         n += 1;
                     }
+                    // Second factors' secrets are sealed the same way.
+                    let rows = sqlx::query(
+                        "SELECT id, totp_box, totp_key_id FROM users WHERE totp_box IS NOT NULL",
+                    )
+                    .fetch_all(&mut *conn)
+                    .await?;
+                    for row in rows {
+                        let key_id: String = row.try_get("totp_key_id")?;
+                        if key_id == next.id() {
+                            continue;
+                        }
+                        let plain =
+                            cipher.open(&row.try_get::<Vec<u8>, _>("totp_box")?, &key_id)?;
+                        sqlx::query(
+                            "UPDATE users SET totp_box = $1, totp_key_id = $2 WHERE id = $3",
+                        )
+                        .bind(next.seal(&plain))
+                        .bind(next.id().to_string())
+                        .bind(row.try_get::<String, _>("id")?)
+                        .execute(&mut *conn)
+                        .await?;
+                    }
                     audit(
                         conn,
                         now,

@@ -31,6 +31,7 @@ mod runs;
 mod schedule;
 mod sso;
 pub mod telemetry;
+mod two_factor;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -57,6 +58,7 @@ pub use runs::{RunFilter, RunInfo, RunStatus};
 pub use schedule::{MissedSlots, Schedule, SlotDecision};
 pub use sso::PendingSso;
 pub use telemetry::{ApiUsageReading, Telemetry};
+pub use two_factor::TwoFactor;
 
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -109,12 +109,11 @@ impl Store {
             .writer
             .write(move |conn| {
                 Box::pin(async move {
-                    let row = sqlx::query(&format!(
-                        "SELECT {columns} FROM {table} WHERE state = $1"
-                    ))
-                    .bind(state.clone())
-                    .fetch_optional(&mut *conn)
-                    .await?;
+                    let row =
+                        sqlx::query(&format!("SELECT {columns} FROM {table} WHERE state = $1"))
+                            .bind(state.clone())
+                            .fetch_optional(&mut *conn)
+                            .await?;
                     sqlx::query(&format!("DELETE FROM {table} WHERE state = $1"))
                         .bind(state)
                         .execute(&mut *conn)

@@ -52,7 +52,7 @@ enum UsersCommand {
         enable: bool,
     },
     /// Give a member a new password (generated and shown once unless --password-stdin);
-    /// every session of theirs ends
+    /// every session of theirs ends, and two-factor sign-in is turned off
     ResetPassword {
         username: String,
         #[arg(long)]
@@ -168,11 +168,15 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
                 store
                     .set_password(&m.user.id, &flowbot_server::auth::hash_password(&pw), cli())
                     .await?;
-                // A locked-out owner also needs to be able to sign in again.
+                // A locked-out owner also needs to be able to sign in again: enabled, and
+                // without the second factor they may have lost with their phone.
                 if m.disabled {
                     store.set_disabled(&m.user.id, false, cli()).await?;
                 }
-                println!("{username} has a new password; their sessions have ended");
+                store.two_factor_disable(&m.user.id, cli()).await?;
+                println!(
+                    "{username} has a new password; their sessions have ended and two-factor sign-in is off"
+                );
                 if let Some(p) = shown {
                     println!("password (shown once): {p}");
                 }

@@ -28,6 +28,7 @@ use ring::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::catalogue::decode;
 use crate::Running;
 
 const KEY_PEM: &str = include_str!("idp-key.pem");
@@ -416,20 +417,10 @@ async fn authorize(State(sim): State<Arc<OidcSim>>, Form(f): Form<AuthorizeForm>
     let sep = if redirect.contains('?') { '&' } else { '?' };
     let mut to = format!("{redirect}{sep}code={code}");
     if let Some(s) = f.state {
-        to.push_str(&format!("&state={}", urlencode(&s)));
+        to.push_str("&state=");
+        to.extend(form_urlencoded::byte_serialize(s.as_bytes()));
     }
     Redirect::to(&to).into_response()
-}
-
-fn urlencode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[derive(Deserialize)]
@@ -460,36 +451,9 @@ fn client_of(headers: &HeaderMap, f: &TokenForm) -> Option<(String, String)> {
         let decoded = String::from_utf8(STANDARD.decode(basic.trim()).ok()?).ok()?;
         let (id, secret) = decoded.split_once(':')?;
         // RFC 6749 §2.3.1: both parts are form-urlencoded before encoding.
-        return Some((form_decode(id), form_decode(secret)));
+        return Some((decode(id), decode(secret)));
     }
     Some((f.client_id.clone()?, f.client_secret.clone()?))
-}
-
-fn form_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b'+', _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn token(

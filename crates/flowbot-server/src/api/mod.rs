@@ -11,6 +11,7 @@ mod members;
 mod runs;
 pub(crate) mod session;
 mod settings;
+mod two_factor;
 
 use axum::Json;
 use serde_json::Value;
@@ -40,6 +41,7 @@ pub fn protected() -> Routes {
         .merge(apps::routes())
         .merge(members::routes())
         .merge(audit::routes())
+        .merge(two_factor::routes())
 }
 
 /// Routes open to anyone: signing in, and the OAuth callback.

@@ -96,6 +96,9 @@ pub(super) fn routes() -> Routes {
 struct LoginBody {
     username: String,
     password: String,
+    /// With two-factor sign-in on: the authenticator's six digits, or a recovery code.
+    #[serde(default)]
+    code: Option<String>,
 }
 
 #[derive(Serialize, schemars::JsonSchema)]
@@ -123,7 +126,8 @@ async fn login(
         )));
     }
     let address = auth::peer(info.map(|Extension(i)| i));
-    let Some(user) = check_password(&s, &address, &b.username, &b.password).await? else {
+    let Some((user, attempt)) = check_password(&s, &address, &b.username, &b.password).await?
+    else {
         tracing::info!(user = %b.username, address = %address, "failed sign-in");
         // The name as typed (bounded above): it may not be a member at all.
         s.store
@@ -136,6 +140,9 @@ async fn login(
             .await?;
         return Err(ApiError::Unauthorized);
     };
+    // The attempt counts until the second factor, too, is right.
+    super::two_factor::check(&s, &user, b.code.as_deref(), &address).await?;
+    s.limiter.succeeded(attempt);
     if passwords_off_for(&s, user.role) {
         return Err(ApiError::SsoOnly);
     }
@@ -143,15 +150,15 @@ async fn login(
     Ok(([(header::SET_COOKIE, cookie)], Json(answer)).into_response())
 }
 
-/// The active member if the password is theirs. Checked like every sign-in: counted per
-/// address and user name before the check, at most two checks at once; a right password
-/// takes its attempt back.
+/// The active member if the password is theirs, with the counted attempt to give back
+/// ([`auth::LoginLimiter::succeeded`]) once everything else is right too. Checked like every
+/// sign-in: counted per address and user name before the check, at most two checks at once.
 async fn check_password(
     s: &AppState,
     address: &str,
     username: &str,
     password: &str,
-) -> Result<Option<User>, ApiError> {
+) -> Result<Option<(User, auth::Attempt)>, ApiError> {
     let attempt = s
         .limiter
         .attempt(address, username)
@@ -163,10 +170,7 @@ async fn check_password(
         .await
         .ok_or(ApiError::TooManyAttempts(std::time::Duration::from_secs(1)))?;
     match found {
-        Some((user, _)) if checked => {
-            s.limiter.succeeded(attempt);
-            Ok(Some(user))
-        }
+        Some((user, _)) if checked => Ok(Some((user, attempt))),
         _ => Ok(None),
     }
 }
@@ -246,19 +250,27 @@ struct Me {
     permissions: Vec<String>,
     /// Signed in with a read-only API token.
     read_only: bool,
+    /// Sign-ins ask for a code from an authenticator app.
+    two_factor: bool,
 }
 
-async fn me(Extension(c): Extension<Caller>) -> Json<Me> {
+async fn me(State(s): State<AppState>, Extension(c): Extension<Caller>) -> ApiResult<Json<Me>> {
+    let two_factor = s
+        .store
+        .two_factor(&c.user.id)
+        .await?
+        .is_some_and(|t| t.enabled);
     let permissions = Perm::ALL
         .iter()
         .filter(|p| p.granted(c.user.role))
         .map(|p| format!("{p:?}").to_lowercase())
         .collect();
-    Json(Me {
+    Ok(Json(Me {
         user: c.user,
         permissions,
         read_only: c.read_only,
-    })
+        two_factor,
+    }))
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -333,14 +345,13 @@ async fn change_password(
     if b.current.len() > auth::MAX_PASSWORD {
         return Err(ApiError::Unauthorized);
     }
-    if check_password(&s, &c.address, &c.user.username, &b.current)
-        .await?
-        .is_none()
-    {
+    let Some((_, attempt)) = check_password(&s, &c.address, &c.user.username, &b.current).await?
+    else {
         return Err(ApiError::BadRequest(
             "the current password is not right".into(),
         ));
-    }
+    };
+    s.limiter.succeeded(attempt);
     let hash = s
         .limiter
         .hash(&b.new)

@@ -175,7 +175,12 @@ pub(super) async fn audit(
     let encode = |pairs: &[(&str, String)]| -> String {
         pairs
             .iter()
-            .map(|(k, v)| format!("{k}={}", urlencoding(v)))
+            .map(|(k, v)| {
+                format!(
+                    "{k}={}",
+                    form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
+                )
+            })
             .collect::<Vec<_>>()
             .join("&")
     };
@@ -195,18 +200,6 @@ pub(super) async fn audit(
             "f": { "actor": q.actor, "action": q.action, "target": q.target, "from": q.from, "to": q.to },
         }),
     )
-}
-
-/// Percent-encoding for a query value.
-fn urlencoding(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 pub(super) async fn account(
@@ -238,12 +231,19 @@ pub(super) async fn account(
         })
         .collect();
     let role = role_name(&t, me.role);
+    let two_factor = s
+        .store
+        .two_factor(&me.id)
+        .await
+        .ok()
+        .flatten()
+        .is_some_and(|x| x.enabled);
     render(
         &p,
         "account.html",
         t["account"],
         "account",
-        json!({ "me": me, "role_name": role, "tokens": tokens }),
+        json!({ "me": me, "role_name": role, "tokens": tokens, "two_factor": two_factor }),
     )
 }
 

@@ -51,3 +51,14 @@ pub async fn spawn_server(store: &Store, admin_password: &str) -> TestApp {
     )
     .await
 }
+
+/// The `name=value` of the cookie an answer sets (the session's, after a sign-in).
+pub fn set_cookie(r: &reqwest::Response) -> String {
+    r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
