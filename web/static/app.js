@@ -111,8 +111,13 @@ document.addEventListener('submit', async (e) => {
   for (const [k, v] of new FormData(f).entries()) {
     if (k.startsWith('settings.')) { (body.settings ||= {})[k.slice(9)] = v; } else { body[k] = v; }
   }
-  // A checkbox is a yes or no, sent whether it is ticked or not.
-  for (const box of f.querySelectorAll('input[type="checkbox"][name]')) body[box.name] = box.checked;
+  // A checkbox is a yes or no, sent whether it is ticked or not; boxes marked data-list
+  // together make the list of the values ticked.
+  for (const box of f.querySelectorAll('input[type="checkbox"][name]:not([data-list])')) body[box.name] = box.checked;
+  for (const box of f.querySelectorAll('input[type="checkbox"][data-list]')) {
+    body[box.name] ||= [];
+    if (box.checked) body[box.name].push(box.value);
+  }
   try {
     const data = await api((f.dataset.method || f.method).toUpperCase(), f.dataset.api, body);
     // An invitation link or a new API token is shown once, to copy.
@@ -248,6 +253,11 @@ document.addEventListener('click', async (e) => {
     say('message', err.message, true);
   }
 });
+
+// The project switcher goes to the project chosen at once.
+for (const sel of document.querySelectorAll('select[data-autosubmit]')) {
+  sel.addEventListener('change', () => sel.form.submit());
+}
 
 // Chart bars take their heights from data attributes: the Content-Security-Policy allows no
 // inline styles.

@@ -889,7 +889,7 @@
     if (empty.length && !confirm(T.empty_confirm.replace('{list}', empty.join('; ')))) return;
     const isNew = !S.flowId;
     const body = { yaml: S.yaml };
-    if (isNew) { body.create_only = true; body.webhook_token = root.dataset.token; }
+    if (isNew) { body.create_only = true; body.webhook_token = root.dataset.token; if (root.dataset.project) body.project = root.dataset.project; }
     try {
       let r;
       try {

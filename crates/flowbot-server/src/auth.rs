@@ -283,17 +283,55 @@ pub struct Caller {
     pub read_only: bool,
     /// The client's address, for the audit log.
     pub address: String,
+    /// The member's own roles in projects (elsewhere the workspace role applies).
+    pub project_roles: HashMap<String, Role>,
 }
 
 impl Caller {
-    /// Whether the caller may call a route that needs `perm` with `method`.
-    pub fn may(&self, perm: crate::routes::Perm, method: &Method) -> bool {
-        perm.granted(self.user.role)
-            && (!self.read_only || matches!(*method, Method::GET | Method::HEAD))
+    fn method_ok(&self, method: &Method) -> bool {
+        !self.read_only || matches!(*method, Method::GET | Method::HEAD)
     }
 
-    pub fn has(&self, perm: crate::routes::Perm) -> bool {
-        perm.granted(self.user.role) && !self.read_only
+    /// Whether the caller may call a workspace route that needs `perm` with `method`.
+    pub fn may(&self, perm: crate::routes::Perm, method: &Method) -> bool {
+        perm.granted(self.user.role) && self.method_ok(method)
+    }
+
+    /// The caller's role in a project: owners and admins hold theirs everywhere; others
+    /// their role there, if they have one, else their workspace role.
+    pub fn role_in(&self, project: &str) -> Role {
+        match self.user.role {
+            Role::Owner | Role::Admin => self.user.role,
+            r => self.project_roles.get(project).copied().unwrap_or(r),
+        }
+    }
+
+    /// Whether the caller may do what needs `perm` in `project`.
+    pub fn may_in(&self, project: &str, perm: crate::routes::Perm, method: &Method) -> bool {
+        perm.granted(self.role_in(project)) && self.method_ok(method)
+    }
+
+    /// Whether some project lets the caller do what needs `perm`.
+    pub fn may_somewhere(&self, perm: crate::routes::Perm, method: &Method) -> bool {
+        (perm.granted(self.user.role) || self.project_roles.values().any(|r| perm.granted(*r)))
+            && self.method_ok(method)
+    }
+
+    /// The projects (of `all`) where the caller may do what needs `perm`.
+    pub fn projects_with(&self, perm: crate::routes::Perm, all: &[String]) -> Vec<String> {
+        all.iter()
+            .filter(|p| perm.granted(self.role_in(p)))
+            .cloned()
+            .collect()
+    }
+
+    /// Refuse unless the caller may do what needs `perm` (an unsafe method) in `project`.
+    pub fn check_in(&self, project: &str, perm: crate::routes::Perm) -> Result<(), ApiError> {
+        if self.may_in(project, perm, &Method::POST) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden)
+        }
     }
 
     /// Who the audit log names for what this caller changes.
@@ -334,15 +372,17 @@ async fn resolve_parts(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
     {
-        return Ok(s
-            .store
-            .api_token_user(&token_hash(token.trim()))
-            .await?
-            .map(|(user, read_only)| Caller {
-                user,
-                read_only,
-                address,
-            }));
+        let Some((user, read_only)) = s.store.api_token_user(&token_hash(token.trim())).await?
+        else {
+            return Ok(None);
+        };
+        let project_roles = s.store.project_roles_of(&user.id).await?;
+        return Ok(Some(Caller {
+            user,
+            read_only,
+            address,
+            project_roles,
+        }));
     }
     let Some(token) = cookie(headers, SESSION_COOKIE) else {
         return Ok(None);
@@ -360,10 +400,12 @@ async fn resolve_parts(
             return Err(ApiError::Csrf);
         }
     }
+    let project_roles = s.store.project_roles_of(&session.user.id).await?;
     Ok(Some(Caller {
         user: session.user,
         read_only: false,
         address,
+        project_roles,
     }))
 }
 
@@ -379,6 +421,8 @@ pub async fn require_auth(
         .await?
         .ok_or(ApiError::Unauthorized)?;
     req.extensions_mut().insert(caller);
+    // The permission check in front of each handler looks up what a route names.
+    req.extensions_mut().insert(s.store.clone());
     Ok(next.run(req).await)
 }
 
@@ -393,6 +437,7 @@ pub async fn require_page_caller(
     match resolve_parts(&s, req.headers(), &method, address).await {
         Ok(Some(caller)) => {
             req.extensions_mut().insert(caller);
+            req.extensions_mut().insert(s.store.clone());
             next.run(req).await
         }
         Ok(None) => axum::response::Redirect::to("/login").into_response(),

@@ -13,31 +13,77 @@ use crate::auth::Caller;
 use crate::AppState;
 use flowbot_store::Role;
 
-/// What the check in front of a handler knows: the permission, and how to refuse.
+/// What the check in front of a handler knows: the permission, where it is held, and how
+/// to refuse.
 #[derive(Debug, Clone, Copy)]
 struct Gate {
     perm: Perm,
     kind: Kind,
+    scope: Scope,
 }
 
-/// Let the caller through when their role (and their token's scope) allows the route;
-/// refuse with 403 — in the API's envelope, or as a page in the caller's language.
+/// Let the caller through when their role (in the workspace, or in the project of what the
+/// route names) and their token's scope allow the route; refuse with 403 — in the API's
+/// envelope, or as a page in the caller's language.
 async fn gate(
     axum::extract::State(g): axum::extract::State<Gate>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    use axum::extract::FromRequestParts;
     use axum::response::IntoResponse;
-    let allowed = req
-        .extensions()
-        .get::<Caller>()
-        .is_some_and(|c| c.may(g.perm, req.method()));
-    if allowed {
-        return next.run(req).await;
-    }
-    match g.kind {
+    use flowbot_store::ProjectOf;
+    let refuse = |req: &axum::extract::Request| match g.kind {
         Kind::Api => crate::error::ApiError::Forbidden.into_response(),
         Kind::Page => crate::ui::forbidden(req.headers()),
+    };
+    let Some(caller) = req.extensions().get::<Caller>().cloned() else {
+        return refuse(&req);
+    };
+    let method = req.method().clone();
+    let named = match g.scope {
+        Scope::Workspace => {
+            return if caller.may(g.perm, &method) {
+                next.run(req).await
+            } else {
+                refuse(&req)
+            };
+        }
+        Scope::Projects => None,
+        Scope::Flow(p) => Some((ProjectOf::Flow, p)),
+        Scope::Connection(p) => Some((ProjectOf::Connection, p)),
+        Scope::Run(p) => Some((ProjectOf::Run, p)),
+    };
+    let Some((kind, param)) = named else {
+        return if caller.may_somewhere(g.perm, &method) {
+            next.run(req).await
+        } else {
+            refuse(&req)
+        };
+    };
+    let (mut parts, body) = req.into_parts();
+    let id = axum::extract::RawPathParams::from_request_parts(&mut parts, &())
+        .await
+        .ok()
+        .and_then(|ps| {
+            ps.iter()
+                .find(|(k, _)| *k == param)
+                .map(|(_, v)| v.to_string())
+        });
+    let req = axum::extract::Request::from_parts(parts, body);
+    let store = req.extensions().get::<flowbot_store::Store>().cloned();
+    let project = match (id, store) {
+        (Some(id), Some(store)) => match store.project_of(kind, &id).await {
+            Ok(p) => p,
+            Err(e) => return crate::error::ApiError::from(e).into_response(),
+        },
+        _ => None,
+    };
+    match project {
+        Some(p) if caller.may_in(&p, g.perm, &method) => next.run(req).await,
+        // Nothing by that id: whoever may do this somewhere hears "not found".
+        None if caller.may_somewhere(g.perm, &method) => next.run(req).await,
+        _ => refuse(&req),
     }
 }
 
@@ -92,6 +138,23 @@ impl Perm {
     }
 }
 
+/// Where a route's permission is held: in the workspace, or in the project of the thing it
+/// names (a member may have a role of their own in a project).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The workspace role decides (members, settings, the audit log…).
+    Workspace,
+    /// Any project where the role allows it: lists are filtered to those projects, and
+    /// what is made goes into one of them (the handler checks which).
+    Projects,
+    /// The project of the flow named by this path parameter.
+    Flow(&'static str),
+    /// The project of the connection named by this path parameter.
+    Connection(&'static str),
+    /// The project of the run named by this path parameter.
+    Run(&'static str),
+}
+
 /// An API route (in the OpenAPI document) or a page of the web UI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -106,6 +169,7 @@ pub struct RouteDoc {
     pub path: &'static str,
     /// None until declared: [`Routes::add`] refuses a route without it.
     pub access: Option<Access>,
+    pub scope: Scope,
     pub kind: Kind,
     pub summary: &'static str,
     /// The query parameters: the properties of the type the handler reads the query into.
@@ -152,6 +216,7 @@ pub fn op(method: &'static str, path: &'static str, summary: &'static str) -> Ro
         method,
         path,
         access: None,
+        scope: Scope::Workspace,
         kind: Kind::Api,
         summary,
         query: None,
@@ -183,6 +248,30 @@ impl RouteDoc {
     /// The permission a caller's role must grant.
     pub fn needs(mut self, perm: Perm) -> Self {
         self.access = Some(Access::Needs(perm));
+        self
+    }
+
+    /// The permission is held in projects: lists are filtered, new things go into one.
+    pub fn in_projects(mut self) -> Self {
+        self.scope = Scope::Projects;
+        self
+    }
+
+    /// The permission is held in the project of the flow `{param}` names.
+    pub fn of_flow(mut self, param: &'static str) -> Self {
+        self.scope = Scope::Flow(param);
+        self
+    }
+
+    /// The permission is held in the project of the connection `{param}` names.
+    pub fn of_connection(mut self, param: &'static str) -> Self {
+        self.scope = Scope::Connection(param);
+        self
+    }
+
+    /// The permission is held in the project of the run `{param}` names.
+    pub fn of_run(mut self, param: &'static str) -> Self {
+        self.scope = Scope::Run(param);
         self
     }
 
@@ -332,6 +421,7 @@ impl Routes {
                 Gate {
                     perm,
                     kind: doc.kind,
+                    scope: doc.scope,
                 },
                 gate,
             )),

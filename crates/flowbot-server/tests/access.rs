@@ -563,3 +563,140 @@ async fn an_invitation_makes_a_member_once_and_the_audit_log_names_who_did_what(
     let r = t.as_session(&hanako, "get", "/audit").send().await.unwrap();
     assert_eq!(r.status(), 403);
 }
+
+fn flow_yaml(id: &str) -> String {
+    format!(
+        "version: 1\nid: {id}\nname: {id}\ntrigger: {{ app: manual }}\nsteps:\n  - id: a\n    set: {{ x: 1 }}\n"
+    )
+}
+
+#[tokio::test]
+async fn a_role_of_ones_own_in_a_project_opens_that_project_and_no_other() {
+    let t = team().await;
+    let sales = t.store.create_project("営業", "test").await.unwrap();
+    for (role, given) in [(Role::Operator, Role::Viewer), (Role::Viewer, Role::Editor)] {
+        t.store
+            .set_project_role(&sales.id, &t.ids[&role], Some(given), "test")
+            .await
+            .unwrap();
+    }
+    for (id, project) in [("home", None), ("deals", Some(sales.id.clone()))] {
+        t.store
+            .import_flow_as(
+                id,
+                id,
+                &flow_yaml(id),
+                "test",
+                flowbot_store::NewFlow {
+                    project,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+    }
+    // The operator reads the sales project only.
+    let op = &t.tokens[&Role::Operator];
+    let listed: Value = t
+        .as_token(op, "get", "/api/v1/flows")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["deals"]);
+    for (path, status) in [
+        ("/api/v1/flows/deals", 200),
+        ("/api/v1/flows/home", 403),
+        ("/api/v1/flows/deals/versions", 200),
+    ] {
+        let r = t.as_token(op, "get", path).send().await.unwrap();
+        assert_eq!(r.status(), status, "operator: {path}");
+    }
+    let r = t
+        .as_token(op, "post", "/api/v1/flows/deals/disable")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "a viewer there changes nothing");
+    let s = t.sign_in(&uname(Role::Operator), PASSWORD).await;
+    for (page, status) in [("/flows/deals", 200), ("/flows/home", 403)] {
+        let r = t.as_session(&s, "get", page).send().await.unwrap();
+        assert_eq!(r.status(), status, "operator page {page}");
+    }
+    // The viewer builds in the sales project, and only there.
+    let v = &t.tokens[&Role::Viewer];
+    let r = t
+        .as_token(v, "post", "/api/v1/flows")
+        .json(&json!({ "yaml": flow_yaml("leads"), "project": sales.id }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let r = t
+        .as_token(v, "post", "/api/v1/flows")
+        .json(&json!({ "yaml": flow_yaml("elsewhere") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "not in the default project");
+    let r = t
+        .as_token(v, "post", "/api/v1/flows")
+        .json(&json!({ "yaml": flow_yaml("home").replace("x: 1", "x: 2") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        403,
+        "nor a new version of the default project's flow"
+    );
+    for (path, status) in [
+        ("/api/v1/flows/deals/enable", 200),
+        ("/api/v1/flows/home/enable", 403),
+    ] {
+        let r = t.as_token(v, "post", path).send().await.unwrap();
+        assert_eq!(r.status(), status, "viewer: {path}");
+    }
+    // Moving a flow needs building on both sides.
+    let r = t
+        .as_token(v, "post", "/api/v1/flows/deals/move")
+        .json(&json!({ "project": "default" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = t
+        .as_token(&t.tokens[&Role::Admin], "post", "/api/v1/flows/deals/move")
+        .json(&json!({ "project": "default" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        t.store
+            .project_of(flowbot_store::ProjectOf::Flow, "deals")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("default")
+    );
+    // The projects a member sees, with their role in each.
+    let mine: Value = t
+        .as_token(op, "get", "/api/v1/projects")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine.as_array().unwrap().len(), 1, "{mine}");
+    assert_eq!(mine[0]["role"], "viewer");
+}

@@ -1472,6 +1472,7 @@ async fn seeded() -> (Editor, Vec<String>) {
         "/members".to_string(),
         "/audit".to_string(),
         "/account".to_string(),
+        "/projects".to_string(),
     ];
     (e, pages)
 }

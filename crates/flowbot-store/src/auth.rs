@@ -217,6 +217,15 @@ async fn keep_an_owner(conn: &mut AnyConnection, losing: &User) -> Result<()> {
     Ok(())
 }
 
+/// A member's user name, by id (for what the audit log names).
+pub(crate) async fn username_of(conn: &mut AnyConnection, user_id: &str) -> Result<String> {
+    sqlx::query_scalar("SELECT username FROM users WHERE id = $1")
+        .bind(user_id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("no member {user_id}")))
+}
+
 async fn end_sessions(conn: &mut AnyConnection, user_id: &str) -> Result<()> {
     sqlx::query("DELETE FROM sessions WHERE user_id = $1")
         .bind(user_id.to_string())

@@ -29,6 +29,8 @@ pub struct FlowInfo {
     /// Until when someone waits for a "test trigger" capture of this flow (ms; 0: nobody).
     #[serde(skip)]
     pub capture_until: i64,
+    /// The project the flow belongs to.
+    pub project_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -50,10 +52,13 @@ pub struct ConnectionInfo {
     pub app: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The project the connection belongs to.
+    pub project_id: String,
+    /// The other projects whose flows may use it.
+    pub shared_with: Vec<String>,
 }
 
-const FLOW_COLUMNS: &str =
-    "id, name, current_version, enabled, webhook_token, created_at, updated_at, capture_until";
+const FLOW_COLUMNS: &str = "id, name, current_version, enabled, webhook_token, created_at, updated_at, capture_until, project_id";
 
 fn flow_row(r: &AnyRow) -> Result<FlowInfo> {
     Ok(FlowInfo {
@@ -65,6 +70,7 @@ fn flow_row(r: &AnyRow) -> Result<FlowInfo> {
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
         capture_until: r.try_get("capture_until")?,
+        project_id: r.try_get("project_id")?,
     })
 }
 
@@ -85,6 +91,8 @@ fn connection_row(r: &AnyRow) -> Result<ConnectionInfo> {
         app: r.try_get("app")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        project_id: r.try_get("project_id")?,
+        shared_with: Vec::new(),
     })
 }
 
@@ -111,6 +119,9 @@ pub struct NewFlow {
     pub webhook_token: Option<String>,
     /// Refuse when a flow has the id already.
     pub create_only: bool,
+    /// The project a new flow goes into (None: the default project). An existing flow
+    /// stays where it is.
+    pub project: Option<String>,
 }
 
 impl Store {
@@ -143,6 +154,9 @@ impl Store {
             .filter(|t| is_webhook_token(t))
             .unwrap_or_else(new_token);
         let create_only = new.create_only;
+        let project = new
+            .project
+            .unwrap_or_else(|| crate::DEFAULT_PROJECT.to_string());
         let (id, name, yaml, actor) = (
             id.to_string(),
             name.to_string(),
@@ -183,14 +197,16 @@ impl Store {
                             v
                         }
                         None => {
+                            crate::projects::check_project(conn, &project).await?;
                             sqlx::query(
-                                "INSERT INTO flows (id, name, current_version, enabled, webhook_token, created_at, updated_at) \
-                                 VALUES ($1, $2, 1, 0, $3, $4, $4)",
+                                "INSERT INTO flows (id, name, current_version, enabled, webhook_token, created_at, updated_at, project_id) \
+                                 VALUES ($1, $2, 1, 0, $3, $4, $4, $5)",
                             )
                             .bind(id.clone())
                             .bind(name.clone())
                             .bind(token.clone())
                             .bind(now)
+                            .bind(project.clone())
                             .execute(&mut *conn)
                             .await?;
                             1
@@ -386,6 +402,20 @@ impl Store {
         settings: &Map<String, Value>,
         actor: impl Into<Actor>,
     ) -> Result<ConnectionInfo> {
+        self.save_connection_in(crate::DEFAULT_PROJECT, name, app, settings, actor)
+            .await
+    }
+
+    /// Save a connection by name: a new one in `project`; an existing one keeps its project.
+    pub async fn save_connection_in(
+        &self,
+        project: &str,
+        name: &str,
+        app: &str,
+        settings: &Map<String, Value>,
+        actor: impl Into<Actor>,
+    ) -> Result<ConnectionInfo> {
+        let project = project.to_string();
         let plaintext = serde_json::to_vec(settings).expect("a JSON map serialises");
         let (sealed, key_id) = self.cipher().seal(&plaintext);
         let (name, app, actor) = (
@@ -414,20 +444,22 @@ impl Store {
                         }
                         None => {
                             let id = new_id();
-                            sqlx::query("INSERT INTO connections (id, name, app, secret_box, key_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)")
+                            crate::projects::check_project(conn, &project).await?;
+                            sqlx::query("INSERT INTO connections (id, name, app, secret_box, key_id, created_at, updated_at, project_id) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)")
                                 .bind(id.clone())
                                 .bind(name.clone())
                                 .bind(app.clone())
                                 .bind(sealed)
                                 .bind(key_id)
                                 .bind(now)
+                                .bind(project.clone())
                                 .execute(&mut *conn)
                                 .await?;
                             id
                         }
                     };
                     audit(conn, now, &actor, "connection.save", &name, json!({ "app": app })).await?;
-                    let row = sqlx::query("SELECT id, name, app, created_at, updated_at FROM connections WHERE id = $1")
+                    let row = sqlx::query("SELECT id, name, app, created_at, updated_at, project_id FROM connections WHERE id = $1")
                         .bind(id)
                         .fetch_one(&mut *conn)
                         .await?;
@@ -438,12 +470,37 @@ impl Store {
     }
 
     pub async fn connections(&self) -> Result<Vec<ConnectionInfo>> {
-        sqlx::query("SELECT id, name, app, created_at, updated_at FROM connections ORDER BY name")
-            .fetch_all(self.pool())
+        let mut list: Vec<ConnectionInfo> = sqlx::query(
+            "SELECT id, name, app, created_at, updated_at, project_id FROM connections ORDER BY name",
+        )
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(connection_row)
+        .collect::<Result<_>>()?;
+        let shares = sqlx::query(
+            "SELECT connection_id, project_id FROM connection_shares ORDER BY project_id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        for r in &shares {
+            let (cid, pid): (String, String) =
+                (r.try_get("connection_id")?, r.try_get("project_id")?);
+            if let Some(c) = list.iter_mut().find(|c| c.id == cid) {
+                c.shared_with.push(pid);
+            }
+        }
+        Ok(list)
+    }
+
+    /// The connections a flow of `project` may use: its own, and those shared with it.
+    pub async fn connections_for(&self, project: &str) -> Result<Vec<ConnectionInfo>> {
+        Ok(self
+            .connections()
             .await?
-            .iter()
-            .map(connection_row)
-            .collect()
+            .into_iter()
+            .filter(|c| c.project_id == project || c.shared_with.iter().any(|p| p == project))
+            .collect())
     }
 
     /// A connection with its settings decrypted, for a connector call.
@@ -515,6 +572,7 @@ impl Store {
         let now = self.now_ms();
         self.write_flows(move |conn| {
                 Box::pin(async move {
+                    crate::projects::check_visible(conn, &flow_id, &connection_id).await?;
                     sqlx::query("DELETE FROM flow_connections WHERE flow_id = $1 AND slot = $2")
                         .bind(flow_id.clone())
                         .bind(slot.clone())

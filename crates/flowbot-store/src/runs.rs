@@ -81,6 +81,8 @@ pub struct RunFilter {
     pub before_seq: Option<i64>,
     /// Only runs whose trigger values contain this text (an email, an order number).
     pub contains: Option<String>,
+    /// Only runs of flows in these projects (None: every project).
+    pub projects: Option<Vec<String>>,
     pub limit: i64,
 }
 
@@ -159,6 +161,23 @@ impl Store {
             n += 1;
             sql += &format!(" AND lower(trigger_value) LIKE lower(${n}) ESCAPE '\\'");
         }
+        if let Some(ps) = &f.projects {
+            if ps.is_empty() {
+                sql += " AND 1 = 0";
+            } else {
+                let marks: Vec<String> = ps
+                    .iter()
+                    .map(|_| {
+                        n += 1;
+                        format!("${n}")
+                    })
+                    .collect();
+                sql += &format!(
+                    " AND flow_id IN (SELECT id FROM flows WHERE project_id IN ({}))",
+                    marks.join(", ")
+                );
+            }
+        }
         n += 1;
         sql += &format!(" ORDER BY seq DESC LIMIT ${n}");
         let mut q = sqlx::query(&sql);
@@ -184,6 +203,9 @@ impl Store {
                 .replace('%', "\\%")
                 .replace('_', "\\_");
             q = q.bind(format!("%{escaped}%"));
+        }
+        for p in f.projects.iter().flatten() {
+            q = q.bind(p.clone());
         }
         let limit = if f.limit <= 0 { 50 } else { f.limit.min(1000) };
         q = q.bind(limit);

@@ -6,7 +6,7 @@
 use sqlx::Row;
 
 use crate::audit::{audit, Actor};
-use crate::{Result, Store, StoreError};
+use crate::{Result, Store};
 
 /// How long a sign-in may take from leaving for the identity provider to its callback.
 const SSO_TTL_MS: i64 = 10 * 60 * 1000;
@@ -120,13 +120,7 @@ impl Store {
             .writer
             .write(move |conn| {
                 Box::pin(async move {
-                    let name: Option<String> =
-                        sqlx::query_scalar("SELECT username FROM users WHERE id = $1")
-                            .bind(user_id.clone())
-                            .fetch_optional(&mut *conn)
-                            .await?;
-                    let name =
-                        name.ok_or_else(|| StoreError::NotFound(format!("no member {user_id}")))?;
+                    let name = crate::auth::username_of(conn, &user_id).await?;
                     sqlx::query("UPDATE users SET oidc_subject = $1 WHERE id = $2")
                         .bind(subject)
                         .bind(user_id)

@@ -104,7 +104,7 @@ impl Store {
                             "set up two-factor sign-in first, or it is on already".into(),
                         ));
                     }
-                    let name = username(conn, &user_id).await?;
+                    let name = crate::auth::username_of(conn, &user_id).await?;
                     audit(conn, now, &actor, "member.two_factor_on", &name, json!({})).await
                 })
             })
@@ -133,7 +133,7 @@ impl Store {
                     .execute(&mut *conn)
                     .await?;
                     if was != 0 {
-                        let name = username(conn, &user_id).await?;
+                        let name = crate::auth::username_of(conn, &user_id).await?;
                         audit(conn, now, &actor, "member.two_factor_off", &name, json!({})).await?;
                     }
                     Ok(())
@@ -197,7 +197,7 @@ impl Store {
                         .bind(user_id.clone())
                         .execute(&mut *conn)
                         .await?;
-                    let name = username(conn, &user_id).await?;
+                    let name = crate::auth::username_of(conn, &user_id).await?;
                     audit(
                         conn,
                         now,
@@ -212,12 +212,4 @@ impl Store {
             })
             .await
     }
-}
-
-async fn username(conn: &mut sqlx::AnyConnection, user_id: &str) -> Result<String> {
-    sqlx::query_scalar("SELECT username FROM users WHERE id = $1")
-        .bind(user_id.to_string())
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("no member {user_id}")))
 }

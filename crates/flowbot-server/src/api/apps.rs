@@ -27,6 +27,7 @@ pub(super) fn routes() -> Routes {
                 "The app's icon (SVG or PNG)",
             )
             .needs(Perm::Read)
+            .in_projects()
             .answers("image/*", 200),
             icon,
         )
@@ -37,6 +38,7 @@ pub(super) fn routes() -> Routes {
                 "The choices of an input that loads them from another action",
             )
             .needs(Perm::Build)
+            .in_projects()
             .json_body::<ChoicesBody>()
             .returns::<Choices>(),
             choices,
@@ -48,6 +50,7 @@ pub(super) fn routes() -> Routes {
                 "App files that could not be loaded, with every problem located",
             )
             .needs(Perm::Read)
+            .in_projects()
             .returns::<Vec<BrokenFile>>(),
             broken_apps,
         )
@@ -186,6 +189,7 @@ struct Choices {
 
 async fn choices(
     State(s): State<AppState>,
+    Extension(c): Extension<Caller>,
     Path(app): Path<String>,
     ApiJson(b): ApiJson<ChoicesBody>,
 ) -> ApiResult<Json<Choices>> {
@@ -195,6 +199,7 @@ async fn choices(
         .ok_or_else(|| ApiError::NotFound(format!("app `{app}` is not installed")))?;
     let connection = match b.connection_id.as_deref().filter(|c| !c.is_empty()) {
         Some(id) => {
+            super::check_usable(&s, &c, id).await?;
             let c = s.store.connection(id).await?;
             if c.app != app {
                 return Err(ApiError::BadRequest(format!(

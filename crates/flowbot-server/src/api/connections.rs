@@ -35,17 +35,19 @@ pub(super) fn public_routes() -> Routes {
 pub(super) fn routes() -> Routes {
     Routes::default()
         .add(op("get", "/api/v1/connections", "List connections (never their secrets)")
-.needs(Perm::Build).returns::<Vec<ConnectionInfo>>(), list_connections)
+.needs(Perm::Build).in_projects().returns::<Vec<ConnectionInfo>>(), list_connections)
         .add(op("post", "/api/v1/connections", "Create a connection")
-.needs(Perm::Build).json_body::<ConnectionBody>().returns::<ConnectionView>().status(201), create_connection)
+.needs(Perm::Build).in_projects().json_body::<ConnectionBody>().returns::<ConnectionView>().status(201), create_connection)
         .add(op("put", "/api/v1/connections/{id}", "Update a connection (unsent settings keep their value)")
-.needs(Perm::Build).json_body::<ConnectionBody>().returns::<ConnectionView>(), update_connection)
+.needs(Perm::Build).of_connection("id").json_body::<ConnectionBody>().returns::<ConnectionView>(), update_connection)
+        .add(op("put", "/api/v1/connections/{id}/shares", "Share a connection with other projects (the whole list)")
+.needs(Perm::Build).of_connection("id").json_body::<SharesBody>().returns::<ConnectionView>(), share_connection)
         .add(op("delete", "/api/v1/connections/{id}", "Delete a connection")
-.needs(Perm::Build).no_content(), delete_connection)
+.needs(Perm::Build).of_connection("id").no_content(), delete_connection)
         .add(op("post", "/api/v1/connections/{id}/test", "Test a connection")
-.needs(Perm::Build).returns::<ConnectionTest>(), test_connection)
+.needs(Perm::Build).of_connection("id").returns::<ConnectionTest>(), test_connection)
         .add(op("post", "/api/v1/connections/{id}/oauth/start", "Start connecting an app through OAuth (authorization code with PKCE): the approval page's URL")
-.needs(Perm::Build).optional_json_body::<OauthStartBody>().returns::<OauthStart>(), oauth_start)
+.needs(Perm::Build).of_connection("id").optional_json_body::<OauthStartBody>().returns::<OauthStart>(), oauth_start)
 }
 
 // ---- connections (secrets are write-only) ----
@@ -55,6 +57,10 @@ struct ConnectionBody {
     name: String,
     app: String,
     settings: Map<String, Value>,
+    /// The project a new connection goes into (the default project when left out); an
+    /// existing one stays in its own.
+    #[serde(default)]
+    project: Option<String>,
 }
 
 /// A connection as it may be shown: its settings' values only where they are not secret.
@@ -153,8 +159,63 @@ fn secrets_follow_their_address(
     )))
 }
 
-async fn list_connections(State(s): State<AppState>) -> ApiResult<Json<Vec<ConnectionInfo>>> {
-    Ok(Json(s.store.connections().await?))
+/// The connections of the projects the caller builds in, and those shared with them.
+async fn list_connections(
+    State(s): State<AppState>,
+    Extension(c): Extension<Caller>,
+) -> ApiResult<Json<Vec<ConnectionInfo>>> {
+    Ok(Json(visible_connections(&s, &c).await?))
+}
+
+/// The connections a caller may use: those of or shared with a project they build in.
+pub(crate) async fn visible_connections(
+    s: &AppState,
+    c: &Caller,
+) -> Result<Vec<ConnectionInfo>, ApiError> {
+    let get = axum::http::Method::GET;
+    Ok(s.store
+        .connections()
+        .await?
+        .into_iter()
+        .filter(|x| {
+            std::iter::once(&x.project_id)
+                .chain(x.shared_with.iter())
+                .any(|p| c.may_in(p, Perm::Build, &get))
+        })
+        .collect())
+}
+
+/// Refuse a connection the caller may not use (not of, nor shared with, a project they
+/// build in).
+pub(crate) async fn check_usable(s: &AppState, c: &Caller, id: &str) -> Result<(), ApiError> {
+    if visible_connections(s, c).await?.iter().any(|x| x.id == id) {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(format!("connection `{id}` not found")))
+    }
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+struct SharesBody {
+    /// The other projects whose flows may use the connection (all of them: a project left
+    /// out no longer may).
+    projects: Vec<String>,
+}
+
+/// Share a connection with named projects (or withdraw shares).
+async fn share_connection(
+    State(s): State<AppState>,
+    Extension(c): Extension<Caller>,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<SharesBody>,
+) -> ApiResult<Json<ConnectionView>> {
+    if b.projects.len() > 100 {
+        return Err(ApiError::BadRequest("at most 100 projects".into()));
+    }
+    s.store
+        .share_connection(&id, &b.projects, c.actor())
+        .await?;
+    Ok(Json(connection_view(&s, &id).await?))
 }
 
 async fn create_connection(
@@ -174,9 +235,14 @@ async fn create_connection(
             b.name
         )));
     }
+    let project = b
+        .project
+        .clone()
+        .unwrap_or_else(|| flowbot_store::DEFAULT_PROJECT.to_string());
+    c.check_in(&project, Perm::Build)?;
     let info = s
         .store
-        .save_connection(&b.name, &b.app, &b.settings, c.actor())
+        .save_connection_in(&project, &b.name, &b.app, &b.settings, c.actor())
         .await?;
     Ok((
         StatusCode::CREATED,

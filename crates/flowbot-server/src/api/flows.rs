@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use flowbot_core::manifest::AppManifest;
 use flowbot_core::{check, Diagnostic};
-use flowbot_store::{FlowInfo, FlowVersion, NewFlow};
+use flowbot_store::{FlowInfo, FlowVersion, NewFlow, ProjectOf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -23,10 +23,28 @@ use crate::AppState;
 pub(super) fn routes() -> Routes {
     Routes::default()
         .add(
-            op("get", "/api/v1/flows", "List flows")
-                .needs(Perm::Read)
-                .returns::<Vec<FlowInfo>>(),
+            op(
+                "get",
+                "/api/v1/flows",
+                "List the flows of the projects you may read (filter: project)",
+            )
+            .needs(Perm::Read)
+            .in_projects()
+            .query::<ProjectQuery>()
+            .returns::<Vec<FlowInfo>>(),
             list_flows,
+        )
+        .add(
+            op(
+                "post",
+                "/api/v1/flows/{id}/move",
+                "Move a flow to another project; its versions and runs go with it",
+            )
+            .needs(Perm::Build)
+            .of_flow("id")
+            .json_body::<MoveBody>()
+            .returns::<FlowView>(),
+            move_flow,
         )
         .add(
             op(
@@ -35,6 +53,7 @@ pub(super) fn routes() -> Routes {
                 "Import a flow (YAML); problems come back with line and column",
             )
             .needs(Perm::Build)
+            .in_projects()
             .body::<String>("application/yaml")
             .json_body::<YamlBody>()
             .returns::<FlowView>()
@@ -48,6 +67,7 @@ pub(super) fn routes() -> Routes {
                 "A flow with its YAML and webhook path",
             )
             .needs(Perm::Read)
+            .of_flow("id")
             .returns::<FlowView>(),
             get_flow,
         )
@@ -58,18 +78,21 @@ pub(super) fn routes() -> Routes {
                 "Delete a flow and its history",
             )
             .needs(Perm::Build)
+            .of_flow("id")
             .no_content(),
             delete_flow,
         )
         .add(
             op("get", "/api/v1/flows/{id}/export", "The flow's YAML")
                 .needs(Perm::Read)
+                .of_flow("id")
                 .answers("application/yaml", 200),
             export_flow,
         )
         .add(
             op("get", "/api/v1/flows/{id}/versions", "The flow's versions")
                 .needs(Perm::Read)
+                .of_flow("id")
                 .returns::<Vec<FlowVersion>>(),
             flow_versions,
         )
@@ -80,12 +103,14 @@ pub(super) fn routes() -> Routes {
                 "Turn the trigger ON (after checking the flow and its connections)",
             )
             .needs(Perm::Run)
+            .of_flow("id")
             .returns::<FlowView>(),
             enable_flow,
         )
         .add(
             op("post", "/api/v1/flows/{id}/disable", "Turn the trigger OFF")
                 .needs(Perm::Run)
+                .of_flow("id")
                 .returns::<FlowView>(),
             disable_flow,
         )
@@ -96,6 +121,7 @@ pub(super) fn routes() -> Routes {
                 "Regenerate the webhook token",
             )
             .needs(Perm::Build)
+            .of_flow("id")
             .returns::<FlowView>(),
             regenerate_token,
         )
@@ -106,6 +132,7 @@ pub(super) fn routes() -> Routes {
                 "Choose the connection for a slot",
             )
             .needs(Perm::Build)
+            .of_flow("id")
             .json_body::<BindBody>()
             .returns::<FlowView>(),
             bind_connection,
@@ -117,6 +144,7 @@ pub(super) fn routes() -> Routes {
                 "Re-run every failed run from its failed step",
             )
             .needs(Perm::Run)
+            .of_flow("id")
             .returns::<Requeued>(),
             rerun_failed,
         )
@@ -127,6 +155,7 @@ pub(super) fn routes() -> Routes {
                 "Wait for the next webhook request and show what the flow receives",
             )
             .needs(Perm::Build)
+            .of_flow("id")
             .query::<WaitQuery>()
             .returns::<TriggerCapture>(),
             test_trigger,
@@ -134,12 +163,15 @@ pub(super) fn routes() -> Routes {
         .add(
             op("get", "/api/v1/templates", "List the built-in templates")
                 .needs(Perm::Read)
+                .in_projects()
                 .returns::<Vec<TemplateInfo>>(),
             list_templates,
         )
         .add(
             op("post", "/api/v1/templates/{id}/import", "Import a template")
                 .needs(Perm::Build)
+                .in_projects()
+                .query::<ProjectQuery>()
                 .returns::<FlowView>()
                 .status(201),
             import_template,
@@ -147,6 +179,7 @@ pub(super) fn routes() -> Routes {
         .add(
             op("get", "/api/v1/apps", "The apps and their manifests")
                 .needs(Perm::Read)
+                .in_projects()
                 .returns::<Vec<AppManifest>>(),
             list_apps,
         )
@@ -157,6 +190,7 @@ pub(super) fn routes() -> Routes {
                 "Check a flow file without saving it",
             )
             .needs(Perm::Read)
+            .in_projects()
             .body::<String>("application/yaml")
             .json_body::<YamlBody>()
             .returns::<Validation>(),
@@ -196,8 +230,39 @@ async fn flow_view(s: &AppState, id: &str) -> Result<FlowView, ApiError> {
     })
 }
 
-async fn list_flows(State(s): State<AppState>) -> ApiResult<Json<Vec<FlowInfo>>> {
-    Ok(Json(s.store.flows().await?))
+/// The flows of the projects the caller may read (of one, when asked).
+async fn list_flows(
+    State(s): State<AppState>,
+    Extension(c): Extension<Caller>,
+    ApiQuery(q): ApiQuery<ProjectQuery>,
+) -> ApiResult<Json<Vec<FlowInfo>>> {
+    Ok(Json(
+        s.store
+            .flows()
+            .await?
+            .into_iter()
+            .filter(|f| q.project.as_ref().is_none_or(|p| *p == f.project_id))
+            .filter(|f| c.may_in(&f.project_id, Perm::Read, &axum::http::Method::GET))
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+struct MoveBody {
+    /// The project id to move the flow to.
+    project: String,
+}
+
+/// Move a flow to another project (the caller builds in both); its history goes along.
+async fn move_flow(
+    State(s): State<AppState>,
+    Extension(c): Extension<Caller>,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<MoveBody>,
+) -> ApiResult<Json<FlowView>> {
+    c.check_in(&b.project, Perm::Build)?;
+    s.store.move_flow(&id, &b.project, c.actor()).await?;
+    Ok(Json(flow_view(&s, &id).await?))
 }
 
 async fn get_flow(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<FlowView>> {
@@ -215,6 +280,10 @@ struct YamlBody {
     /// Refuse (409) instead of saving a new version of a flow that has this id already.
     #[serde(default)]
     create_only: bool,
+    /// The project a new flow goes into (the default project when left out); an existing
+    /// flow stays in its own.
+    #[serde(default)]
+    project: Option<String>,
 }
 
 /// The YAML from a `text/yaml` body, or from `{"yaml": …}`.
@@ -234,6 +303,7 @@ fn flow_body(headers: &HeaderMap, body: &Bytes) -> Result<YamlBody, ApiError> {
             yaml: text.to_string(),
             webhook_token: None,
             create_only: false,
+            project: None,
         });
     }
     serde_json::from_str::<YamlBody>(text).map_err(|e| {
@@ -270,23 +340,38 @@ async fn validate_flow(
 pub(crate) async fn import_yaml(
     s: &AppState,
     yaml: &str,
-    actor: flowbot_store::Actor,
+    c: &Caller,
+    project: Option<String>,
 ) -> Result<FlowView, ApiError> {
-    import_yaml_as(s, yaml, actor, NewFlow::default()).await
+    let new = NewFlow {
+        project,
+        ..NewFlow::default()
+    };
+    import_yaml_as(s, yaml, c, new).await
 }
 
+/// Save a flow file as a new flow (in the project asked for) or as a new version of the
+/// flow with its id (in that flow's project): either way the caller builds there.
 async fn import_yaml_as(
     s: &AppState,
     yaml: &str,
-    actor: flowbot_store::Actor,
+    c: &Caller,
     new: NewFlow,
 ) -> Result<FlowView, ApiError> {
     let checked = check(yaml, &s.apps);
     let Some(flow) = checked.flow.clone() else {
         return Err(ApiError::InvalidFlow(diagnostics(&checked)));
     };
+    let project = match s.store.project_of(ProjectOf::Flow, &flow.id).await? {
+        Some(p) => p,
+        None => new
+            .project
+            .clone()
+            .unwrap_or_else(|| flowbot_store::DEFAULT_PROJECT.to_string()),
+    };
+    c.check_in(&project, Perm::Build)?;
     s.store
-        .import_flow_as(&flow.id, &flow.name, yaml, actor, new)
+        .import_flow_as(&flow.id, &flow.name, yaml, c.actor(), new)
         .await?;
     flow_view(s, &flow.id).await
 }
@@ -301,10 +386,11 @@ async fn import_flow(
     let new = NewFlow {
         webhook_token: b.webhook_token,
         create_only: b.create_only,
+        project: b.project,
     };
     Ok((
         StatusCode::CREATED,
-        Json(import_yaml_as(&s, &b.yaml, c.actor(), new).await?),
+        Json(import_yaml_as(&s, &b.yaml, &c, new).await?),
     ))
 }
 
@@ -495,10 +581,17 @@ async fn list_templates(State(s): State<AppState>) -> ApiResult<Json<Vec<Templat
     Ok(Json(list))
 }
 
+#[derive(Deserialize, schemars::JsonSchema)]
+struct ProjectQuery {
+    /// A project id (the default project when left out).
+    project: Option<String>,
+}
+
 async fn import_template(
     State(s): State<AppState>,
     Extension(c): Extension<Caller>,
     Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<ProjectQuery>,
 ) -> ApiResult<(StatusCode, Json<FlowView>)> {
     let yaml = s
         .template(&id)
@@ -506,7 +599,7 @@ async fn import_template(
     let yaml = template_copy(&s, yaml).await?;
     Ok((
         StatusCode::CREATED,
-        Json(import_yaml(&s, &yaml, c.actor()).await?),
+        Json(import_yaml(&s, &yaml, &c, q.project).await?),
     ))
 }
 

@@ -8,6 +8,7 @@ mod audit;
 mod connections;
 mod flows;
 mod members;
+mod projects;
 mod runs;
 pub(crate) mod session;
 mod settings;
@@ -20,6 +21,7 @@ use crate::error::ApiError;
 use crate::routes::{op, Perm, Routes};
 
 pub(crate) use audit::AuditQuery;
+pub(crate) use connections::check_usable;
 pub(crate) use flows::{diagnostics, import_yaml, template_copy, FlowView};
 
 type ApiResult<T = Json<Value>> = Result<T, ApiError>;
@@ -42,6 +44,7 @@ pub fn protected() -> Routes {
         .merge(members::routes())
         .merge(audit::routes())
         .merge(two_factor::routes())
+        .merge(projects::routes())
 }
 
 /// Routes open to anyone: signing in, and the OAuth callback.

@@ -22,6 +22,7 @@ pub(super) fn routes() -> Routes {
                 "List runs (filters: flow, status, since, until; paginated by before)",
             )
             .needs(Perm::Read)
+            .in_projects()
             .query::<RunsQuery>()
             .returns::<RunsPage>(),
             list_runs,
@@ -33,6 +34,7 @@ pub(super) fn routes() -> Routes {
                 "A run with every step's input, obtained values, timing and errors",
             )
             .needs(Perm::Read)
+            .of_run("id")
             .returns::<RunDetail>(),
             get_run,
         )
@@ -43,6 +45,7 @@ pub(super) fn routes() -> Routes {
                 "Re-run from the failed step or from the start",
             )
             .needs(Perm::Run)
+            .of_run("id")
             .json_body::<RerunBody>()
             .returns::<RerunAnswer>(),
             rerun,
@@ -54,6 +57,7 @@ pub(super) fn routes() -> Routes {
                 "Cancel a queued or running run",
             )
             .needs(Perm::Run)
+            .of_run("id")
             .no_content(),
             cancel,
         )
@@ -85,6 +89,8 @@ struct RunsQuery {
     /// Only runs whose trigger values contain this text, in any case (at most 200
     /// characters): an email, an order number.
     q: Option<String>,
+    /// A project id: only its flows' runs.
+    project: Option<String>,
 }
 
 #[derive(Serialize, schemars::JsonSchema)]
@@ -96,8 +102,20 @@ struct RunsPage {
 
 async fn list_runs(
     State(s): State<AppState>,
+    Extension(c): Extension<Caller>,
     ApiQuery(q): ApiQuery<RunsQuery>,
 ) -> ApiResult<Json<RunsPage>> {
+    let all: Vec<String> = s
+        .store
+        .projects()
+        .await?
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    let mut readable = c.projects_with(Perm::Read, &all);
+    if let Some(p) = &q.project {
+        readable.retain(|r| r == p);
+    }
     let status = match q.status.as_deref() {
         None | Some("") => None,
         Some(x) => Some(
@@ -114,6 +132,7 @@ async fn list_runs(
             since: q.since,
             until: q.until,
             before_seq: q.before,
+            projects: Some(readable),
             contains: match q.q.as_deref().map(str::trim) {
                 None | Some("") => None,
                 Some(t) if t.chars().count() > 200 => {

@@ -38,7 +38,7 @@ pub fn routes() -> Routes {
                 "/api/v1/editor/parse",
                 "A flow file as the editor's document, with its problems",
             )
-.needs(Perm::Read)
+.needs(Perm::Read).in_projects()
             .json_body::<YamlBody>()
             .returns::<Parsed>(),
             parse,
@@ -49,7 +49,7 @@ pub fn routes() -> Routes {
                 "/api/v1/editor/yaml",
                 "The editor's document as a flow file, with its problems",
             )
-.needs(Perm::Read)
+.needs(Perm::Read).in_projects()
             .json_body::<DocBody>()
             .returns::<Written>(),
             to_yaml,
@@ -60,7 +60,7 @@ pub fn routes() -> Routes {
                 "/api/v1/editor/values",
                 "The obtained values available at a step, with samples",
             )
-.needs(Perm::Read)
+.needs(Perm::Read).in_projects()
             .json_body::<ValuesBody>()
             .returns::<Values>(),
             values,
@@ -71,7 +71,7 @@ pub fn routes() -> Routes {
                 "/api/v1/editor/test-step",
                 "Run one step with the samples of the steps before it",
             )
-.needs(Perm::Build)
+.needs(Perm::Build).in_projects()
             .json_body::<TestStepBody>()
             .returns::<StepTest>(),
             test_step,
@@ -82,7 +82,7 @@ pub fn routes() -> Routes {
                 "/api/v1/flows/{id}/empty-inputs",
                 "Inputs of the current version that render empty with the flow's samples (asked before turning ON)",
             )
-.needs(Perm::Read)
+.needs(Perm::Read).of_flow("id")
             .returns::<EmptyInputs>(),
             empty_inputs,
         )
@@ -92,7 +92,7 @@ pub fn routes() -> Routes {
                 "/api/v1/flows/{id}/samples",
                 "The flow's sample values",
             )
-.needs(Perm::Read)
+.needs(Perm::Read).of_flow("id")
             .returns::<BTreeMap<String, Value>>(),
             samples,
         )
@@ -102,7 +102,7 @@ pub fn routes() -> Routes {
                 "/api/v1/flows/{id}/samples/{step}",
                 "Enter a sample (the trigger's, or a step's)",
             )
-.needs(Perm::Build)
+.needs(Perm::Build).of_flow("id")
             .json_body::<Value>()
             .returns::<Saved>(),
             put_sample,
@@ -113,7 +113,7 @@ pub fn routes() -> Routes {
                 "/api/v1/flows/{id}/samples/trigger/fetch",
                 "Take the newest object the trigger's app offers as the trigger's sample",
             )
-.needs(Perm::Build)
+.needs(Perm::Build).of_flow("id")
             .json_body::<FetchBody>()
             .returns::<Fetched>(),
             fetch_trigger,
@@ -124,7 +124,7 @@ pub fn routes() -> Routes {
                 "/api/v1/flows/{id}/diff",
                 "A line diff between two versions",
             )
-.needs(Perm::Read)
+.needs(Perm::Read).of_flow("id")
             .query::<DiffQuery>()
             .returns::<Diff>(),
             diff,
@@ -135,7 +135,7 @@ pub fn routes() -> Routes {
                 "/api/v1/flows/{id}/versions/{v}/restore",
                 "Make an old version current again",
             )
-.needs(Perm::Build)
+.needs(Perm::Build).of_flow("id")
             .integer_params(&["v"])
             .returns::<FlowView>(),
             restore,
@@ -146,7 +146,7 @@ pub fn routes() -> Routes {
                 "/api/v1/connections/{id}/describe",
                 "The app's objects, or an object's fields",
             )
-.needs(Perm::Build)
+.needs(Perm::Build).of_connection("id")
             .query::<DescribeQuery>()
             .returns::<Described>(),
             describe,
@@ -157,7 +157,7 @@ pub fn routes() -> Routes {
                 "/api/v1/apps/{app}/describe",
                 "Objects and fields an app knows without a connection",
             )
-.needs(Perm::Build)
+.needs(Perm::Build).in_projects()
             .query::<DescribeQuery>()
             .returns::<Described>(),
             describe_app,
@@ -571,5 +571,5 @@ async fn restore(
     Path((id, v)): Path<(String, i64)>,
 ) -> ApiResult<Json<FlowView>> {
     let yaml = s.store.flow_version(&id, v).await?.yaml;
-    Ok(Json(import_yaml(&s, &yaml, c.actor()).await?))
+    Ok(Json(import_yaml(&s, &yaml, &c, None).await?))
 }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{lenient_flow, ApiResult};
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson};
 use crate::AppState;
 
@@ -71,6 +72,7 @@ struct LengthWarning {
 /// Run one step with the samples of the steps before it; keep its output as its sample.
 pub(super) async fn test_step(
     State(s): State<AppState>,
+    axum::Extension(c): axum::Extension<Caller>,
     headers: axum::http::HeaderMap,
     ApiJson(b): ApiJson<TestStepBody>,
 ) -> ApiResult<Json<StepTest>> {
@@ -120,7 +122,15 @@ pub(super) async fn test_step(
     // step is really run.
     let connection = match action {
         Some(a) => {
-            step_connection(&s, &flow, a.connection.as_deref(), &a.app, &b.connections).await
+            step_connection(
+                &s,
+                &c,
+                &flow,
+                a.connection.as_deref(),
+                &a.app,
+                &b.connections,
+            )
+            .await
         }
         None => Ok(None),
     };
@@ -209,6 +219,7 @@ pub(super) async fn test_step(
 /// The connection a step uses: chosen in the editor, else bound to the flow.
 async fn step_connection(
     s: &AppState,
+    c: &Caller,
     flow: &Flow,
     slot: Option<&str>,
     app: &str,
@@ -222,14 +233,24 @@ async fn step_connection(
         return Ok(None);
     };
     if let Some(id) = chosen.get(slot).filter(|id| !id.is_empty()) {
-        let c = s.store.connection(id).await?;
-        if c.app != app {
+        crate::api::check_usable(s, c, id).await?;
+        let conn = s.store.connection(id).await?;
+        if conn.app != app {
             return Err(ApiError::BadRequest(format!(
                 "connection `{}` is for {}, not {app}",
-                c.name, c.app
+                conn.name, conn.app
             )));
         }
-        return Ok(Some(c));
+        return Ok(Some(conn));
+    }
+    // The flow the file names may be another project's: its connections are used only by
+    // those who build there.
+    if let Some(p) = s
+        .store
+        .project_of(flowbot_store::ProjectOf::Flow, &flow.id)
+        .await?
+    {
+        c.check_in(&p, crate::routes::Perm::Build)?;
     }
     let bound = s.store.flow_connections(&flow.id).await?;
     match bound.get(slot) {
@@ -319,6 +340,7 @@ pub(super) struct FetchBody {
 /// flow's trigger connection, becomes the trigger's sample.
 pub(super) async fn fetch_trigger(
     State(s): State<AppState>,
+    axum::Extension(c): axum::Extension<Caller>,
     Path(id): Path<String>,
     ApiJson(b): ApiJson<FetchBody>,
 ) -> ApiResult<Json<Fetched>> {
@@ -330,6 +352,7 @@ pub(super) async fn fetch_trigger(
         .ok_or_else(|| ApiError::BadRequest(format!("unknown app `{app_id}`")))?;
     let conn = step_connection(
         &s,
+        &c,
         &flow,
         flow.trigger.connection.as_deref(),
         &app_id,

@@ -31,6 +31,8 @@ pub async fn home(
         let t = texts(p.lang);
         return render(&p, "home.html", t["home"], "home", json!({}));
     }
+    // Every project the member reads: the home page is the whole day's picture.
+    let readable = p.projects_with(crate::routes::Perm::Read);
     let now = s.store.clock().now();
     // Today as the operators' clock says it: midnight in Japan.
     let tz = jiff::tz::TimeZone::get("Asia/Tokyo").unwrap_or(jiff::tz::TimeZone::UTC);
@@ -44,13 +46,21 @@ pub async fn home(
         .runs(&RunFilter {
             since: Some(midnight),
             limit: TODAY_CAP,
+            projects: Some(readable.clone()),
             ..Default::default()
         })
         .await
         .unwrap_or_default();
     let count = |st: RunStatus| today.iter().filter(|r| r.status == st).count();
     let full = today.len() as i64 >= TODAY_CAP;
-    let infos = s.store.flows().await.unwrap_or_default();
+    let infos: Vec<_> = s
+        .store
+        .flows()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|f| readable.contains(&f.project_id))
+        .collect();
     let names: HashMap<&str, &str> = infos
         .iter()
         .map(|f| (f.id.as_str(), f.name.as_str()))
@@ -62,6 +72,7 @@ pub async fn home(
             status: Some(RunStatus::Failed),
             since: Some(week),
             limit: FAILURES,
+            projects: Some(readable.clone()),
             ..Default::default()
         })
         .await

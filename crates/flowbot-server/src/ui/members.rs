@@ -110,6 +110,7 @@ pub(super) async fn audit(
 ) -> Response {
     let lq = LangQuery {
         lang: q.lang.clone(),
+        project: None,
     };
     let p = match page(&s, &headers, &lq).await {
         Ok(p) => p,
@@ -274,4 +275,51 @@ pub(super) async fn invite(
         None => json!({ "valid": false }),
     };
     render(&p, "invite.html", t["invite_title"], "invite", extra)
+}
+
+/// The projects: their flows and connections counted, made, renamed and removed, and each
+/// member's role in each (their workspace role unless given one of their own).
+pub(super) async fn projects(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<LangQuery>,
+) -> Response {
+    let p = match page(&s, &headers, &q).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let t = texts(p.lang);
+    let members = s.store.members().await.unwrap_or_default();
+    let mut list = Vec::new();
+    for x in s.store.projects().await.unwrap_or_default() {
+        let own = s.store.project_roles_in(&x.id).await.unwrap_or_default();
+        // Owners and admins hold their role everywhere: only the others are listed.
+        let rows: Vec<Value> = members
+            .iter()
+            .filter(|m| !matches!(m.user.role, Role::Owner | Role::Admin) && !m.disabled)
+            .map(|m| {
+                let here = own.iter().find(|r| r.user_id == m.user.id).map(|r| r.role);
+                json!({
+                    "id": m.user.id, "username": m.user.username, "display_name": m.user.display_name,
+                    "workspace_role": role_name(&t, m.user.role),
+                    "role": here.map(|r| r.as_str()).unwrap_or(""),
+                })
+            })
+            .collect();
+        list.push(json!({
+            "id": x.id, "name": x.name, "flows": x.flows, "connections": x.connections,
+            "default": x.id == flowbot_store::DEFAULT_PROJECT, "members": rows,
+        }));
+    }
+    let roles: Vec<Value> = [Role::Editor, Role::Viewer, Role::Operator]
+        .into_iter()
+        .map(|r| json!({ "id": r.as_str(), "name": role_name(&t, r) }))
+        .collect();
+    render(
+        &p,
+        "projects.html",
+        t["projects"],
+        "projects",
+        json!({ "list": list, "roles": roles }),
+    )
 }

@@ -88,6 +88,10 @@ const PAGES: &[(&str, &str)] = &[
         include_str!("../../../../web/templates/invite.html"),
     ),
     (
+        "projects.html",
+        include_str!("../../../../web/templates/projects.html"),
+    ),
+    (
         "forbidden.html",
         include_str!("../../../../web/templates/forbidden.html"),
     ),
@@ -138,40 +142,62 @@ pub fn pages() -> Routes {
             page_route("/", "Home: today's runs and what needs attention").needs(Perm::Own),
             home::home,
         )
-        .add(page_route("/flows", "The flows").needs(Perm::Read), flows)
         .add(
-            page_route("/flows/{id}", "A flow: built, switched and inspected").needs(Perm::Read),
+            page_route("/flows", "The flows")
+                .needs(Perm::Read)
+                .in_projects(),
+            flows,
+        )
+        .add(
+            page_route("/flows/{id}", "A flow: built, switched and inspected")
+                .needs(Perm::Read)
+                .of_flow("id"),
             flow,
         )
         .add(
-            page_route("/flows/new", "A new flow").needs(Perm::Build),
+            page_route("/flows/new", "A new flow")
+                .needs(Perm::Build)
+                .in_projects(),
             new_flow,
         )
         .add(
-            page_route("/flows/{id}/edit", "Old link to the editor").needs(Perm::Read),
+            page_route("/flows/{id}/edit", "Old link to the editor")
+                .needs(Perm::Read)
+                .of_flow("id"),
             edit_flow,
         )
         .add(
-            page_route("/templates", "Templates").needs(Perm::Read),
+            page_route("/templates", "Templates")
+                .needs(Perm::Read)
+                .in_projects(),
             templates,
         )
         .add(
-            page_route("/runs", "Run history").needs(Perm::Read),
+            page_route("/runs", "Run history")
+                .needs(Perm::Read)
+                .in_projects(),
             runs::runs,
         )
         .add(
-            page_route("/runs/{id}", "A run, step by step").needs(Perm::Read),
+            page_route("/runs/{id}", "A run, step by step")
+                .needs(Perm::Read)
+                .of_run("id"),
             runs::run,
         )
         .add(
-            page_route("/connections", "Connections (マイアプリ連携)").needs(Perm::Build),
+            page_route("/connections", "Connections (マイアプリ連携)")
+                .needs(Perm::Build)
+                .in_projects(),
             connections,
         )
         .add(
             page_route("/settings", "Settings").needs(Perm::Admin),
             admin::settings,
         )
-        .add(page_route("/apps", "Apps").needs(Perm::Read), admin::apps)
+        .add(
+            page_route("/apps", "Apps").needs(Perm::Read).in_projects(),
+            admin::apps,
+        )
         .add(
             page_route("/members", "Members and invitations").needs(Perm::Admin),
             members::members,
@@ -179,6 +205,10 @@ pub fn pages() -> Routes {
         .add(
             page_route("/audit", "The audit log").needs(Perm::Admin),
             members::audit,
+        )
+        .add(
+            page_route("/projects", "Projects and members' roles in them").needs(Perm::Admin),
+            members::projects,
         )
         .add(
             page_route("/account", "Your profile, password and API tokens").needs(Perm::Own),
@@ -269,7 +299,7 @@ fn script(body: &'static str) -> axum::routing::MethodRouter<AppState> {
 
 /// The caller's language for an API answer: the UI's cookie, else Accept-Language.
 pub(crate) fn request_lang(headers: &HeaderMap) -> &'static str {
-    lang(headers, &LangQuery { lang: None }).0
+    lang(headers, &LangQuery::default()).0
 }
 
 /// The language: `?lang=` (remembered), the cookie, or the browser's Accept-Language.
@@ -312,6 +342,9 @@ fn words(
 #[derive(Deserialize, Default)]
 pub struct LangQuery {
     lang: Option<String>,
+    /// The project to work in (remembered in a cookie).
+    #[serde(default)]
+    project: Option<String>,
 }
 
 /// What every page needs: the signed-in user (or a redirect to the login page).
@@ -323,6 +356,14 @@ struct Page {
     csrf: String,
     lang: &'static str,
     remember: bool,
+    /// The projects the member may read: (id, name).
+    projects: Vec<(String, String)>,
+    /// The project the member works in (the pages' lists show its flows and runs).
+    project: Option<String>,
+    /// The project was chosen by this request: remember it.
+    remember_project: bool,
+    /// The member's own roles in projects.
+    project_roles: HashMap<String, Role>,
 }
 
 impl Page {
@@ -335,11 +376,44 @@ impl Page {
             csrf: String::new(),
             lang,
             remember,
+            projects: Vec::new(),
+            project: None,
+            remember_project: false,
+            project_roles: HashMap::new(),
         }
     }
 
+    /// The member's role in a project (owners and admins hold theirs everywhere).
+    fn role_in(&self, project: &str) -> Option<Role> {
+        self.role.map(|r| match r {
+            Role::Owner | Role::Admin => r,
+            r => self.project_roles.get(project).copied().unwrap_or(r),
+        })
+    }
+
+    /// What the member may do in the project they work in (or, for workspace matters,
+    /// in the workspace).
     fn can(&self, perm: Perm) -> bool {
-        self.role.is_some_and(|r| perm.granted(r))
+        let role = match (&self.project, perm) {
+            (Some(p), Perm::Read | Perm::Run | Perm::Build) => self.role_in(p),
+            _ => self.role,
+        };
+        role.is_some_and(|r| perm.granted(r))
+    }
+
+    /// The projects where the member may do what needs `perm`.
+    fn projects_with(&self, perm: Perm) -> Vec<String> {
+        self.projects
+            .iter()
+            .filter(|(id, _)| self.role_in(id).is_some_and(|r| perm.granted(r)))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Work in `project` on this page (the flow or run it shows).
+    fn in_project(mut self, project: &str) -> Page {
+        self.project = Some(project.to_string());
+        self
     }
 }
 
@@ -361,21 +435,51 @@ async fn page(s: &AppState, headers: &HeaderMap, q: &LangQuery) -> Result<Page, 
         Some("en") if !chosen => "en",
         _ => lang,
     };
-    match session {
-        Some(sess) => Ok(Page {
-            user: if sess.user.display_name.is_empty() {
-                sess.user.username.clone()
-            } else {
-                sess.user.display_name.clone()
-            },
-            role: Some(sess.user.role),
-            member: Some(sess.user),
-            csrf: sess.csrf_token,
-            lang,
-            remember,
-        }),
-        None => Err(Redirect::to("/login").into_response()),
-    }
+    let Some(sess) = session else {
+        return Err(Redirect::to("/login").into_response());
+    };
+    let project_roles = s
+        .store
+        .project_roles_of(&sess.user.id)
+        .await
+        .unwrap_or_default();
+    let mut p = Page {
+        user: if sess.user.display_name.is_empty() {
+            sess.user.username.clone()
+        } else {
+            sess.user.display_name.clone()
+        },
+        role: Some(sess.user.role),
+        member: Some(sess.user),
+        csrf: sess.csrf_token,
+        lang,
+        remember,
+        projects: Vec::new(),
+        project: None,
+        remember_project: false,
+        project_roles,
+    };
+    let all = s.store.projects().await.unwrap_or_default();
+    p.projects = all
+        .into_iter()
+        .filter(|x| p.role_in(&x.id).is_some_and(|r| Perm::Read.granted(r)))
+        .map(|x| (x.id, x.name))
+        .collect();
+    // The project asked for, else the one remembered, else the default one, else the first.
+    let readable = |id: &str| p.projects.iter().any(|(x, _)| x == id);
+    let asked = q.project.clone().filter(|x| readable(x));
+    p.remember_project = asked.is_some();
+    p.project = asked
+        .or_else(|| {
+            auth::cookie(headers, "flowbot_project")
+                .map(str::to_string)
+                .filter(|x| readable(x))
+        })
+        .or_else(|| {
+            readable(flowbot_store::DEFAULT_PROJECT).then(|| flowbot_store::DEFAULT_PROJECT.into())
+        })
+        .or_else(|| p.projects.first().map(|(x, _)| x.clone()));
+    Ok(p)
 }
 
 fn render(p: &Page, name: &str, title: &str, current: &str, extra: Value) -> Response {
@@ -387,9 +491,15 @@ fn render(p: &Page, name: &str, title: &str, current: &str, extra: Value) -> Res
         "read": p.can(Perm::Read), "run": p.can(Perm::Run), "build": p.can(Perm::Build),
         "admin": p.can(Perm::Admin), "owner": p.can(Perm::Owner),
     });
+    let projects: Vec<Value> = p
+        .projects
+        .iter()
+        .map(|(id, name)| json!({ "id": id, "name": name }))
+        .collect();
     let ctx = context! {
         lang => p.lang, other_lang => other, t => t, user => p.user, csrf => p.csrf,
-        title => title, page => current, can => can, ..minijinja::Value::from_serialize(&extra)
+        title => title, page => current, can => can, projects => projects, project => p.project,
+        ..minijinja::Value::from_serialize(&extra)
     };
     let html = match env().get_template(name).and_then(|tpl| tpl.render(ctx)) {
         Ok(h) => h,
@@ -410,6 +520,13 @@ fn render(p: &Page, name: &str, title: &str, current: &str, extra: Value) -> Res
         );
         resp.headers_mut()
             .insert(header::SET_COOKIE, c.parse().expect("ascii cookie"));
+    }
+    if let Some(project) = p.project.as_ref().filter(|_| p.remember_project) {
+        // Project ids are made by flowbot (hex and dashes, or `default`): cookie-safe.
+        let c = format!("flowbot_project={project}; Path=/; SameSite=Lax; Max-Age=31536000");
+        if let Ok(v) = c.parse() {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
     }
     resp
 }
@@ -471,7 +588,15 @@ async fn flows(
     };
     let since = s.store.clock().now().as_millisecond() - 24 * 3600 * 1000;
     let mut rows = Vec::new();
-    for f in s.store.flows().await.unwrap_or_default() {
+    let here = p.project.clone().unwrap_or_default();
+    for f in s
+        .store
+        .flows()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|f| f.project_id == here)
+    {
         let recent = s
             .store
             .runs(&RunFilter {
@@ -544,6 +669,7 @@ async fn flow(
     let Ok(info) = s.store.flow(&id).await else {
         return Redirect::to("/flows").into_response();
     };
+    let p = p.in_project(&info.project_id);
     let yaml = s.store.current_yaml(&id).await.unwrap_or_default();
     let parsed = s
         .flows
@@ -551,7 +677,12 @@ async fn flow(
         .await
         .ok();
     let bound = s.store.flow_bindings(&id).await.unwrap_or_default();
-    let all = s.store.connections().await.unwrap_or_default();
+    // Only the connections the flow's project sees can fill its slots.
+    let all = s
+        .store
+        .connections_for(&info.project_id)
+        .await
+        .unwrap_or_default();
     let slots: Vec<Value> = parsed
         .as_ref()
         .map(|f| {
@@ -584,7 +715,15 @@ async fn flow(
     let unbound = slots.iter().any(|x| x["bound"].is_null());
     // Everything a run needs is there: offer to turn the trigger ON.
     let ready = !info.enabled && !unbound && parsed.is_some();
+    // Where the flow may move: the projects the member builds in.
+    let targets: Vec<Value> = p
+        .projects
+        .iter()
+        .filter(|(x, _)| p.projects_with(Perm::Build).contains(x))
+        .map(|(x, name)| json!({ "id": x, "name": name }))
+        .collect();
     let extra = json!({
+        "targets": targets,
         "flow": info, "slots": slots, "setup": setup, "settings_open": unbound, "ready": ready,
         "webhook_url": format!("{public}/hooks/{}/{}", info.id, info.webhook_token),
         "webhook_token": "",
@@ -623,7 +762,10 @@ async fn new_flow(
     headers: HeaderMap,
     Query(q): Query<NewQuery>,
 ) -> Response {
-    let lq = LangQuery { lang: q.lang };
+    let lq = LangQuery {
+        lang: q.lang,
+        project: None,
+    };
     let p = match page(&s, &headers, &lq).await {
         Ok(p) => p,
         Err(r) => return r,
@@ -707,9 +849,25 @@ async fn connections(
         Ok(p) => p,
         Err(r) => return r,
     };
+    // The connections the project in view sees: its own, and those shared with it.
+    let here = p.project.clone().unwrap_or_default();
+    let name_of = |id: &str| {
+        p.projects
+            .iter()
+            .find(|(x, _)| x == id)
+            .map(|(_, n)| n.clone())
+            .unwrap_or_else(|| id.to_string())
+    };
+    let builds = p.projects_with(Perm::Build);
+    let others: Vec<Value> = p
+        .projects
+        .iter()
+        .filter(|(x, _)| *x != here && builds.contains(x))
+        .map(|(x, n)| json!({ "id": x, "name": n }))
+        .collect();
     let list: Vec<Value> = s
         .store
-        .connections()
+        .connections_for(&here)
         .await
         .unwrap_or_default()
         .into_iter()
@@ -722,6 +880,14 @@ async fn connections(
             let mut v = json!(c);
             v["app_name"] = json!(app_name);
             v["oauth"] = json!(oauth);
+            v["project_name"] = json!(name_of(&c.project_id));
+            v["own"] = json!(c.project_id == here);
+            v["shared_names"] = json!(c
+                .shared_with
+                .iter()
+                .map(|x| name_of(x))
+                .collect::<Vec<_>>()
+                .join(", "));
             v
         })
         .collect();
@@ -739,7 +905,7 @@ async fn connections(
         "connections.html",
         title,
         "connections",
-        json!({ "connections": list, "apps": apps }),
+        json!({ "connections": list, "apps": apps, "others": others }),
     )
 }
 

@@ -29,6 +29,7 @@ pub struct RunsQuery {
     /// Text the run's trigger values contain.
     q: Option<String>,
     lang: Option<String>,
+    project: Option<String>,
 }
 
 /// Flows read once per page: `(id, version)` → the flow, when its YAML still reads.
@@ -56,6 +57,7 @@ pub async fn runs(
 ) -> Response {
     let lq = LangQuery {
         lang: q.lang.clone(),
+        project: q.project.clone(),
     };
     let p = match page(&s, &headers, &lq).await {
         Ok(p) => p,
@@ -75,6 +77,7 @@ pub async fn runs(
             status,
             before_seq: q.before,
             contains: search.clone(),
+            projects: Some(p.project.iter().cloned().collect()),
             limit: 50,
             ..Default::default()
         })
@@ -90,6 +93,7 @@ pub async fn runs(
         .runs(&RunFilter {
             flow_id: flow.clone(),
             since: Some(now - 24 * 3600 * 1000),
+            projects: Some(p.project.iter().cloned().collect()),
             limit: 1000,
             ..Default::default()
         })
@@ -253,6 +257,11 @@ pub async fn run(
     };
     let Ok(run) = s.store.run(&id).await else {
         return Redirect::to("/runs").into_response();
+    };
+    // The page's buttons follow the member's role in the run's project.
+    let p = match s.store.project_of(flowbot_store::ProjectOf::Run, &id).await {
+        Ok(Some(project)) => p.in_project(&project),
+        _ => p,
     };
     let t = texts(p.lang);
     let mut flows_read = Flows::default();
