@@ -700,3 +700,52 @@ async fn a_role_of_ones_own_in_a_project_opens_that_project_and_no_other() {
     assert_eq!(mine.as_array().unwrap().len(), 1, "{mine}");
     assert_eq!(mine[0]["role"], "viewer");
 }
+
+/// With an email channel configured for notifications, an invitation goes out through its
+/// SMTP server (the sandbox's sink, a real SMTP exchange) and holds the one-time link.
+#[tokio::test]
+async fn an_invitation_is_emailed_through_the_configured_smtp_server() {
+    let t = team().await;
+    let smtp = flowbot_sandbox::smtp::start().await.unwrap();
+    let mut settings = serde_json::Map::new();
+    for (k, v) in [
+        ("host", json!("127.0.0.1")),
+        ("port", json!(smtp.port)),
+        ("security", json!("plain")),
+        ("from", json!("flowbot@example.co.jp")),
+    ] {
+        settings.insert(k.into(), v);
+    }
+    let mail = t
+        .store
+        .save_connection("ops mail", "email", &settings, "test")
+        .await
+        .unwrap();
+    let owner = &t.tokens[&Role::Owner];
+    let r = t
+        .as_token(owner, "put", "/api/v1/settings/notifications")
+        .json(&json!({ "channels": [
+            { "app": "email", "connection_id": mail.id, "to": "ops@example.co.jp" }
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let r = t
+        .as_token(owner, "post", "/api/v1/invitations")
+        .json(&json!({ "email": "hanako@example.co.jp", "role": "viewer" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let invited: Value = r.json().await.unwrap();
+    assert_eq!(invited["emailed"], true);
+    let link = invited["link"].as_str().unwrap();
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].to, ["hanako@example.co.jp"]);
+    // The link may be folded by the mail's transfer encoding: its token is in there.
+    let token = link.rsplit('/').next().unwrap();
+    let unfolded = mails[0].data.replace("=\r\n", "").replace("\r\n", "");
+    assert!(unfolded.contains(&token[..32]), "{}", mails[0].data);
+}
