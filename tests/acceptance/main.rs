@@ -898,8 +898,9 @@ async fn s8_hostile_input_is_refused_or_fails_clearly_and_is_shown_escaped() {
 }
 
 /// Leave flowbot for the sandbox's identity provider and sign in there as `sub`: the
-/// callback URL the provider sends the browser back to.
-async fn through_idp(fb: &Flowbot, sb: &Sandbox, sub: &str) -> String {
+/// callback URL the provider sends the browser back to, and the cookie of the browser that
+/// started (the callback is refused anywhere else).
+async fn through_idp(fb: &Flowbot, sb: &Sandbox, sub: &str) -> (String, String) {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -910,6 +911,13 @@ async fn through_idp(fb: &Flowbot, sb: &Sandbox, sub: &str) -> String {
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
+    let started = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
     let to = r.headers()["location"].to_str().unwrap().to_string();
     let query = to.split_once('?').unwrap().1;
     let mut form: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
@@ -924,7 +932,10 @@ async fn through_idp(fb: &Flowbot, sb: &Sandbox, sub: &str) -> String {
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
-    r.headers()["location"].to_str().unwrap().to_string()
+    (
+        r.headers()["location"].to_str().unwrap().to_string(),
+        started,
+    )
 }
 
 /// A member who joined through an invitation: their session and an API token of theirs.
@@ -1107,14 +1118,27 @@ async fn s9_no_route_answers_a_stranger_and_secrets_never_show() {
 
         // Single sign-on: a colleague of an allowed domain signs in through the identity
         // provider; the same callback replayed, and a tampered ID token, are refused.
-        let back = through_idp(&fb, &sb, "00u-hanako").await;
+        let (back, _) = through_idp(&fb, &sb, "00u-hanako").await;
         let r = stranger.get(&back).send().await.unwrap();
-        assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
-        let r = stranger.get(&back).send().await.unwrap();
-        assert_eq!(r.status(), 403, "a replayed callback is refused");
+        assert_eq!(r.status(), 403, "a callback in another browser is refused");
+        let (back, started) = through_idp(&fb, &sb, "00u-hanako").await;
+        for (status, why) in [(303, "signed in"), (403, "a replayed callback is refused")] {
+            let r = stranger
+                .get(&back)
+                .header("cookie", &started)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), status, "{why}");
+        }
         sb.oidc_fault("tampered").await;
-        let back = through_idp(&fb, &sb, "00u-jiro").await;
-        let r = stranger.get(&back).send().await.unwrap();
+        let (back, started) = through_idp(&fb, &sb, "00u-jiro").await;
+        let r = stranger
+            .get(&back)
+            .header("cookie", &started)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 403, "a tampered ID token is refused");
         sb.oidc_fault("none").await;
         let (_, members) = fb.api(Method::GET, "/api/v1/members", None).await;

@@ -735,7 +735,7 @@
         el('h4', { id: 't-hook-label', text: T.webhook_url }),
         el('code', { id: 't-hook', class: 'wrap', text: url }), ' ',
         el('button', { type: 'button', class: 'small', 'aria-describedby': 't-hook-label', onclick: async (e) => {
-          try { await navigator.clipboard.writeText($('webhook-url').textContent.trim()); e.currentTarget.textContent = T.copied; } catch { /* shown as it is */ }
+          try { await navigator.clipboard.writeText(($('webhook-url')?.textContent || '').trim()); e.currentTarget.textContent = T.copied; } catch { /* shown as it is */ }
         }, text: T.copy_value }),
         ...chosen.filter((t) => t.setup).slice(0, 1).map((t) => el('p', { class: 'muted', text: tx(t.setup) }))));
     }
@@ -991,7 +991,9 @@
       renderList(S.doc.steps, ['steps']));
   }
   async function start() {
-    const [apps, conns] = await Promise.all([api('GET', '/api/v1/apps'), api('GET', '/api/v1/connections')]);
+    // A reader may not list connections: the flow is drawn without them.
+    const conns0 = root.dataset.build ? api('GET', '/api/v1/connections') : Promise.resolve([]);
+    const [apps, conns] = await Promise.all([api('GET', '/api/v1/apps'), conns0]);
     S.apps = apps;
     S.connections = conns;
     const r = await api('POST', '/api/v1/editor/parse', { yaml: $('ed-yaml').value });
@@ -1015,7 +1017,7 @@
     const closeAdder = () => { $('ed-adder').hidden = true; (opener && document.body.contains(opener) ? opener : $('ed-add')).focus(); };
     $('ed-cat-close').addEventListener('click', closeAdder);
     $('ed-adder').addEventListener('keydown', (e) => { if (e.key === 'Escape') closeAdder(); });
-    $('ed-save').addEventListener('click', save);
+    $('ed-save')?.addEventListener('click', save);
     $('ed-apply-yaml').addEventListener('click', applyYaml);
     // A new flow has an id from the start (its webhook URL and samples hang on it): the
     // server put one in the field, and what is there now — typed or cleared while the page

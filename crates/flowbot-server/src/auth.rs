@@ -325,6 +325,23 @@ impl Caller {
             .collect()
     }
 
+    /// Refuse unless the caller may do what needs `perm` in the project of the flow `id`
+    /// (when such a flow exists: a file not saved yet belongs to no project).
+    pub async fn check_flow(
+        &self,
+        store: &flowbot_store::Store,
+        flow_id: &str,
+        perm: crate::routes::Perm,
+    ) -> Result<(), ApiError> {
+        match store
+            .project_of(flowbot_store::ProjectOf::Flow, flow_id)
+            .await?
+        {
+            Some(p) => self.check_in(&p, perm),
+            None => Ok(()),
+        }
+    }
+
     /// Refuse unless the caller may do what needs `perm` (an unsafe method) in `project`.
     pub fn check_in(&self, project: &str, perm: crate::routes::Perm) -> Result<(), ApiError> {
         if self.may_in(project, perm, &Method::POST) {

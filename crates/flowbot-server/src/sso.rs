@@ -66,6 +66,9 @@ impl std::fmt::Debug for SsoConfig {
     }
 }
 
+/// The cookie that ties a sign-in to the browser that started it.
+const BROWSER_COOKIE: &str = "flowbot_sso";
+
 /// The provider's discovery document (with its keys), read again after this long.
 const METADATA_TTL: Duration = Duration::from_secs(300);
 /// The most a provider's answer may hold.
@@ -93,6 +96,8 @@ pub enum SsoError {
     Provider(String),
     #[error("this sign-in link was used already or has expired; start again")]
     UnknownState,
+    #[error("this sign-in was started in another browser; start again here")]
+    OtherBrowser,
     #[error("the identity provider's answer did not check out: {0}")]
     BadToken(String),
     #[error("{0}")]
@@ -185,13 +190,15 @@ impl Sso {
             .map_err(|e| SsoError::Provider(format!("the callback URL: {e}")))
     }
 
-    /// Where to send the browser to sign in, after remembering this sign-in.
+    /// Where to send the browser to sign in, after remembering this sign-in for the browser
+    /// holding `browser` (the hash of a value in its cookie).
     pub async fn start(
         &self,
         s: &AppState,
         base: &str,
         return_to: String,
         invitation: Option<String>,
+        browser: String,
     ) -> Result<String, SsoError> {
         let client = self.client(self.metadata(false).await?, base)?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -216,6 +223,7 @@ impl Sso {
                     nonce,
                     return_to,
                     invitation,
+                    browser,
                 },
             )
             .await?;
@@ -230,6 +238,7 @@ impl Sso {
         base: &str,
         code: &str,
         state: &str,
+        browser: Option<&str>,
         address: &str,
     ) -> Result<(flowbot_store::User, String), SsoError> {
         // Taken first, whatever happens next: a replayed callback finds nothing.
@@ -238,6 +247,11 @@ impl Sso {
             .sso_take(state)
             .await?
             .ok_or(SsoError::UnknownState)?;
+        // Back in the browser that started it: nobody can finish their own sign-in in
+        // someone else's browser.
+        if !browser.is_some_and(|b| crate::same(&auth::token_hash(b), &pending.browser)) {
+            return Err(SsoError::OtherBrowser);
+        }
         let raw = self.exchange(base, code, &pending).await?;
         let claims = match self.verify(&raw, &pending, false).await {
             // The provider may have rotated its keys since its document was read.
@@ -415,6 +429,8 @@ impl Sso {
                 c.name.chars().take(100).collect()
             },
             email: c.email.clone(),
+            // The provider vouched for it (checked above).
+            email_verified: true,
             oidc_subject: Some(c.subject.clone()),
             // Never signed in with: only the provider lets them in.
             ..NewUser::basic(&username, "sso-only", self.config.default_role)
@@ -516,12 +532,11 @@ pub(crate) struct StartQuery {
     invite: Option<String>,
 }
 
-/// Only a path on this server: never another site (an open redirect).
+/// Only a path on this server: never another site (an open redirect; browsers drop tabs
+/// and newlines from a `Location`, so `/\t/evil` would become `//evil`).
 fn local_path(p: Option<&str>) -> String {
     match p {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => {
-            p.chars().take(500).collect()
-        }
+        Some(p) if crate::api::is_local_path(p) => p.to_string(),
         _ => "/".into(),
     }
 }
@@ -541,11 +556,24 @@ pub(crate) async fn start(
         .as_deref()
         .filter(|t| t.len() <= 128)
         .map(auth::token_hash);
+    let browser = auth::random_token();
     match sso
-        .start(&s, &base, local_path(q.next.as_deref()), invitation)
+        .start(
+            &s,
+            &base,
+            local_path(q.next.as_deref()),
+            invitation,
+            auth::token_hash(&browser),
+        )
         .await
     {
-        Ok(url) => Redirect::to(&url).into_response(),
+        Ok(url) => {
+            // Only for the way back from the provider (a top-level GET: Lax sends it).
+            let cookie = format!(
+                "{BROWSER_COOKIE}={browser}; Path=/auth/sso; HttpOnly; SameSite=Lax; Max-Age=600"
+            );
+            ([(header::SET_COOKIE, cookie)], Redirect::to(&url)).into_response()
+        }
         Err(e) => {
             tracing::warn!(error = %e, "single sign-on could not start");
             crate::ui::sso_refused(&headers, &e.to_string())
@@ -607,7 +635,11 @@ pub(crate) async fn callback(
         return refuse("the identity provider's answer is too long".into()).await;
     }
     let base = crate::ui::public_url(&s).await;
-    match sso.finish(&s, &base, &code, &state, &address).await {
+    let browser = auth::cookie(&headers, BROWSER_COOKIE);
+    match sso
+        .finish(&s, &base, &code, &state, browser, &address)
+        .await
+    {
         Ok((user, next)) => match crate::api::session::signed_in(&s, user, &address).await {
             Ok((cookie, _)) => {
                 ([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response()
@@ -628,7 +660,14 @@ mod tests {
     #[test]
     fn only_local_paths_are_landed_on() {
         assert_eq!(local_path(Some("/runs?x=1")), "/runs?x=1");
-        for bad in ["//evil.example/", "https://evil.example/", "/\\evil", ""] {
+        for bad in [
+            "//evil.example/",
+            "https://evil.example/",
+            "/\\evil",
+            "",
+            "/\t/evil.example",
+            "/\n/evil.example",
+        ] {
             assert_eq!(local_path(Some(bad)), "/", "{bad}");
         }
         assert_eq!(local_path(None), "/");

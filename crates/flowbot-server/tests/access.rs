@@ -626,6 +626,60 @@ async fn a_role_of_ones_own_in_a_project_opens_that_project_and_no_other() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403, "a viewer there changes nothing");
+    // Nor through the editor: the other project's flow's samples stay there.
+    let r = t
+        .as_token(op, "post", "/api/v1/editor/values")
+        .json(&json!({ "yaml": flow_yaml("home"), "step_id": "a" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        403,
+        "the editor reads only the caller's projects"
+    );
+    // The webhook URL's secret is for those who build: a reader could start the flow.
+    let deals: Value = t
+        .as_token(op, "get", "/api/v1/flows/deals")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(deals["flow"]["webhook_token"], "", "{deals}");
+    assert_eq!(deals["webhook_path"], "");
+    // The events inbox shows the events of the projects one reads.
+    for id in ["home", "deals"] {
+        t.store
+            .enqueue(flowbot_store::NewEvent {
+                flow_id: id.into(),
+                flow_version: None,
+                source: flowbot_store::Source::Webhook,
+                headers: json!({}),
+                body: json!({ "n": id }),
+                trigger: json!({ "n": id }),
+                concurrency_key: Ok(None),
+                dedupe: None,
+            })
+            .await
+            .unwrap();
+    }
+    let events: Value = t
+        .as_token(op, "get", "/api/v1/events")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let flows: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["flow_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(flows, ["deals"], "{events}");
     let s = t.sign_in(&uname(Role::Operator), PASSWORD).await;
     for (page, status) in [("/flows/deals", 200), ("/flows/home", 403)] {
         let r = t.as_session(&s, "get", page).send().await.unwrap();

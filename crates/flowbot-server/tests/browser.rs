@@ -2474,9 +2474,20 @@ async fn an_owner_invites_an_editor_and_a_viewer_who_each_do_what_their_role_all
     c.goto(&format!("{url}/connections")).await.unwrap();
     let refused = e.find("main h1").await.text().await.unwrap();
     assert!(refused.contains("権限がありません"), "{refused}");
+    console(&c).await;
     c.goto(&format!("{url}/flows/{tpl}")).await.unwrap();
     e.find("#read-only-note").await;
+    // The editor still draws the flow for a reader (its script runs without the save
+    // button), and the webhook URL's secret is not shown.
+    e.find("#ed-trigger-open").await;
     assert!(c.find(Locator::Id("ed-save")).await.is_err());
+    assert!(c.find(Locator::Id("webhook-url")).await.is_err());
+    let errors: Vec<String> = console(&c)
+        .await
+        .into_iter()
+        .filter(|l| l.contains("SEVERE"))
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
     sign_out(&e).await;
 
     // The owner's audit page names each of them for what they did.

@@ -73,12 +73,25 @@ fn location(r: &reqwest::Response) -> String {
     r.headers()["location"].to_str().unwrap().to_string()
 }
 
-/// Leave flowbot for the IdP, sign in there as `sub`: the callback URL the IdP sends the
-/// browser back to.
-async fn to_callback(s: &Setup, start: &str, sub: &str) -> String {
+/// The way back from the IdP: the callback URL, and the cookie the browser that started
+/// the sign-in holds.
+#[derive(Clone)]
+struct Back {
+    url: String,
+    cookie: String,
+}
+
+/// Leave flowbot for the IdP, sign in there as `sub`: the way back.
+async fn to_callback(s: &Setup, start: &str, sub: &str) -> Back {
     let http = browser();
     let r = http.get(format!("{}{start}", s.url)).send().await.unwrap();
     assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
+    let set = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Lax"),
+        "{set}"
+    );
+    let started = common::set_cookie(&r);
     let authorize = url::Url::parse(&location(&r)).unwrap();
     assert!(authorize.as_str().starts_with(&s.idp.url), "{authorize}");
     let q: std::collections::HashMap<String, String> =
@@ -105,13 +118,21 @@ async fn to_callback(s: &Setup, start: &str, sub: &str) -> String {
         back.starts_with(&format!("{}/auth/sso/callback?", s.url)),
         "{back}"
     );
-    back
+    Back {
+        url: back,
+        cookie: started,
+    }
 }
 
-/// Follow the callback: the session cookie and where it lands, or the refusal's status and
-/// page.
-async fn callback(url: &str) -> Result<(String, String), (u16, String)> {
-    let r = browser().get(url).send().await.unwrap();
+/// Follow the callback in the browser that started: the session cookie and where it lands,
+/// or the refusal's status and page.
+async fn callback(back: &Back) -> Result<(String, String), (u16, String)> {
+    let r = browser()
+        .get(&back.url)
+        .header("cookie", &back.cookie)
+        .send()
+        .await
+        .unwrap();
     if r.status() != 303 {
         return Err((r.status().as_u16(), r.text().await.unwrap()));
     }
@@ -133,6 +154,16 @@ async fn me(s: &Setup, cookie: &str) -> Value {
 #[tokio::test]
 async fn a_colleague_signs_in_through_the_identity_provider_and_gets_the_role_of_their_group() {
     let s = setup(false).await;
+    let back = to_callback(&s, "/auth/sso?next=/runs", "00u-hanako").await;
+    // Finished in another browser (someone sending their own callback link to a
+    // colleague), the sign-in is refused; the one that started it is not affected.
+    let elsewhere = Back {
+        cookie: "flowbot_sso=someone-elses".into(),
+        ..back.clone()
+    };
+    let (status, page) = callback(&elsewhere).await.expect_err("not this browser");
+    assert_eq!(status, 403);
+    assert!(page.contains("another browser"), "{page}");
     let back = to_callback(&s, "/auth/sso?next=/runs", "00u-hanako").await;
     let (cookie, landed) = callback(&back).await.expect("signed in");
     assert_eq!(landed, "/runs", "back where they were going");
@@ -187,7 +218,7 @@ async fn a_colleague_signs_in_through_the_identity_provider_and_gets_the_role_of
         .iter()
         .filter(|e| e.action == "session.sso_refused")
         .count();
-    assert_eq!(refused, 3, "{log:?}");
+    assert_eq!(refused, 4, "{log:?}");
     assert!(log
         .iter()
         .any(|e| e.action == "member.role" && e.actor == "sso"));
@@ -330,4 +361,43 @@ async fn an_invitation_is_accepted_through_the_provider_and_passwords_can_be_for
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+}
+
+#[tokio::test]
+async fn an_email_a_member_typed_themselves_does_not_take_over_a_colleague_s_sign_in() {
+    let s = setup(false).await;
+    let taro = s
+        .store
+        .create_user(
+            flowbot_store::NewUser::basic(
+                "taro",
+                &flowbot_server::auth::hash_password("taro's password"),
+                Role::Viewer,
+            ),
+            "test",
+        )
+        .await
+        .unwrap();
+    s.store
+        .update_profile(
+            &taro.id,
+            flowbot_store::Profile {
+                email: Some("hanako@example.co.jp".into()),
+                ..Default::default()
+            },
+            "taro",
+        )
+        .await
+        .unwrap();
+    let mut users = s.idp.sim.config().users.clone();
+    users[0].groups = vec!["flowbot-admins".into()];
+    s.idp.sim.set_users(users);
+    let (cookie, _) = callback(&to_callback(&s, "/auth/sso", "00u-hanako").await)
+        .await
+        .expect("signed in");
+    let who = me(&s, &cookie).await;
+    assert_eq!(who["user"]["username"], "hanako", "a member of her own");
+    assert_eq!(who["user"]["role"], "admin");
+    let taro = s.store.member("taro").await.unwrap();
+    assert_eq!(taro.user.role, Role::Viewer, "taro gained nothing");
 }

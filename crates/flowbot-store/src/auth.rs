@@ -98,6 +98,9 @@ pub struct NewUser {
     pub time_zone: String,
     /// The subject at the identity provider, for a member made by single sign-on.
     pub oidc_subject: Option<String>,
+    /// The email is known to be theirs (set by an invitation, an admin, the command line
+    /// or the identity provider), so a first sign-in through the provider may link to it.
+    pub email_verified: bool,
 }
 
 impl NewUser {
@@ -112,6 +115,7 @@ impl NewUser {
             language: String::new(),
             time_zone: "Asia/Tokyo".into(),
             oidc_subject: None,
+            email_verified: false,
         }
     }
 }
@@ -246,8 +250,8 @@ async fn insert_user(conn: &mut AnyConnection, id: &str, u: &NewUser, now: i64) 
         )));
     }
     sqlx::query(
-        "INSERT INTO users (id, username, password_hash, created_at, display_name, email, language, time_zone, role, oidc_subject) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "INSERT INTO users (id, username, password_hash, created_at, display_name, email, language, time_zone, role, oidc_subject, email_verified) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(id.to_string())
     .bind(u.username.clone())
@@ -259,6 +263,7 @@ async fn insert_user(conn: &mut AnyConnection, id: &str, u: &NewUser, now: i64) 
     .bind(u.time_zone.clone())
     .bind(u.role.as_str())
     .bind(u.oidc_subject.clone())
+    .bind(i64::from(u.email_verified && !u.email.is_empty()))
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -566,7 +571,9 @@ impl Store {
                         time_zone: p.time_zone.unwrap_or(user.time_zone.clone()),
                         ..user.clone()
                     };
-                    sqlx::query("UPDATE users SET display_name = $1, email = $2, language = $3, time_zone = $4 WHERE id = $5")
+                    // An email the member typed themselves is not known to be theirs.
+                    sqlx::query("UPDATE users SET display_name = $1, email = $2, language = $3, time_zone = $4, \
+                                 email_verified = CASE WHEN email = $2 THEN email_verified ELSE 0 END WHERE id = $5")
                         .bind(next.display_name.clone())
                         .bind(next.email.clone())
                         .bind(next.language.clone())
@@ -896,7 +903,9 @@ impl Store {
                         .await?
                         .ok_or_else(|| StoreError::NotFound("this invitation link is used, expired or revoked".into()))?;
                     let inv_id: String = row.try_get("id")?;
+                    // The link went to this address: it is theirs.
                     new.email = row.try_get("email")?;
+                    new.email_verified = true;
                     new.role = Role::parse(&row.try_get::<String, _>("role")?).unwrap_or(Role::Viewer);
                     let n = sqlx::query("UPDATE invitations SET accepted_at = $1, accepted_by = $2 WHERE id = $3 AND accepted_at IS NULL")
                         .bind(now)

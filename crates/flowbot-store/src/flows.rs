@@ -344,6 +344,9 @@ impl Store {
                         "DELETE FROM schedule_fires WHERE flow_id = $1",
                         "DELETE FROM trigger_cursors WHERE flow_id = $1",
                         "DELETE FROM flow_connections WHERE flow_id = $1",
+                        // Samples are real data: they go with their flow (a new flow of
+                        // the same id does not inherit them).
+                        "DELETE FROM flow_samples WHERE flow_id = $1",
                         "DELETE FROM flow_versions WHERE flow_id = $1",
                     ] {
                         sqlx::query(sql).bind(id.clone()).execute(&mut *conn).await?;

@@ -109,15 +109,14 @@ impl Store {
             .writer
             .write(move |conn| {
                 Box::pin(async move {
-                    let row =
-                        sqlx::query(&format!("SELECT {columns} FROM {table} WHERE state = $1"))
-                            .bind(state.clone())
-                            .fetch_optional(&mut *conn)
-                            .await?;
-                    sqlx::query(&format!("DELETE FROM {table} WHERE state = $1"))
-                        .bind(state)
-                        .execute(&mut *conn)
-                        .await?;
+                    // One statement: of two servers taking the same row at once, only one
+                    // gets it back.
+                    let row = sqlx::query(&format!(
+                        "DELETE FROM {table} WHERE state = $1 RETURNING {columns}"
+                    ))
+                    .bind(state)
+                    .fetch_optional(&mut *conn)
+                    .await?;
                     match row {
                         Some(r) if now - r.try_get::<i64, _>("created_at")? <= ttl_ms => {
                             Ok(Some(r))

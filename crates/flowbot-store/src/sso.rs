@@ -21,6 +21,8 @@ pub struct PendingSso {
     pub return_to: String,
     /// The SHA-256 of the invitation link's token this sign-in accepts, if any.
     pub invitation: Option<String>,
+    /// The SHA-256 of the value the starting browser holds in a cookie.
+    pub browser: String,
 }
 
 impl Store {
@@ -38,8 +40,8 @@ impl Store {
                         .execute(&mut *conn)
                         .await?;
                     sqlx::query(
-                        "INSERT INTO sso_pending (state, verifier_box, key_id, nonce, return_to, invitation, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                        "INSERT INTO sso_pending (state, verifier_box, key_id, nonce, return_to, invitation, created_at, browser) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                     )
                     .bind(state)
                     .bind(sealed)
@@ -48,6 +50,7 @@ impl Store {
                     .bind(p.return_to)
                     .bind(p.invitation)
                     .bind(now)
+                    .bind(p.browser)
                     .execute(&mut *conn)
                     .await?;
                     Ok(())
@@ -62,7 +65,7 @@ impl Store {
         let Some(row) = self
             .take_once(
                 "sso_pending",
-                "verifier_box, key_id, nonce, return_to, invitation, created_at",
+                "verifier_box, key_id, nonce, return_to, invitation, created_at, browser",
                 state,
                 SSO_TTL_MS,
             )
@@ -75,6 +78,7 @@ impl Store {
             nonce: row.try_get("nonce")?,
             return_to: row.try_get("return_to")?,
             invitation: row.try_get("invitation")?,
+            browser: row.try_get("browser")?,
         }))
     }
 
@@ -91,10 +95,12 @@ impl Store {
         }
     }
 
-    /// The member with this email (in any case), if exactly one has it.
+    /// The member not yet linked to the identity provider whose email, known to be theirs,
+    /// is this one (in any case), if exactly one is.
     pub async fn member_by_email(&self, email: &str) -> Result<Option<crate::Member>> {
         let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM users WHERE LOWER(email) = LOWER($1) AND email <> ''",
+            "SELECT id FROM users WHERE LOWER(email) = LOWER($1) AND email <> '' \
+             AND email_verified = 1 AND oidc_subject IS NULL",
         )
         .bind(email.to_string())
         .fetch_all(self.pool())
@@ -121,11 +127,20 @@ impl Store {
             .write(move |conn| {
                 Box::pin(async move {
                     let name = crate::auth::username_of(conn, &user_id).await?;
-                    sqlx::query("UPDATE users SET oidc_subject = $1 WHERE id = $2")
-                        .bind(subject)
-                        .bind(user_id)
-                        .execute(&mut *conn)
-                        .await?;
+                    // A member linked once stays linked to that subject.
+                    let n = sqlx::query(
+                        "UPDATE users SET oidc_subject = $1 WHERE id = $2 AND oidc_subject IS NULL",
+                    )
+                    .bind(subject)
+                    .bind(user_id)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                    if n == 0 {
+                        return Err(crate::StoreError::Conflict(format!(
+                            "`{name}` is linked to another account at the identity provider"
+                        )));
+                    }
                     audit(
                         conn,
                         now,

@@ -187,16 +187,26 @@ impl Store {
                     let mut hashes: Vec<String> = text
                         .and_then(|t| serde_json::from_str(&t).ok())
                         .unwrap_or_default();
-                    let before = hashes.len();
+                    let before = json!(hashes).to_string();
+                    let count = hashes.len();
                     hashes.retain(|h| *h != hash);
-                    if hashes.len() == before {
+                    if hashes.len() == count {
                         return Ok(false);
                     }
-                    sqlx::query("UPDATE users SET recovery_hashes = $1 WHERE id = $2")
-                        .bind(json!(hashes).to_string())
-                        .bind(user_id.clone())
-                        .execute(&mut *conn)
-                        .await?;
+                    // Only if nobody spent a code meanwhile (another server, at once): a
+                    // code works once.
+                    let n = sqlx::query(
+                        "UPDATE users SET recovery_hashes = $1 WHERE id = $2 AND recovery_hashes = $3",
+                    )
+                    .bind(json!(hashes).to_string())
+                    .bind(user_id.clone())
+                    .bind(before)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                    if n == 0 {
+                        return Ok(false);
+                    }
                     let name = crate::auth::username_of(conn, &user_id).await?;
                     audit(
                         conn,

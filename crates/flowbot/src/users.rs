@@ -117,7 +117,9 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
                 let mut new =
                     NewUser::basic(&username, &flowbot_server::auth::hash_password(&pw), r);
                 if let Some(e) = email {
+                    // Given by whoever runs the command line: known to be theirs.
                     new.email = e;
+                    new.email_verified = true;
                 }
                 if let Some(d) = display_name {
                     new.display_name = d;

@@ -212,6 +212,23 @@ async fn share_connection(
     if b.projects.len() > 100 {
         return Err(ApiError::BadRequest("at most 100 projects".into()));
     }
+    // Sharing into a project, or out of it, is building there too.
+    let before = s
+        .store
+        .connections()
+        .await?
+        .into_iter()
+        .find(|x| x.id == id)
+        .map(|x| x.shared_with)
+        .unwrap_or_default();
+    for p in b
+        .projects
+        .iter()
+        .filter(|p| !before.contains(p))
+        .chain(before.iter().filter(|p| !b.projects.contains(p)))
+    {
+        c.check_in(p, Perm::Build)?;
+    }
     s.store
         .share_connection(&id, &b.projects, c.actor())
         .await?;
@@ -365,7 +382,7 @@ struct OauthStartBody {
 }
 
 /// A path on this server, never another origin (`//host`, `/\host`) or a long string.
-fn local_path(p: &str) -> bool {
+pub(crate) fn is_local_path(p: &str) -> bool {
     p.len() <= 512
         && p.starts_with('/')
         && !p.starts_with("//")
@@ -392,7 +409,7 @@ async fn oauth_start(
             .return_to
     };
     if let Some(p) = &return_to {
-        if !local_path(p) {
+        if !is_local_path(p) {
             return Err(ApiError::BadRequest(
                 "`return_to` must be a path on this server".into(),
             ));
@@ -514,7 +531,7 @@ async fn oauth_callback(
         .save_connection(&conn.name, &conn.app, &settings, "oauth")
         .await?;
     let back = return_to
-        .filter(|p| local_path(p))
+        .filter(|p| is_local_path(p))
         .map(|p| format!("{p}{}connected=1", if p.contains('?') { '&' } else { '?' }))
         .unwrap_or_else(|| "/connections?connected=1".into());
     Ok(Redirect::to(&back).into_response())

@@ -243,6 +243,12 @@ async fn list_flows(
             .into_iter()
             .filter(|f| q.project.as_ref().is_none_or(|p| *p == f.project_id))
             .filter(|f| c.may_in(&f.project_id, Perm::Read, &axum::http::Method::GET))
+            .map(|mut f| {
+                if !builds(&c, &f) {
+                    hide_token(&mut f);
+                }
+                f
+            })
             .collect(),
     ))
 }
@@ -265,8 +271,28 @@ async fn move_flow(
     Ok(Json(flow_view(&s, &id).await?))
 }
 
-async fn get_flow(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<FlowView>> {
-    Ok(Json(flow_view(&s, &id).await?))
+async fn get_flow(
+    State(s): State<AppState>,
+    Extension(c): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<FlowView>> {
+    let mut view = flow_view(&s, &id).await?;
+    if !builds(&c, &view.flow) {
+        hide_token(&mut view.flow);
+        view.webhook_path.clear();
+    }
+    Ok(Json(view))
+}
+
+/// Whether the caller builds in the flow's project (and so may know its webhook URL).
+fn builds(c: &Caller, f: &FlowInfo) -> bool {
+    c.may_in(&f.project_id, Perm::Build, &axum::http::Method::POST)
+}
+
+/// The webhook token is a credential: whoever knows it can start the flow. Readers do not
+/// get it.
+fn hide_token(f: &mut FlowInfo) {
+    f.webhook_token.clear();
 }
 
 /// A flow file sent as JSON.

@@ -21,7 +21,7 @@ use crate::error::ApiError;
 use crate::routes::{op, Perm, Routes};
 
 pub(crate) use audit::AuditQuery;
-pub(crate) use connections::check_usable;
+pub(crate) use connections::{check_usable, is_local_path};
 pub(crate) use flows::{diagnostics, import_yaml, template_copy, FlowView};
 
 type ApiResult<T = Json<Value>> = Result<T, ApiError>;

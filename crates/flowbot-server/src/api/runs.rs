@@ -64,6 +64,7 @@ pub(super) fn routes() -> Routes {
         .add(
             op("get", "/api/v1/events", "The event inbox")
                 .needs(Perm::Read)
+                .in_projects()
                 .query::<EventsQuery>()
                 .returns::<Vec<EventInfo>>(),
             list_events,
@@ -219,13 +220,27 @@ struct EventsQuery {
     limit: Option<i64>,
 }
 
+/// The events of the flows in projects the caller may read.
 async fn list_events(
     State(s): State<AppState>,
+    Extension(c): Extension<Caller>,
     ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> ApiResult<Json<Vec<EventInfo>>> {
+    let get = axum::http::Method::GET;
+    let readable: std::collections::HashSet<String> = s
+        .store
+        .flows()
+        .await?
+        .into_iter()
+        .filter(|f| c.may_in(&f.project_id, Perm::Read, &get))
+        .map(|f| f.id)
+        .collect();
     Ok(Json(
         s.store
             .events(q.flow.as_deref(), q.limit.unwrap_or(50))
-            .await?,
+            .await?
+            .into_iter()
+            .filter(|e| readable.contains(&e.flow_id))
+            .collect(),
     ))
 }

@@ -129,13 +129,16 @@ async fn login(
     let Some((user, attempt)) = check_password(&s, &address, &b.username, &b.password).await?
     else {
         tracing::info!(user = %b.username, address = %address, "failed sign-in");
-        // The name as typed (bounded above): it may not be a member at all.
+        // The name as typed only when it is a member's: a password typed into the name
+        // field must not land in the audit log.
+        let known = s.store.member(&b.username).await.is_ok();
+        let name = if known { b.username.as_str() } else { "" };
         s.store
             .record_audit(
-                Actor::new(b.username.clone(), address.clone()),
+                Actor::new(name, address.clone()),
                 "session.sign_in_failed",
-                &b.username,
-                serde_json::json!({}),
+                name,
+                serde_json::json!({ "member": known }),
             )
             .await?;
         return Err(ApiError::Unauthorized);

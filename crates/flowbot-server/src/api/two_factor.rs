@@ -209,7 +209,13 @@ async fn confirm(
         .await?
         .filter(|t| !t.enabled)
         .ok_or_else(|| ApiError::Conflict("start setting up two-factor sign-in first".into()))?;
+    // Counted like a sign-in, so codes cannot be guessed at speed.
+    let attempt = s
+        .limiter
+        .attempt(&c.address, &c.user.username)
+        .map_err(ApiError::TooManyAttempts)?;
     let step = matching_step(&tf.secret, &b.code, now_s())?.ok_or(ApiError::WrongCode)?;
+    s.limiter.succeeded(attempt);
     let codes: Vec<String> = (0..RECOVERY_CODES)
         .map(|_| {
             let t = auth::random_token();
@@ -230,7 +236,13 @@ async fn disable(
     Extension(c): Extension<Caller>,
     ApiJson(b): ApiJson<CodeBody>,
 ) -> ApiResult<StatusCode> {
+    // Counted like a sign-in, so codes cannot be guessed at speed.
+    let attempt = s
+        .limiter
+        .attempt(&c.address, &c.user.username)
+        .map_err(ApiError::TooManyAttempts)?;
     check(&s, &c.user, Some(&b.code), &c.address).await?;
+    s.limiter.succeeded(attempt);
     s.store.two_factor_disable(&c.user.id, c.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -346,9 +346,12 @@ struct ObtainedValue {
 /// them, with the latest samples.
 async fn values(
     State(s): State<AppState>,
+    Extension(c): Extension<Caller>,
     ApiJson(b): ApiJson<ValuesBody>,
 ) -> ApiResult<Json<Values>> {
     let flow = lenient_flow(&b.yaml)?;
+    // The samples are the named flow's: real data of its project.
+    c.check_flow(&s.store, &flow.id, Perm::Read).await?;
     let names = flow
         .available_before(&b.step_id)
         .ok_or_else(|| ApiError::NotFound(format!("no step `{}` in the flow", b.step_id)))?;

@@ -77,6 +77,9 @@ pub(super) async fn test_step(
     ApiJson(b): ApiJson<TestStepBody>,
 ) -> ApiResult<Json<StepTest>> {
     let flow = lenient_flow(&b.yaml)?;
+    // Its samples are read and written: the named flow's project is the caller's to build.
+    c.check_flow(&s.store, &flow.id, crate::routes::Perm::Build)
+        .await?;
     let step = flow
         .find_step(&b.step_id)
         .ok_or_else(|| ApiError::NotFound(format!("no step `{}` in the flow", b.step_id)))?;
@@ -245,13 +248,8 @@ async fn step_connection(
     }
     // The flow the file names may be another project's: its connections are used only by
     // those who build there.
-    if let Some(p) = s
-        .store
-        .project_of(flowbot_store::ProjectOf::Flow, &flow.id)
-        .await?
-    {
-        c.check_in(&p, crate::routes::Perm::Build)?;
-    }
+    c.check_flow(&s.store, &flow.id, crate::routes::Perm::Build)
+        .await?;
     let bound = s.store.flow_connections(&flow.id).await?;
     match bound.get(slot) {
         Some(c) => Ok(Some(c.clone())),

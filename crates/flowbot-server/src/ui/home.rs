@@ -9,7 +9,7 @@ use axum::response::Response;
 use flowbot_store::{RunFilter, RunStatus};
 use serde_json::json;
 
-use super::{fmt_time, page, render, texts, LangQuery};
+use super::{page, render, texts, LangQuery};
 use crate::AppState;
 
 /// Runs counted for today, at most (the page says "N+" beyond).
@@ -34,8 +34,8 @@ pub async fn home(
     // Every project the member reads: the home page is the whole day's picture.
     let readable = p.projects_with(crate::routes::Perm::Read);
     let now = s.store.clock().now();
-    // Today as the operators' clock says it: midnight in Japan.
-    let tz = jiff::tz::TimeZone::get("Asia/Tokyo").unwrap_or(jiff::tz::TimeZone::UTC);
+    // Today as the member's clock says it: midnight in their time zone.
+    let tz = p.tz();
     let midnight = now
         .to_zoned(tz)
         .start_of_day()
@@ -88,7 +88,7 @@ pub async fn home(
         failures.push(json!({
             "id": r.id, "flow_id": r.flow_id,
             "flow_name": names.get(r.flow_id.as_str()).copied().unwrap_or(&r.flow_id),
-            "about": about, "error": r.error, "when": fmt_time(r.created_at),
+            "about": about, "error": r.error, "when": p.time(r.created_at),
         }));
     }
     let mut on = Vec::new();

@@ -8,7 +8,7 @@ use flowbot_store::Role;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{fmt_time, lang, page, render, texts, LangQuery, Page};
+use super::{lang, page, render, texts, LangQuery, Page};
 use crate::api::AuditQuery;
 use crate::auth;
 use crate::AppState;
@@ -57,7 +57,7 @@ pub(super) async fn members(
             json!({
                 "id": m.user.id, "username": m.user.username, "display_name": m.user.display_name,
                 "email": m.user.email, "role": m.user.role.as_str(), "role_name": role_name(&t, m.user.role),
-                "disabled": m.disabled, "since": fmt_time(m.created_at), "editable": editable,
+                "disabled": m.disabled, "since": p.time(m.created_at), "editable": editable,
                 "me": m.user.id == my_id,
             })
         })
@@ -70,7 +70,7 @@ pub(super) async fn members(
         .into_iter()
         .map(|i| {
             json!({ "id": i.id, "email": i.email, "role_name": role_name(&t, i.role),
-                    "invited_by": i.invited_by, "expires": fmt_time(i.expires_at) })
+                    "invited_by": i.invited_by, "expires": p.time(i.expires_at) })
         })
         .collect();
     render(
@@ -88,19 +88,18 @@ pub(super) struct AuditPageQuery {
     actor: Option<String>,
     action: Option<String>,
     target: Option<String>,
-    /// A day, `YYYY-MM-DD` (Japan time), from which on.
+    /// A day, `YYYY-MM-DD` (the member's time zone), from which on.
     from: Option<String>,
-    /// A day, `YYYY-MM-DD` (Japan time), up to and including.
+    /// A day, `YYYY-MM-DD` (the member's time zone), up to and including.
     to: Option<String>,
     before: Option<i64>,
 }
 
-/// Midnight of a `YYYY-MM-DD` day in Japan, in ms; `next` gives the day after's.
-fn day_ms(day: &str, next: bool) -> Option<i64> {
+/// Midnight of a `YYYY-MM-DD` day in `tz`, in ms; `next` gives the day after's.
+fn day_ms(day: &str, next: bool, tz: &jiff::tz::TimeZone) -> Option<i64> {
     let d: jiff::civil::Date = day.trim().parse().ok()?;
     let d = if next { d.tomorrow().ok()? } else { d };
-    let tz = jiff::tz::TimeZone::get("Asia/Tokyo").ok()?;
-    Some(d.to_zoned(tz).ok()?.timestamp().as_millisecond())
+    Some(d.to_zoned(tz.clone()).ok()?.timestamp().as_millisecond())
 }
 
 pub(super) async fn audit(
@@ -121,8 +120,8 @@ pub(super) async fn audit(
         actor: q.actor.clone(),
         action: q.action.clone(),
         target: q.target.clone(),
-        since: q.from.as_deref().and_then(|d| day_ms(d, false)),
-        until: q.to.as_deref().and_then(|d| day_ms(d, true)),
+        since: q.from.as_deref().and_then(|d| day_ms(d, false, &p.tz())),
+        until: q.to.as_deref().and_then(|d| day_ms(d, true, &p.tz())),
         before: q.before,
         limit: None,
     };
@@ -144,7 +143,7 @@ pub(super) async fn audit(
                 .copied()
                 .unwrap_or("");
             json!({
-                "at": fmt_time(e.at), "actor": e.actor, "address": e.address, "action": e.action,
+                "at": p.time(e.at), "actor": e.actor, "address": e.address, "action": e.action,
                 "label": label, "target": e.target,
                 "detail": if e.detail.as_object().is_some_and(|o| o.is_empty()) { String::new() } else { e.detail.to_string() },
             })
@@ -227,8 +226,8 @@ pub(super) async fn account(
         .unwrap_or_default()
         .into_iter()
         .map(|k| {
-            json!({ "id": k.id, "name": k.name, "read_only": k.read_only, "created": fmt_time(k.created_at),
-                    "used": k.last_used_at.map(fmt_time) })
+            json!({ "id": k.id, "name": k.name, "read_only": k.read_only, "created": p.time(k.created_at),
+                    "used": k.last_used_at.map(|t| p.time(t)) })
         })
         .collect();
     let role = role_name(&t, me.role);

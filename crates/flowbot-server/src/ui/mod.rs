@@ -410,6 +410,26 @@ impl Page {
             .collect()
     }
 
+    /// The member's time zone (Japan's when theirs is unknown).
+    fn tz(&self) -> jiff::tz::TimeZone {
+        self.member
+            .as_ref()
+            .and_then(|m| jiff::tz::TimeZone::get(&m.time_zone).ok())
+            .or_else(|| jiff::tz::TimeZone::get("Asia/Tokyo").ok())
+            .unwrap_or(jiff::tz::TimeZone::UTC)
+    }
+
+    /// A moment as the member's clock shows it.
+    fn time(&self, ms: i64) -> String {
+        jiff::Timestamp::from_millisecond(ms)
+            .map(|t| {
+                t.to_zoned(self.tz())
+                    .strftime("%Y-%m-%d %H:%M:%S")
+                    .to_string()
+            })
+            .unwrap_or_default()
+    }
+
     /// Work in `project` on this page (the flow or run it shows).
     fn in_project(mut self, project: &str) -> Page {
         self.project = Some(project.to_string());
@@ -567,16 +587,6 @@ pub(crate) fn sso_refused(headers: &HeaderMap, why: &str) -> Response {
     r
 }
 
-fn fmt_time(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| {
-            t.to_zoned(jiff::tz::TimeZone::get("Asia/Tokyo").unwrap_or(jiff::tz::TimeZone::UTC))
-                .strftime("%Y-%m-%d %H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_default()
-}
-
 async fn flows(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -725,7 +735,12 @@ async fn flow(
     let extra = json!({
         "targets": targets,
         "flow": info, "slots": slots, "setup": setup, "settings_open": unbound, "ready": ready,
-        "webhook_url": format!("{public}/hooks/{}/{}", info.id, info.webhook_token),
+        // The token is a credential: only those who build here see it.
+        "webhook_url": if p.can(Perm::Build) {
+            format!("{public}/hooks/{}/{}", info.id, info.webhook_token)
+        } else {
+            String::new()
+        },
         "webhook_token": "",
     });
     flow_page(&p, &info.name, &id, &yaml, &public, extra)
@@ -848,6 +863,14 @@ async fn connections(
     let p = match page(&s, &headers, &q).await {
         Ok(p) => p,
         Err(r) => return r,
+    };
+    // Connections are for those who build: in view, a project where the member does.
+    let p = match p.projects_with(Perm::Build).first() {
+        Some(first) if !p.can(Perm::Build) => {
+            let first = first.clone();
+            p.in_project(&first)
+        }
+        _ => p,
     };
     // The connections the project in view sees: its own, and those shared with it.
     let here = p.project.clone().unwrap_or_default();

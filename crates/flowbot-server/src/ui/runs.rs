@@ -13,7 +13,7 @@ use flowbot_store::{RunFilter, RunStatus};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{fmt_time, page, render, texts, LangQuery};
+use super::{page, render, texts, LangQuery};
 use crate::AppState;
 
 /// The longest search text taken.
@@ -129,11 +129,13 @@ pub async fn runs(
         rows.push(json!({
             "id": r.id, "status": r.status.as_str(), "flow_id": r.flow_id,
             "flow_name": names.get(r.flow_id.as_str()).copied().unwrap_or(&r.flow_id),
-            "about": about, "created": fmt_time(r.created_at), "error": r.error,
+            "about": about, "created": p.time(r.created_at), "error": r.error,
         }));
     }
+    // The filter offers the flows of the project in view only.
     let flows: Vec<Value> = infos
         .iter()
+        .filter(|f| p.project.as_deref() == Some(f.project_id.as_str()))
         .map(|f| json!({ "id": f.id, "name": f.name }))
         .collect();
     let title = texts(p.lang)["runs"];
