@@ -911,13 +911,7 @@ async fn through_idp(fb: &Flowbot, sb: &Sandbox, sub: &str) -> (String, String) 
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
-    let started = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let started = cookie_of(&r);
     let to = r.headers()["location"].to_str().unwrap().to_string();
     let query = to.split_once('?').unwrap().1;
     let mut form: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
@@ -936,6 +930,17 @@ async fn through_idp(fb: &Flowbot, sb: &Sandbox, sub: &str) -> (String, String) 
         r.headers()["location"].to_str().unwrap().to_string(),
         started,
     )
+}
+
+/// The `name=value` of the cookie an answer sets.
+fn cookie_of(r: &reqwest::Response) -> String {
+    r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 /// A member who joined through an invitation: their session and an API token of theirs.
@@ -964,13 +969,7 @@ async fn join_as(fb: &Flowbot, role: &str) -> Member {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = cookie_of(&r);
     let joined: Value = r.json().await.unwrap();
     let r = http
         .post(format!("{}/api/v1/tokens", fb.url))

@@ -118,6 +118,17 @@ impl Team {
         }
     }
 
+    /// A GET with a token, its answer as JSON.
+    async fn get_json(&self, token: &str, path: &str) -> Value {
+        self.as_token(token, "get", path)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     fn as_token(&self, token: &str, method: &str, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(
@@ -597,14 +608,7 @@ async fn a_role_of_ones_own_in_a_project_opens_that_project_and_no_other() {
     }
     // The operator reads the sales project only.
     let op = &t.tokens[&Role::Operator];
-    let listed: Value = t
-        .as_token(op, "get", "/api/v1/flows")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = t.get_json(op, "/api/v1/flows").await;
     let ids: Vec<&str> = listed
         .as_array()
         .unwrap()
@@ -639,14 +643,7 @@ async fn a_role_of_ones_own_in_a_project_opens_that_project_and_no_other() {
         "the editor reads only the caller's projects"
     );
     // The webhook URL's secret is for those who build: a reader could start the flow.
-    let deals: Value = t
-        .as_token(op, "get", "/api/v1/flows/deals")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let deals: Value = t.get_json(op, "/api/v1/flows/deals").await;
     assert_eq!(deals["flow"]["webhook_token"], "", "{deals}");
     assert_eq!(deals["webhook_path"], "");
     // The events inbox shows the events of the projects one reads.
@@ -665,14 +662,7 @@ async fn a_role_of_ones_own_in_a_project_opens_that_project_and_no_other() {
             .await
             .unwrap();
     }
-    let events: Value = t
-        .as_token(op, "get", "/api/v1/events")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let events: Value = t.get_json(op, "/api/v1/events").await;
     let flows: Vec<&str> = events
         .as_array()
         .unwrap()
@@ -743,14 +733,7 @@ async fn a_role_of_ones_own_in_a_project_opens_that_project_and_no_other() {
         Some("default")
     );
     // The projects a member sees, with their role in each.
-    let mine: Value = t
-        .as_token(op, "get", "/api/v1/projects")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let mine: Value = t.get_json(op, "/api/v1/projects").await;
     assert_eq!(mine.as_array().unwrap().len(), 1, "{mine}");
     assert_eq!(mine[0]["role"], "viewer");
 }
