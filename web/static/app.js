@@ -114,10 +114,9 @@ document.addEventListener('submit', async (e) => {
   // A checkbox is a yes or no, sent whether it is ticked or not; boxes marked data-list
   // together make the list of the values ticked.
   for (const box of f.querySelectorAll('input[type="checkbox"][name]:not([data-list])')) body[box.name] = box.checked;
-  for (const box of f.querySelectorAll('input[type="checkbox"][data-list]')) {
-    body[box.name] ||= [];
-    if (box.checked) body[box.name].push(box.value);
-  }
+  const lists = [...f.querySelectorAll('input[type="checkbox"][data-list]')];
+  for (const box of lists) body[box.name] = [];
+  for (const box of lists) if (box.checked) body[box.name].push(box.value);
   try {
     const data = await api((f.dataset.method || f.method).toUpperCase(), f.dataset.api, body);
     // An invitation link or a new API token is shown once, to copy.

@@ -2388,17 +2388,78 @@ async fn an_owner_invites_an_editor_and_a_viewer_who_each_do_what_their_role_all
     c.goto(&format!("{url}/members")).await.unwrap();
     let listed = e.find("main").await.text().await.unwrap();
     assert!(listed.contains("hanako@example.co.jp") && listed.contains("jiro@example.co.jp"));
+    // A project for the sales team's automations.
+    c.goto(&format!("{url}/projects")).await.unwrap();
+    e.fill("#new-project", "営業").await;
+    e.click(r#"form[data-api="/api/v1/projects"] button[type=submit]"#)
+        .await;
+    let s = e.store.clone();
+    until("the project made", move || {
+        let s = s.clone();
+        async move { s.projects().await.unwrap().len() == 2 }
+    })
+    .await;
+    let sales = e
+        .store
+        .projects()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.name == "営業")
+        .unwrap()
+        .id;
+    shot(&c, "40-projects").await;
     sign_out(&e).await;
 
-    // The editor joins and builds the customer sync from the template, then turns it ON.
+    // The editor joins, works in the sales project, shares the default project's
+    // connections with it, and builds the customer sync there from the template.
     join(&e, &editor_link, "hanako", "山田 花子").await;
+    c.goto(&format!("{url}/connections?project=default"))
+        .await
+        .unwrap();
+    let conns = e.store.connections().await.unwrap();
+    for conn in &conns {
+        e.click(&format!(
+            r#"details:has(form[data-api="/api/v1/connections/{}/shares"]) > summary"#,
+            conn.id
+        ))
+        .await;
+        e.click(&format!(
+            r#"form[data-api="/api/v1/connections/{}/shares"] input[value="{sales}"]"#,
+            conn.id
+        ))
+        .await;
+        e.click(&format!(
+            r#"form[data-api="/api/v1/connections/{}/shares"] button[type=submit]"#,
+            conn.id
+        ))
+        .await;
+        let (s, id, p) = (e.store.clone(), conn.id.clone(), sales.clone());
+        until("the connection shared", move || {
+            let (s, id, p) = (s.clone(), id.clone(), p.clone());
+            async move {
+                s.connections()
+                    .await
+                    .unwrap()
+                    .iter()
+                    .any(|c| c.id == id && c.shared_with.contains(&p))
+            }
+        })
+        .await;
+        // The page comes back with the share boxes folded again.
+        c.goto(&format!("{url}/connections?project=default"))
+            .await
+            .unwrap();
+    }
     c.goto(&format!("{url}/templates")).await.unwrap();
+    e.choose("#project-switch", &sales).await;
     let tpl = "ecforce-customer-to-salesforce";
     e.click(&format!(
-        r#"button[data-path="/api/v1/templates/{tpl}/import"]"#
+        r#"button[data-path="/api/v1/templates/{tpl}/import?project={sales}"]"#
     ))
     .await;
     at(&c, &format!("/flows/{tpl}")).await;
+    assert_eq!(e.store.flow(tpl).await.unwrap().project_id, sales);
     let conns = e.store.connections().await.unwrap();
     for slot in ["ecforce", "salesforce"] {
         let id = &conns.iter().find(|x| x.app == slot).unwrap().id;
