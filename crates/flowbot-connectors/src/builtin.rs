@@ -85,6 +85,42 @@ pub fn trigger_apps() -> Vec<TriggerApp> {
         },
         TriggerApp {
             manifest: AppManifest {
+                id: "form".into(),
+                name: Text::new("Form", "フォーム"),
+                description: Text::new(
+                    "Start the flow when someone sends the flow's form (a public page, or for members only).",
+                    "フローのフォーム（公開ページ、またはメンバー限定）が送信されたときに開始します。",
+                ),
+                connection: Vec::new(),
+                triggers: vec![TriggerSpec {
+                    id: "submitted".into(),
+                    name: Text::new("Form sent", "フォームが送信されたら"),
+                    options: vec![
+                        FieldSpec::new("title", FieldKind::Json, Text::new("Title", "タイトル"))
+                            .help("Text, or `{ ja: …, en: … }`", "文字列、または `{ ja: …, en: … }`"),
+                        FieldSpec::new("description", FieldKind::Json, Text::new("Description", "説明")),
+                        FieldSpec::new("thanks", FieldKind::Json, Text::new("Thank-you message", "送信後のメッセージ")),
+                        FieldSpec::new("members_only", FieldKind::Boolean, Text::new("Members only", "メンバー限定"))
+                            .default_value(serde_json::json!(false)),
+                        FieldSpec::new("fields", FieldKind::List, Text::new("Fields", "項目"))
+                            .required()
+                            .help(
+                                "Each: key, label, type (text, long_text, number, date, datetime, email, phone, select, multi_select, checkbox), required, help, default, choices, min_length, max_length, pattern, min, max",
+                                "各項目: key, label, type（text, long_text, number, date, datetime, email, phone, select, multi_select, checkbox）, required, help, default, choices, min_length, max_length, pattern, min, max",
+                            ),
+                    ],
+                    outputs: Vec::new(),
+                    polling: false,
+                    setup: Some(Text::new(
+                        "Share the form's address (on the flow's page) with whoever fills it in.",
+                        "フォームのアドレス（フローのページに表示）を回答する人に共有してください。",
+                    )),
+                }],
+                actions: Vec::new(),
+            },
+        },
+        TriggerApp {
+            manifest: AppManifest {
                 id: "manual".into(),
                 name: Text::new("Manual", "手動"),
                 description: Text::new(

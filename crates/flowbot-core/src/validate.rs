@@ -208,6 +208,15 @@ impl<'a> Validator<'a, '_> {
             let options = Value::Object(t.options.clone());
             self.fields(&fields, &options, "trigger.options", "trigger option");
         }
+        // A form's fields are read as the form page will read them.
+        if app.id == "form" {
+            if let Err(problems) = crate::form::parse(&t.options) {
+                for (path, message) in problems {
+                    self.sink
+                        .at_value(&format!("trigger.options.{path}"), message);
+                }
+            }
+        }
     }
 
     fn known_app(&mut self, id: &str, path: &str) -> Option<&'a AppManifest> {

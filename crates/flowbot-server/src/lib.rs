@@ -13,6 +13,7 @@ pub mod conn;
 mod editor;
 mod error;
 mod explain;
+mod forms;
 mod ingress;
 pub mod openapi;
 pub mod routes;
@@ -76,6 +77,8 @@ pub struct AppState {
     pub config: ServerConfig,
     pub(crate) flows: FlowCache,
     pub(crate) limiter: Arc<auth::LoginLimiter>,
+    /// Form answers counted per address (and per form from it), as sign-ins are.
+    pub(crate) form_limiter: Arc<auth::LoginLimiter>,
     /// (id, YAML) of the built-in templates.
     pub(crate) templates: Vec<(&'static str, &'static str)>,
     /// The identity provider, when single sign-on is configured.
@@ -100,6 +103,7 @@ impl AppState {
             config,
             flows: FlowCache::default(),
             limiter: Arc::default(),
+            form_limiter: Arc::default(),
             templates: flowbot_connectors::templates::TEMPLATES
                 .iter()
                 .map(|t| (t.id, t.yaml))

@@ -17,6 +17,8 @@ pub enum Source {
     Poll,
     Schedule,
     Manual,
+    /// An answer to a form trigger's page.
+    Form,
 }
 
 impl Source {
@@ -26,6 +28,7 @@ impl Source {
             Source::Poll => "poll",
             Source::Schedule => "schedule",
             Source::Manual => "manual",
+            Source::Form => "form",
         }
     }
 }

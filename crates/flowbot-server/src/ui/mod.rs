@@ -92,6 +92,10 @@ const PAGES: &[(&str, &str)] = &[
         include_str!("../../../../web/templates/projects.html"),
     ),
     (
+        "form.html",
+        include_str!("../../../../web/templates/form.html"),
+    ),
+    (
         "forbidden.html",
         include_str!("../../../../web/templates/forbidden.html"),
     ),
@@ -223,6 +227,22 @@ pub fn public_pages() -> Routes {
         .add(
             page_route("/invite/{token}", "Accept an invitation").public(),
             members::invite,
+        )
+        .add(
+            page_route("/forms/{flow_id}/{token}", "A form trigger's page").public(),
+            crate::forms::page,
+        )
+        .add(
+            crate::routes::RouteDoc {
+                method: "post",
+                ..page_route(
+                    "/forms/{flow_id}/{token}",
+                    "Send a form: checked field by field, stored with its run before the thanks",
+                )
+                .public()
+                .without_body(303)
+            },
+            crate::forms::submit,
         )
         .add(
             page_route(
@@ -571,6 +591,43 @@ async fn login(
     )
 }
 
+/// The language of a page open to anyone: `?lang=`, the cookie, or the browser's.
+pub(crate) fn page_lang(headers: &HeaderMap, asked: Option<&str>) -> &'static str {
+    lang(
+        headers,
+        &LangQuery {
+            lang: asked.map(str::to_string),
+            project: None,
+        },
+    )
+    .0
+}
+
+/// A form trigger's page: the form (`open`), the thank-you message (`sent`), or why it
+/// takes no answer now (`closed`: the flow is OFF; `unavailable`: try again).
+pub(crate) fn form_page(
+    lang: &'static str,
+    form: &Value,
+    info: &flowbot_store::FlowInfo,
+    token: &str,
+    state: &str,
+    status: axum::http::StatusCode,
+) -> Response {
+    let p = Page::anonymous(lang, false);
+    let title = form["title"]
+        .as_str()
+        .filter(|t| !t.is_empty())
+        .unwrap_or(&info.name)
+        .to_string();
+    let mut extra = form.clone();
+    extra["form_title"] = json!(title);
+    extra["action"] = json!(format!("/forms/{}/{token}", info.id));
+    extra["state"] = json!(state);
+    let mut r = render(&p, "form.html", &title, "form", extra);
+    *r.status_mut() = status;
+    r
+}
+
 /// A sign-in through the identity provider that did not go through: why, and a way back.
 pub(crate) fn sso_refused(headers: &HeaderMap, why: &str) -> Response {
     let (lang, _) = lang(headers, &LangQuery::default());
@@ -732,8 +789,13 @@ async fn flow(
         .filter(|(x, _)| p.projects_with(Perm::Build).contains(x))
         .map(|(x, name)| json!({ "id": x, "name": name }))
         .collect();
+    // A form trigger's page, for those who may hand its address out.
+    let form_url = parsed
+        .as_ref()
+        .filter(|f| f.trigger.app == "form" && p.can(Perm::Build))
+        .map(|_| format!("{public}/forms/{}/{}", info.id, info.webhook_token));
     let extra = json!({
-        "targets": targets,
+        "targets": targets, "form_url": form_url,
         "flow": info, "slots": slots, "setup": setup, "settings_open": unbound, "ready": ready,
         // The token is a credential: only those who build here see it.
         "webhook_url": if p.can(Perm::Build) {
