@@ -1221,3 +1221,150 @@ async fn s9_no_route_answers_a_stranger_and_secrets_never_show() {
         });
     }
 }
+
+const FORM_FLOW: &str = r#"version: 1
+id: inquiry
+name: お問い合わせ
+trigger:
+  app: form
+  options:
+    title: お問い合わせ
+    fields:
+      - { key: name, label: お名前, required: true }
+      - { key: email, label: メールアドレス, type: email, required: true }
+steps:
+  - id: note
+    set: { who: "{{ trigger.name }}" }
+"#;
+
+/// Fill in and send the form once, as a browser whose person presses "send" again until
+/// the thanks appear: the page is read for its filling-in id, the answer re-sent with it
+/// through refused connections and errors.
+async fn answer_form(url: &str, name: &str) {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let submission = loop {
+        if let Ok(r) = http.get(url).send().await {
+            if r.status() == 200 {
+                let page = r.text().await.unwrap_or_default();
+                if let Some(id) = page
+                    .split(r#"name="_submission" value=""#)
+                    .nth(1)
+                    .and_then(|rest| rest.split('"').next())
+                {
+                    break id.to_string();
+                }
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the form never opened"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let email = format!("{name}@example.jp");
+    let answer = [
+        ("name", name),
+        ("email", email.as_str()),
+        ("_submission", submission.as_str()),
+    ];
+    loop {
+        if let Ok(r) = http.post(url).form(&answer).send().await {
+            if r.status() == 303 {
+                return;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} was never thanked"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s11_form_answers_through_a_server_crash_are_each_stored_once() {
+    const N: usize = 200;
+    for db in databases() {
+        let dir = tempfile::tempdir().unwrap();
+        // Every answer comes from this machine: the per-address limit is raised for it.
+        let mut fb = Flowbot::start_args(
+            db.clone(),
+            dir.path(),
+            vec!["--max-form-answers".into(), "10000".into()],
+        )
+        .await;
+        let (status, _) = fb
+            .api(
+                Method::POST,
+                "/api/v1/flows",
+                Some(json!({ "yaml": FORM_FLOW })),
+            )
+            .await;
+        assert_eq!(status, 201);
+        let (status, _) = fb
+            .api(Method::POST, "/api/v1/flows/inquiry/enable", None)
+            .await;
+        assert!(status < 300, "{status}");
+        let (_, flow) = fb.api(Method::GET, "/api/v1/flows/inquiry", None).await;
+        let url = format!(
+            "{}/forms/inquiry/{}",
+            fb.url,
+            flow["flow"]["webhook_token"].as_str().unwrap()
+        );
+        let sending = {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let mut tasks = tokio::task::JoinSet::new();
+                for i in 0..N {
+                    let url = url.clone();
+                    tasks.spawn(async move { answer_form(&url, &format!("person{i}")).await });
+                    // Eight people at once.
+                    if tasks.len() >= 8 {
+                        tasks.join_next().await.unwrap().unwrap();
+                    }
+                }
+                while let Some(r) = tasks.join_next().await {
+                    r.unwrap();
+                }
+            })
+        };
+        wait_until(
+            "a third of the answers",
+            Duration::from_secs(120),
+            || async { fb.runs("inquiry").await.len() >= N / 3 },
+        )
+        .await;
+        fb.kill_server();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        fb.start_processes().await;
+        fb.login().await;
+        sending.await.unwrap();
+        let runs = fb.settle("inquiry", N, Duration::from_secs(120)).await;
+        let mut per_person: HashMap<String, usize> = HashMap::new();
+        for r in &runs {
+            *per_person
+                .entry(r["trigger"]["name"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+        let lost = (0..N)
+            .filter(|i| !per_person.contains_key(&format!("person{i}")))
+            .count();
+        let doubled: usize = per_person.values().map(|n| n - 1).sum();
+        assert_eq!((lost, doubled), (0, 0), "{} runs", runs.len());
+        assert_eq!(failed(&runs), 0);
+        record(&Tally {
+            scenario: "11. form answers through a server crash",
+            db: db.name(),
+            events: N,
+            succeeded: runs.len(),
+            failed: 0,
+            duplicates: doubled,
+            lost,
+        });
+    }
+}

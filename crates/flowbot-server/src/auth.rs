@@ -89,6 +89,9 @@ pub async fn ensure_admin(
 pub struct LoginLimiter {
     state: Mutex<LimiterState>,
     hashing: tokio::sync::Semaphore,
+    /// Attempts per key (a user name, a form from one address) and per address in a window.
+    per_key: u32,
+    per_address: u32,
 }
 
 #[derive(Default)]
@@ -119,10 +122,7 @@ const HASH_WAIT: Duration = Duration::from_secs(5);
 
 impl Default for LoginLimiter {
     fn default() -> Self {
-        LoginLimiter {
-            state: Mutex::default(),
-            hashing: tokio::sync::Semaphore::new(HASHES_AT_ONCE),
-        }
+        LoginLimiter::with_limits(MAX_PER_USER, MAX_PER_ADDRESS)
     }
 }
 
@@ -199,6 +199,17 @@ pub struct Attempt {
 }
 
 impl LoginLimiter {
+    /// A limiter allowing `per_key` attempts per key and `per_address` per address in each
+    /// window.
+    pub fn with_limits(per_key: u32, per_address: u32) -> LoginLimiter {
+        LoginLimiter {
+            state: Mutex::default(),
+            hashing: tokio::sync::Semaphore::new(HASHES_AT_ONCE),
+            per_key: per_key.max(1),
+            per_address: per_address.max(1),
+        }
+    }
+
     /// Count an attempt, or say how long to wait when the address or the user name has
     /// used up its window.
     pub fn attempt(&self, address: &str, user: &str) -> Result<Attempt, Duration> {
@@ -206,7 +217,7 @@ impl LoginLimiter {
         let (a, u) = (format!("a|{address}"), format!("u|{user}"));
         let mut st = self.state.lock().expect("limiter");
         st.expire(now);
-        for (key, limit) in [(&a, MAX_PER_ADDRESS), (&u, MAX_PER_USER)] {
+        for (key, limit) in [(&a, self.per_address), (&u, self.per_key)] {
             if let Some(w) = st.live(key, now).filter(|w| w.count >= limit) {
                 return Err(WINDOW.saturating_sub(now.duration_since(w.start)));
             }

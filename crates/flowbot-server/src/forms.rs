@@ -23,6 +23,11 @@ use crate::{auth, AppState};
 pub const MAX_ANSWER: usize = 256 * 1024;
 /// The hidden field only bots fill in.
 const HONEYPOT: &str = "website";
+/// The hidden field naming one filling-in of the form: sent again (a retry after a lost
+/// answer, a double click), it is stored once.
+const SUBMISSION: &str = "_submission";
+/// How long a submission id is remembered.
+const SUBMISSION_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// What the page needs of the flow: its form, once the token is right.
 async fn form_of(
@@ -89,14 +94,18 @@ pub(crate) async fn page(
     }
     let lang = crate::ui::page_lang(&headers, q.lang.as_deref());
     let state = if q.sent.is_some() { "sent" } else { "open" };
-    crate::ui::form_page(
-        lang,
-        &view(&spec, lang, &[], &Default::default()),
-        &info,
-        &token,
-        state,
-        StatusCode::OK,
-    )
+    let mut form = view(&spec, lang, &[], &Default::default());
+    form["submission"] = json!(auth::random_token());
+    crate::ui::form_page(lang, &form, &info, &token, state, StatusCode::OK)
+}
+
+/// The submission id a page gave its form (hex, as `auth::random_token` makes them).
+fn submission_of(answers: &[(String, String)]) -> Option<String> {
+    answers
+        .iter()
+        .find(|(k, _)| k == SUBMISSION)
+        .map(|(_, v)| v.trim().to_string())
+        .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// The form as the page draws it: fields with their labels, help, kind, choices, the value
@@ -198,12 +207,15 @@ pub(crate) async fn submit(
     {
         return Redirect::to(&sent).into_response();
     }
+    let submission = submission_of(&answers);
     let values = match form::check(&spec, &answers) {
         Ok(v) => v,
         Err(errors) => {
+            let mut form = view(&spec, lang, &answers, &errors);
+            form["submission"] = json!(submission.clone().unwrap_or_else(auth::random_token));
             return crate::ui::form_page(
                 lang,
-                &view(&spec, lang, &answers, &errors),
+                &form,
                 &flow_info,
                 &token,
                 "open",
@@ -225,15 +237,21 @@ pub(crate) async fn submit(
         flow_version: Some(flow_info.current_version),
         source: Source::Form,
         headers: json!({}),
-        body: Value::Object(answers.iter().filter(|(k, _)| k != HONEYPOT).fold(
-            Map::new(),
-            |mut m, (k, v)| {
-                m.insert(k.clone(), Value::String(v.clone()));
-                m
-            },
-        )),
+        body: Value::Object(
+            answers
+                .iter()
+                .filter(|(k, _)| k != HONEYPOT && k != SUBMISSION)
+                .fold(Map::new(), |mut m, (k, v)| {
+                    m.insert(k.clone(), Value::String(v.clone()));
+                    m
+                }),
+        ),
         concurrency_key: concurrency_key(&flow, &trigger),
-        dedupe: dedupe_key(&flow, &trigger),
+        // The same filling-in sent twice is stored once (the flow's own `dedupe` otherwise).
+        dedupe: match &submission {
+            Some(id) => Some((format!("form:{id}"), SUBMISSION_WINDOW)),
+            None => dedupe_key(&flow, &trigger),
+        },
         trigger,
     };
     match s.store.enqueue(event).await {

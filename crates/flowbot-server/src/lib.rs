@@ -43,6 +43,8 @@ pub struct ServerConfig {
     pub limits: conn::Limits,
     /// Single sign-on through an OpenID Connect identity provider.
     pub sso: Option<sso::SsoConfig>,
+    /// Answers one address may send to one form in 5 minutes (ten times that to all forms).
+    pub form_answers: u32,
 }
 
 impl Default for ServerConfig {
@@ -52,6 +54,7 @@ impl Default for ServerConfig {
             public_url: None,
             limits: conn::Limits::default(),
             sso: None,
+            form_answers: 10,
         }
     }
 }
@@ -96,6 +99,7 @@ impl AppState {
 
     pub fn new(store: Store, apps: Apps, config: ServerConfig) -> AppState {
         let sso = config.sso.clone().map(|c| Arc::new(sso::Sso::new(c)));
+        let form_answers = config.form_answers;
         AppState {
             sso,
             store,
@@ -103,7 +107,10 @@ impl AppState {
             config,
             flows: FlowCache::default(),
             limiter: Arc::default(),
-            form_limiter: Arc::default(),
+            form_limiter: Arc::new(auth::LoginLimiter::with_limits(
+                form_answers,
+                form_answers.saturating_mul(10),
+            )),
             templates: flowbot_connectors::templates::TEMPLATES
                 .iter()
                 .map(|t| (t.id, t.yaml))

@@ -71,6 +71,16 @@ impl Setup {
             .unwrap()
     }
 
+    async fn runs(&self) -> Vec<flowbot_store::RunInfo> {
+        self.store
+            .runs(&RunFilter {
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+    }
+
     async fn events(&self) -> usize {
         self.store.events(None, 100).await.unwrap().len()
     }
@@ -138,14 +148,7 @@ async fn a_form_is_answered_checked_and_stored_with_its_run() {
         .await
         .unwrap();
     assert!(thanks.contains("お問い合わせを受け付けました。"));
-    let runs = s
-        .store
-        .runs(&RunFilter {
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let runs = s.runs().await;
     assert_eq!(runs.len(), 1);
     assert_eq!(
         runs[0].trigger,
@@ -234,4 +237,44 @@ fn a_form_s_problems_name_their_field_and_line() {
             .any(|(line, m)| *line == 12 && m.contains("needs `choices`")),
         "{d:?}"
     );
+}
+
+#[tokio::test]
+async fn the_same_filling_in_sent_twice_is_stored_once() {
+    let s = setup(FORM).await;
+    let page = s
+        .http
+        .get(format!("{}{}", s.url, s.form))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let id = page
+        .split(r#"name="_submission" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page names its filling-in")
+        .to_string();
+    let answer = [
+        ("name", "山田"),
+        ("email", "taro@example.co.jp"),
+        ("_submission", id.as_str()),
+    ];
+    // A retry after an answer that seemed lost, and a double click.
+    for _ in 0..3 {
+        assert_eq!(s.send(&answer).await.status(), 303);
+    }
+    let runs = s.runs().await;
+    assert_eq!(runs.len(), 1, "one filling-in, one run");
+    assert!(runs[0].trigger.get("_submission").is_none());
+    // Another filling-in of the same answers is another answer.
+    assert_eq!(
+        s.send(&[("name", "山田"), ("email", "taro@example.co.jp")])
+            .await
+            .status(),
+        303
+    );
+    assert_eq!(s.runs().await.len(), 2);
 }

@@ -420,6 +420,9 @@ pub struct ServeArgs {
     limits: ConnectionArgs,
     #[command(flatten)]
     sso: SsoArgs,
+    /// Answers one address may send to one form in 5 minutes (ten times that to all forms)
+    #[arg(long, env = "FLOWBOT_MAX_FORM_ANSWERS", default_value_t = 10)]
+    max_form_answers: u32,
 }
 
 /// Single sign-on through the company's OpenID Connect identity provider (Entra ID, Okta,
@@ -571,6 +574,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                     public_url: args.public_url.clone(),
                     limits: args.limits.limits(),
                     sso: args.sso.config()?,
+                    form_answers: args.max_form_answers,
                 },
                 worker,
                 admin_password: std::env::var("FLOWBOT_ADMIN_PASSWORD").ok(),
