@@ -278,3 +278,44 @@ async fn the_same_filling_in_sent_twice_is_stored_once() {
     );
     assert_eq!(s.runs().await.len(), 2);
 }
+
+/// The editor offers a form's fields as the trigger's obtained values, with their labels.
+#[tokio::test]
+async fn the_editor_offers_the_form_s_fields_as_obtained_values() {
+    let s = setup(FORM).await;
+    let (admin, _) = s.store.user_for_login("admin").await.unwrap().unwrap();
+    let token = format!("fbt_{}", flowbot_server::auth::random_token());
+    s.store
+        .create_api_token(
+            &admin,
+            "t",
+            false,
+            &flowbot_server::auth::token_hash(&token),
+            "test",
+        )
+        .await
+        .unwrap();
+    let values: serde_json::Value = s
+        .http
+        .post(format!("{}/api/v1/editor/values", s.url))
+        .bearer_auth(&token)
+        .json(&json!({ "yaml": FORM, "step_id": "note" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let trigger = &values["groups"][0];
+    assert_eq!(trigger["id"], "trigger", "{values}");
+    let text = trigger.to_string();
+    for (expr, label) in [
+        ("trigger.email", "メールアドレス"),
+        ("trigger.name", "お名前"),
+    ] {
+        assert!(
+            text.contains(expr) && text.contains(label),
+            "{expr}: {text}"
+        );
+    }
+}

@@ -401,6 +401,18 @@ async fn values(
 fn declared_outputs(s: &AppState, flow: &Flow, name: &str) -> (String, Vec<(String, String)>) {
     let label = |t: &flowbot_core::manifest::Text| format!("{} / {}", t.ja, t.en);
     if name == "trigger" {
+        // A form gives its fields, by key, labelled as the form labels them.
+        if flow.trigger.app == "form" {
+            let outs = flowbot_core::form::parse(&flow.trigger.options)
+                .map(|spec| {
+                    spec.fields
+                        .iter()
+                        .map(|f| (f.key.clone(), label(&f.label)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            return ("トリガー / trigger".into(), outs);
+        }
         let outs = s
             .apps
             .manifest(&flow.trigger.app)
