@@ -157,6 +157,30 @@ async fn a_form_is_answered_checked_and_stored_with_its_run() {
     );
     let events = s.store.events(None, 10).await.unwrap();
     assert_eq!(events[0].source, "form");
+    // The run page shows the answers under the form's own labels.
+    let r = s
+        .http
+        .post(format!("{}/api/v1/login", s.url))
+        .json(&json!({ "username": "admin", "password": "correct horse battery" }))
+        .send()
+        .await
+        .unwrap();
+    let cookie = common::set_cookie(&r);
+    let run_page = s
+        .http
+        .get(format!("{}/runs/{}", s.url, runs[0].id))
+        .header("cookie", cookie)
+        .header("accept-language", "ja")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        run_page.contains("お名前") && run_page.contains("山田 太郎"),
+        "{run_page}"
+    );
 
     // A bot fills the hidden field: thanked all the same, nothing stored.
     let r = s

@@ -295,6 +295,18 @@ pub async fn run(
             labels(outputs, p.lang)
         })
         .unwrap_or_default();
+    // A form's answers, labelled as the form asked for them.
+    let trigger_labels = match flow.filter(|f| f.trigger.app == "form") {
+        Some(f) => flowbot_core::form::parse(&f.trigger.options)
+            .map(|spec| {
+                spec.fields
+                    .iter()
+                    .map(|x| (x.key.clone(), x.label.get(p.lang).to_string()))
+                    .collect()
+            })
+            .unwrap_or(trigger_labels),
+        None => trigger_labels,
+    };
     let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default();
     let steps: Vec<Value> = s
         .store
