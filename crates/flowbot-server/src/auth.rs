@@ -40,6 +40,15 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
     })
 }
 
+/// A user name people can type and the audit log can show: 1 to 64 letters, digits, `.`,
+/// `_` or `-` (no spaces, no look-alikes).
+pub fn valid_username(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 /// 256 random bits, hex.
 pub fn random_token() -> String {
     let mut b = [0u8; 32];

@@ -11,8 +11,11 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
+use std::sync::Arc;
+
 use flowbot_core::form::{self, FieldError, FormKind, FormSpec};
 use flowbot_core::runner::{concurrency_key, dedupe_key};
+use flowbot_core::Flow;
 use flowbot_store::{EnqueueOutcome, NewEvent, Source};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -29,12 +32,12 @@ const SUBMISSION: &str = "_submission";
 /// How long a submission id is remembered.
 const SUBMISSION_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
-/// What the page needs of the flow: its form, once the token is right.
+/// What the page needs of the flow: the flow and its form, once the token is right.
 async fn form_of(
     s: &AppState,
     flow_id: &str,
     token: &str,
-) -> Result<(flowbot_store::FlowInfo, FormSpec), Response> {
+) -> Result<(flowbot_store::FlowInfo, Arc<Flow>, FormSpec), Response> {
     let not_found = || (StatusCode::NOT_FOUND, "no such form").into_response();
     let info = match s.store.flow_for_webhook(flow_id).await {
         Ok(i) => i,
@@ -52,7 +55,7 @@ async fn form_of(
         return Err(not_found());
     }
     let spec = form::parse(&flow.trigger.options).map_err(|_| not_found())?;
-    Ok((info, spec))
+    Ok((info, flow, spec))
 }
 
 #[derive(Deserialize, Default)]
@@ -85,7 +88,7 @@ pub(crate) async fn page(
     Path((flow_id, token)): Path<(String, String)>,
     Query(q): Query<FormQuery>,
 ) -> Response {
-    let (info, spec) = match form_of(&s, &flow_id, &token).await {
+    let (info, _, spec) = match form_of(&s, &flow_id, &token).await {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -171,7 +174,7 @@ pub(crate) async fn submit(
     Query(q): Query<FormQuery>,
     body: Bytes,
 ) -> Response {
-    let (flow_info, spec) = match form_of(&s, &flow_id, &token).await {
+    let (flow_info, flow, spec) = match form_of(&s, &flow_id, &token).await {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -222,14 +225,6 @@ pub(crate) async fn submit(
                 StatusCode::BAD_REQUEST,
             );
         }
-    };
-    let flow = match s
-        .flows
-        .get(&s.store, &s.apps, &flow_info.id, flow_info.current_version)
-        .await
-    {
-        Ok(f) => f,
-        Err(_) => return (StatusCode::NOT_FOUND, "no such form").into_response(),
     };
     let trigger = Value::Object(values.clone());
     let event = NewEvent {

@@ -104,6 +104,17 @@ impl Store {
             .collect()
     }
 
+    /// Every project's id and name, by name: what every page and filtered list needs,
+    /// without counting their flows and connections.
+    pub async fn project_names(&self) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT id, name FROM projects ORDER BY name")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("name")?)))
+            .collect()
+    }
+
     pub async fn create_project(&self, name: &str, actor: impl Into<Actor>) -> Result<Project> {
         let (name, actor): (String, Actor) = (name.to_string(), actor.into());
         let now = self.now_ms();

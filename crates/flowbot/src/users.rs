@@ -105,11 +105,7 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
                 display_name,
                 password_stdin,
             } => {
-                let valid = (1..=64).contains(&username.len())
-                    && username
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-                if !valid {
+                if !flowbot_server::auth::valid_username(&username) {
                     bail!("a user name is 1 to 64 letters, digits, `.`, `_` or `-`");
                 }
                 let r = role(&r)?;

@@ -325,11 +325,7 @@ struct AcceptBody {
 
 /// A user name people can type and the audit log can show: no spaces, no look-alikes.
 pub(crate) fn check_username(name: &str) -> Result<(), ApiError> {
-    let ok = (1..=64).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
+    if auth::valid_username(name) {
         Ok(())
     } else {
         Err(ApiError::BadRequest(

@@ -108,10 +108,10 @@ async fn list_runs(
 ) -> ApiResult<Json<RunsPage>> {
     let all: Vec<String> = s
         .store
-        .projects()
+        .project_names()
         .await?
         .into_iter()
-        .map(|p| p.id)
+        .map(|(id, _)| id)
         .collect();
     let mut readable = c.projects_with(Perm::Read, &all);
     if let Some(p) = &q.project {

@@ -499,11 +499,10 @@ async fn page(s: &AppState, headers: &HeaderMap, q: &LangQuery) -> Result<Page, 
         remember_project: false,
         project_roles,
     };
-    let all = s.store.projects().await.unwrap_or_default();
+    let all = s.store.project_names().await.unwrap_or_default();
     p.projects = all
         .into_iter()
-        .filter(|x| p.role_in(&x.id).is_some_and(|r| Perm::Read.granted(r)))
-        .map(|x| (x.id, x.name))
+        .filter(|(id, _)| p.role_in(id).is_some_and(|r| Perm::Read.granted(r)))
         .collect();
     // The project asked for, else the one remembered, else the default one, else the first.
     let readable = |id: &str| p.projects.iter().any(|(x, _)| x == id);
