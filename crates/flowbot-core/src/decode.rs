@@ -32,7 +32,10 @@ const TOP_KEYS: &[&str] = &[
 ];
 const COMMON_STEP_KEYS: &[&str] = &["id", "name", "description", "retry", "timeout"];
 const ACTION_KEYS: &[&str] = &["app", "action", "connection", "input"];
-const KIND_KEYS: &[&str] = &["action", "branch", "switch", "for_each", "set", "wait"];
+const KIND_KEYS: &[&str] = &[
+    "action", "branch", "switch", "for_each", "set", "wait", "approval", "task",
+];
+const PEOPLE_KEYS: &[&str] = &["members", "roles", "emails", "starter"];
 const RETRY_KEYS: &[&str] = &[
     "max_attempts",
     "initial_interval",
@@ -363,7 +366,7 @@ impl Decoder<'_> {
                     path,
                     format!(
                         "step `{label}` has no kind: give it one of `action`, `branch`, \
-                         `switch`, `for_each`, `set` or `wait`"
+                         `switch`, `for_each`, `set`, `wait`, `approval` or `task`"
                     ),
                 );
                 return None;
@@ -419,6 +422,12 @@ impl Decoder<'_> {
                 }
             }
             "wait" => self.duration(&map["wait"], &kpath).map(StepKind::Wait),
+            "approval" => self
+                .people_step(&map["approval"], &kpath, false)
+                .map(StepKind::Approval),
+            "task" => self
+                .people_step(&map["task"], &kpath, true)
+                .map(StepKind::Task),
             _ => unreachable!("kind keys are listed in KIND_KEYS"),
         };
         Some(Step {
@@ -472,6 +481,192 @@ impl Decoder<'_> {
             condition: condition?,
             then_steps: then_steps?,
             else_steps: else_steps?,
+        })
+    }
+
+    /// An `approval` or a `task`: who, what they read, and what their answers lead to.
+    fn people_step(&mut self, y: &Yaml, path: &str, task: bool) -> Option<PeopleStep> {
+        let map = self.mapping(y, path, if task { "`task`" } else { "`approval`" })?;
+        let (keys, what): (&[&str], _) = if task {
+            (
+                &["to", "message", "fields", "send_back_to", "deadline"],
+                "a task",
+            )
+        } else {
+            (
+                &[
+                    "to",
+                    "message",
+                    "rule",
+                    "send_back_to",
+                    "deadline",
+                    "then",
+                    "else",
+                ],
+                "an approval",
+            )
+        };
+        self.check_keys(map, path, keys, what);
+        let to = match map.get("to") {
+            Some(t) => self.people(t, &join_key(path, "to")),
+            None => {
+                self.sink.at_value(
+                    path,
+                    format!(
+                        "{what} needs `to`: who is asked (`members`, `roles`, `emails` or \
+                         `starter: true`)"
+                    ),
+                );
+                None
+            }
+        };
+        let message = self.optional_str(map, path, "message").unwrap_or_default();
+        let rule = match map.get("rule") {
+            None => ApprovalRule::Any,
+            Some(Yaml::String(s)) if s == "any" => ApprovalRule::Any,
+            Some(Yaml::String(s)) if s == "all" => ApprovalRule::All,
+            Some(Yaml::Number(n)) if n.as_u64().is_some_and(|n| (1..=100).contains(&n)) => {
+                ApprovalRule::Count(n.as_u64().unwrap_or(1) as u32)
+            }
+            Some(_) => {
+                self.sink.at_value(
+                    &join_key(path, "rule"),
+                    "`rule` is `any` (the first approval decides), `all`, or a number of \
+                     approvals from 1 to 100",
+                );
+                ApprovalRule::Any
+            }
+        };
+        let fields = map.get("fields").map(|f| self.json(f, &join_key(path, "fields")));
+        if task && fields.is_none() {
+            self.sink.at_value(
+                path,
+                "a task needs `fields`: the form the person fills in, e.g. \
+                 `- { key: note, label: メモ, type: long_text }`",
+            );
+        }
+        let send_back_to = self.optional_str(map, path, "send_back_to");
+        let deadline = match map.get("deadline") {
+            None | Some(Yaml::Null) => Some(None),
+            Some(d) => self.deadline(d, &join_key(path, "deadline"), task).map(Some),
+        };
+        let then_steps = self.lane(map, path, "then");
+        let else_steps = self.lane(map, path, "else");
+        Some(PeopleStep {
+            to: to?,
+            message,
+            rule,
+            fields,
+            send_back_to,
+            deadline: deadline?,
+            then_steps: then_steps?,
+            else_steps: else_steps?,
+        })
+    }
+
+    fn people(&mut self, y: &Yaml, path: &str) -> Option<People> {
+        let map = self.mapping(y, path, "`to`")?;
+        self.check_keys(map, path, PEOPLE_KEYS, "`to`");
+        let mut list = |key: &str| -> Vec<String> {
+            match map.get(key) {
+                None | Some(Yaml::Null) => Vec::new(),
+                Some(Yaml::String(s)) => vec![s.clone()],
+                Some(Yaml::Sequence(items)) => items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, v)| match v {
+                        Yaml::String(s) if !s.trim().is_empty() => Some(s.clone()),
+                        _ => {
+                            self.sink.at_value(
+                                &format!("{}[{i}]", join_key(path, key)),
+                                format!("each of `{key}` must be text"),
+                            );
+                            None
+                        }
+                    })
+                    .collect(),
+                Some(_) => {
+                    self.sink.at_value(
+                        &join_key(path, key),
+                        format!("`{key}` must be a list of text"),
+                    );
+                    Vec::new()
+                }
+            }
+        };
+        let members = list("members");
+        let roles = list("roles");
+        let emails = list("emails");
+        let starter = match map.get("starter") {
+            None | Some(Yaml::Null) => false,
+            Some(Yaml::Bool(b)) => *b,
+            Some(_) => {
+                self.sink
+                    .at_value(&join_key(path, "starter"), "`starter` must be true or false");
+                false
+            }
+        };
+        let people = People {
+            members,
+            roles,
+            emails,
+            starter,
+        };
+        if people.is_empty() {
+            self.sink.at_value(
+                path,
+                "nobody is asked: name `members`, `roles`, `emails`, or `starter: true`",
+            );
+            return None;
+        }
+        Some(people)
+    }
+
+    fn deadline(&mut self, y: &Yaml, path: &str, task: bool) -> Option<Deadline> {
+        let map = self.mapping(y, path, "`deadline`")?;
+        self.check_keys(map, path, &["after", "then", "escalate_to"], "a deadline");
+        let after = match map.get("after") {
+            Some(v) => self.duration(v, &join_key(path, "after")),
+            None => {
+                self.sink
+                    .at_value(path, "a deadline needs `after`: e.g. `after: 2d`");
+                None
+            }
+        };
+        let then = match map.get("then") {
+            None => Some(AtDeadline::Fail),
+            Some(Yaml::String(s)) if s == "fail" => Some(AtDeadline::Fail),
+            Some(Yaml::String(s)) if s == "else" && !task => Some(AtDeadline::Else),
+            Some(Yaml::String(s)) if s == "escalate" => Some(AtDeadline::Escalate),
+            Some(_) => {
+                let choices = if task {
+                    "`fail` or `escalate`"
+                } else {
+                    "`fail`, `else` (the approval's else lane) or `escalate`"
+                };
+                self.sink.at_value(
+                    &join_key(path, "then"),
+                    format!("what happens at the deadline is {choices}"),
+                );
+                None
+            }
+        };
+        let escalate_to = match map.get("escalate_to") {
+            Some(t) => self.people(t, &join_key(path, "escalate_to")),
+            None => Some(People::default()),
+        };
+        if then == Some(AtDeadline::Escalate) && escalate_to.as_ref().is_some_and(People::is_empty)
+        {
+            self.sink.at_value(
+                path,
+                "`then: escalate` needs `escalate_to`: who is asked when nobody answered",
+            );
+            return None;
+        }
+        Some(Deadline {
+            after: after?,
+            then: then?,
+            escalate_to: escalate_to?,
         })
     }
 
@@ -820,6 +1015,7 @@ impl Decoder<'_> {
 /// Names that templates already use and so cannot be step ids.
 pub const RESERVED_NAMES: &[&str] = &[
     "trigger",
+    "sent_back",
     "item",
     "index",
     "loop",

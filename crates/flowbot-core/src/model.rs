@@ -75,6 +75,10 @@ pub enum StepKind {
     /// Named values computed from templates (kept in file order).
     Set(serde_json::Map<String, Value>),
     Wait(Duration),
+    /// 承認を依頼する: people approve or reject; the run waits for them in the store.
+    Approval(PeopleStep),
+    /// 担当者へ対応を依頼する: a person completes a form; the run waits for them.
+    Task(PeopleStep),
 }
 
 impl StepKind {
@@ -86,6 +90,8 @@ impl StepKind {
             StepKind::ForEach(_) => "for_each",
             StepKind::Set(_) => "set",
             StepKind::Wait(_) => "wait",
+            StepKind::Approval(_) => "approval",
+            StepKind::Task(_) => "task",
         }
     }
 }
@@ -97,6 +103,82 @@ pub struct ActionStep {
     pub connection: Option<String>,
     /// Input templates: any JSON shape whose strings are templates.
     pub input: serde_json::Map<String, Value>,
+}
+
+/// An approval or a task: who is asked, what they see, and what happens when they answer,
+/// send the run back, or do not answer in time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeopleStep {
+    pub to: People,
+    /// A template over the obtained values: what the people asked read.
+    pub message: String,
+    /// Approvals: how many approvals decide (a rejection always decides at once).
+    pub rule: ApprovalRule,
+    /// Tasks: the form the person fills in (the form trigger's `fields`), kept as given
+    /// and read by [`crate::form::parse`].
+    pub fields: Option<Value>,
+    /// An earlier step the run returns to when someone sends it back.
+    pub send_back_to: Option<String>,
+    pub deadline: Option<Deadline>,
+    /// Approvals: steps run when approved, then the run goes on.
+    pub then_steps: Vec<Step>,
+    /// Approvals: steps run when rejected (or at a deadline that takes this lane); the run
+    /// then ends.
+    pub else_steps: Vec<Step>,
+}
+
+/// Who is asked. Members by name and emails may be templates; an email of a member reaches
+/// that member, any other email an outsider (who gets a single-use link).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct People {
+    pub members: Vec<String>,
+    pub roles: Vec<String>,
+    pub emails: Vec<String>,
+    /// The member who started the run (a manual start or a members-only form's answer).
+    pub starter: bool,
+}
+
+impl People {
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty() && self.roles.is_empty() && self.emails.is_empty() && !self.starter
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovalRule {
+    /// The first approval decides.
+    Any,
+    /// Every person asked must approve.
+    All,
+    /// This many approvals decide.
+    Count(u32),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deadline {
+    pub after: Duration,
+    pub then: AtDeadline,
+    /// `then: escalate`: who is asked as well; they get `after` again, after which the run
+    /// fails.
+    pub escalate_to: People,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AtDeadline {
+    Fail,
+    /// Approvals: take the `else` lane, as a rejection would.
+    Else,
+    Escalate,
+}
+
+impl AtDeadline {
+    pub fn name(self) -> &'static str {
+        match self {
+            AtDeadline::Fail => "fail",
+            AtDeadline::Else => "else",
+            AtDeadline::Escalate => "escalate",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -300,6 +382,29 @@ impl Flow {
         out
     }
 
+    /// The innermost loop step `id` sits in, if any.
+    pub fn loop_of(&self, id: &str) -> Option<&str> {
+        fn go<'a>(steps: &'a [Step], id: &str, inside: Option<&'a str>) -> Option<Option<&'a str>> {
+            for s in steps {
+                if s.id == id {
+                    return Some(inside);
+                }
+                for lane in s.lanes() {
+                    let here = if lane.is_loop_body {
+                        Some(s.id.as_str())
+                    } else {
+                        inside
+                    };
+                    if let Some(found) = go(lane.steps, id, here) {
+                        return Some(found);
+                    }
+                }
+            }
+            None
+        }
+        go(&self.steps, id, None).flatten()
+    }
+
     pub fn find_step(&self, id: &str) -> Option<&Step> {
         self.walk().into_iter().find(|s| s.id == id)
     }
@@ -378,6 +483,18 @@ impl Step {
                 steps: &f.steps,
                 is_loop_body: true,
             }],
+            StepKind::Approval(a) => vec![
+                Lane {
+                    name: "then",
+                    steps: &a.then_steps,
+                    is_loop_body: false,
+                },
+                Lane {
+                    name: "else",
+                    steps: &a.else_steps,
+                    is_loop_body: false,
+                },
+            ],
             _ => Vec::new(),
         }
     }

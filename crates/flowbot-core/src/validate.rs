@@ -78,10 +78,14 @@ pub fn validate(
     if let Some(t) = &flow.run_title {
         v.template(t, "run_title", &trigger_only, None);
     }
-    let mut avail = BTreeSet::from(["trigger".to_string()]);
+    // `sent_back` (the last send-back's comment) is there for every step.
+    let mut avail = BTreeSet::from(["trigger".to_string(), "sent_back".to_string()]);
     v.steps(&flow.steps, &mut avail);
     v.sink.diags
 }
+
+/// The roles people may be asked by (the store's roles, by name).
+pub const ROLES: &[&str] = &["owner", "admin", "editor", "viewer", "operator"];
 
 struct Validator<'a, 'p> {
     flow: &'a Flow,
@@ -374,6 +378,11 @@ impl<'a> Validator<'a, '_> {
                 self.templates_in(&v, &join_key(yaml, "set"), avail, Some(&s.id));
             }
             StepKind::Wait(_) => {}
+            StepKind::Approval(p) => {
+                self.people_step(s, p, &join_key(yaml, "approval"), avail);
+                self.lanes(s, avail);
+            }
+            StepKind::Task(p) => self.people_step(s, p, &join_key(yaml, "task"), avail),
             StepKind::Branch(b) => {
                 self.condition(&b.condition, &format!("{yaml}.branch.if"), avail, &s.id);
                 self.lanes(s, avail);
@@ -405,6 +414,61 @@ impl<'a> Validator<'a, '_> {
                     ),
                 }
                 self.lanes(s, avail);
+            }
+        }
+    }
+
+    fn people_step(&mut self, s: &'a Step, p: &PeopleStep, path: &str, avail: &BTreeSet<String>) {
+        let mut people = vec![(&p.to, join_key(path, "to"))];
+        if let Some(d) = &p.deadline {
+            people.push((&d.escalate_to, join_key(path, "deadline.escalate_to")));
+        }
+        for (to, tpath) in people {
+            for (key, list) in [("members", &to.members), ("emails", &to.emails)] {
+                for (i, t) in list.iter().enumerate() {
+                    self.template(t, &format!("{tpath}.{key}[{i}]"), avail, Some(&s.id));
+                }
+            }
+            for (i, r) in to.roles.iter().enumerate() {
+                if !ROLES.contains(&r.as_str()) {
+                    self.sink.at_value(
+                        &format!("{tpath}.roles[{i}]"),
+                        format!("unknown role `{r}`{}", did_you_mean(r, ROLES)),
+                    );
+                }
+            }
+        }
+        self.template(&p.message, &join_key(path, "message"), avail, Some(&s.id));
+        if let Some(fields) = &p.fields {
+            let mut options = serde_json::Map::new();
+            options.insert("fields".into(), fields.clone());
+            if let Err(problems) = crate::form::parse(&options) {
+                for (at, message) in problems {
+                    self.sink.at_value(&join_key(path, &at), message);
+                }
+            }
+        }
+        if let Some(target) = &p.send_back_to {
+            let tpath = join_key(path, "send_back_to");
+            let earlier = avail.contains(target) && self.flow.find_step(target).is_some();
+            if !earlier {
+                self.sink.at_value(
+                    &tpath,
+                    format!(
+                        "`send_back_to` must name an earlier step that always runs before \
+                         `{}`; `{target}` is not one",
+                        s.id
+                    ),
+                );
+            } else if self.flow.loop_of(target) != self.flow.loop_of(&s.id) {
+                self.sink.at_value(
+                    &tpath,
+                    format!(
+                        "`{target}` and `{}` are in different loops: a send-back stays \
+                         within one loop's item",
+                        s.id
+                    ),
+                );
             }
         }
     }

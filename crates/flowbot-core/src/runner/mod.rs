@@ -144,6 +144,71 @@ pub enum RunOutcome {
         path: String,
         until: Timestamp,
     },
+    /// An approval or a task: the run waits, holding no worker, until people decide (or
+    /// the deadline passes); the decision is recorded as the step's output and the run is
+    /// queued again.
+    WaitForPeople {
+        path: String,
+        request: PeopleRequest,
+    },
+}
+
+/// What an approval or a task asks, rendered from its step: the store keeps it as the
+/// request people answer, and it is the step's started record's input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct PeopleRequest {
+    /// `approval` or `task`.
+    pub kind: String,
+    pub step_id: String,
+    /// The step's name.
+    pub title: String,
+    pub message: String,
+    pub to: Asked,
+    /// Approvals needed to approve; 0: every person asked.
+    pub needed: u32,
+    /// A task's form fields, as in the flow file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Value>,
+    /// The path of the step a send-back returns to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_back_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_at: Option<Timestamp>,
+    /// `fail`, `else` or `escalate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_deadline: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalate_to: Option<Asked>,
+    /// How long the escalated people have, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalate_after_ms: Option<i64>,
+    pub generation: u32,
+    /// The step record's attempt: a request per execution of the step.
+    pub round: u32,
+}
+
+/// Who is asked, rendered: member names, roles, emails, and whether the run's starter is.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Asked {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub emails: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub starter: bool,
+}
+
+/// The decisions a people step's output may hold.
+pub mod decision {
+    pub const APPROVED: &str = "approved";
+    pub const REJECTED: &str = "rejected";
+    pub const SENT_BACK: &str = "sent_back";
+    pub const COMPLETED: &str = "completed";
+    pub const EXPIRED: &str = "expired";
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -219,13 +284,58 @@ struct Resume<'r> {
     generation: u32,
     /// The latest record of each path in the current generation.
     latest: HashMap<&'r str, &'r StepRecord>,
+    /// The highest attempt of each path in the generation, send-backs included.
+    attempts: HashMap<&'r str, u32>,
+    /// The latest send-back's output: what the step sent back to sees as `sent_back`.
+    sent_back: Option<Value>,
+}
+
+/// Whether a record is a send-back decision, and the path it returns to.
+fn sent_back_to(r: &StepRecord) -> Option<&str> {
+    let out = r.output.as_ref()?;
+    (r.status == StepStatus::Succeeded
+        && out.get("decision").and_then(Value::as_str) == Some(decision::SENT_BACK))
+    .then(|| out.get("send_back_path").and_then(Value::as_str))
+    .flatten()
 }
 
 impl<'r> Resume<'r> {
     fn plan(prior: &'r [StepRecord]) -> Resume<'r> {
         let generation = prior.iter().map(|r| r.generation).max().unwrap_or(0);
+        let records: Vec<&StepRecord> = prior
+            .iter()
+            .filter(|r| r.generation == generation)
+            .collect();
+        let mut attempts: HashMap<&str, u32> = HashMap::new();
+        for r in &records {
+            let a = attempts.entry(r.path.as_str()).or_default();
+            *a = (*a).max(r.attempt);
+        }
+        // A send-back undoes everything from the last execution of the step it returns to
+        // up to itself: those steps run again (as new attempts), in the order they ran.
+        let mut undone = vec![false; records.len()];
+        let mut sent_back = None;
+        for i in 0..records.len() {
+            let Some(target) = sent_back_to(records[i]) else {
+                continue;
+            };
+            let last = (0..i)
+                .rev()
+                .find(|&j| !undone[j] && records[j].path == target);
+            // From that execution's first record (its started record, where a journal
+            // keeps the started and finished records apart).
+            let first = last.map(|l| {
+                (0..=l)
+                    .find(|&j| records[j].path == target && records[j].attempt == records[l].attempt)
+                    .unwrap_or(l)
+            });
+            if let Some(j) = first {
+                undone[j..=i].iter_mut().for_each(|u| *u = true);
+                sent_back = records[i].output.clone();
+            }
+        }
         let mut latest: HashMap<&str, &StepRecord> = HashMap::new();
-        for r in prior.iter().filter(|r| r.generation == generation) {
+        for (r, _) in records.iter().zip(&undone).filter(|(_, u)| !**u) {
             // Records arrive in order; a finished record of the same attempt replaces
             // its started record.
             match latest.get(r.path.as_str()) {
@@ -242,9 +352,16 @@ impl<'r> Resume<'r> {
             return Resume {
                 generation: generation + 1,
                 latest: HashMap::new(),
+                attempts: HashMap::new(),
+                sent_back: None,
             };
         }
-        Resume { generation, latest }
+        Resume {
+            generation,
+            latest,
+            attempts,
+            sent_back,
+        }
     }
 
     fn succeeded(&self, path: &str) -> Option<&'r StepRecord> {
@@ -256,7 +373,7 @@ impl<'r> Resume<'r> {
 
     /// The attempt number for the next execution of `path`.
     fn next_attempt(&self, path: &str) -> u32 {
-        self.latest.get(path).map_or(1, |r| r.attempt + 1)
+        self.attempts.get(path).map_or(1, |a| a + 1)
     }
 }
 
@@ -280,6 +397,18 @@ impl Runner<'_> {
         let resume = Resume::plan(prior);
         let mut scope = Scope::new();
         scope.insert("trigger".to_string(), trigger.clone());
+        scope.insert(
+            "sent_back".to_string(),
+            match &resume.sent_back {
+                Some(out) => json!({
+                    "comment": out.get("comment").cloned().unwrap_or(json!("")),
+                    "by": out.get("decided_by").cloned().unwrap_or(json!("")),
+                    "at": out.get("decided_at").cloned().unwrap_or(Value::Null),
+                    "step": out.get("step").cloned().unwrap_or(json!("")),
+                }),
+                None => json!({"comment": "", "by": "", "at": null, "step": ""}),
+            },
+        );
         match self
             .steps(&self.flow.steps, "", &mut scope, &resume)
             .await?
@@ -456,6 +585,160 @@ impl Runner<'_> {
                 self.steps(steps, prefix, scope, resume).await
             }
             StepKind::ForEach(f) => self.for_each(step, f, path, scope, resume).await,
+            StepKind::Approval(p) | StepKind::Task(p) => {
+                self.people(step, p, path, prefix, scope, resume).await
+            }
+        }
+    }
+
+    /// An approval or a task: follow its recorded decision, or ask and wait.
+    async fn people(
+        &self,
+        step: &Step,
+        p: &PeopleStep,
+        path: &str,
+        prefix: &str,
+        scope: &mut Scope,
+        resume: &Resume<'_>,
+    ) -> StepResult {
+        if let Some(r) = resume.succeeded(path) {
+            let out = r.output.clone().unwrap_or(Value::Null);
+            let said = out.get("decision").and_then(Value::as_str).unwrap_or("");
+            scope.insert(step.id.clone(), out.clone());
+            let deadline_else = p.deadline.as_ref().map(|d| d.then) == Some(AtDeadline::Else);
+            return match said {
+                decision::APPROVED => self.steps(&p.then_steps, prefix, scope, resume).await,
+                decision::REJECTED => self.rejected(p, prefix, scope, resume).await,
+                decision::EXPIRED if deadline_else => {
+                    self.rejected(p, prefix, scope, resume).await
+                }
+                decision::EXPIRED => Ok(Flow_::Stop(RunOutcome::Failed {
+                    path: path.to_string(),
+                    error: StepError::fatal("nobody answered before the deadline".into()),
+                })),
+                _ => Ok(Flow_::Continue),
+            };
+        }
+        // Asked already (the run was taken up again before anyone answered): wait again;
+        // the store keeps one request per execution of the step.
+        let asked = resume
+            .latest
+            .get(path)
+            .filter(|r| r.status == StepStatus::Started)
+            .and_then(|r| serde_json::from_value::<PeopleRequest>(r.input.clone()?).ok());
+        if let Some(request) = asked {
+            return Ok(Flow_::Stop(RunOutcome::WaitForPeople {
+                path: path.to_string(),
+                request,
+            }));
+        }
+        let mut rec = self.record(step, path, resume);
+        let text = |t: &str, scope: &Scope| -> Result<String, String> {
+            match crate::template::render_str(t, scope) {
+                Ok(Value::String(s)) => Ok(s),
+                Ok(Value::Null) => Ok(String::new()),
+                Ok(v) => Ok(v.to_string()),
+                Err(e) => Err(e.message),
+            }
+        };
+        let asked = |people: &People, scope: &Scope| -> Result<Asked, String> {
+            let mut out = Asked {
+                roles: people.roles.clone(),
+                starter: people.starter,
+                ..Asked::default()
+            };
+            for (list, into) in [
+                (&people.members, &mut out.members),
+                (&people.emails, &mut out.emails),
+            ] {
+                for t in list {
+                    // A template may give one name or address, or a list of them.
+                    let v = match crate::template::render_str(t, scope) {
+                        Ok(v) => v,
+                        Err(e) => return Err(format!("`{t}`: {}", e.message)),
+                    };
+                    let items = match v {
+                        Value::Array(items) => items,
+                        other => vec![other],
+                    };
+                    for item in items {
+                        let s = match item {
+                            Value::String(s) => s.trim().to_string(),
+                            Value::Null => String::new(),
+                            other => other.to_string(),
+                        };
+                        if !s.is_empty() && !into.contains(&s) {
+                            into.push(s);
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        };
+        let message = match text(&p.message, scope) {
+            Ok(m) => m,
+            Err(e) => return self.fail(rec, format!("message: {e}")).await,
+        };
+        let to = match asked(&p.to, scope) {
+            Ok(a) => a,
+            Err(e) => return self.fail(rec, format!("to: {e}")).await,
+        };
+        let escalate_to = match &p.deadline {
+            Some(d) if d.then == AtDeadline::Escalate => match asked(&d.escalate_to, scope) {
+                Ok(a) => Some(a),
+                Err(e) => return self.fail(rec, format!("deadline.escalate_to: {e}")).await,
+            },
+            _ => None,
+        };
+        let now = self.clock.now();
+        let after = |d: Duration| {
+            now.checked_add(jiff::SignedDuration::try_from(d).unwrap_or_default())
+                .unwrap_or(now)
+        };
+        let is_task = matches!(step.kind, StepKind::Task(_));
+        let request = PeopleRequest {
+            kind: step.kind.label().to_string(),
+            step_id: step.id.clone(),
+            title: step.display_name().to_string(),
+            message,
+            to,
+            needed: match (is_task, p.rule) {
+                (true, _) | (false, ApprovalRule::Any) => 1,
+                (false, ApprovalRule::All) => 0,
+                (false, ApprovalRule::Count(n)) => n,
+            },
+            fields: p.fields.clone(),
+            send_back_path: p.send_back_to.as_ref().map(|t| format!("{prefix}{t}")),
+            deadline_at: p.deadline.as_ref().map(|d| after(d.after)),
+            at_deadline: p.deadline.as_ref().map(|d| d.then.name().to_string()),
+            escalate_to,
+            escalate_after_ms: p
+                .deadline
+                .as_ref()
+                .filter(|d| d.then == AtDeadline::Escalate)
+                .map(|d| d.after.as_millis() as i64),
+            generation: rec.generation,
+            round: rec.attempt,
+        };
+        rec.input = serde_json::to_value(&request).ok();
+        self.journal.record(&rec).await?;
+        Ok(Flow_::Stop(RunOutcome::WaitForPeople {
+            path: path.to_string(),
+            request,
+        }))
+    }
+
+    /// A rejection: the else lane runs, then the run ends.
+    async fn rejected(
+        &self,
+        p: &PeopleStep,
+        prefix: &str,
+        scope: &mut Scope,
+        resume: &Resume<'_>,
+    ) -> StepResult {
+        match self.steps(&p.else_steps, prefix, scope, resume).await? {
+            Flow_::Continue => Ok(Flow_::Stop(RunOutcome::Succeeded)),
+            stop => Ok(stop),
         }
     }
 

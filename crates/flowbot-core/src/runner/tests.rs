@@ -728,3 +728,175 @@ async fn every_call_is_announced_and_only_a_change_must_have_its_start_durable()
     );
     assert_eq!(journal.log.lock().unwrap().len(), 6);
 }
+
+const APPROVAL: &str = r#"
+version: 1
+id: refund
+name: refund
+connections: { crm: { app: crm } }
+trigger: { app: crm_trigger }
+steps:
+  - id: draft
+    connection: crm
+    app: crm
+    action: create
+    input: { value: "draft {{ sent_back.comment }}" }
+  - id: boss
+    name: 上長承認
+    approval:
+      to: { members: ["{{ trigger.boss }}"], roles: [admin], emails: ["{{ trigger.mail }}"] }
+      message: "{{ trigger.amount }} 円の返金"
+      rule: all
+      send_back_to: draft
+      deadline: { after: 2d, then: else }
+      then:
+        - id: refund
+          connection: crm
+          app: crm
+          action: update
+          input: { value: "{{ boss.comment }}" }
+      else:
+        - id: sorry
+          set: { said: "{{ boss.decision }}" }
+  - id: done
+    set: { ok: true }
+"#;
+
+/// What the store writes when people decide: the step's started record, finished with
+/// the decision as its output.
+fn decided(h: &Harness, path: &str, output: Value) {
+    let mut rec = h.last(path);
+    rec.status = StepStatus::Succeeded;
+    rec.output = Some(output);
+    rec.finished_at = Some(h.clock.now());
+    h.journal.records.lock().unwrap().push(rec);
+}
+
+#[tokio::test]
+async fn an_approval_asks_once_and_waits_for_its_decision() {
+    let h = Harness::new(APPROVAL);
+    let trigger = json!({"boss": "tanaka", "mail": ["a@example.com", ""], "amount": 500});
+    let RunOutcome::WaitForPeople { path, request } = h.run(trigger.clone()).await else {
+        panic!("the approval must wait")
+    };
+    assert_eq!(path, "boss");
+    assert_eq!(request.kind, "approval");
+    assert_eq!(request.title, "上長承認");
+    assert_eq!(request.message, "500 円の返金");
+    assert_eq!(request.to.members, ["tanaka"]);
+    assert_eq!(request.to.roles, ["admin"]);
+    assert_eq!(request.to.emails, ["a@example.com"], "empty addresses are dropped");
+    assert_eq!(request.needed, 0, "rule all");
+    assert_eq!(request.send_back_path.as_deref(), Some("draft"));
+    assert_eq!(
+        request.deadline_at.unwrap().to_string(),
+        "2026-12-01T00:00:00Z"
+    );
+    // Taken up again before anyone answered: the same request, nothing called again.
+    let again = h.run(trigger.clone()).await;
+    assert!(
+        matches!(&again, RunOutcome::WaitForPeople { request: r, .. } if r.round == request.round),
+        "{again:?}"
+    );
+    assert_eq!(h.crm.calls(), ["create"]);
+
+    decided(&h, "boss", json!({"decision": "approved", "comment": "OK", "decided_by": "tanaka"}));
+    assert_eq!(h.run(trigger).await, RunOutcome::Succeeded);
+    assert_eq!(h.crm.calls(), ["create", "update"]);
+    assert_eq!(h.last("refund").input.unwrap()["value"], json!("OK"));
+    assert_eq!(h.last("done").output, Some(json!({"ok": true})));
+}
+
+#[tokio::test]
+async fn a_rejection_takes_the_else_lane_and_ends_the_run() {
+    let h = Harness::new(APPROVAL);
+    let trigger = json!({"boss": "tanaka", "mail": "", "amount": 1});
+    h.run(trigger.clone()).await;
+    decided(&h, "boss", json!({"decision": "rejected", "decided_by": "tanaka"}));
+    assert_eq!(h.run(trigger).await, RunOutcome::Succeeded);
+    assert_eq!(h.last("sorry").output, Some(json!({"said": "rejected"})));
+    assert!(h.journal.records().iter().all(|r| r.path != "done"), "the run ended");
+    assert_eq!(h.crm.calls(), ["create"]);
+}
+
+#[tokio::test]
+async fn a_send_back_runs_the_earlier_step_again_with_the_comment() {
+    let h = Harness::new(APPROVAL);
+    let trigger = json!({"boss": "tanaka", "mail": "", "amount": 1});
+    h.run(trigger.clone()).await;
+    decided(
+        &h,
+        "boss",
+        json!({"decision": "sent_back", "comment": "金額を確認", "decided_by": "sato",
+               "send_back_path": "draft", "step": "boss"}),
+    );
+    let RunOutcome::WaitForPeople { request, .. } = h.run(trigger.clone()).await else {
+        panic!("asked again")
+    };
+    assert_eq!(request.round, 2, "a second request for the second execution");
+    assert_eq!(h.crm.calls(), ["create", "create"]);
+    assert_eq!(h.last("draft").attempt, 2);
+    assert_eq!(
+        h.last("draft").input.unwrap()["value"],
+        json!("draft 金額を確認")
+    );
+    decided(&h, "boss", json!({"decision": "approved", "decided_by": "tanaka"}));
+    assert_eq!(h.run(trigger).await, RunOutcome::Succeeded);
+    assert_eq!(h.crm.calls(), ["create", "create", "update"]);
+}
+
+#[tokio::test]
+async fn an_expired_request_follows_the_deadline_rule() {
+    let h = Harness::new(&APPROVAL.replace("then: else }", "then: fail }"));
+    let trigger = json!({"boss": "tanaka", "mail": "", "amount": 1});
+    h.run(trigger.clone()).await;
+    decided(&h, "boss", json!({"decision": "expired"}));
+    let RunOutcome::Failed { path, error } = h.run(trigger).await else {
+        panic!("the run fails at its deadline")
+    };
+    assert_eq!(path, "boss");
+    assert!(error.message.contains("deadline"), "{}", error.message);
+}
+
+#[test]
+fn people_steps_are_checked_where_they_are_written() {
+    let crm = Scripted::new();
+    let apps = apps(&crm);
+    let bad = APPROVAL
+        .replace("roles: [admin]", "roles: [admn]")
+        .replace("send_back_to: draft", "send_back_to: done");
+    let messages: Vec<String> = crate::validate::check(&bad, &apps)
+        .diagnostics
+        .into_iter()
+        .map(|d| format!("{} {}", d.path, d.message))
+        .collect();
+    let all = messages.join("\n");
+    assert!(all.contains("steps[1].approval.to.roles[0] unknown role `admn`"), "{all}");
+    assert!(all.contains("steps[1].approval.send_back_to"), "{all}");
+    let bad = APPROVAL.replace("then: else }", "then: later }");
+    let all: Vec<String> = crate::validate::check(&bad, &apps)
+        .diagnostics
+        .into_iter()
+        .map(|d| d.path)
+        .collect();
+    assert_eq!(all, ["steps[1].approval.deadline.then"]);
+    let task = r#"
+version: 1
+id: t
+name: t
+trigger: { app: crm_trigger }
+steps:
+  - id: fill
+    task:
+      to: { starter: true }
+      message: hi
+      fields:
+        - { key: note, type: colour }
+"#;
+    let all: Vec<String> = crate::validate::check(task, &apps)
+        .diagnostics
+        .into_iter()
+        .map(|d| d.path)
+        .collect();
+    assert!(all.iter().any(|p| p == "steps[0].task.fields[0].type"), "{all:?}");
+}
