@@ -5,7 +5,7 @@
 
 use flowbot_core::{ActionCall, Apps};
 use flowbot_store::notify::PUBLIC_URL;
-use flowbot_store::{RunInfo, Store};
+use flowbot_store::{RequestInfo, RunInfo, Store};
 use serde_json::{json, Map, Value};
 
 /// The apps a failure notification can go through.
@@ -50,72 +50,153 @@ pub fn message(flow_name: &str, run: &RunInfo, link: &str) -> (String, String) {
     (subject, body)
 }
 
-/// Tell every channel about a run that failed for good. Delivery problems are logged, not
-/// raised: a notification must not change the run's outcome.
-pub async fn notify_failure(store: &Store, apps: &Apps, run: &RunInfo) {
-    let cfg = match store.notifications().await {
-        Ok(c) if !c.channels.is_empty() => c,
-        Ok(_) => return,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read the notification settings");
-            return;
-        }
-    };
-    let base = store
+/// The public URL links in notifications start with.
+async fn public_url(store: &Store) -> String {
+    store
         .setting(PUBLIC_URL)
         .await
         .ok()
         .flatten()
         .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| "http://127.0.0.1:8080".into());
+        .unwrap_or_else(|| "http://127.0.0.1:8080".into())
+        .trim_end_matches('/')
+        .to_string()
+}
+
+async fn channels(store: &Store) -> Vec<flowbot_store::notify::Channel> {
+    match store.notifications().await {
+        Ok(c) => c.channels,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the notification settings");
+            Vec::new()
+        }
+    }
+}
+
+/// Send one message through a channel's app. `to`: the address for email (else the
+/// channel's own). Delivery problems are logged, never raised.
+async fn deliver(
+    store: &Store,
+    apps: &Apps,
+    ch: &flowbot_store::notify::Channel,
+    to: Option<&str>,
+    subject: &str,
+    body: &str,
+    what: &str,
+) {
+    let (action, input) = match ch.app.as_str() {
+        "email" => (
+            "send_email",
+            json!({ "to": to.map(str::to_string).or_else(|| ch.to.clone()).unwrap_or_default(),
+                    "subject": subject, "body": body }),
+        ),
+        "slack" => (
+            "send_message",
+            json!({ "text": format!("{subject}\n{body}") }),
+        ),
+        "chatwork" => (
+            "send_message",
+            json!({ "room_id": ch.room_id.clone().unwrap_or_default(), "body": format!("[info][title]{subject}[/title]{body}[/info]") }),
+        ),
+        other => {
+            tracing::warn!(app = other, "notifications cannot go through this app");
+            return;
+        }
+    };
+    let (Some(app), Ok(conn)) = (apps.get(&ch.app), store.connection(&ch.connection_id).await)
+    else {
+        tracing::warn!(app = %ch.app, connection = %ch.connection_id, "a notification channel is not usable");
+        return;
+    };
+    let input: Map<String, Value> = match input {
+        Value::Object(m) => m,
+        _ => unreachable!("the inputs above are objects"),
+    };
+    let sent = app
+        .execute(ActionCall {
+            action,
+            input: &input,
+            connection: Some(&conn),
+        })
+        .await;
+    match sent {
+        Ok(_) => tracing::info!(channel = %ch.app, what, "notification sent"),
+        Err(e) => {
+            tracing::warn!(channel = %ch.app, what, error = %e.message, "notification not sent")
+        }
+    }
+}
+
+/// Tell every channel about a run that failed for good. Delivery problems are logged, not
+/// raised: a notification must not change the run's outcome.
+pub async fn notify_failure(store: &Store, apps: &Apps, run: &RunInfo) {
+    let channels = channels(store).await;
+    if channels.is_empty() {
+        return;
+    }
     let flow_name = store
         .flow(&run.flow_id)
         .await
         .map(|f| f.name)
         .unwrap_or_else(|_| run.flow_id.clone());
-    let link = format!("{}/runs/{}", base.trim_end_matches('/'), run.id);
+    let link = format!("{}/runs/{}", public_url(store).await, run.id);
     let (subject, body) = message(&flow_name, run, &link);
-    for ch in cfg.channels {
-        let (action, input) = match ch.app.as_str() {
-            "email" => (
-                "send_email",
-                json!({ "to": ch.to.clone().unwrap_or_default(), "subject": subject, "body": body }),
-            ),
-            "slack" => (
-                "send_message",
-                json!({ "text": format!("{subject}\n{body}") }),
-            ),
-            "chatwork" => (
-                "send_message",
-                json!({ "room_id": ch.room_id.clone().unwrap_or_default(), "body": format!("[info][title]{subject}[/title]{body}[/info]") }),
-            ),
-            other => {
-                tracing::warn!(app = other, "notifications cannot go through this app");
-                continue;
-            }
-        };
-        let (Some(app), Ok(conn)) = (apps.get(&ch.app), store.connection(&ch.connection_id).await)
-        else {
-            tracing::warn!(app = %ch.app, connection = %ch.connection_id, "a notification channel is not usable");
+    for ch in &channels {
+        deliver(store, apps, ch, None, &subject, &body, "run failed").await;
+    }
+}
+
+/// How long an outsider's link lasts without a deadline.
+const LINK_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// Tell the people a request asks: members by email (a link to the request in My Tasks),
+/// outsiders by email (a single-use link valid until the deadline, or 7 days), and the
+/// Slack and Chatwork channels (the request's page). Members see it in My Tasks whatever
+/// is configured.
+pub async fn notify_request(store: &Store, apps: &Apps, req: &RequestInfo) {
+    let channels = channels(store).await;
+    if channels.is_empty() {
+        return;
+    }
+    let base = public_url(store).await;
+    let flow_name = store
+        .flow(&req.flow_id)
+        .await
+        .map(|f| f.name)
+        .unwrap_or_else(|_| req.flow_id.clone());
+    let what = if req.kind == "task" {
+        "対応のお願い / task"
+    } else {
+        "承認のお願い / approval"
+    };
+    let subject = format!("[flowbot] {what}: {} ({flow_name})", req.title);
+    let body = |link: &str| format!("{}\n\n{link}", req.message);
+    let page = format!("{base}/tasks/{}", req.id);
+    for ch in &channels {
+        if ch.app != "email" {
+            deliver(store, apps, ch, None, &subject, &body(&page), "request").await;
             continue;
-        };
-        let input: Map<String, Value> = match input {
-            Value::Object(m) => m,
-            _ => unreachable!(),
-        };
-        let sent = app
-            .execute(ActionCall {
-                action,
-                input: &input,
-                connection: Some(&conn),
-            })
-            .await;
-        match sent {
-            Ok(_) => {
-                tracing::info!(run_id = %run.id, channel = %ch.app, "failure notification sent")
-            }
-            Err(e) => {
-                tracing::warn!(run_id = %run.id, channel = %ch.app, error = %e.message, "failure notification not sent")
+        }
+        for p in req.people.iter() {
+            if let Some(name) = &p.member {
+                match store.member_contact(name).await {
+                    Ok(Some((email, _))) if email.contains('@') => {
+                        deliver(store, apps, ch, Some(&email), &subject, &body(&page), "request")
+                            .await
+                    }
+                    _ => tracing::info!(member = %name, "a member asked has no email address; they see it in My Tasks"),
+                }
+            } else if let Some(email) = &p.email {
+                let now = store.clock().now().as_millisecond();
+                let ttl = req.deadline_at.map_or(LINK_TTL_MS, |d| (d - now).max(60_000));
+                match store.request_link(&req.id, email, ttl).await {
+                    Ok(token) => {
+                        let link = format!("{base}/r/{token}");
+                        deliver(store, apps, ch, Some(email), &subject, &body(&link), "request")
+                            .await
+                    }
+                    Err(e) => tracing::warn!(error = %e, "an outsider's link could not be made"),
+                }
             }
         }
     }

@@ -64,6 +64,8 @@ pub struct WorkerConfig {
     /// for their leases ([`Store::reclaim_orphaned_runs`]): for a process's only worker
     /// (on SQLite it takes back every running run).
     pub reclaim_at_start: bool,
+    /// How often deadlines of people's requests are checked and new requests told.
+    pub people_every: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -82,6 +84,7 @@ impl Default for WorkerConfig {
             retention: Some(Retention::default()),
             reclaim_at_start: false,
             retention_every: Duration::from_secs(600),
+            people_every: Duration::from_secs(2),
         }
     }
 }
@@ -270,6 +273,11 @@ impl Worker {
             ))
         });
 
+        let people = Some(tokio::spawn(people_loop(
+            worker.clone(),
+            stop_side_tasks.clone(),
+        )));
+
         tracing::info!(worker = %worker.cfg.id, concurrency = worker.cfg.concurrency, "worker started");
         loop {
             while let Some(done) = inflight.try_join_next() {
@@ -376,7 +384,7 @@ impl Worker {
             tracing::warn!(error = %e, "cannot report this worker as stopped");
         }
         let _ = listener.await;
-        for t in [triggers, retention].into_iter().flatten() {
+        for t in [triggers, retention, people].into_iter().flatten() {
             let _ = t.await;
         }
         tracing::info!(worker = %worker.cfg.id, attempts = stats.attempts, released = stats.released, "worker stopped");
@@ -420,7 +428,9 @@ impl Worker {
                             t.run_retry(&c.flow_id);
                             "retrying"
                         }
-                        RunOutcome::WaitUntil { .. } => "waiting",
+                        RunOutcome::WaitUntil { .. } | RunOutcome::WaitForPeople { .. } => {
+                            "waiting"
+                        }
                     };
                     t.run_finished(&c.flow_id, ended);
                     if status == flowbot_store::RunStatus::Failed {
@@ -580,6 +590,31 @@ async fn retention_loop(worker: Arc<Worker>, policy: Retention, stop: Cancellati
             Ok(0) => {}
             Ok(n) => tracing::info!(runs = n, "purged old run history"),
             Err(e) => tracing::warn!(error = %e, "purging run history failed"),
+        }
+    }
+}
+
+/// People's requests: pass the deadlines that are due (once each, whichever worker gets
+/// there first, also for deadlines that passed while no worker ran) and tell the people of
+/// new or escalated requests.
+async fn people_loop(worker: Arc<Worker>, stop: CancellationToken) {
+    loop {
+        match worker.store.pass_deadlines(50).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(requests = n, "deadlines of people's requests passed"),
+            Err(e) => tracing::warn!(error = %e, "passing the deadlines of requests failed"),
+        }
+        match worker.store.requests_to_notify(20).await {
+            Ok(list) => {
+                for req in list {
+                    crate::notify::notify_request(&worker.store, &worker.apps, &req).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the requests to tell people of"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(worker.cfg.people_every) => {}
+            _ = stop.cancelled() => return,
         }
     }
 }

@@ -25,6 +25,7 @@ mod inbox;
 pub mod notify;
 mod pending;
 mod progress;
+mod people;
 mod projects;
 mod queue;
 mod retention;
@@ -53,6 +54,9 @@ pub use flows::{is_webhook_token, new_token as new_webhook_token, NewFlow};
 pub use flows::{ConnectionInfo, FlowInfo, FlowVersion};
 pub use inbox::{EnqueueOutcome, EventInfo, NewEvent, Source};
 pub use pending::PendingOauth;
+pub use people::{
+    Choice, Decided, Decider, LinkedRequest, Person, PersonDecision, RequestInfo, STARTER_HEADER,
+};
 pub use projects::{Project, ProjectOf, ProjectRole, DEFAULT_PROJECT};
 pub use queue::{Claimed, Lease};
 pub use retention::Retention;

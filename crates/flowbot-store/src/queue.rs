@@ -66,8 +66,8 @@ impl Store {
                      AND (r.concurrency_key IS NULL OR NOT EXISTS ( \
                        SELECT 1 FROM runs o WHERE o.flow_id = r.flow_id \
                          AND o.concurrency_key = r.concurrency_key \
-                         AND o.status IN ('queued', 'running') AND o.seq <> r.seq \
-                         AND (o.status = 'running' OR (o.status = 'queued' AND o.seq < r.seq)))) \
+                         AND o.status IN ('queued', 'running', 'waiting') AND o.seq <> r.seq \
+                         AND (o.status <> 'queued' OR o.seq < r.seq))) \
                    ORDER BY r.seq LIMIT $5 {lock}) \
                  RETURNING id, flow_id, flow_version, attempt, trigger_value"
             )
@@ -278,6 +278,11 @@ impl Store {
                 None,
                 None,
             ),
+            RunOutcome::WaitForPeople { path, request } => {
+                return self
+                    .conclude_waiting(lease, rows, path.clone(), request.clone())
+                    .await
+            }
         };
         self.inner
             .writer
@@ -324,6 +329,63 @@ impl Store {
                     if !fused {
                         rows.insert(conn, &lease.run_id).await?;
                     }
+                    Ok(status)
+                })
+            })
+            .await
+    }
+
+    /// Conclude an attempt that waits for people: the run becomes `waiting` and its request
+    /// is opened in the same write. When nobody can be asked the run fails instead, with
+    /// the step's record saying why.
+    async fn conclude_waiting(
+        &self,
+        lease: Lease,
+        mut rows: StepRows,
+        path: String,
+        request: flowbot_core::runner::PeopleRequest,
+    ) -> Result<RunStatus> {
+        let now = self.now_ms();
+        self.inner
+            .writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let held: Option<String> = sqlx::query_scalar(
+                        "SELECT id FROM runs WHERE id = $1 AND lease_token = $2 AND status = 'running'",
+                    )
+                    .bind(lease.run_id.as_str())
+                    .bind(lease.token.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    if held.is_none() {
+                        return Err(lease_lost(&lease));
+                    }
+                    rows.insert(conn, &lease.run_id).await?;
+                    let opened =
+                        crate::people::open_request(conn, &lease.run_id, &path, &request, now)
+                            .await?;
+                    let (status, error) = match opened {
+                        Ok(()) => (RunStatus::Waiting, None),
+                        Err(why) => {
+                            rows.fail_step(&path, &why, now);
+                            rows.insert(conn, &lease.run_id).await?;
+                            (RunStatus::Failed, Some(why))
+                        }
+                    };
+                    let finished = (status == RunStatus::Failed).then_some(now);
+                    sqlx::query(
+                        "UPDATE runs SET status = $3, error = $4, error_step = $5, finished_at = $6, \
+                         finished_by = lease_owner, lease_owner = NULL, lease_token = NULL, \
+                         lease_expires_at = NULL WHERE id = $1 AND lease_token = $2",
+                    )
+                    .bind(lease.run_id.as_str())
+                    .bind(lease.token.as_str())
+                    .bind(status.as_str())
+                    .bind(error.clone())
+                    .bind(error.map(|_| path.clone()))
+                    .bind(finished)
+                    .execute(&mut *conn)
+                    .await?;
                     Ok(status)
                 })
             })
@@ -393,6 +455,25 @@ impl StepRows {
             }
         }
         StepRows { rows, now }
+    }
+
+    /// Turn the held started record of `path` into a failure saying `why`.
+    fn fail_step(&mut self, path: &str, why: &str, now: i64) {
+        for row in self.rows.iter_mut().filter(|r| r.1 == path) {
+            if let Ok(mut rec) = serde_json::from_str::<StepRecord>(&row.4) {
+                rec.status = flowbot_core::StepStatus::Failed;
+                rec.error = Some(flowbot_core::runner::StepError {
+                    message: why.to_string(),
+                    retryable: false,
+                    code: None,
+                    fields: Vec::new(),
+                    details: None,
+                });
+                rec.finished_at = jiff::Timestamp::from_millisecond(now).ok();
+                row.3 = "failed".into();
+                row.4 = serde_json::to_string(&rec).expect("a step record serialises");
+            }
+        }
     }
 
     /// `($k, …, $k+6), …` for `n` rows, numbered from `first`.

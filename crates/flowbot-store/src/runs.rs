@@ -17,6 +17,8 @@ use crate::{new_id, Result, Store, StoreError};
 pub enum RunStatus {
     Queued,
     Running,
+    /// Waiting for people (an approval or a task): no worker holds it.
+    Waiting,
     Succeeded,
     Failed,
     Canceled,
@@ -27,6 +29,7 @@ impl RunStatus {
         match self {
             RunStatus::Queued => "queued",
             RunStatus::Running => "running",
+            RunStatus::Waiting => "waiting",
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
             RunStatus::Canceled => "canceled",
@@ -37,6 +40,7 @@ impl RunStatus {
         [
             RunStatus::Queued,
             RunStatus::Running,
+            RunStatus::Waiting,
             RunStatus::Succeeded,
             RunStatus::Failed,
             RunStatus::Canceled,
@@ -323,17 +327,36 @@ impl Store {
         .await
     }
 
-    /// Cancel a queued or running run. A worker running it notices at its next heartbeat.
+    /// Cancel a queued, running or waiting run (a waiting run's open requests close with
+    /// it). A worker running it notices at its next heartbeat.
     pub async fn cancel(&self, run_id: &str, actor: impl Into<Actor>) -> Result<()> {
-        let sql = "UPDATE runs SET status = 'canceled', finished_at = $1, lease_owner = NULL, \
-                   lease_token = NULL, lease_expires_at = NULL \
-                   WHERE id = $2 AND status IN ('queued', 'running')";
-        let record = Some((actor.into(), "run.cancel"));
-        if self
-            .change_runs_audited(sql.to_string(), run_id, false, record)
-            .await?
-            == 0
-        {
+        let actor: Actor = actor.into();
+        let id = run_id.to_string();
+        let now = self.now_ms();
+        let n = self
+            .inner
+            .writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let n = sqlx::query(
+                        "UPDATE runs SET status = 'canceled', finished_at = $1, lease_owner = NULL, \
+                         lease_token = NULL, lease_expires_at = NULL \
+                         WHERE id = $2 AND status IN ('queued', 'running', 'waiting')",
+                    )
+                    .bind(now)
+                    .bind(id.clone())
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                    if n > 0 {
+                        crate::people::cancel_requests_of(conn, &id, now).await?;
+                        audit(conn, now, &actor, "run.cancel", &id, json!({ "runs": n })).await?;
+                    }
+                    Ok(n)
+                })
+            })
+            .await?;
+        if n == 0 {
             return Err(StoreError::Conflict(format!(
                 "run {run_id} has already finished"
             )));

@@ -95,9 +95,10 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
                     }
                     tokio::time::sleep(d).await;
                 }
-                RunOutcome::Succeeded | RunOutcome::Failed { .. } => {
-                    return Ok::<_, anyhow::Error>(outcome)
-                }
+                // People answer in My Tasks, which only a server has: stop here.
+                RunOutcome::Succeeded
+                | RunOutcome::Failed { .. }
+                | RunOutcome::WaitForPeople { .. } => return Ok::<_, anyhow::Error>(outcome),
             }
         }
     })?;
@@ -122,6 +123,10 @@ fn strip_step_retries(steps: &mut [flowbot_core::model::Step]) {
             StepKind::Branch(b) => {
                 strip_step_retries(&mut b.then_steps);
                 strip_step_retries(&mut b.else_steps);
+            }
+            StepKind::Approval(a) => {
+                strip_step_retries(&mut a.then_steps);
+                strip_step_retries(&mut a.else_steps);
             }
             StepKind::Switch(sw) => {
                 for c in &mut sw.cases {
@@ -173,13 +178,20 @@ fn final_records(records: &[StepRecord]) -> Vec<&StepRecord> {
     order.into_iter().map(|p| last[p]).collect()
 }
 
+const WAITING_FOR_PEOPLE: &str = "it asks people, who answer in My Tasks on a server \
+     (`flowbot serve`); `flowbot run` stops here";
+
 fn print_json(flow_id: &str, outcome: &RunOutcome, records: &[StepRecord]) -> anyhow::Result<()> {
     let (status, error) = match outcome {
         RunOutcome::Succeeded => ("succeeded", None),
         RunOutcome::Failed { path, error } => {
             ("failed", Some(json!({"step": path, "error": error})))
         }
-        _ => unreachable!("the run loop ends only on success or failure"),
+        RunOutcome::WaitForPeople { path, .. } => (
+            "waiting",
+            Some(json!({"step": path, "error": WAITING_FOR_PEOPLE})),
+        ),
+        _ => unreachable!("the run loop ends only on success, failure or people"),
     };
     let steps: Vec<&StepRecord> = final_records(records);
     let attempts = records
@@ -245,6 +257,9 @@ fn print_text(flow: &flowbot_core::Flow, outcome: &RunOutcome, records: &[StepRe
         RunOutcome::Succeeded => println!("run succeeded"),
         RunOutcome::Failed { path, error } => {
             println!("run failed at step {path}: {}", error.message)
+        }
+        RunOutcome::WaitForPeople { path, .. } => {
+            println!("run stopped at step {path}: {WAITING_FOR_PEOPLE}")
         }
         _ => {}
     }

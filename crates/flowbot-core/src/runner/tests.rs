@@ -840,7 +840,7 @@ async fn a_send_back_runs_the_earlier_step_again_with_the_comment() {
         h.last("draft").input.unwrap()["value"],
         json!("draft 金額を確認")
     );
-    decided(&h, "boss", json!({"decision": "approved", "decided_by": "tanaka"}));
+    decided(&h, "boss", json!({"decision": "approved", "comment": "", "decided_by": "tanaka"}));
     assert_eq!(h.run(trigger).await, RunOutcome::Succeeded);
     assert_eq!(h.crm.calls(), ["create", "create", "update"]);
 }

@@ -453,6 +453,29 @@ fn declared_outputs(s: &AppState, flow: &Flow, name: &str) -> (String, Vec<(Stri
             ("index".into(), "index".into()),
         ],
         StepKind::Wait(_) => Vec::new(),
+        StepKind::Approval(_) | StepKind::Task(_) => {
+            let mut outs: Vec<(String, String)> = [
+                ("decision", "判断 / decision"),
+                ("decided_by", "判断した人 / decided by"),
+                ("comment", "コメント / comment"),
+                ("decided_at", "日時 / decided at"),
+            ]
+            .iter()
+            .map(|(k, l)| (k.to_string(), l.to_string()))
+            .collect();
+            if let StepKind::Task(p) = &step.kind {
+                let mut options = serde_json::Map::new();
+                options.insert("fields".into(), p.fields.clone().unwrap_or_default());
+                if let Ok(spec) = flowbot_core::form::parse(&options) {
+                    outs.extend(
+                        spec.fields
+                            .iter()
+                            .map(|f| (format!("answers.{}", f.key), label(&f.label))),
+                    );
+                }
+            }
+            outs
+        }
     };
     (title, outs)
 }
