@@ -14,6 +14,7 @@ async function api(method, path, body) {
   if (!r.ok) {
     const err = new Error((data && data.error && data.error.message) || r.statusText);
     err.code = data && data.error && data.error.code;
+    err.diagnostics = (data && data.error && data.error.diagnostics) || [];
     throw err;
   }
   return data;
@@ -261,3 +262,50 @@ for (const sel of document.querySelectorAll('select[data-autosubmit]')) {
 // Chart bars take their heights from data attributes: the Content-Security-Policy allows no
 // inline styles.
 for (const el of document.querySelectorAll('[data-h]')) el.style.height = `${el.dataset.h}px`;
+
+// A decision on an approval or a task (My Tasks): the form's answers, the comment and the
+// button pressed go to the API; a task's refused answers are shown next to their fields.
+document.addEventListener('submit', async (e) => {
+  const f = e.target.closest('form[data-task]');
+  if (!f) return;
+  e.preventDefault();
+  const decision = e.submitter ? e.submitter.value : '';
+  const answers = {};
+  let comment = '';
+  for (const [k, v] of new FormData(f).entries()) {
+    if (k === 'comment') { comment = v; continue; }
+    if (k === 'decision') continue;
+    if (k in answers) answers[k] = [].concat(answers[k], v); else answers[k] = v;
+  }
+  for (const box of f.querySelectorAll('fieldset input[type="checkbox"][name]')) {
+    if (!(box.name in answers)) answers[box.name] = [];
+    else if (!Array.isArray(answers[box.name])) answers[box.name] = [answers[box.name]];
+  }
+  for (const old of f.querySelectorAll('.error[data-for]')) old.remove();
+  for (const bad of f.querySelectorAll('[aria-invalid]')) bad.removeAttribute('aria-invalid');
+  for (const b of f.querySelectorAll('button')) b.disabled = true;
+  try {
+    await api('POST', f.dataset.task, { decision, comment, answers });
+    location.href = '/tasks?done=1';
+  } catch (err) {
+    for (const d of err.diagnostics) {
+      const input = f.querySelector(`[name="${CSS.escape(d.path)}"]`);
+      const p = document.createElement('p');
+      p.className = 'error';
+      p.dataset.for = d.path;
+      p.id = `e-${d.path}`;
+      p.textContent = d.message;
+      const field = input ? input.closest('.field') : null;
+      if (field) {
+        field.append(p);
+        input.setAttribute('aria-invalid', 'true');
+        input.setAttribute('aria-describedby', p.id);
+      }
+    }
+    say('message', err.message, true);
+    const first = f.querySelector('[aria-invalid]');
+    if (first) first.focus();
+  } finally {
+    for (const b of f.querySelectorAll('button')) b.disabled = false;
+  }
+});

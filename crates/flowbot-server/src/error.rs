@@ -37,6 +37,9 @@ pub enum ApiError {
     /// An app file with problems: every diagnostic with its line and column.
     #[error("the app file has problems")]
     InvalidApp(Vec<Diagnostic>),
+    /// A task's answers with problems: each with the field's key as its path.
+    #[error("some answers need fixing")]
+    InvalidAnswers(Vec<Diagnostic>),
     /// Answered with `Retry-After` (whole seconds, at least one).
     #[error("too many attempts; try again in {} seconds", .0.as_secs().max(1))]
     TooManyAttempts(std::time::Duration),
@@ -107,6 +110,7 @@ impl ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::InvalidFlow(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_flow"),
             ApiError::InvalidApp(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_app"),
+            ApiError::InvalidAnswers(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_answers"),
             ApiError::TooManyAttempts(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -133,7 +137,8 @@ pub struct ErrorBody {
     pub code: &'static str,
     /// What was wrong, in words a user can act on.
     pub message: String,
-    /// With `invalid_flow` and `invalid_app`: every problem of the file.
+    /// With `invalid_flow` and `invalid_app`: every problem of the file; with
+    /// `invalid_answers`: every answer to fix (the path is the field's key).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -151,7 +156,7 @@ impl IntoResponse for ApiError {
         }
         let message = self.to_string();
         let diagnostics = match self {
-            ApiError::InvalidFlow(d) | ApiError::InvalidApp(d) => d,
+            ApiError::InvalidFlow(d) | ApiError::InvalidApp(d) | ApiError::InvalidAnswers(d) => d,
             _ => Vec::new(),
         };
         let body = ErrorEnvelope {

@@ -65,20 +65,19 @@ pub(crate) struct FormQuery {
     sent: Option<String>,
 }
 
-/// Members-only forms need a signed-in member.
-async fn member_ok(s: &AppState, headers: &HeaderMap, spec: &FormSpec) -> bool {
+/// Members-only forms need a signed-in member: `Err` when there is none, else the member
+/// who answers (None for a public form, which reads no session).
+async fn member_ok(s: &AppState, headers: &HeaderMap, spec: &FormSpec) -> Result<Option<String>, ()> {
     if !spec.members_only {
-        return true;
+        return Ok(None);
     }
-    match auth::cookie(headers, auth::SESSION_COOKIE) {
-        Some(t) => s
-            .store
-            .session(&auth::token_hash(t))
-            .await
-            .ok()
-            .flatten()
-            .is_some(),
-        None => false,
+    let session = match auth::cookie(headers, auth::SESSION_COOKIE) {
+        Some(t) => s.store.session(&auth::token_hash(t)).await.ok().flatten(),
+        None => None,
+    };
+    match session {
+        Some(sess) => Ok(Some(sess.user.username)),
+        None => Err(()),
     }
 }
 
@@ -92,7 +91,7 @@ pub(crate) async fn page(
         Ok(x) => x,
         Err(r) => return r,
     };
-    if !member_ok(&s, &headers, &spec).await {
+    if member_ok(&s, &headers, &spec).await.is_err() {
         return Redirect::to("/login").into_response();
     }
     let lang = crate::ui::page_lang(&headers, q.lang.as_deref());
@@ -113,7 +112,7 @@ fn submission_of(answers: &[(String, String)]) -> Option<String> {
 
 /// The form as the page draws it: fields with their labels, help, kind, choices, the value
 /// to show (the answer sent back, else the default) and the error for it.
-fn view(
+pub(crate) fn view(
     spec: &FormSpec,
     lang: &str,
     answers: &[(String, String)],
@@ -178,9 +177,9 @@ pub(crate) async fn submit(
         Ok(x) => x,
         Err(r) => return r,
     };
-    if !member_ok(&s, &headers, &spec).await {
+    let Ok(member) = member_ok(&s, &headers, &spec).await else {
         return Redirect::to("/login").into_response();
-    }
+    };
     let lang = crate::ui::page_lang(&headers, q.lang.as_deref());
     if body.len() > MAX_ANSWER {
         return (StatusCode::PAYLOAD_TOO_LARGE, "the answer is too large").into_response();
@@ -231,7 +230,11 @@ pub(crate) async fn submit(
         flow_id: flow_info.id.clone(),
         flow_version: Some(flow_info.current_version),
         source: Source::Form,
-        headers: json!({}),
+        // Who answered a members-only form: `to: { starter: true }` asks them.
+        headers: match &member {
+            Some(name) => json!({ flowbot_store::STARTER_HEADER: name }),
+            None => json!({}),
+        },
         body: Value::Object(
             answers
                 .iter()

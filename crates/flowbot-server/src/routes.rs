@@ -72,6 +72,7 @@ async fn gate(
         });
     let req = axum::extract::Request::from_parts(parts, body);
     let store = req.extensions().get::<flowbot_store::Store>().cloned();
+    let (named_id, store_again) = (id.clone(), store.clone());
     let project = match (id, store) {
         (Some(id), Some(store)) => match store.project_of(kind, &id).await {
             Ok(p) => p,
@@ -83,8 +84,32 @@ async fn gate(
         Some(p) if caller.may_in(&p, g.perm, &method) => next.run(req).await,
         // Nothing by that id: whoever may do this somewhere hears "not found".
         None if caller.may_somewhere(g.perm, &method) => next.run(req).await,
+        // People asked something in a run may read it (operators see only those runs).
+        Some(_) if asked_in_run(&g, &method, store_again, &caller, named_id.as_deref()).await => {
+            next.run(req).await
+        }
         _ => refuse(&req),
     }
+}
+
+/// Whether the caller reads a run they were asked something in.
+async fn asked_in_run(
+    g: &Gate,
+    method: &axum::http::Method,
+    store: Option<flowbot_store::Store>,
+    caller: &Caller,
+    id: Option<&str>,
+) -> bool {
+    if !matches!(g.scope, Scope::Run(_)) || g.perm != Perm::Read || method != axum::http::Method::GET {
+        return false;
+    }
+    let (Some(store), Some(id)) = (store, id) else {
+        return false;
+    };
+    store
+        .asked_in_run(id, &caller.user.username)
+        .await
+        .unwrap_or(false)
 }
 
 /// Who may call a route.

@@ -12,6 +12,7 @@ mod projects;
 mod runs;
 pub(crate) mod session;
 mod settings;
+pub(crate) mod tasks;
 mod two_factor;
 
 use axum::Json;
@@ -45,6 +46,7 @@ pub fn protected() -> Routes {
         .merge(audit::routes())
         .merge(two_factor::routes())
         .merge(projects::routes())
+        .merge(tasks::routes())
 }
 
 /// Routes open to anyone: signing in, and the OAuth callback.

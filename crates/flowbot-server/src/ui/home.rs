@@ -127,7 +127,7 @@ pub async fn home(
             "today": {
                 "succeeded": count(RunStatus::Succeeded),
                 "failed": count(RunStatus::Failed),
-                "waiting": count(RunStatus::Queued) + count(RunStatus::Running),
+                "waiting": count(RunStatus::Queued) + count(RunStatus::Running) + count(RunStatus::Waiting),
                 "total": today.len(),
                 "more": full,
             },

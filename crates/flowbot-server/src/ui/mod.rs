@@ -7,6 +7,7 @@ mod admin;
 mod home;
 mod members;
 mod runs;
+mod tasks;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -98,6 +99,18 @@ const PAGES: &[(&str, &str)] = &[
     (
         "forbidden.html",
         include_str!("../../../../web/templates/forbidden.html"),
+    ),
+    (
+        "fields.html",
+        include_str!("../../../../web/templates/fields.html"),
+    ),
+    (
+        "tasks.html",
+        include_str!("../../../../web/templates/tasks.html"),
+    ),
+    (
+        "task.html",
+        include_str!("../../../../web/templates/task.html"),
     ),
 ];
 
@@ -218,6 +231,15 @@ pub fn pages() -> Routes {
             page_route("/account", "Your profile, password and API tokens").needs(Perm::Own),
             members::account,
         )
+        .add(
+            page_route("/tasks", "My Tasks: approvals and tasks waiting for you").needs(Perm::Own),
+            tasks::tasks,
+        )
+        .add(
+            page_route("/tasks/{id}", "One approval or task, with its form and decisions")
+                .needs(Perm::Own),
+            tasks::task,
+        )
 }
 
 /// The pages anyone may open: signing in, and accepting an invitation.
@@ -243,6 +265,21 @@ pub fn public_pages() -> Routes {
                 .without_body(303)
             },
             crate::forms::submit,
+        )
+        .add(
+            page_route("/r/{token}", "An outsider's single-use link to one request").public(),
+            tasks::link_page,
+        )
+        .add(
+            crate::routes::RouteDoc {
+                method: "post",
+                ..page_route(
+                    "/r/{token}",
+                    "An outsider's decision: checked, then taken with the link (once)",
+                )
+                .public()
+            },
+            tasks::link_submit,
         )
         .add(
             page_route(
@@ -384,6 +421,8 @@ struct Page {
     remember_project: bool,
     /// The member's own roles in projects.
     project_roles: HashMap<String, Role>,
+    /// Approvals and tasks waiting for the member (the badge on My Tasks).
+    open_tasks: i64,
 }
 
 impl Page {
@@ -400,6 +439,7 @@ impl Page {
             project: None,
             remember_project: false,
             project_roles: HashMap::new(),
+            open_tasks: 0,
         }
     }
 
@@ -498,7 +538,11 @@ async fn page(s: &AppState, headers: &HeaderMap, q: &LangQuery) -> Result<Page, 
         project: None,
         remember_project: false,
         project_roles,
+        open_tasks: 0,
     };
+    if let Some(m) = &p.member {
+        p.open_tasks = s.store.open_request_count(&m.username).await.unwrap_or(0);
+    }
     let all = s.store.project_names().await.unwrap_or_default();
     p.projects = all
         .into_iter()
@@ -538,6 +582,7 @@ fn render(p: &Page, name: &str, title: &str, current: &str, extra: Value) -> Res
     let ctx = context! {
         lang => p.lang, other_lang => other, t => t, user => p.user, csrf => p.csrf,
         title => title, page => current, can => can, projects => projects, project => p.project,
+        open_tasks => p.open_tasks,
         ..minijinja::Value::from_serialize(&extra)
     };
     let html = match env().get_template(name).and_then(|tpl| tpl.render(ctx)) {

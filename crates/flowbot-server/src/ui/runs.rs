@@ -315,7 +315,9 @@ pub async fn run(
         .unwrap_or_default()
         .iter()
         .map(|r| {
+            let people = matches!(r.kind.as_str(), "approval" | "task");
             let status = match r.status {
+                flowbot_core::StepStatus::Started if people => "waiting",
                 flowbot_core::StepStatus::Started => "running",
                 flowbot_core::StepStatus::Succeeded => "succeeded",
                 flowbot_core::StepStatus::Failed => "failed",
@@ -377,12 +379,32 @@ pub async fn run(
             })
         })
         .collect();
+    let requests: Vec<Value> = s
+        .store
+        .requests_of_run(&id)
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.id, "title": r.title, "kind": r.kind, "status": r.status, "outcome": r.outcome,
+                "created": p.time(r.created_at), "deadline": r.deadline_at.map(|d| p.time(d)),
+                "people": r.people.iter().map(|x| {
+                    let who = x.member.clone().or_else(|| x.email.clone()).unwrap_or_default();
+                    if x.escalated { format!("{who} ({})", t["task_escalated"]) } else { who }
+                }).collect::<Vec<_>>(),
+                "decisions": r.decisions.iter().map(|d| json!({
+                    "by": d.by, "decision": d.decision, "comment": d.comment, "at": p.time(d.at),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
     render(
         &p,
         "run.html",
         t["run"],
         "runs",
-        json!({ "run": { "id": run.id, "status": run.status.as_str(), "flow_id": run.flow_id, "flow_name": flow_name,
+        json!({ "requests": requests, "run": { "id": run.id, "status": run.status.as_str(), "flow_id": run.flow_id, "flow_name": flow_name,
                           "flow_version": run.flow_version, "attempt": run.attempt, "error": run.error,
                           "error_step": run.error_step, "about": about },
                 "trigger": output_rows(&run.trigger, &trigger_labels, Some("trigger")), "trigger_json": pretty(&run.trigger),
