@@ -25,6 +25,8 @@ pub const TEMPLATES: &[Template] = &[
     template!("ecforce-customer-to-salesforce-upsert"),
     template!("shopify-customer-to-kintone"),
     template!("stripe-payment-failed-to-line"),
+    template!("inquiry-form-to-salesforce-lead"),
+    template!("refund-request-approval"),
 ];
 
 pub fn template(id: &str) -> Option<&'static Template> {

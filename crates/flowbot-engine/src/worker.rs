@@ -433,6 +433,10 @@ impl Worker {
                         }
                     };
                     t.run_finished(&c.flow_id, ended);
+                    // Tell the people asked at once (the people loop catches any missed).
+                    if status == flowbot_store::RunStatus::Waiting {
+                        tell_people(&self.store, &self.apps).await;
+                    }
                     if status == flowbot_store::RunStatus::Failed {
                         if let Ok(run) = self.store.run(&c.lease.run_id).await {
                             crate::notify::notify_failure(&self.store, &self.apps, &run).await;
@@ -604,18 +608,23 @@ async fn people_loop(worker: Arc<Worker>, stop: CancellationToken) {
             Ok(n) => tracing::info!(requests = n, "deadlines of people's requests passed"),
             Err(e) => tracing::warn!(error = %e, "passing the deadlines of requests failed"),
         }
-        match worker.store.requests_to_notify(20).await {
-            Ok(list) => {
-                for req in list {
-                    crate::notify::notify_request(&worker.store, &worker.apps, &req).await;
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot read the requests to tell people of"),
-        }
+        tell_people(&worker.store, &worker.apps).await;
         tokio::select! {
             _ = tokio::time::sleep(worker.cfg.people_every) => {}
             _ = stop.cancelled() => return,
         }
+    }
+}
+
+/// Tell the people of requests nobody has been told of (each request is claimed once).
+async fn tell_people(store: &Store, apps: &Apps) {
+    match store.requests_to_notify(20).await {
+        Ok(list) => {
+            for req in list {
+                crate::notify::notify_request(store, apps, &req).await;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read the requests to tell people of"),
     }
 }
 

@@ -23,6 +23,10 @@ impl Sinks {
         self.smtp.port
     }
 
+    pub fn mails(&self) -> Vec<crate::smtp::Mail> {
+        self.smtp.mails()
+    }
+
     pub fn slack_messages(&self) -> Vec<Value> {
         self.slack.lock().expect("slack").clone()
     }

@@ -33,7 +33,8 @@ pub struct Args {
     #[arg(long, default_value_t = 12)]
     pub(crate) customers: usize,
     /// Which template to run: `search` (the Yoom-style search by email), `upsert`,
-    /// `shopify-customer-to-kintone` or `stripe-payment-failed-to-line`
+    /// `shopify-customer-to-kintone`, `stripe-payment-failed-to-line`,
+    /// `inquiry-form-to-salesforce-lead` or `refund-request-approval`
     #[arg(long, default_value = "search")]
     pub(crate) template: String,
     /// Keep the demo's database here instead of a fresh temporary directory
@@ -99,6 +100,7 @@ pub fn template_id(name: &str) -> anyhow::Result<&'static str> {
             "--template is `search`, `upsert`, {}, not `{other}`",
             crate::demo_apps::TEMPLATES
                 .iter()
+                .chain(crate::demo_people::TEMPLATES)
                 .map(|t| format!("`{t}`"))
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -108,7 +110,8 @@ pub fn template_id(name: &str) -> anyhow::Result<&'static str> {
 
 async fn demo(args: Args) -> anyhow::Result<ExitCode> {
     let catalogue = crate::demo_apps::TEMPLATES.contains(&args.template.as_str());
-    let template_id = if catalogue {
+    let people = crate::demo_people::TEMPLATES.contains(&args.template.as_str());
+    let template_id = if catalogue || people {
         ""
     } else {
         template_id(&args.template)?
@@ -132,6 +135,9 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
     let apps = flowbot_connectors::registry();
     if catalogue {
         return crate::demo_apps::run(store, apps, &data_dir, &args).await;
+    }
+    if people {
+        return crate::demo_people::run(store, apps, &data_dir, &args).await;
     }
 
     let sf = salesforce::start(SalesforceConfig::default(), 0).await?;

@@ -12,6 +12,7 @@ mod cluster;
 mod connections;
 mod demo;
 mod demo_apps;
+mod demo_people;
 mod doctor;
 mod run;
 mod sandbox_cmd;

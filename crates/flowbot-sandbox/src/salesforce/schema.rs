@@ -161,6 +161,10 @@ pub fn objects() -> Vec<Object> {
         f("FirstName", "名", FieldType::String, 40),
         required(f("Company", "会社名", FieldType::String, 255)),
         f("Email", "メール", FieldType::Email, 80),
+        f("Phone", "電話", FieldType::Phone, 40),
+        f("LeadSource", "リードソース", FieldType::String, 40),
+        f("Rating", "評価", FieldType::String, 40),
+        f("Description", "説明", FieldType::String, 32000),
         external(f(
             "Ecforce_Customer_Id__c",
             "ecforce 顧客ID",
