@@ -471,6 +471,29 @@ impl Flowbot {
         Proc(w.spawn().expect("flowbot worker starts"))
     }
 
+    /// Another `serve --no-worker` on the same data and database, at its own address
+    /// (PostgreSQL only: a SQLite store takes one process).
+    pub async fn spawn_extra_server(&self) -> (Proc, String) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut serve = self.command("serve");
+        serve.args(["--port", &port.to_string(), "--no-worker"]);
+        let proc = Proc(serve.spawn().expect("a second flowbot serve starts"));
+        let url = format!("http://127.0.0.1:{port}");
+        wait_until("the second server", Duration::from_secs(60), || async {
+            self.http
+                .get(format!("{url}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+        (proc, url)
+    }
+
     /// SIGKILL the server: nothing is flushed, nothing is said goodbye.
     pub fn kill_server(&mut self) {
         self.server = None;
@@ -634,7 +657,7 @@ impl Flowbot {
             let runs = self.runs(flow).await;
             let busy = runs
                 .iter()
-                .filter(|r| r["status"] == "queued" || r["status"] == "running")
+                .filter(|r| matches!(r["status"].as_str(), Some("queued" | "running" | "waiting")))
                 .count();
             if runs.len() >= n && busy == 0 {
                 return runs;

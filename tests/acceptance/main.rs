@@ -1368,3 +1368,327 @@ async fn s11_form_answers_through_a_server_crash_are_each_stored_once() {
         });
     }
 }
+
+const APPROVAL_FLOW: &str = r#"version: 1
+id: refund
+name: 返金承認
+trigger: { app: webhook }
+steps:
+  - id: boss
+    approval:
+      to: { members: [alice, bob] }
+      message: "{{ trigger.body.n }} の返金"
+      then:
+        - id: refunded
+          set: { n: "{{ trigger.body.n }}" }
+"#;
+
+const DEADLINE_FLOW: &str = r#"version: 1
+id: late
+name: 期限つき承認
+trigger: { app: webhook }
+steps:
+  - id: boss
+    approval:
+      to: { emails: ["{{ trigger.body.mail }}"] }
+      message: "{{ trigger.body.n }} を承認してください"
+      deadline: { after: "{{ after }}", then: else }
+      else:
+        - id: no_answer
+          set: { n: "{{ trigger.body.n }}" }
+"#;
+
+/// A member signed in to one server: (cookie, CSRF token).
+async fn member_session(url: &str, name: &str) -> (reqwest::Client, String, String) {
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{url}/api/v1/login"))
+        .json(&json!({"username": name, "password": "people-in-the-loop"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{name} signs in");
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let body: Value = r.json().await.unwrap();
+    (http, cookie, body["csrf_token"].as_str().unwrap().to_string())
+}
+
+/// The links to requests in the mail the sink received for `to`.
+async fn links_in_mail(sb: &Sandbox, to: &str) -> Vec<String> {
+    sb.mails()
+        .await
+        .iter()
+        .filter(|m| m["to"].to_string().contains(to))
+        .filter_map(|m| {
+            let data = m["data"].as_str()?;
+            let start = data.find("/r/")?;
+            let token: String = data[start + 3..]
+                .chars()
+                .take_while(|c| c.is_ascii_hexdigit())
+                .collect();
+            Some(token)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s12_people_decide_once_deadlines_pass_once_and_links_work_once() {
+    const N: usize = 20;
+    for db in databases() {
+        let dir = tempfile::tempdir().unwrap();
+        let sb = Sandbox::start();
+        // On PostgreSQL the server and one worker process, so the worker can be stopped
+        // alone; SQLite's store takes one process, whose worker stops with it.
+        let pg = matches!(db, Db::Postgres(_));
+        let mut fb = Flowbot::start_with(db.clone(), dir.path(), usize::from(pg)).await;
+        for name in ["alice", "bob"] {
+            let (status, invited) = fb
+                .api(
+                    Method::POST,
+                    "/api/v1/invitations",
+                    Some(json!({ "email": format!("{name}@example.jp"), "role": "editor" })),
+                )
+                .await;
+            assert_eq!(status, 201, "{invited}");
+            let token = invited["link"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+            let r = reqwest::Client::new()
+                .post(format!("{}/api/v1/invitations/accept", fb.url))
+                .json(&json!({ "token": token, "username": name, "password": "people-in-the-loop" }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+        }
+        // Requests are told by email, through the sandbox's SMTP sink.
+        let (_, mail) = fb
+            .api(
+                Method::POST,
+                "/api/v1/connections",
+                Some(json!({"name": "mail", "app": "email", "settings": {
+                    "host": "127.0.0.1", "port": sb.smtp_port, "security": "plain",
+                    "from": "flowbot@example.jp"}})),
+            )
+            .await;
+        let (status, _) = fb
+            .api(
+                Method::PUT,
+                "/api/v1/settings/notifications",
+                Some(json!({"channels": [
+                    {"app": "email", "connection_id": mail["connection"]["id"], "to": "ops@example.jp"}]})),
+            )
+            .await;
+        assert_eq!(status, 200);
+        fb.import_yaml(APPROVAL_FLOW).await;
+        fb.import_yaml(&DEADLINE_FLOW.replace("\"{{ after }}\"", "3s")).await;
+        for flow in ["refund", "late"] {
+            let (status, _) = fb
+                .api(Method::POST, &format!("/api/v1/flows/{flow}/enable"), None)
+                .await;
+            assert!(status < 300, "{status}");
+        }
+
+        // 1. Two approvers press at the same moment, each through a server of their own
+        //    on PostgreSQL: every run resumes once.
+        let (_second, second_url) = match &db {
+            Db::Postgres(_) => {
+                let (p, u) = fb.spawn_extra_server().await;
+                (Some(p), u)
+            }
+            Db::Sqlite => (None, fb.url.clone()),
+        };
+        let hook = fb.webhook_url("refund").await;
+        let http = reqwest::Client::new();
+        for n in 0..N {
+            let r = http.post(&hook).json(&json!({"n": n})).send().await.unwrap();
+            assert!(r.status().is_success());
+        }
+        wait_until("every approval asked", Duration::from_secs(60), || async {
+            fb.runs("refund")
+                .await
+                .iter()
+                .filter(|r| r["status"] == "waiting")
+                .count()
+                == N
+        })
+        .await;
+        let (ha, ca, ta) = member_session(&fb.url, "alice").await;
+        let (hb, cb, tb) = member_session(&second_url, "bob").await;
+        let list: Value = ha
+            .get(format!("{}/api/v1/tasks", fb.url))
+            .header("cookie", &ca)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let ids: Vec<String> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(ids.len(), N);
+        let mut settled = 0;
+        let mut refused = 0;
+        for id in &ids {
+            let a = ha
+                .post(format!("{}/api/v1/tasks/{id}/decision", fb.url))
+                .header("cookie", &ca)
+                .header("x-csrf-token", &ta)
+                .json(&json!({"decision": "approve", "comment": "alice"}))
+                .send();
+            let b = hb
+                .post(format!("{second_url}/api/v1/tasks/{id}/decision"))
+                .header("cookie", &cb)
+                .header("x-csrf-token", &tb)
+                .json(&json!({"decision": "approve", "comment": "bob"}))
+                .send();
+            let (a, b) = tokio::join!(a, b);
+            for s in [a.unwrap().status().as_u16(), b.unwrap().status().as_u16()] {
+                match s {
+                    200 => settled += 1,
+                    409 => refused += 1,
+                    other => panic!("a decision answered {other}"),
+                }
+            }
+        }
+        assert_eq!((settled, refused), (N, N), "one decision settles each request");
+        let runs = fb.settle("refund", N, Duration::from_secs(60)).await;
+        let mut resumed = 0;
+        for r in &runs {
+            let run = fb.run(r["id"].as_str().unwrap()).await;
+            resumed += run["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| s["path"] == "refunded")
+                .count();
+        }
+        assert_eq!(resumed, N, "each run went on exactly once");
+        assert_eq!(failed(&runs), 0);
+        record(&Tally {
+            scenario: "12a. two approvers deciding at once",
+            db: db.name(),
+            events: N,
+            succeeded: runs.len(),
+            failed: 0,
+            duplicates: resumed - N,
+            lost: N - runs.len(),
+        });
+
+        // 2. An outsider's link decides once; used again, or expired, it is refused.
+        let late = fb.webhook_url("late").await;
+        http.post(&late)
+            .json(&json!({"n": 1, "mail": "guest@example.jp"}))
+            .send()
+            .await
+            .unwrap();
+        wait_until("the outsider's mail", Duration::from_secs(30), || async {
+            !links_in_mail(&sb, "guest@example.jp").await.is_empty()
+        })
+        .await;
+        let token = links_in_mail(&sb, "guest@example.jp").await[0].clone();
+        let page = http.get(format!("{}/r/{token}", fb.url)).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        let ok = http
+            .post(format!("{}/r/{token}", fb.url))
+            .form(&[("decision", "approve")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), 200, "the link decides");
+        let again = http
+            .post(format!("{}/r/{token}", fb.url))
+            .form(&[("decision", "reject")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 410, "a used link is refused");
+
+        // 3. A deadline passes while no worker runs: handled once when one returns, and a
+        //    link that expired with it is refused.
+        http.post(&late)
+            .json(&json!({"n": 2, "mail": "late@example.jp"}))
+            .send()
+            .await
+            .unwrap();
+        wait_until("the second outsider's mail", Duration::from_secs(30), || async {
+            !links_in_mail(&sb, "late@example.jp").await.is_empty()
+        })
+        .await;
+        let expired = links_in_mail(&sb, "late@example.jp").await[0].clone();
+        if pg {
+            fb.workers.clear();
+        } else {
+            fb.kill_server();
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        if pg {
+            let waiting = fb
+                .runs("late")
+                .await
+                .iter()
+                .filter(|r| r["status"] == "waiting")
+                .count();
+            assert_eq!(waiting, 1, "no worker: the run still waits past its deadline");
+            fb.workers.push(fb.spawn_worker(0));
+        } else {
+            fb.start_processes().await;
+            fb.login().await;
+        }
+        let gone = http
+            .get(format!("{}/r/{expired}", fb.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(gone.status(), 410, "an expired link is refused");
+        let runs = fb.settle("late", 2, Duration::from_secs(60)).await;
+        assert_eq!(failed(&runs), 0);
+        let mut else_lane = 0;
+        for r in &runs {
+            let run = fb.run(r["id"].as_str().unwrap()).await;
+            else_lane += run["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| s["path"] == "no_answer")
+                .count();
+        }
+        assert_eq!(else_lane, 1, "the deadline was handled once");
+        let (_, audit) = fb
+            .api(Method::GET, "/api/v1/audit?action=request", None)
+            .await;
+        let actions: Vec<&str> = audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            actions.iter().filter(|a| **a == "request.expire").count(),
+            1,
+            "{actions:?}"
+        );
+        assert_eq!(
+            actions.iter().filter(|a| **a == "request.approve").count(),
+            N + 1,
+            "{actions:?}"
+        );
+        record(&Tally {
+            scenario: "12b. a deadline passing while the worker is down",
+            db: db.name(),
+            events: 2,
+            succeeded: runs.len(),
+            failed: 0,
+            duplicates: else_lane - 1,
+            lost: 2 - runs.len(),
+        });
+    }
+}

@@ -188,7 +188,8 @@ pub async fn notify_request(store: &Store, apps: &Apps, req: &RequestInfo) {
                 }
             } else if let Some(email) = &p.email {
                 let now = store.clock().now().as_millisecond();
-                let ttl = req.deadline_at.map_or(LINK_TTL_MS, |d| (d - now).max(60_000));
+                // The link lasts until the deadline: past it, nobody can decide this request.
+                let ttl = req.deadline_at.map_or(LINK_TTL_MS, |d| (d - now).max(1_000));
                 match store.request_link(&req.id, email, ttl).await {
                     Ok(token) => {
                         let link = format!("{base}/r/{token}");

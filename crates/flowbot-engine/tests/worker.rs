@@ -101,6 +101,7 @@ fn config(id: &str) -> WorkerConfig {
         triggers: false,
         retention: None,
         retention_every: Duration::from_secs(600),
+        people_every: Duration::from_secs(2),
         reclaim_at_start: false,
     }
 }

@@ -880,7 +880,8 @@ impl Store {
         Ok(token)
     }
 
-    /// The request an outsider's link opens, if the link is neither used nor expired.
+    /// The request an outsider's link opens, if the link is neither used nor expired and
+    /// the request is still open.
     pub async fn request_by_link(&self, token: &str) -> Result<LinkedRequest> {
         let row = sqlx::query("SELECT request_id, email, expires_at, used_at FROM request_links WHERE token_hash = $1")
             .bind(hash(token))
@@ -895,8 +896,15 @@ impl Store {
             ));
         }
         let id: String = row.try_get("request_id")?;
+        let request = self.request(&id).await?;
+        // A link decides an open request; once it is settled the link is spent too.
+        if request.status != "open" {
+            return Err(StoreError::Conflict(
+                "this request has been decided or has passed its deadline".into(),
+            ));
+        }
         Ok(LinkedRequest {
-            request: self.request(&id).await?,
+            request,
             email: row.try_get("email")?,
         })
     }
