@@ -80,7 +80,10 @@ fn the_demo_tells_line_of_every_failed_stripe_payment() {
 fn the_demo_turns_inquiries_checked_by_a_member_into_leads() {
     let (ok, out) = demo("inquiry-form-to-salesforce-lead");
     assert!(ok, "{out}");
-    assert!(out.contains("runs:                 6 succeeded, 0 failed"), "{out}");
+    assert!(
+        out.contains("runs:                 6 succeeded, 0 failed"),
+        "{out}"
+    );
     assert!(out.contains("Salesforce leads:     6"), "{out}");
     assert!(out.contains("Slack messages:       6"), "{out}");
     assert!(out.contains("requests emailed to tantou: 6"), "{out}");
@@ -95,5 +98,8 @@ fn the_demo_approves_refunds_after_one_send_back_and_answers_by_mail() {
     assert!(out.contains("sent back and checked again: yes"), "{out}");
     assert!(out.contains("emails to customers:  6"), "{out}");
     // 6 customers; 6 + 1 (sent back) requests to the desk, 6 + 1 to the manager.
-    assert!(out.contains("emails in all (requests to members included): 20"), "{out}");
+    assert!(
+        out.contains("emails in all (requests to members included): 20"),
+        "{out}"
+    );
 }

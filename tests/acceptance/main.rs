@@ -1416,7 +1416,11 @@ async fn member_session(url: &str, name: &str) -> (reqwest::Client, String, Stri
         .unwrap()
         .to_string();
     let body: Value = r.json().await.unwrap();
-    (http, cookie, body["csrf_token"].as_str().unwrap().to_string())
+    (
+        http,
+        cookie,
+        body["csrf_token"].as_str().unwrap().to_string(),
+    )
 }
 
 /// The links to requests in the mail the sink received for `to`.
@@ -1456,10 +1460,18 @@ async fn s12_people_decide_once_deadlines_pass_once_and_links_work_once() {
                 )
                 .await;
             assert_eq!(status, 201, "{invited}");
-            let token = invited["link"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+            let token = invited["link"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_string();
             let r = reqwest::Client::new()
                 .post(format!("{}/api/v1/invitations/accept", fb.url))
-                .json(&json!({ "token": token, "username": name, "password": "people-in-the-loop" }))
+                .json(
+                    &json!({ "token": token, "username": name, "password": "people-in-the-loop" }),
+                )
                 .send()
                 .await
                 .unwrap();
@@ -1485,7 +1497,8 @@ async fn s12_people_decide_once_deadlines_pass_once_and_links_work_once() {
             .await;
         assert_eq!(status, 200);
         fb.import_yaml(APPROVAL_FLOW).await;
-        fb.import_yaml(&DEADLINE_FLOW.replace("\"{{ after }}\"", "3s")).await;
+        fb.import_yaml(&DEADLINE_FLOW.replace("\"{{ after }}\"", "3s"))
+            .await;
         for flow in ["refund", "late"] {
             let (status, _) = fb
                 .api(Method::POST, &format!("/api/v1/flows/{flow}/enable"), None)
@@ -1505,7 +1518,12 @@ async fn s12_people_decide_once_deadlines_pass_once_and_links_work_once() {
         let hook = fb.webhook_url("refund").await;
         let http = reqwest::Client::new();
         for n in 0..N {
-            let r = http.post(&hook).json(&json!({"n": n})).send().await.unwrap();
+            let r = http
+                .post(&hook)
+                .json(&json!({"n": n}))
+                .send()
+                .await
+                .unwrap();
             assert!(r.status().is_success());
         }
         wait_until("every approval asked", Duration::from_secs(60), || async {
@@ -1559,7 +1577,11 @@ async fn s12_people_decide_once_deadlines_pass_once_and_links_work_once() {
                 }
             }
         }
-        assert_eq!((settled, refused), (N, N), "one decision settles each request");
+        assert_eq!(
+            (settled, refused),
+            (N, N),
+            "one decision settles each request"
+        );
         let runs = fb.settle("refund", N, Duration::from_secs(60)).await;
         let mut resumed = 0;
         for r in &runs {
@@ -1595,7 +1617,11 @@ async fn s12_people_decide_once_deadlines_pass_once_and_links_work_once() {
         })
         .await;
         let token = links_in_mail(&sb, "guest@example.jp").await[0].clone();
-        let page = http.get(format!("{}/r/{token}", fb.url)).send().await.unwrap();
+        let page = http
+            .get(format!("{}/r/{token}", fb.url))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(page.status(), 200);
         let ok = http
             .post(format!("{}/r/{token}", fb.url))
@@ -1619,9 +1645,11 @@ async fn s12_people_decide_once_deadlines_pass_once_and_links_work_once() {
             .send()
             .await
             .unwrap();
-        wait_until("the second outsider's mail", Duration::from_secs(30), || async {
-            !links_in_mail(&sb, "late@example.jp").await.is_empty()
-        })
+        wait_until(
+            "the second outsider's mail",
+            Duration::from_secs(30),
+            || async { !links_in_mail(&sb, "late@example.jp").await.is_empty() },
+        )
         .await;
         let expired = links_in_mail(&sb, "late@example.jp").await[0].clone();
         if pg {
@@ -1637,7 +1665,10 @@ async fn s12_people_decide_once_deadlines_pass_once_and_links_work_once() {
                 .iter()
                 .filter(|r| r["status"] == "waiting")
                 .count();
-            assert_eq!(waiting, 1, "no worker: the run still waits past its deadline");
+            assert_eq!(
+                waiting, 1,
+                "no worker: the run still waits past its deadline"
+            );
             fb.workers.push(fb.spawn_worker(0));
         } else {
             fb.start_processes().await;

@@ -26,7 +26,7 @@
   const action = (a, id) => (app(a)?.actions || []).find((x) => x.id === id);
   function kindOf(step) {
     if (step.app) return 'action';
-    for (const k of ['branch', 'switch', 'for_each', 'set', 'wait']) if (step[k] !== undefined) return k;
+    for (const k of ['branch', 'switch', 'for_each', 'set', 'wait', 'approval', 'task']) if (step[k] !== undefined) return k;
     return 'unknown';
   }
   // Lanes are read, never written, while drawing: a lane appears in the file when a step
@@ -40,6 +40,7 @@
       return out;
     }
     if (k === 'for_each') return [[T.loop_body, [...path, 'for_each', 'steps']]];
+    if (k === 'approval') return [[T.approved_lane, [...path, 'approval', 'then']], [T.rejected_lane, [...path, 'approval', 'else']]];
     return [];
   }
   function listAt(path) {
@@ -318,7 +319,7 @@
     q = q.toLowerCase();
     const box = $('ed-catalogue');
     const items = [];
-    for (const k of ['branch', 'switch', 'for_each', 'set']) {
+    for (const k of ['branch', 'switch', 'for_each', 'set', 'approval', 'task']) {
       const label = T['kind_' + k];
       if (!q || label.toLowerCase().includes(q) || k.includes(q)) {
         items.push(el('button', { type: 'button', class: 'ed-pick', 'data-pick': k, onclick: () => add(k), text: label }));
@@ -354,6 +355,10 @@
       step = { id: freshId('switch'), name: T.kind_switch, switch: { cases: [{ name: 'case1', if: { value: '', op: 'equals', to: '' }, steps: [] }], default: [] } };
     } else if (kind === 'for_each') {
       step = { id: freshId('each'), name: T.kind_for_each, for_each: { items: '', steps: [] } };
+    } else if (kind === 'approval') {
+      step = { id: freshId('approval'), name: T.kind_approval, approval: { to: { roles: ['admin'] }, message: '' } };
+    } else if (kind === 'task') {
+      step = { id: freshId('task'), name: T.kind_task, task: { to: { roles: ['operator'] }, message: '', fields: [{ key: 'note', label: T.field_default_label, type: 'long_text' }] } };
     } else {
       step = { id: freshId('values'), name: T.kind_set, set: { value: '' } };
     }
@@ -677,10 +682,162 @@
     } else if (k === 'for_each') {
       box.append(field(T.loop_items, chipInput('l-items', step.for_each.items, (v) => { step.for_each.items = v; sync(); }), T.loop_items_help, true));
       box.append(field(T.loop_max, textInput('l-max', step.for_each.max_iterations, (v) => { if (v === '') delete step.for_each.max_iterations; else step.for_each.max_iterations = Number(v); sync(); }, { inputmode: 'numeric' })));
+    } else if (k === 'approval' || k === 'task') {
+      peopleForm(box, step, k);
     } else if (k === 'set') {
       box.append(field(T.kind_set, mapRows('f-set', step.set, (m) => { step.set = m; sync(); })));
       box.append(el('div', { class: 'row' }, el('button', { type: 'button', id: 'f-test', onclick: () => testStep(false), text: T.test_step })));
     }
+  }
+
+  // ---- people: approvals and tasks ----
+  const ROLES = ['owner', 'admin', 'editor', 'viewer', 'operator'];
+  // Who is asked: members and addresses (templates allowed), roles, the run's starter.
+  function peopleRows(id, to, onchange) {
+    to = to && typeof to === 'object' ? to : {};
+    const box = el('div', { id, class: 'people' });
+    const write = () => {
+      for (const k of ['members', 'roles', 'emails']) if (!to[k] || !to[k].length) delete to[k];
+      if (!to.starter) delete to.starter;
+      onchange(to);
+    };
+    box.append(field(T.people_members, listRows(`${id}-members`, to.members, (v) => { to.members = v; write(); }), T.people_members_help));
+    const roles = el('fieldset', { id: `${id}-roles` }, el('legend', { text: T.people_roles }));
+    for (const r of ROLES) {
+      const cb = el('input', { type: 'checkbox', id: `${id}-role-${r}`, checked: (to.roles || []).includes(r) });
+      cb.addEventListener('change', () => { to.roles = ROLES.filter((x) => $(`${id}-role-${x}`).checked); write(); });
+      roles.append(el('span', { class: 'row inline' }, cb, el('label', { for: cb.id, class: 'inline', text: T['role_' + r] || r })));
+    }
+    box.append(roles);
+    box.append(field(T.people_emails, listRows(`${id}-emails`, to.emails, (v) => { to.emails = v; write(); }), T.people_emails_help));
+    const st = el('input', { type: 'checkbox', id: `${id}-starter`, checked: !!to.starter });
+    st.addEventListener('change', () => { to.starter = st.checked; write(); });
+    box.append(el('div', { class: 'row' }, st, el('label', { for: st.id, class: 'inline', text: T.people_starter })));
+    return box;
+  }
+  function peopleForm(box, step, k) {
+    const p = step[k];
+    box.append(el('h4', { text: T.people_to }));
+    box.append(peopleRows('p-to', p.to, (to) => { p.to = to; sync(); }));
+    const msg = el('textarea', { id: 'p-message', rows: 4 });
+    msg.value = p.message || '';
+    msg.addEventListener('input', () => { p.message = msg.value; sync(); });
+    msg.addEventListener('focus', () => { S.lastFocus = msg; });
+    box.append(field(T.people_message, msg, T.people_message_help));
+    if (k === 'approval') {
+      const rule = el('select', { id: 'p-rule' }, ...['any', 'all', 'count'].map((r) => el('option', { value: r, text: T['rule_' + r] })));
+      rule.value = typeof p.rule === 'number' ? 'count' : (p.rule || 'any');
+      const n = textInput('p-rule-n', typeof p.rule === 'number' ? p.rule : 2, (v) => { if (rule.value === 'count') { p.rule = Number(v) || 1; sync(); } }, { inputmode: 'numeric' });
+      n.hidden = rule.value !== 'count';
+      rule.addEventListener('change', () => {
+        n.hidden = rule.value !== 'count';
+        if (rule.value === 'any') delete p.rule; else p.rule = rule.value === 'all' ? 'all' : (Number(n.value) || 2);
+        sync();
+      });
+      box.append(field(T.people_rule, el('div', { class: 'row', id: 'p-rule-box' }, rule, n)));
+      $('p-rule-box')?.setAttribute('role', 'group');
+    }
+    if (k === 'task') {
+      box.append(el('h4', { text: T.form_fields }));
+      box.append(fieldsEditor('p-fields', p.fields, (f) => { p.fields = f; sync(); }));
+    }
+    // Send back: any step before this one.
+    const before = [];
+    for (const s of allSteps()) { if (s === step) break; before.push(s); }
+    const back = el('select', { id: 'p-back' }, el('option', { value: '', text: T.no_send_back }),
+      ...before.map((s) => el('option', { value: s.id, text: s.name || s.id })));
+    back.value = p.send_back_to || '';
+    back.addEventListener('change', () => { if (back.value) p.send_back_to = back.value; else delete p.send_back_to; sync(); });
+    box.append(field(T.send_back_to, back, T.send_back_help));
+    // The deadline.
+    const d = p.deadline || null;
+    const after = textInput('p-after', d?.after ?? '', (v) => {
+      if (!v) { delete p.deadline; } else { p.deadline = { ...(p.deadline || {}), after: v }; }
+      sync();
+    }, { placeholder: '2d' });
+    box.append(field(T.deadline_after, after, T.deadline_help));
+    const then = el('select', { id: 'p-then' }, ...['fail', ...(k === 'approval' ? ['else'] : []), 'escalate'].map((x) => el('option', { value: x, text: T['at_deadline_' + x] })));
+    then.value = d?.then || 'fail';
+    then.addEventListener('change', () => {
+      if (!p.deadline) return;
+      if (then.value === 'fail') delete p.deadline.then; else p.deadline.then = then.value;
+      if (then.value !== 'escalate') delete p.deadline.escalate_to;
+      else p.deadline.escalate_to = p.deadline.escalate_to || { roles: ['owner'] };
+      changed();
+    });
+    box.append(field(T.deadline_then, then));
+    if (d?.then === 'escalate') {
+      box.append(el('h4', { text: T.escalate_to }));
+      box.append(peopleRows('p-esc', d.escalate_to, (to) => { p.deadline.escalate_to = to; sync(); }));
+    }
+  }
+  // A form's fields (the form trigger's, a task's): key, label, kind, required, choices,
+  // and the checks, as rows a person edits.
+  const FIELD_TYPES = ['text', 'long_text', 'number', 'date', 'datetime', 'email', 'phone', 'select', 'multi_select', 'checkbox'];
+  function fieldsEditor(id, fields, onchange) {
+    fields = Array.isArray(fields) ? fields : [];
+    const box = el('div', { id, class: 'form-fields', role: 'group' });
+    const label = (f) => (f.label && typeof f.label === 'object' ? (f.label[lang] || f.label.ja || f.label.en || '') : (f.label || ''));
+    const write = () => onchange(fields);
+    fields.forEach((f, i) => {
+      const row = el('fieldset', { class: 'card form-field', id: `${id}-${i}` }, el('legend', { text: `${T.form_field} ${i + 1}` }));
+      const set = (k, v) => { if (v === '' || v === false || v === undefined) delete f[k]; else f[k] = v; write(); };
+      row.append(field(T.form_field_label, textInput(`${id}-${i}-label`, label(f), (v) => set('label', v))));
+      row.append(field(T.form_field_key, textInput(`${id}-${i}-key`, f.key, (v) => set('key', v)), T.form_field_key_help, true));
+      const type = el('select', { id: `${id}-${i}-type` }, ...FIELD_TYPES.map((t) => el('option', { value: t, text: T['field_type_' + t] || t })));
+      type.value = f.type || 'text';
+      type.addEventListener('change', () => { set('type', type.value === 'text' ? '' : type.value); renderForm(); });
+      row.append(field(T.form_field_type, type));
+      const req = el('input', { type: 'checkbox', id: `${id}-${i}-required`, checked: !!f.required });
+      req.addEventListener('change', () => set('required', req.checked));
+      row.append(el('div', { class: 'row' }, req, el('label', { for: req.id, class: 'inline', text: T.required_field })));
+      if (['select', 'multi_select'].includes(f.type)) {
+        row.append(field(T.form_field_choices, textInput(`${id}-${i}-choices`, (f.choices || []).join(', '), (v) => set('choices', v.split(',').map((x) => x.trim()).filter(Boolean))), T.form_field_choices_help));
+      }
+      row.append(field(T.form_field_help, textInput(`${id}-${i}-help`, typeof f.help === 'string' ? f.help : '', (v) => set('help', v))));
+      const checks = el('details', { id: `${id}-${i}-checks` }, el('summary', { text: T.form_field_checks }));
+      const num = (k) => textInput(`${id}-${i}-${k}`, f[k] ?? '', (v) => set(k, v === '' ? '' : Number(v)), { inputmode: 'decimal' });
+      if (['number'].includes(f.type)) {
+        checks.append(field(T.form_field_min, num('min')), field(T.form_field_max, num('max')));
+      } else if (!['checkbox', 'select', 'multi_select', 'date', 'datetime'].includes(f.type)) {
+        checks.append(field(T.form_field_min_length, num('min_length')), field(T.form_field_max_length, num('max_length')),
+          field(T.form_field_pattern, textInput(`${id}-${i}-pattern`, f.pattern, (v) => set('pattern', v)), T.form_field_pattern_help));
+      }
+      checks.append(field(T.form_field_default, textInput(`${id}-${i}-default`, f.default ?? '', (v) => set('default', v))));
+      if (f.min !== undefined || f.max !== undefined || f.pattern || f.min_length !== undefined || f.max_length !== undefined) checks.open = true;
+      row.append(checks);
+      row.append(el('div', { class: 'row' },
+        el('button', { type: 'button', id: `${id}-${i}-up`, disabled: i === 0, onclick: () => { fields.splice(i - 1, 0, fields.splice(i, 1)[0]); write(); renderForm(); $(`${id}-${i - 1}-up`)?.focus(); }, text: `↑ ${T.move_up}` }),
+        el('button', { type: 'button', id: `${id}-${i}-remove`, onclick: () => { fields.splice(i, 1); write(); renderForm(); }, text: `✕ ${T.remove_field}` })));
+      box.append(row);
+    });
+    box.append(el('button', { type: 'button', id: `${id}-add`, onclick: () => {
+      const keys = new Set(fields.map((f) => f.key));
+      let n = fields.length + 1;
+      while (keys.has(`field${n}`)) n++;
+      fields.push({ key: `field${n}`, label: `${T.form_field} ${n}` });
+      write(); renderForm(); $(`${id}-${fields.length - 1}-label`)?.focus();
+    }, text: `+ ${T.add_field}` }));
+    return box;
+  }
+  // The form trigger: its words, who may answer, and its fields.
+  function formOptions(box, tr) {
+    tr.options = tr.options || {};
+    const o = tr.options;
+    for (const k of ['title', 'description', 'thanks']) {
+      const v = o[k] && typeof o[k] === 'object' ? (o[k][lang] || o[k].ja || o[k].en || '') : (o[k] || '');
+      box.append(field(T['form_' + k], textInput(`t-form-${k}`, v, (x) => {
+        if (!x) delete o[k];
+        else if (o[k] && typeof o[k] === 'object') o[k] = { ...o[k], [lang]: x };
+        else o[k] = x;
+        sync();
+      })));
+    }
+    const mo = el('input', { type: 'checkbox', id: 't-form-members', checked: !!o.members_only });
+    mo.addEventListener('change', () => { if (mo.checked) o.members_only = true; else delete o.members_only; sync(); });
+    box.append(el('div', { class: 'row' }, mo, el('label', { for: mo.id, class: 'inline', text: T.form_members_only })));
+    box.append(el('h4', { text: T.form_fields }));
+    box.append(fieldsEditor('t-fields', o.fields, (f) => { o.fields = f; sync(); }));
   }
 
   function renderTriggerForm(box) {
@@ -724,6 +881,7 @@
     const chosen = a.triggers.filter((t) => (tr.events || []).includes(t.id));
     const opts = new Map();
     for (const t of (chosen.length ? chosen : a.triggers)) for (const o of t.options) opts.set(o.name, o);
+    if (tr.app === 'form') { formOptions(box, tr); opts.clear(); }
     for (const o of opts.values()) {
       box.append(field(`${tx(o.label)} (${o.name})`, textInput(`t-opt-${o.name}`, tr.options?.[o.name], (v) => { tr.options = tr.options || {}; if (v === '') delete tr.options[o.name]; else tr.options[o.name] = v; sync(); }), tx(o.help), o.required));
     }

@@ -537,7 +537,9 @@ impl Decoder<'_> {
                 ApprovalRule::Any
             }
         };
-        let fields = map.get("fields").map(|f| self.json(f, &join_key(path, "fields")));
+        let fields = map
+            .get("fields")
+            .map(|f| self.json(f, &join_key(path, "fields")));
         if task && fields.is_none() {
             self.sink.at_value(
                 path,
@@ -548,7 +550,9 @@ impl Decoder<'_> {
         let send_back_to = self.optional_str(map, path, "send_back_to");
         let deadline = match map.get("deadline") {
             None | Some(Yaml::Null) => Some(None),
-            Some(d) => self.deadline(d, &join_key(path, "deadline"), task).map(Some),
+            Some(d) => self
+                .deadline(d, &join_key(path, "deadline"), task)
+                .map(Some),
         };
         let then_steps = self.lane(map, path, "then");
         let else_steps = self.lane(map, path, "else");
@@ -601,8 +605,10 @@ impl Decoder<'_> {
             None | Some(Yaml::Null) => false,
             Some(Yaml::Bool(b)) => *b,
             Some(_) => {
-                self.sink
-                    .at_value(&join_key(path, "starter"), "`starter` must be true or false");
+                self.sink.at_value(
+                    &join_key(path, "starter"),
+                    "`starter` must be true or false",
+                );
                 false
             }
         };

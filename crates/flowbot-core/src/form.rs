@@ -422,9 +422,14 @@ fn one(f: &FormField, given: &[&str]) -> Result<Value, FieldError> {
                     ),
                 ));
             }
-            serde_json::Number::from_f64(n)
-                .map(Value::Number)
-                .unwrap_or(Value::Null)
+            // A whole number stays whole (3000, not 3000.0, in a message or a record).
+            if n.fract() == 0.0 && n.abs() < 9.0e15 {
+                Value::from(n as i64)
+            } else {
+                serde_json::Number::from_f64(n)
+                    .map(Value::Number)
+                    .unwrap_or(Value::Null)
+            }
         }
         FormKind::Date => {
             let d: jiff::civil::Date = v.parse().map_err(|_| {
@@ -520,7 +525,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             Value::Object(v),
-            json!({ "name": "山田", "email": "yamada@example.co.jp", "count": 3.0, "topic": "見積",
+            json!({ "name": "山田", "email": "yamada@example.co.jp", "count": 3, "topic": "見積",
                     "tags": ["a", "b"], "zip": "100-0001", "agree": true })
         );
     }

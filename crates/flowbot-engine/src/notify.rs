@@ -181,20 +181,40 @@ pub async fn notify_request(store: &Store, apps: &Apps, req: &RequestInfo) {
             if let Some(name) = &p.member {
                 match store.member_contact(name).await {
                     Ok(Some((email, _))) if email.contains('@') => {
-                        deliver(store, apps, ch, Some(&email), &subject, &body(&page), "request")
-                            .await
+                        deliver(
+                            store,
+                            apps,
+                            ch,
+                            Some(&email),
+                            &subject,
+                            &body(&page),
+                            "request",
+                        )
+                        .await
                     }
-                    _ => tracing::info!(member = %name, "a member asked has no email address; they see it in My Tasks"),
+                    _ => {
+                        tracing::info!(member = %name, "a member asked has no email address; they see it in My Tasks")
+                    }
                 }
             } else if let Some(email) = &p.email {
                 let now = store.clock().now().as_millisecond();
                 // The link lasts until the deadline: past it, nobody can decide this request.
-                let ttl = req.deadline_at.map_or(LINK_TTL_MS, |d| (d - now).max(1_000));
+                let ttl = req
+                    .deadline_at
+                    .map_or(LINK_TTL_MS, |d| (d - now).max(1_000));
                 match store.request_link(&req.id, email, ttl).await {
                     Ok(token) => {
                         let link = format!("{base}/r/{token}");
-                        deliver(store, apps, ch, Some(email), &subject, &body(&link), "request")
-                            .await
+                        deliver(
+                            store,
+                            apps,
+                            ch,
+                            Some(email),
+                            &subject,
+                            &body(&link),
+                            "request",
+                        )
+                        .await
                     }
                     Err(e) => tracing::warn!(error = %e, "an outsider's link could not be made"),
                 }

@@ -67,7 +67,11 @@ pub(crate) struct FormQuery {
 
 /// Members-only forms need a signed-in member: `Err` when there is none, else the member
 /// who answers (None for a public form, which reads no session).
-async fn member_ok(s: &AppState, headers: &HeaderMap, spec: &FormSpec) -> Result<Option<String>, ()> {
+async fn member_ok(
+    s: &AppState,
+    headers: &HeaderMap,
+    spec: &FormSpec,
+) -> Result<Option<String>, ()> {
     if !spec.members_only {
         return Ok(None);
     }

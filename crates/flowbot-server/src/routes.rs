@@ -100,7 +100,10 @@ async fn asked_in_run(
     caller: &Caller,
     id: Option<&str>,
 ) -> bool {
-    if !matches!(g.scope, Scope::Run(_)) || g.perm != Perm::Read || method != axum::http::Method::GET {
+    if !matches!(g.scope, Scope::Run(_))
+        || g.perm != Perm::Read
+        || method != axum::http::Method::GET
+    {
         return false;
     }
     let (Some(store), Some(id)) = (store, id) else {

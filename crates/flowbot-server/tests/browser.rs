@@ -1487,6 +1487,43 @@ async fn seeded() -> (Editor, Vec<String>) {
         .unwrap();
     let mut pages = pages;
     pages.push(format!("/forms/contact/{}", form.webhook_token));
+    // A task waiting for the owner and an outsider: My Tasks, the request's page with its
+    // form, and the page the outsider's link opens.
+    let asks = e
+        .store
+        .import_flow(
+            "asks",
+            "確認",
+            "version: 1\nid: asks\nname: 確認\ntrigger: { app: webhook }\nsteps:\n  - id: check\n    name: 内容確認\n    task:\n      to: { members: [admin], emails: [guest@example.jp] }\n      message: 確認してください\n      fields:\n        - { key: rating, label: 評価, type: select, choices: [高, 低], required: true }\n        - { key: note, label: メモ, type: long_text }\n",
+            "t",
+        )
+        .await
+        .unwrap();
+    e.store.set_enabled("asks", true, "t").await.unwrap();
+    let r = http
+        .post(format!("{}/hooks/asks/{}", e.url, asks.webhook_token))
+        .json(&json!({"n": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let asked = r.json::<Value>().await.unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    until("the task to be asked", || async {
+        !e.store.requests_of_run(&asked).await.unwrap().is_empty()
+    })
+    .await;
+    let req = e.store.requests_of_run(&asked).await.unwrap().remove(0);
+    let link = e
+        .store
+        .request_link(&req.id, "guest@example.jp", 3_600_000)
+        .await
+        .unwrap();
+    pages.push("/tasks".to_string());
+    pages.push(format!("/tasks/{}", req.id));
+    pages.push(format!("/r/{link}"));
     (e, pages)
 }
 
@@ -2638,4 +2675,185 @@ async fn an_owner_turns_on_two_factor_sign_in_and_is_asked_for_a_code_next_time(
     e.click("form button[type=submit]").await;
     at(&c, "/").await;
     e.stop.cancel();
+}
+
+/// Sign in on the login page as `name`.
+async fn sign_in_as(e: &Editor, name: &str, password: &str) {
+    e.c.goto(&format!("{}/login", e.url)).await.unwrap();
+    e.fill("#username", name).await;
+    e.fill("#password", password).await;
+    e.click("form button[type=submit]").await;
+    at(&e.c, "/").await;
+}
+
+/// Open My Tasks from the menu (its badge counts what waits) and the first request.
+async fn open_first_task(e: &Editor) -> String {
+    let badge = e.find("#tasks-badge").await.text().await.unwrap();
+    assert_eq!(badge, "1", "the menu's badge counts the request");
+    e.click("#nav-tasks").await;
+    at(&e.c, "/tasks").await;
+    e.click("#tasks-open li a").await;
+    e.find("#task-form").await;
+    e.find("#task-message").await.text().await.unwrap()
+}
+
+/// Press a decision button and land back on My Tasks, told it was recorded.
+async fn decide_in_browser(e: &Editor, decision: &str) {
+    e.click(&format!("#task-form button[value={decision}]"))
+        .await;
+    at(&e.c, "/tasks").await;
+    e.find("#task-done").await;
+}
+
+/// People in the loop in the browser: a customer sends the refund form on a phone; the
+/// desk (an operator) completes the task; one manager sends it back with a comment; the
+/// desk sees the comment and completes it again; another manager approves; the run page
+/// shows who was asked and who decided what, and the audit log has every decision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refund_is_sent_on_a_phone_checked_sent_back_and_approved_in_my_tasks() {
+    const FLOW: &str = r#"version: 1
+id: refund
+name: 返金申請
+trigger:
+  app: form
+  options:
+    title: 返金申請
+    fields:
+      - { key: order_no, label: 注文番号, required: true }
+      - { key: email, label: メールアドレス, type: email, required: true }
+      - { key: amount, label: 金額, type: number, required: true, min: 1 }
+steps:
+  - id: desk
+    name: 担当者確認
+    task:
+      to: { roles: [operator] }
+      message: "注文 {{ trigger.order_no }} {{ trigger.amount }} 円 {{ sent_back.comment }}"
+      fields:
+        - { key: refund, label: 返金額, type: number, required: true }
+  - id: manager
+    name: 上長承認
+    approval:
+      to: { members: [joushi, kacho] }
+      message: "{{ desk.answers.refund }} 円の返金"
+      send_back_to: desk
+      then:
+        - id: done
+          set: { refund: "{{ desk.answers.refund }}" }
+"#;
+    const TEAM_PW: &str = "a long team password";
+    let e = boot(false).await;
+    for (name, role) in [
+        ("tantou", flowbot_store::Role::Operator),
+        ("joushi", flowbot_store::Role::Admin),
+        ("kacho", flowbot_store::Role::Admin),
+    ] {
+        let mut new = flowbot_store::NewUser::basic(
+            name,
+            &flowbot_server::auth::hash_password(TEAM_PW),
+            role,
+        );
+        new.email = format!("{name}@example.jp");
+        e.store.create_user(new, "t").await.unwrap();
+    }
+    let info = e
+        .store
+        .import_flow("refund", "返金申請", FLOW, "t")
+        .await
+        .unwrap();
+    e.store.set_enabled("refund", true, "t").await.unwrap();
+
+    // The customer, on a phone: a wrong answer is shown next to its field, then sent.
+    e.c.set_window_size(390, 844).await.unwrap();
+    e.c.goto(&format!("{}/forms/refund/{}", e.url, info.webhook_token))
+        .await
+        .unwrap();
+    e.fill("#f-order_no", "A-10023").await;
+    e.fill("#f-email", "not-an-address").await;
+    e.fill("#f-amount", "3000").await;
+    e.click("form button[type=submit]").await;
+    e.find("#e-email").await;
+    e.fill("#f-email", "taro@example.jp").await;
+    e.click("form button[type=submit]").await;
+    e.find("#form-sent").await;
+    shot(&e.c, "people-form-phone").await;
+    e.c.set_window_size(1280, 900).await.unwrap();
+    until("the form's run to wait", || async {
+        !runs(&e.store, RunStatus::Waiting).await.is_empty()
+    })
+    .await;
+    let run = runs(&e.store, RunStatus::Waiting).await[0].id.clone();
+
+    // The desk completes the task; a wrong answer first is refused next to its field.
+    sign_in_as(&e, "tantou", TEAM_PW).await;
+    let message = open_first_task(&e).await;
+    assert!(message.contains("A-10023"), "{message}");
+    decide_in_browser_refused(&e).await;
+    e.fill("#f-refund", "3000").await;
+    decide_in_browser(&e, "complete").await;
+    sign_out(&e).await;
+
+    // One manager sends it back with a comment.
+    sign_in_as(&e, "kacho", TEAM_PW).await;
+    let message = open_first_task(&e).await;
+    assert!(message.contains("3000 円の返金"), "{message}");
+    e.fill("#f-comment", "送料を除いてください").await;
+    decide_in_browser(&e, "send_back").await;
+    sign_out(&e).await;
+
+    // The desk sees the comment and completes it again.
+    sign_in_as(&e, "tantou", TEAM_PW).await;
+    let message = open_first_task(&e).await;
+    assert!(message.contains("送料を除いてください"), "{message}");
+    e.fill("#f-refund", "2500").await;
+    decide_in_browser(&e, "complete").await;
+    // An operator reads the run they were asked in.
+    e.c.goto(&format!("{}/runs/{run}", e.url)).await.unwrap();
+    e.find("#request-1").await;
+    sign_out(&e).await;
+
+    // The other manager approves.
+    sign_in_as(&e, "joushi", TEAM_PW).await;
+    let message = open_first_task(&e).await;
+    assert!(message.contains("2500 円の返金"), "{message}");
+    decide_in_browser(&e, "approve").await;
+    sign_out(&e).await;
+    until("the run to succeed", || async {
+        e.store.run(&run).await.unwrap().status == RunStatus::Succeeded
+    })
+    .await;
+
+    // The owner reads the run's history and the audit log.
+    sign_in_as(&e, "admin", PASSWORD).await;
+    e.c.goto(&format!("{}/runs/{run}", e.url)).await.unwrap();
+    let history = e.find("main").await.text().await.unwrap();
+    for who in ["tantou", "kacho", "joushi", "送料を除いてください"] {
+        assert!(history.contains(who), "the run page names {who}: {history}");
+    }
+    assert!(
+        e.c.find(Locator::Id("request-4")).await.is_ok(),
+        "four requests: {history}"
+    );
+    shot(&e.c, "people-run-history").await;
+    e.c.goto(&format!("{}/audit", e.url)).await.unwrap();
+    let audit = e.find("main").await.text().await.unwrap();
+    for action in ["request.complete", "request.send_back", "request.approve"] {
+        assert!(
+            audit.contains(action),
+            "the audit log has {action}: {audit}"
+        );
+    }
+}
+
+/// Complete the task with its required answer left empty: the page says why, next to the
+/// field, and stays.
+async fn decide_in_browser_refused(e: &Editor) {
+    e.click("#task-form button[value=complete]").await;
+    e.find("#e-refund").await;
+    assert!(e
+        .c
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .starts_with("/tasks/"));
 }

@@ -241,17 +241,28 @@ async fn two_approvers_at_once_resume_the_run_once() {
     let id = open[0]["id"].as_str().unwrap().to_string();
 
     let (a, b) = tokio::join!(
-        t.decide("alice", &id, json!({"decision": "approve", "comment": "OK"})),
+        t.decide(
+            "alice",
+            &id,
+            json!({"decision": "approve", "comment": "OK"})
+        ),
         t.decide("bob", &id, json!({"decision": "approve"})),
     );
     let mut statuses = [a.status().as_u16(), b.status().as_u16()];
     statuses.sort();
-    assert_eq!(statuses, [200, 409], "one settles it, the other hears it is decided");
+    assert_eq!(
+        statuses,
+        [200, 409],
+        "one settles it, the other hears it is decided"
+    );
     t.until(&run, RunStatus::Succeeded).await;
     let boss = t.output(&run, "boss").await;
     assert_eq!(boss["decision"], "approved");
     assert_eq!(t.output(&run, "after").await, json!({"done": true}));
-    let by = t.output(&run, "ok").await["by"].as_str().unwrap().to_string();
+    let by = t.output(&run, "ok").await["by"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(by == "alice" || by == "bob", "{by}");
     // One execution of the approval, one request, one resumption.
     let records = t.store.step_records(&run).await.unwrap();
@@ -261,11 +272,7 @@ async fn two_approvers_at_once_resume_the_run_once() {
 
     // The history of what each decided, and the audit log.
     let answered: Value = t
-        .as_(
-            &by,
-            reqwest::Method::GET,
-            "/api/v1/tasks?state=answered",
-        )
+        .as_(&by, reqwest::Method::GET, "/api/v1/tasks?state=answered")
         .send()
         .await
         .unwrap()
@@ -333,10 +340,18 @@ async fn a_send_back_runs_the_step_again_and_asks_again() {
     assert_eq!(r.status(), 200);
     t.until(&run, RunStatus::Succeeded).await;
     assert_eq!(t.output(&run, "no").await, json!({"said": "不可"}));
-    assert_eq!(t.output(&run, "after").await, Value::Null, "a rejection ends the run");
+    assert_eq!(
+        t.output(&run, "after").await,
+        Value::Null,
+        "a rejection ends the run"
+    );
     // The run page lists both requests with who decided what.
     let page = t
-        .as_("alice", reqwest::Method::GET, &format!("/api/v1/runs/{run}/requests"))
+        .as_(
+            "alice",
+            reqwest::Method::GET,
+            &format!("/api/v1/runs/{run}/requests"),
+        )
         .send()
         .await
         .unwrap()
@@ -365,22 +380,28 @@ async fn a_task_checks_its_answers_and_operators_see_only_their_runs() {
 
     // Wrong answers: each named by its field, nothing recorded.
     let r = t
-        .decide("carol", id, json!({"decision": "complete", "answers": {"zip": "12345"}}))
+        .decide(
+            "carol",
+            id,
+            json!({"decision": "complete", "answers": {"zip": "12345"}}),
+        )
         .await;
     assert_eq!(r.status(), 422);
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error"]["code"], "invalid_answers");
     assert_eq!(e["error"]["diagnostics"][0]["path"], "zip");
     assert_eq!(t.open_tasks("carol").await.len(), 1, "still open");
-    let r = t
-        .decide("carol", id, json!({"decision": "approve"}))
-        .await;
+    let r = t.decide("carol", id, json!({"decision": "approve"})).await;
     assert_eq!(r.status(), 409, "a task is completed, not approved");
 
     // An operator reads the run they were asked in, and no other.
     let page = |run: &str| {
-        t.as_("carol", reqwest::Method::GET, &format!("/api/v1/runs/{run}"))
-            .send()
+        t.as_(
+            "carol",
+            reqwest::Method::GET,
+            &format!("/api/v1/runs/{run}"),
+        )
+        .send()
     };
     assert_eq!(page(&run).await.unwrap().status(), 200);
     assert_eq!(page(&other).await.unwrap().status(), 403);
@@ -397,9 +418,13 @@ async fn a_task_checks_its_answers_and_operators_see_only_their_runs() {
     assert_eq!(t.output(&run, "use").await, json!({"zip": "100-0001"}));
     assert_eq!(t.output(&run, "confirm").await["answers"]["ok"], true);
     assert_eq!(
-        t.decide("carol", id, json!({"decision": "complete", "answers": {"zip": "100-0001"}}))
-            .await
-            .status(),
+        t.decide(
+            "carol",
+            id,
+            json!({"decision": "complete", "answers": {"zip": "100-0001"}})
+        )
+        .await
+        .status(),
         409,
         "decided once"
     );
@@ -450,7 +475,10 @@ async fn a_deadline_takes_the_else_lane_and_an_outsider_link_decides_once() {
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
     assert!(html.contains("7 円"), "{html}");
-    assert!(!html.contains("href=\"/runs/"), "an outsider sees no run link");
+    assert!(
+        !html.contains("href=\"/runs/"),
+        "an outsider sees no run link"
+    );
     let r = t
         .http
         .post(format!("{}/r/{token}", t.url))

@@ -361,7 +361,10 @@ fn describe(a: &Asked) -> String {
 }
 
 /// Lock an open request for settling or deciding; None when it is not open.
-async fn lock_open(conn: &mut AnyConnection, id: &str) -> Result<Option<(RequestInfo, PeopleRequest, String, i64, i64)>> {
+async fn lock_open(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> Result<Option<(RequestInfo, PeopleRequest, String, i64, i64)>> {
     let row = sqlx::query(&format!(
         "UPDATE requests SET status = status WHERE id = $1 AND status = 'open' \
          RETURNING {REQUEST_COLUMNS}, path, generation, round"
@@ -458,19 +461,17 @@ async fn settle(
     last: Option<&PersonDecision>,
     now: i64,
 ) -> Result<()> {
-    sqlx::query(
-        "UPDATE requests SET status = $2, outcome = $3, decided_at = $4 WHERE id = $1",
-    )
-    .bind(info.id.clone())
-    .bind(if outcome == decision::EXPIRED {
-        "expired"
-    } else {
-        "decided"
-    })
-    .bind(outcome.to_string())
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query("UPDATE requests SET status = $2, outcome = $3, decided_at = $4 WHERE id = $1")
+        .bind(info.id.clone())
+        .bind(if outcome == decision::EXPIRED {
+            "expired"
+        } else {
+            "decided"
+        })
+        .bind(outcome.to_string())
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
     let decisions = decisions_of(conn, &info.id).await?;
     let mut out = Map::new();
     out.insert("decision".into(), json!(outcome));
@@ -775,11 +776,13 @@ impl Store {
     /// One request with who is asked and what they decided.
     pub async fn request(&self, id: &str) -> Result<RequestInfo> {
         let mut conn = self.pool().acquire().await?;
-        let row = sqlx::query(&format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE id = $1"))
-            .bind(id.to_string())
-            .fetch_optional(&mut *conn)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("request {id} not found")))?;
+        let row = sqlx::query(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests WHERE id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("request {id} not found")))?;
         let (mut info, _) = request_from(&row)?;
         info.people = people_of(&mut conn, id).await?;
         info.decisions = decisions_of(&mut conn, id).await?;
@@ -959,7 +962,11 @@ impl Store {
 }
 
 /// Cancel the open requests of runs being canceled, inside the cancel's write.
-pub(crate) async fn cancel_requests_of(conn: &mut AnyConnection, run_id: &str, now: i64) -> Result<()> {
+pub(crate) async fn cancel_requests_of(
+    conn: &mut AnyConnection,
+    run_id: &str,
+    now: i64,
+) -> Result<()> {
     sqlx::query(
         "UPDATE requests SET status = 'canceled', decided_at = $2 WHERE run_id = $1 AND status = 'open'",
     )

@@ -280,7 +280,7 @@ impl Store {
             ),
             RunOutcome::WaitForPeople { path, request } => {
                 return self
-                    .conclude_waiting(lease, rows, path.clone(), request.clone())
+                    .conclude_waiting(lease, rows, path.clone(), (**request).clone())
                     .await
             }
         };

@@ -72,7 +72,13 @@ pub async fn run(
         let user = store.create_user(new, "demo").await?;
         let token = format!("fbt_{}", flowbot_server::auth::random_token());
         store
-            .create_api_token(&user, "demo", false, &flowbot_server::auth::token_hash(&token), "demo")
+            .create_api_token(
+                &user,
+                "demo",
+                false,
+                &flowbot_server::auth::token_hash(&token),
+                "demo",
+            )
             .await?;
         tokens.insert(*name, token);
         passwords.push((*name, password));
@@ -83,8 +89,10 @@ pub async fn run(
         .save_connection(
             "メール (sandbox)",
             "email",
-            &object(json!({"host": "127.0.0.1", "port": sink.sim.smtp_port(), "security": "plain",
-                           "from": "support@example.jp"})),
+            &object(
+                json!({"host": "127.0.0.1", "port": sink.sim.smtp_port(), "security": "plain",
+                           "from": "support@example.jp"}),
+            ),
             "demo",
         )
         .await?;
@@ -127,7 +135,9 @@ pub async fn run(
             }
             other => anyhow::bail!("the demo has no connection for `{other}`"),
         };
-        store.bind_connection(t.id, &slot.name, &conn.id, "demo").await?;
+        store
+            .bind_connection(t.id, &slot.name, &conn.id, "demo")
+            .await?;
     }
     store.set_enabled(t.id, true, "demo").await?;
     let form = format!("{url}/forms/{}/{}", t.id, info.webhook_token);
@@ -144,7 +154,10 @@ pub async fn run(
     for (name, password) in &passwords {
         println!("  member:               `{name}`, password `{password}` — My Tasks: {url}/tasks");
     }
-    println!("  mail and Slack seen:  {0}/__control/mails, {0}/__control/slack", sink.url);
+    println!(
+        "  mail and Slack seen:  {0}/__control/mails, {0}/__control/slack",
+        sink.url
+    );
     println!("  data directory:       {}", dir.display());
 
     let demo = Demo {
@@ -184,8 +197,18 @@ const PEOPLE: &[(&str, &str, &str, &str)] = &[
     ("株式会社サンプル", "山田", "太郎", "taro.yamada@example.jp"),
     ("合同会社テスト", "佐藤", "花子", "hanako.sato@example.jp"),
     ("有限会社デモ", "鈴木", "一郎", "ichiro.suzuki@example.jp"),
-    ("株式会社ためし", "高橋", "美咲", "misaki.takahashi@example.jp"),
-    ("一般社団法人れい", "田中", "健太", "kenta.tanaka@example.jp"),
+    (
+        "株式会社ためし",
+        "高橋",
+        "美咲",
+        "misaki.takahashi@example.jp",
+    ),
+    (
+        "一般社団法人れい",
+        "田中",
+        "健太",
+        "kenta.tanaka@example.jp",
+    ),
     ("株式会社みほん", "伊藤", "陽菜", "hina.ito@example.jp"),
 ];
 
@@ -243,12 +266,27 @@ impl Demo<'_> {
     async fn settle(&self) -> anyhow::Result<(i64, i64)> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let busy = self.store.count_runs(Some(self.flow), RunStatus::Queued).await?
-                + self.store.count_runs(Some(self.flow), RunStatus::Running).await?
-                + self.store.count_runs(Some(self.flow), RunStatus::Waiting).await?;
+            let busy = self
+                .store
+                .count_runs(Some(self.flow), RunStatus::Queued)
+                .await?
+                + self
+                    .store
+                    .count_runs(Some(self.flow), RunStatus::Running)
+                    .await?
+                + self
+                    .store
+                    .count_runs(Some(self.flow), RunStatus::Waiting)
+                    .await?;
             if busy == 0 || Instant::now() > deadline {
-                let ok = self.store.count_runs(Some(self.flow), RunStatus::Succeeded).await?;
-                let failed = self.store.count_runs(Some(self.flow), RunStatus::Failed).await?;
+                let ok = self
+                    .store
+                    .count_runs(Some(self.flow), RunStatus::Succeeded)
+                    .await?;
+                let failed = self
+                    .store
+                    .count_runs(Some(self.flow), RunStatus::Failed)
+                    .await?;
                 return Ok((ok, failed));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -271,7 +309,10 @@ async fn inquiries(
             ("email", email.to_string()),
             ("phone", "03-1234-5678".into()),
             ("topic", "見積依頼".into()),
-            ("body", format!("{company}です。{n}名分の見積をお願いします。")),
+            (
+                "body",
+                format!("{company}です。{n}名分の見積をお願いします。"),
+            ),
         ])
         .await?;
     }
@@ -293,7 +334,11 @@ async fn inquiries(
     let (ok, failed) = d.settle().await?;
     let leads = sf.records("Lead");
     let slack = sink.slack_messages();
-    let told = sink.mails().iter().filter(|m| m.to.iter().any(|t| t.contains("tantou"))).count();
+    let told = sink
+        .mails()
+        .iter()
+        .filter(|m| m.to.iter().any(|t| t.contains("tantou")))
+        .count();
     println!("\nsummary");
     println!("  runs:                 {ok} succeeded, {failed} failed");
     println!("  Salesforce leads:     {}", leads.len());
@@ -336,8 +381,13 @@ async fn refunds(d: &Demo<'_>, n: usize, once: bool, sink: &sinks::Sinks) -> any
     )
     .await?;
     let again = d.open_for("tantou", 1).await?;
-    let back = again.first().context("the sent-back request did not return to tantou")?;
-    let resent = back["message"].as_str().unwrap_or_default().contains("送料分");
+    let back = again
+        .first()
+        .context("the sent-back request did not return to tantou")?;
+    let resent = back["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("送料分");
     d.decide(
         "tantou",
         back["id"].as_str().unwrap_or_default(),
@@ -352,7 +402,8 @@ async fn refunds(d: &Demo<'_>, n: usize, once: bool, sink: &sinks::Sinks) -> any
         } else {
             json!({"decision": "approve"})
         };
-        d.decide("joushi", req["id"].as_str().unwrap_or_default(), body).await?;
+        d.decide("joushi", req["id"].as_str().unwrap_or_default(), body)
+            .await?;
     }
     let (ok, failed) = d.settle().await?;
     let mails = sink.mails();
@@ -362,8 +413,14 @@ async fn refunds(d: &Demo<'_>, n: usize, once: bool, sink: &sinks::Sinks) -> any
         .count();
     println!("\nsummary");
     println!("  runs:                 {ok} succeeded, {failed} failed");
-    println!("  sent back and checked again: {}", if resent { "yes" } else { "no" });
+    println!(
+        "  sent back and checked again: {}",
+        if resent { "yes" } else { "no" }
+    );
     println!("  emails to customers:  {to_customers}");
-    println!("  emails in all (requests to members included): {}", mails.len());
+    println!(
+        "  emails in all (requests to members included): {}",
+        mails.len()
+    );
     Ok(failed == 0 && ok == n as i64 && resent && to_customers == n)
 }

@@ -149,7 +149,7 @@ pub enum RunOutcome {
     /// queued again.
     WaitForPeople {
         path: String,
-        request: PeopleRequest,
+        request: Box<PeopleRequest>,
     },
 }
 
@@ -326,7 +326,9 @@ impl<'r> Resume<'r> {
             // keeps the started and finished records apart).
             let first = last.map(|l| {
                 (0..=l)
-                    .find(|&j| records[j].path == target && records[j].attempt == records[l].attempt)
+                    .find(|&j| {
+                        records[j].path == target && records[j].attempt == records[l].attempt
+                    })
                     .unwrap_or(l)
             });
             if let Some(j) = first {
@@ -609,9 +611,7 @@ impl Runner<'_> {
             return match said {
                 decision::APPROVED => self.steps(&p.then_steps, prefix, scope, resume).await,
                 decision::REJECTED => self.rejected(p, prefix, scope, resume).await,
-                decision::EXPIRED if deadline_else => {
-                    self.rejected(p, prefix, scope, resume).await
-                }
+                decision::EXPIRED if deadline_else => self.rejected(p, prefix, scope, resume).await,
                 decision::EXPIRED => Ok(Flow_::Stop(RunOutcome::Failed {
                     path: path.to_string(),
                     error: StepError::fatal("nobody answered before the deadline".into()),
@@ -629,7 +629,7 @@ impl Runner<'_> {
         if let Some(request) = asked {
             return Ok(Flow_::Stop(RunOutcome::WaitForPeople {
                 path: path.to_string(),
-                request,
+                request: Box::new(request),
             }));
         }
         let mut rec = self.record(step, path, resume);
@@ -724,7 +724,7 @@ impl Runner<'_> {
         self.journal.record(&rec).await?;
         Ok(Flow_::Stop(RunOutcome::WaitForPeople {
             path: path.to_string(),
-            request,
+            request: Box::new(request),
         }))
     }
 

@@ -785,7 +785,11 @@ async fn an_approval_asks_once_and_waits_for_its_decision() {
     assert_eq!(request.message, "500 円の返金");
     assert_eq!(request.to.members, ["tanaka"]);
     assert_eq!(request.to.roles, ["admin"]);
-    assert_eq!(request.to.emails, ["a@example.com"], "empty addresses are dropped");
+    assert_eq!(
+        request.to.emails,
+        ["a@example.com"],
+        "empty addresses are dropped"
+    );
     assert_eq!(request.needed, 0, "rule all");
     assert_eq!(request.send_back_path.as_deref(), Some("draft"));
     assert_eq!(
@@ -800,7 +804,11 @@ async fn an_approval_asks_once_and_waits_for_its_decision() {
     );
     assert_eq!(h.crm.calls(), ["create"]);
 
-    decided(&h, "boss", json!({"decision": "approved", "comment": "OK", "decided_by": "tanaka"}));
+    decided(
+        &h,
+        "boss",
+        json!({"decision": "approved", "comment": "OK", "decided_by": "tanaka"}),
+    );
     assert_eq!(h.run(trigger).await, RunOutcome::Succeeded);
     assert_eq!(h.crm.calls(), ["create", "update"]);
     assert_eq!(h.last("refund").input.unwrap()["value"], json!("OK"));
@@ -812,10 +820,17 @@ async fn a_rejection_takes_the_else_lane_and_ends_the_run() {
     let h = Harness::new(APPROVAL);
     let trigger = json!({"boss": "tanaka", "mail": "", "amount": 1});
     h.run(trigger.clone()).await;
-    decided(&h, "boss", json!({"decision": "rejected", "decided_by": "tanaka"}));
+    decided(
+        &h,
+        "boss",
+        json!({"decision": "rejected", "decided_by": "tanaka"}),
+    );
     assert_eq!(h.run(trigger).await, RunOutcome::Succeeded);
     assert_eq!(h.last("sorry").output, Some(json!({"said": "rejected"})));
-    assert!(h.journal.records().iter().all(|r| r.path != "done"), "the run ended");
+    assert!(
+        h.journal.records().iter().all(|r| r.path != "done"),
+        "the run ended"
+    );
     assert_eq!(h.crm.calls(), ["create"]);
 }
 
@@ -833,14 +848,21 @@ async fn a_send_back_runs_the_earlier_step_again_with_the_comment() {
     let RunOutcome::WaitForPeople { request, .. } = h.run(trigger.clone()).await else {
         panic!("asked again")
     };
-    assert_eq!(request.round, 2, "a second request for the second execution");
+    assert_eq!(
+        request.round, 2,
+        "a second request for the second execution"
+    );
     assert_eq!(h.crm.calls(), ["create", "create"]);
     assert_eq!(h.last("draft").attempt, 2);
     assert_eq!(
         h.last("draft").input.unwrap()["value"],
         json!("draft 金額を確認")
     );
-    decided(&h, "boss", json!({"decision": "approved", "comment": "", "decided_by": "tanaka"}));
+    decided(
+        &h,
+        "boss",
+        json!({"decision": "approved", "comment": "", "decided_by": "tanaka"}),
+    );
     assert_eq!(h.run(trigger).await, RunOutcome::Succeeded);
     assert_eq!(h.crm.calls(), ["create", "create", "update"]);
 }
@@ -871,7 +893,10 @@ fn people_steps_are_checked_where_they_are_written() {
         .map(|d| format!("{} {}", d.path, d.message))
         .collect();
     let all = messages.join("\n");
-    assert!(all.contains("steps[1].approval.to.roles[0] unknown role `admn`"), "{all}");
+    assert!(
+        all.contains("steps[1].approval.to.roles[0] unknown role `admn`"),
+        "{all}"
+    );
     assert!(all.contains("steps[1].approval.send_back_to"), "{all}");
     let bad = APPROVAL.replace("then: else }", "then: later }");
     let all: Vec<String> = crate::validate::check(&bad, &apps)
@@ -898,5 +923,8 @@ steps:
         .into_iter()
         .map(|d| d.path)
         .collect();
-    assert!(all.iter().any(|p| p == "steps[0].task.fields[0].type"), "{all:?}");
+    assert!(
+        all.iter().any(|p| p == "steps[0].task.fields[0].type"),
+        "{all:?}"
+    );
 }

@@ -41,6 +41,17 @@ const PATTERNS: &[(&str, &str)] = &[
     ("`*` is not a valid regular expression: *", "「{1}」は正しい正規表現ではありません: {2}"),
     ("`max_iterations` must be a whole number of at least 1", "最大件数は 1 以上の整数にしてください"),
     ("value name `*` must be a simple name (letters, digits, `_`)", "値の名前「{1}」には英数字と _ だけが使えます"),
+    ("nobody is asked: name `members`, `roles`, `emails`, or `starter: true`", "依頼先がありません。メンバー、ロール、メールアドレス、または実行を開始したメンバーを指定してください"),
+    ("unknown role `*`*", "「{1}」というロールはありません{2}"),
+    ("`send_back_to` must name an earlier step that always runs before `*`; `*` is not one", "差し戻し先には「{1}」より前に必ず実行されるステップを指定してください（「{2}」は指定できません）"),
+    ("`*` and `*` are in different loops: a send-back stays within one loop's item", "「{1}」と「{2}」は別の繰り返しの中にあります。差し戻しは同じ繰り返しの項目の中だけです"),
+    ("a task needs `fields`: *", "対応依頼には入力フォームの項目が必要です"),
+    ("a deadline needs `after`: e.g. `after: 2d`", "期限には期間が必要です（例: 2d）"),
+    ("`then: escalate` needs `escalate_to`: who is asked when nobody answered", "期限後の追加依頼先を指定してください"),
+    ("what happens at the deadline is *", "期限を過ぎたときの動作は {1} のいずれかです"),
+    ("`rule` is `any` (the first approval decides), `all`, or a number of approvals from 1 to 100", "承認の条件は any（誰か1人）、all（全員）、または 1〜100 の人数です"),
+    ("* needs `to`: who is asked (`members`, `roles`, `emails` or `starter: true`)", "依頼先（to）を指定してください"),
+    ("a form needs `fields`: *", "フォームには項目が必要です"),
     // The general forms last: they would also take the specific ones above.
     ("unknown * `*`, did you mean `*`?", "「{2}」という{1}はありません。「{3}」のことですか？"),
     ("unknown * `*`", "「{2}」という{1}はありません"),
@@ -55,6 +66,7 @@ const WORDS: &[(&str, &str)] = &[
     ("app", "アプリ"),
     ("action", "アクション"),
     ("event", "イベント"),
+    ("role", "ロール"),
 ];
 
 /// Match `text` against `pattern`; the texts the `*`s took, in order.

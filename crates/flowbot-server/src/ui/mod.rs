@@ -236,8 +236,11 @@ pub fn pages() -> Routes {
             tasks::tasks,
         )
         .add(
-            page_route("/tasks/{id}", "One approval or task, with its form and decisions")
-                .needs(Perm::Own),
+            page_route(
+                "/tasks/{id}",
+                "One approval or task, with its form and decisions",
+            )
+            .needs(Perm::Own),
             tasks::task,
         )
 }

@@ -68,7 +68,11 @@ pub async fn tasks(
         .as_ref()
         .map(|m| m.username.clone())
         .unwrap_or_default();
-    let open = s.store.requests_for(&me, true, 100).await.unwrap_or_default();
+    let open = s
+        .store
+        .requests_for(&me, true, 100)
+        .await
+        .unwrap_or_default();
     let answered = s
         .store
         .requests_for(&me, false, 50)
@@ -206,7 +210,17 @@ pub async fn task(
     let answerable = req.status == "open"
         && req.people.iter().any(|x| x.member.as_deref() == Some(me))
         && !req.decisions.iter().any(|d| d.by == me);
-    let mut v = request_view(&s, &p, &req, answerable, false, &[], &Default::default(), "").await;
+    let mut v = request_view(
+        &s,
+        &p,
+        &req,
+        answerable,
+        false,
+        &[],
+        &Default::default(),
+        "",
+    )
+    .await;
     v["action"] = json!(format!("/tasks/{id}"));
     v["api"] = json!(format!("/api/v1/tasks/{id}/decision"));
     v["done"] = json!(q.done.is_some());
@@ -230,8 +244,17 @@ pub async fn link_page(
     match s.store.request_by_link(&token).await {
         Ok(linked) => {
             let open = linked.request.status == "open";
-            let mut v =
-                request_view(&s, &p, &linked.request, open, true, &[], &Default::default(), "").await;
+            let mut v = request_view(
+                &s,
+                &p,
+                &linked.request,
+                open,
+                true,
+                &[],
+                &Default::default(),
+                "",
+            )
+            .await;
             v["action"] = json!(format!("/r/{token}"));
             render(&p, "task.html", &linked.request.title.clone(), "task", v)
         }
