@@ -2857,3 +2857,101 @@ async fn decide_in_browser_refused(e: &Editor) {
         .path()
         .starts_with("/tasks/"));
 }
+
+/// A form and its approval built in the editor's forms: the form trigger's fields (a
+/// select with its choices), then an approval asking a role with a message, a send-back
+/// step and a deadline that escalates, and a task with a form of its own; the saved file
+/// holds exactly that and validates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_form_its_approval_and_a_task_are_built_in_the_editor() {
+    let e = editor_session().await;
+    let c = e.c.clone();
+    e.click("#new-flow").await;
+    at(&c, "/flows/new").await;
+    e.fill("#ed-id", "leave").await;
+    e.fill("#ed-name", "休暇申請").await;
+
+    // The form trigger and two fields.
+    e.click("#ed-trigger-open").await;
+    e.choose("#t-app", "form").await;
+    e.fill("#t-form-title", "休暇申請").await;
+    e.click("#t-fields-add").await;
+    e.fill("#t-fields-0-label", "氏名").await;
+    e.fill("#t-fields-0-key", "name").await;
+    e.click("#t-fields-0-required").await;
+    e.click("#t-fields-add").await;
+    e.fill("#t-fields-1-label", "種別").await;
+    e.fill("#t-fields-1-key", "kind").await;
+    e.choose("#t-fields-1-type", "select").await;
+    e.fill("#t-fields-1-choices", "有給, 特別休暇").await;
+
+    // A computed value, then the approval after it.
+    e.add("#ed-add", "set", "set").await;
+    e.add("#ed-add", "approval", "approval").await;
+    e.fill("#p-message", "{{ trigger.name }} さんの休暇申請")
+        .await;
+    e.click("#p-to-role-admin").await;
+    e.click("#p-to-role-owner").await;
+    e.choose("#p-back", "values").await;
+    e.fill("#p-after", "2d").await;
+    e.choose("#p-then", "escalate").await;
+    e.find("#p-esc-role-owner").await;
+
+    // A task with a form of its own.
+    e.add("#ed-add", "task", "task").await;
+    e.fill("#p-message", "手続きしてください").await;
+    e.fill("#p-fields-0-label", "手続き番号").await;
+    e.fill("#p-fields-0-key", "ticket").await;
+    e.click("#p-fields-0-required").await;
+    e.settled().await;
+    assert_eq!(
+        e.problems().await.trim(),
+        "",
+        "the flow reads back without problems"
+    );
+    e.save().await;
+
+    let yaml = e
+        .store
+        .flow_version(
+            "leave",
+            e.store.flow("leave").await.unwrap().current_version,
+        )
+        .await
+        .unwrap()
+        .yaml;
+    let apps = flowbot_connectors::registry();
+    let checked = flowbot_core::check(&yaml, &apps);
+    assert!(
+        checked.diagnostics.is_empty(),
+        "{:?}\n{yaml}",
+        checked.diagnostics
+    );
+    let flow = checked.flow.unwrap();
+    let spec = flowbot_core::form::parse(&flow.trigger.options).unwrap();
+    let keys: Vec<&str> = spec.fields.iter().map(|f| f.key.as_str()).collect();
+    assert_eq!(keys, ["name", "kind"]);
+    assert_eq!(spec.fields[1].choices, ["有給", "特別休暇"]);
+    assert!(spec.fields[0].required);
+    let approval = flow.steps.iter().find_map(|s| match &s.kind {
+        flowbot_core::model::StepKind::Approval(p) => Some(p),
+        _ => None,
+    });
+    let approval = approval.expect("an approval step");
+    assert_eq!(
+        approval.to.roles,
+        ["owner"],
+        "admin ticked and unticked: {yaml}"
+    );
+    assert_eq!(approval.send_back_to.as_deref(), Some("values"));
+    let deadline = approval.deadline.as_ref().unwrap();
+    assert_eq!(deadline.then, flowbot_core::model::AtDeadline::Escalate);
+    assert_eq!(deadline.after, Duration::from_secs(2 * 86400));
+    let task = flow.steps.iter().find_map(|s| match &s.kind {
+        flowbot_core::model::StepKind::Task(p) => Some(p),
+        _ => None,
+    });
+    let fields = task.expect("a task step").fields.clone().unwrap();
+    assert_eq!(fields[0]["key"], "ticket");
+    assert_eq!(fields.as_array().unwrap().len(), 1, "{yaml}");
+}
