@@ -259,6 +259,7 @@ async fn import(store: &Store, id: &str, yaml: &str) {
 
 fn event(flow: &str, trigger: Value, key: Option<String>) -> NewEvent {
     NewEvent {
+        files: Vec::new(),
         flow_version: None,
         flow_id: flow.into(),
         source: Source::Manual,

@@ -773,7 +773,7 @@
   }
   // A form's fields (the form trigger's, a task's): key, label, kind, required, choices,
   // and the checks, as rows a person edits.
-  const FIELD_TYPES = ['text', 'long_text', 'number', 'date', 'datetime', 'email', 'phone', 'select', 'multi_select', 'checkbox'];
+  const FIELD_TYPES = ['text', 'long_text', 'number', 'date', 'datetime', 'email', 'phone', 'select', 'multi_select', 'checkbox', 'file'];
   function fieldsEditor(id, fields, onchange) {
     fields = Array.isArray(fields) ? fields : [];
     const box = el('div', { id, class: 'form-fields', role: 'group' });
@@ -797,7 +797,10 @@
       row.append(field(T.form_field_help, textInput(`${id}-${i}-help`, typeof f.help === 'string' ? f.help : '', (v) => set('help', v))));
       const checks = el('details', { id: `${id}-${i}-checks` }, el('summary', { text: T.form_field_checks }));
       const num = (k) => textInput(`${id}-${i}-${k}`, f[k] ?? '', (v) => set(k, v === '' ? '' : Number(v)), { inputmode: 'decimal' });
-      if (['number'].includes(f.type)) {
+      if (f.type === 'file') {
+        checks.append(field(T.form_field_max_size, textInput(`${id}-${i}-max_size`, f.max_size ?? '', (v) => set('max_size', v)), T.form_field_max_size_help),
+          field(T.form_field_accept, textInput(`${id}-${i}-accept`, (f.accept || []).join(', '), (v) => set('accept', v.split(',').map((x) => x.trim()).filter(Boolean))), T.form_field_accept_help));
+      } else if (['number'].includes(f.type)) {
         checks.append(field(T.form_field_min, num('min')), field(T.form_field_max, num('max')));
       } else if (!['checkbox', 'select', 'multi_select', 'date', 'datetime'].includes(f.type)) {
         checks.append(field(T.form_field_min_length, num('min_length')), field(T.form_field_max_length, num('max_length')),

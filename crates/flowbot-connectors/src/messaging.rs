@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use flowbot_core::manifest::{ActionSpec, AppManifest, FieldKind, FieldSpec, OutputSpec, Text};
 use flowbot_core::{ActionCall, ActionError, Connection, Connector};
-use lettre::message::{header::ContentType, Mailbox};
+use lettre::message::{header::ContentType, Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::{json, Map, Value};
@@ -102,6 +102,11 @@ impl EmailConnector {
                             ),
                         FieldSpec::new("subject", FieldKind::Text, t("Subject", "件名")).required(),
                         FieldSpec::new("body", FieldKind::Text, t("Body", "本文")).required(),
+                        FieldSpec::new("attachments", FieldKind::List, t("Attachments", "添付ファイル"))
+                            .help(
+                                "Files sent with a form, e.g. {{ trigger.receipt }} (25 MB in all)",
+                                "フォームで送られたファイル（例: {{ trigger.receipt }}、合計 25 MB まで）",
+                            ),
                     ],
                     vec![OutputSpec::new(
                         "sent_to",
@@ -112,6 +117,30 @@ impl EmailConnector {
             },
         }
     }
+}
+
+/// The most an email's attachments may weigh together.
+const MAX_ATTACHMENTS: u64 = 25 * 1024 * 1024;
+
+/// The files an `attachments` input names: one file, or a list of them (empty entries
+/// skipped: an optional file field left empty).
+fn attachments(v: Option<&Value>) -> Result<Vec<flowbot_core::files::FileRef>, ActionError> {
+    let items = match v {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(a)) => a.clone(),
+        Some(one) => vec![one.clone()],
+    };
+    items
+        .iter()
+        .filter(|x| !x.is_null() && x.as_str() != Some(""))
+        .map(|x| {
+            flowbot_core::files::FileRef::from_value(x).ok_or_else(|| {
+                ActionError::fatal(
+                    "input `attachments`: give files sent with a form, e.g. {{ trigger.receipt }}",
+                )
+            })
+        })
+        .collect()
 }
 
 fn mailbox(field: &str, s: &str) -> Result<Mailbox, ActionError> {
@@ -157,10 +186,32 @@ impl Connector for EmailConnector {
             sent_to.push(addr.trim().to_string());
             msg = msg.to(mailbox("to", addr)?);
         }
-        let email = msg
-            .header(ContentType::TEXT_PLAIN)
-            .body(text_in(call.input, "body")?.to_string())
-            .map_err(|e| ActionError::fatal(format!("the email cannot be built: {e}")))?;
+        let body = text_in(call.input, "body")?.to_string();
+        let files = attachments(call.input.get("attachments"))?;
+        let email = if files.is_empty() {
+            msg.header(ContentType::TEXT_PLAIN).body(body)
+        } else {
+            let mut parts = MultiPart::mixed().singlepart(SinglePart::plain(body));
+            let mut total = 0u64;
+            for f in &files {
+                total += f.size;
+                if total > MAX_ATTACHMENTS {
+                    return Err(ActionError::fatal(format!(
+                        "the attachments are larger than {} MB in all",
+                        MAX_ATTACHMENTS / (1024 * 1024)
+                    )));
+                }
+                let bytes = flowbot_core::files::read(f)
+                    .await
+                    .map_err(ActionError::fatal)?;
+                let ct = ContentType::parse(&f.content_type).unwrap_or_else(|_| {
+                    ContentType::parse("application/octet-stream").expect("a media type")
+                });
+                parts = parts.singlepart(Attachment::new(f.name.clone()).body(bytes, ct));
+            }
+            msg.multipart(parts)
+        }
+        .map_err(|e| ActionError::fatal(format!("the email cannot be built: {e}")))?;
         let builder = match c.setting_str("security").unwrap_or("starttls") {
             "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(host),
             "plain" => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(

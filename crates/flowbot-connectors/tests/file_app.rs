@@ -603,3 +603,73 @@ fn an_app_folder_s_icon_is_read_and_bounded() {
         broken[0].report()
     );
 }
+
+/// The run's files, as the worker's store would give them.
+struct Files(Vec<u8>);
+
+#[async_trait::async_trait]
+impl flowbot_core::files::FileSource for Files {
+    async fn read(&self, _: &flowbot_core::files::FileRef) -> Result<Vec<u8>, String> {
+        Ok(self.0.clone())
+    }
+}
+
+#[tokio::test]
+async fn a_form_s_file_goes_as_a_file_part_of_a_multipart_body() {
+    let seen: Seen = Arc::default();
+    let kept = seen.clone();
+    let app = Router::new().route(
+        "/upload",
+        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let kept = kept.clone();
+            async move {
+                kept.lock().unwrap().push(json!({
+                    "type": headers["content-type"].to_str().unwrap(),
+                    "body": String::from_utf8_lossy(&body),
+                }));
+                Json(json!({ "ok": true }))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let source = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../flows/apps/acme.yaml"
+    ))
+    .unwrap();
+    let source = source.replace(
+        "actions:\n",
+        "actions:\n  - id: upload\n    name: { en: Upload, ja: アップロード }\n    writes: true\n    inputs: [{ name: doc, label: { en: File, ja: ファイル }, kind: json }, { name: note, label: { en: Note, ja: メモ }, kind: text }]\n    request:\n      method: POST\n      path: /upload\n      body: { multipart: { note: \"{{ input.note }}\", doc: \"{{ input.doc }}\" } }\n",
+    );
+    let app = FileApp::new(format::parse(&source).unwrap(), reqwest::Client::new());
+    let doc = json!({ "file_id": "f1", "name": "見積.pdf", "size": 7, "content_type": "application/pdf", "sha256": "" });
+    let conn = connection(&url, "k1");
+    let call = run(
+        &app,
+        "upload",
+        json!({ "doc": doc, "note": "よろしく" }),
+        &conn,
+    );
+    let files: Arc<dyn flowbot_core::files::FileSource> = Arc::new(Files(b"%PDF-1.".to_vec()));
+    flowbot_core::files::with_files(files, call).await.unwrap();
+    let got = seen.lock().unwrap()[0].clone();
+    assert!(got["type"]
+        .as_str()
+        .unwrap()
+        .starts_with("multipart/form-data; boundary="));
+    let body = got["body"].as_str().unwrap();
+    assert!(body.contains("name=\"note\"\r\n\r\nよろしく"), "{body}");
+    assert!(body.contains("name=\"doc\"; filename=\""), "{body}");
+    assert!(
+        body.contains("Content-Type: application/pdf\r\n\r\n%PDF-1."),
+        "{body}"
+    );
+
+    // Outside a run that keeps files, the step says why instead of sending an empty part.
+    let e = run(&app, "upload", json!({ "doc": doc }), &conn)
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("flowbot serve"), "{}", e.message);
+}

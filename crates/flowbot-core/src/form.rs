@@ -37,10 +37,12 @@ pub enum FormKind {
     Select,
     MultiSelect,
     Checkbox,
+    /// A file sent with the answer, kept in the store; its value is a [`FileRef`].
+    File,
 }
 
 impl FormKind {
-    pub const ALL: [(&'static str, FormKind); 10] = [
+    pub const ALL: [(&'static str, FormKind); 11] = [
         ("text", FormKind::Text),
         ("long_text", FormKind::LongText),
         ("number", FormKind::Number),
@@ -51,6 +53,7 @@ impl FormKind {
         ("select", FormKind::Select),
         ("multi_select", FormKind::MultiSelect),
         ("checkbox", FormKind::Checkbox),
+        ("file", FormKind::File),
     ];
 
     pub fn name(self) -> &'static str {
@@ -76,6 +79,93 @@ pub struct FormField {
     pub pattern: Option<regex::Regex>,
     pub min: Option<f64>,
     pub max: Option<f64>,
+    /// Files: the largest taken, in bytes.
+    pub max_size: u64,
+    /// Files: the kinds taken — extensions (`pdf`) or media types (`image/png`,
+    /// `image/*`); empty: any.
+    pub accept: Vec<String>,
+}
+
+/// The largest file a form field may take, and the default.
+pub const MAX_FILE_SIZE: u64 = 25 * 1024 * 1024;
+pub const DEFAULT_FILE_SIZE: u64 = 10 * 1024 * 1024;
+
+/// A file as an obtained value: what later steps read and send (an email attachment, a
+/// multipart part). The bytes are in the store under `file_id`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FileRef {
+    pub file_id: String,
+    pub name: String,
+    pub size: u64,
+    pub content_type: String,
+    /// Hex SHA-256 of the bytes, checked when they are read back.
+    pub sha256: String,
+}
+
+impl FileRef {
+    /// A value that is a file reference (an object with `file_id`, `name`, `size`…).
+    pub fn from_value(v: &Value) -> Option<FileRef> {
+        v.get("file_id")?;
+        serde_json::from_value(v.clone()).ok()
+    }
+}
+
+impl FormField {
+    /// Whether a file of this name and media type is of a kind the field takes.
+    pub fn accepts(&self, name: &str, content_type: &str) -> bool {
+        if self.accept.is_empty() {
+            return true;
+        }
+        let ext = name
+            .rsplit_once('.')
+            .map(|(_, e)| e.to_ascii_lowercase())
+            .unwrap_or_default();
+        let ct = content_type.to_ascii_lowercase();
+        self.accept.iter().any(|a| {
+            let a = a.trim().trim_start_matches('.').to_ascii_lowercase();
+            match a.split_once('/') {
+                Some((major, "*")) => ct.split_once('/').is_some_and(|(m, _)| m == major),
+                Some(_) => ct == a,
+                None => ext == a,
+            }
+        })
+    }
+
+    /// Why a file is refused for being larger than the field takes.
+    pub fn too_large(&self) -> FieldError {
+        let mb = self.max_size as f64 / (1024.0 * 1024.0);
+        err(
+            format!("The file is larger than {mb:.1} MB."),
+            format!("ファイルが大きすぎます（{mb:.1} MB まで）。"),
+        )
+    }
+}
+
+impl FormSpec {
+    pub fn has_files(&self) -> bool {
+        self.fields.iter().any(|f| f.kind == FormKind::File)
+    }
+}
+
+/// `10MB`, `500KB`, `1048576`: a size in bytes.
+fn size_of(v: &Value) -> Option<u64> {
+    if let Some(n) = v.as_u64() {
+        return Some(n);
+    }
+    let t = v.as_str()?.trim().to_ascii_uppercase().replace(' ', "");
+    let (num, mult) = if let Some(n) = t.strip_suffix("MB") {
+        (n, 1024 * 1024)
+    } else if let Some(n) = t.strip_suffix("KB") {
+        (n, 1024)
+    } else if let Some(n) = t.strip_suffix('B') {
+        (n, 1)
+    } else {
+        (t.as_str(), 1)
+    };
+    num.parse::<f64>()
+        .ok()
+        .filter(|n| *n >= 0.0)
+        .map(|n| (n * mult as f64) as u64)
 }
 
 #[derive(Debug, Clone)]
@@ -131,6 +221,8 @@ const FIELD_KEYS: &[&str] = &[
     "pattern",
     "min",
     "max",
+    "max_size",
+    "accept",
 ];
 
 /// Read a form trigger's options; every problem comes with the path of what it is about
@@ -264,7 +356,40 @@ pub fn parse(options: &Map<String, Value>) -> Result<FormSpec, Vec<(String, Stri
                 }
             },
         };
+        let max_size = match m.get("max_size") {
+            None => DEFAULT_FILE_SIZE,
+            Some(v) => match size_of(v) {
+                Some(n) if n > 0 && n <= MAX_FILE_SIZE => n,
+                _ => {
+                    problems.push((
+                        at("max_size"),
+                        format!(
+                            "`max_size` is a size up to {} MB, such as `5MB`",
+                            MAX_FILE_SIZE / (1024 * 1024)
+                        ),
+                    ));
+                    DEFAULT_FILE_SIZE
+                }
+            },
+        };
+        let accept: Vec<String> = match m.get("accept") {
+            None => Vec::new(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect(),
+            Some(Value::String(one)) => one.split(',').map(|x| x.trim().to_string()).collect(),
+            Some(_) => {
+                problems.push((
+                    at("accept"),
+                    "`accept` is a list such as `[pdf, image/*]`".into(),
+                ));
+                Vec::new()
+            }
+        };
         fields.push(FormField {
+            max_size,
+            accept,
             key,
             label,
             help: words(m.get("help"), &at("help"), &mut problems),
@@ -335,6 +460,7 @@ pub fn check(
                     f.key.clone(),
                     match f.kind {
                         FormKind::Checkbox => Value::Bool(false),
+                        FormKind::File => Value::Null,
                         FormKind::MultiSelect => Value::Array(Vec::new()),
                         _ => Value::Null,
                     },
@@ -359,6 +485,29 @@ pub fn check(
 }
 
 fn one(f: &FormField, given: &[&str]) -> Result<Value, FieldError> {
+    // A file's answer is the reference the server made when it took the file in.
+    if f.kind == FormKind::File {
+        let r = match given {
+            [one] => serde_json::from_str::<FileRef>(one).ok(),
+            _ => None,
+        };
+        let Some(r) = r else {
+            return Err(err("Attach one file.", "ファイルを1つ添付してください。"));
+        };
+        if r.size > f.max_size {
+            return Err(f.too_large());
+        }
+        if !f.accepts(&r.name, &r.content_type) {
+            return Err(err(
+                format!("This kind of file is not taken ({}).", f.accept.join(", ")),
+                format!(
+                    "この種類のファイルは添付できません（{}）。",
+                    f.accept.join(", ")
+                ),
+            ));
+        }
+        return Ok(serde_json::to_value(r).unwrap_or(Value::Null));
+    }
     if f.kind == FormKind::MultiSelect {
         for g in given {
             if !f.choices.iter().any(|c| c == g) {
@@ -475,7 +624,7 @@ fn one(f: &FormField, given: &[&str]) -> Result<Value, FieldError> {
             Value::String(v.to_string())
         }
         FormKind::Checkbox => Value::Bool(matches!(v, "on" | "true" | "1" | "yes")),
-        FormKind::MultiSelect => unreachable!("handled above"),
+        FormKind::MultiSelect | FormKind::File => unreachable!("handled above"),
     };
     Ok(value)
 }

@@ -9,6 +9,7 @@ pub mod condition;
 pub mod connector;
 pub mod decode;
 pub mod diag;
+pub mod files;
 pub mod form;
 pub mod manifest;
 pub mod model;

@@ -521,11 +521,33 @@ impl Worker {
             journal: &journal,
             clock: self.store.clock().as_ref(),
         };
-        let outcome = runner
-            .run(&c.trigger, &prior)
+        let files: Arc<dyn flowbot_core::files::FileSource> =
+            Arc::new(StoreFiles(self.store.clone()));
+        let outcome = flowbot_core::files::with_files(files, runner.run(&c.trigger, &prior))
             .await
             .map_err(|e| AttemptError::Journal(e.to_string()))?;
         Ok((outcome, journal.take()))
+    }
+}
+
+/// A run's files, read from the store (checked against their size and checksum).
+struct StoreFiles(Store);
+
+#[async_trait]
+impl flowbot_core::files::FileSource for StoreFiles {
+    async fn read(&self, file: &flowbot_core::files::FileRef) -> Result<Vec<u8>, String> {
+        let (info, bytes) = self
+            .0
+            .read_file(&file.file_id)
+            .await
+            .map_err(|e| format!("the file `{}` cannot be read: {e}", file.name))?;
+        if !file.sha256.is_empty() && info.sha256 != file.sha256 {
+            return Err(format!(
+                "the file `{}` is not the one the step names",
+                file.name
+            ));
+        }
+        Ok(bytes)
     }
 }
 
@@ -674,6 +696,7 @@ fn option_str<'a>(flow: &'a Flow, key: &str) -> Option<&'a str> {
 /// The event a trigger produces, with the flow's concurrency key rendered against it.
 fn new_event(flow: &Flow, source: Source, trigger: Value) -> NewEvent {
     NewEvent {
+        files: Vec::new(),
         flow_version: None,
         flow_id: flow.id.clone(),
         source,

@@ -80,6 +80,7 @@ async fn import_calls(store: &Store) {
 fn call_event(base: &str, key: &str, seq: u64) -> NewEvent {
     let trigger = json!({ "base": base, "key": key, "seq": seq });
     NewEvent {
+        files: Vec::new(),
         flow_version: None,
         flow_id: "calls".into(),
         source: Source::Webhook,
@@ -746,6 +747,7 @@ steps:
         sf.sim.expire_tokens();
         let trigger = json!({ "name": format!("r{round}") });
         let ev = NewEvent {
+            files: Vec::new(),
             flow_version: None,
             flow_id: "sf".into(),
             source: Source::Manual,

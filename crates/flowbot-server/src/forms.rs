@@ -6,7 +6,6 @@
 //! token (renewed from the flow's page). Answers are counted per address, bounded in size,
 //! and a hidden honeypot field turns bots away without telling them.
 
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -29,6 +28,12 @@ const HONEYPOT: &str = "website";
 /// The hidden field naming one filling-in of the form: sent again (a retry after a lost
 /// answer, a double click), it is stored once.
 const SUBMISSION: &str = "_submission";
+/// Answers with files taken in at the same time (each holds at most the form's files on
+/// disk while it is checked).
+pub const UPLOADS_AT_ONCE: usize = 8;
+/// The longest file name kept.
+const MAX_FILE_NAME: usize = 200;
+
 /// How long a submission id is remembered.
 const SUBMISSION_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
@@ -157,6 +162,12 @@ pub(crate) fn view(
                 "kind": f.kind.name(), "input": input, "required": f.required,
                 "choices": f.choices, "value": value, "chosen": given, "error": error,
                 "max_length": f.max_length, "min": f.min, "max": f.max,
+                "max_mb": format!("{:.1}", f.max_size as f64 / (1024.0 * 1024.0)),
+                "accept_list": f.accept.join(", "),
+                "accept_attr": f.accept.iter().map(|a| {
+                    let a = a.trim();
+                    if a.contains('/') || a.starts_with('.') { a.to_string() } else { format!(".{a}") }
+                }).collect::<Vec<_>>().join(","),
                 "checked": given.iter().any(|v| matches!(*v, "on" | "true" | "1" | "yes"))
                     || (answers.is_empty() && f.default.as_deref() == Some("true")),
             })
@@ -165,7 +176,7 @@ pub(crate) fn view(
     json!({
         "title": spec.title.get(lang), "description": spec.description.get(lang),
         "thanks": spec.thanks.get(lang), "fields": fields, "honeypot": HONEYPOT,
-        "has_errors": !errors.is_empty(),
+        "has_errors": !errors.is_empty(), "has_files": spec.has_files(),
     })
 }
 
@@ -175,7 +186,7 @@ pub(crate) async fn submit(
     info: Option<Extension<ConnectInfo<std::net::SocketAddr>>>,
     Path((flow_id, token)): Path<(String, String)>,
     Query(q): Query<FormQuery>,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
     let (flow_info, flow, spec) = match form_of(&s, &flow_id, &token).await {
         Ok(x) => x,
@@ -185,9 +196,6 @@ pub(crate) async fn submit(
         return Redirect::to("/login").into_response();
     };
     let lang = crate::ui::page_lang(&headers, q.lang.as_deref());
-    if body.len() > MAX_ANSWER {
-        return (StatusCode::PAYLOAD_TOO_LARGE, "the answer is too large").into_response();
-    }
     let address = auth::peer(info.map(|Extension(i)| i));
     // Counted per address and per form from that address, like sign-ins.
     if let Err(wait) = s
@@ -204,7 +212,50 @@ pub(crate) async fn submit(
         }
         return r;
     }
-    let answers: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+    let is_multipart = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
+    // Files are spooled to disk while the answer is read, and dropped with `spool` unless
+    // the answer is stored.
+    let _permit;
+    let mut spool = Spool::default();
+    let mut answers: Vec<(String, String)> = if is_multipart && spec.has_files() {
+        _permit = match s.uploads.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                let mut r = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "many answers with files are arriving; send yours again in a moment",
+                )
+                    .into_response();
+                r.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from_static("5"),
+                );
+                return r;
+            }
+        };
+        match read_multipart(&s, &spec, &headers, body, &mut spool).await {
+            Ok(a) => a,
+            Err(r) => return r,
+        }
+    } else {
+        match axum::body::to_bytes(body, MAX_ANSWER).await {
+            Ok(b) => form_urlencoded::parse(&b).into_owned().collect(),
+            Err(_) => {
+                return (StatusCode::PAYLOAD_TOO_LARGE, "the answer is too large").into_response()
+            }
+        }
+    };
+    for f in &spool.files {
+        if !f.too_large {
+            answers.push((
+                f.key.clone(),
+                serde_json::to_string(&f.reference()).unwrap_or_default(),
+            ));
+        }
+    }
     let sent = format!("/forms/{flow_id}/{token}?sent=1");
     // A bot filled the field people never see: thanked, and nothing is stored.
     if answers
@@ -214,7 +265,16 @@ pub(crate) async fn submit(
         return Redirect::to(&sent).into_response();
     }
     let submission = submission_of(&answers);
-    let values = match form::check(&spec, &answers) {
+    let mut checked = form::check(&spec, &answers);
+    // A file cut off at its field's limit is refused next to its field.
+    for f in spool.files.iter().filter(|f| f.too_large) {
+        if let Some(field) = spec.fields.iter().find(|x| x.key == f.key) {
+            let mut errors = checked.err().unwrap_or_default();
+            errors.insert(f.key.clone(), field.too_large());
+            checked = Err(errors);
+        }
+    }
+    let mut values = match checked {
         Ok(v) => v,
         Err(errors) => {
             let mut form = view(&spec, lang, &answers, &errors);
@@ -229,8 +289,57 @@ pub(crate) async fn submit(
             );
         }
     };
+    // The files go into the store (pending) before the answer that attaches them.
+    let mut file_ids = Vec::new();
+    for f in &spool.files {
+        let Some(field) = spec.fields.iter().find(|x| x.key == f.key) else {
+            continue;
+        };
+        let saved = async {
+            let mut file = tokio::fs::File::open(&f.path)
+                .await
+                .map_err(|e| e.to_string())?;
+            s.store
+                .save_file(
+                    &f.id,
+                    &flow_info.id,
+                    &f.name,
+                    &f.content_type,
+                    &mut file,
+                    field.max_size,
+                )
+                .await
+                .map_err(|e| e.to_string())
+        };
+        match saved.await {
+            Ok(r) => {
+                values.insert(
+                    f.key.clone(),
+                    serde_json::to_value(&r).unwrap_or(Value::Null),
+                );
+                file_ids.push(r.file_id);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, flow_id = %flow_id, "a form's file could not be stored");
+                let mut r = crate::ui::form_page(
+                    lang,
+                    &view(&spec, lang, &answers, &Default::default()),
+                    &flow_info,
+                    &token,
+                    "unavailable",
+                    StatusCode::SERVICE_UNAVAILABLE,
+                );
+                r.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from_static("5"),
+                );
+                return r;
+            }
+        }
+    }
     let trigger = Value::Object(values.clone());
     let event = NewEvent {
+        files: file_ids,
         flow_id: flow_info.id.clone(),
         flow_version: Some(flow_info.current_version),
         source: Source::Form,
@@ -243,6 +352,7 @@ pub(crate) async fn submit(
             answers
                 .iter()
                 .filter(|(k, _)| k != HONEYPOT && k != SUBMISSION)
+                .filter(|(k, _)| !spool.files.iter().any(|f| &f.key == k))
                 .fold(Map::new(), |mut m, (k, v)| {
                     m.insert(k.clone(), Value::String(v.clone()));
                     m
@@ -284,4 +394,150 @@ pub(crate) async fn submit(
             r
         }
     }
+}
+
+/// A file of an answer being read, spooled to the data directory.
+struct Spooled {
+    key: String,
+    id: String,
+    name: String,
+    content_type: String,
+    path: std::path::PathBuf,
+    size: u64,
+    /// Cut off at the field's limit.
+    too_large: bool,
+}
+
+impl Spooled {
+    /// The reference the checker reads (the checksum is the store's to make).
+    fn reference(&self) -> form::FileRef {
+        form::FileRef {
+            file_id: self.id.clone(),
+            name: self.name.clone(),
+            size: self.size,
+            content_type: self.content_type.clone(),
+            sha256: String::new(),
+        }
+    }
+}
+
+/// The spooled files of one answer; deleted from the disk when the answer is done with.
+#[derive(Default)]
+struct Spool {
+    files: Vec<Spooled>,
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        for f in &self.files {
+            let _ = std::fs::remove_file(&f.path);
+        }
+    }
+}
+
+/// A name a browser sent for a file, as kept: the last path segment, without control
+/// characters, at most 200 characters.
+fn file_name(raw: &str) -> String {
+    let last = raw.rsplit(['/', '\\']).next().unwrap_or("");
+    let clean: String = last.chars().filter(|c| !c.is_control()).collect();
+    clean.trim().chars().take(MAX_FILE_NAME).collect()
+}
+
+/// Read a `multipart/form-data` answer: text fields (at most 256 KiB together) as pairs,
+/// files streamed to disk, each cut off at its field's limit, the whole body bounded by the
+/// form's files and text.
+async fn read_multipart(
+    s: &AppState,
+    spec: &FormSpec,
+    headers: &HeaderMap,
+    body: axum::body::Body,
+    spool: &mut Spool,
+) -> Result<Vec<(String, String)>, Response> {
+    use tokio::io::AsyncWriteExt;
+    let bad = |why: &str| (StatusCode::BAD_REQUEST, why.to_string()).into_response();
+    let too_large = || (StatusCode::PAYLOAD_TOO_LARGE, "the answer is too large").into_response();
+    let ct = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let boundary = multer::parse_boundary(ct).map_err(|_| bad("the form's boundary is missing"))?;
+    let files_limit: u64 = spec
+        .fields
+        .iter()
+        .filter(|f| f.kind == FormKind::File)
+        .map(|f| f.max_size + 64 * 1024)
+        .sum();
+    let whole = files_limit + MAX_ANSWER as u64;
+    let constraints =
+        multer::Constraints::new().size_limit(multer::SizeLimit::new().whole_stream(whole));
+    let mut mp =
+        multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints);
+    let dir = s.store.data_dir().join("uploads");
+    tokio::fs::create_dir_all(&dir).await.map_err(|_| {
+        (StatusCode::SERVICE_UNAVAILABLE, "files cannot be taken now").into_response()
+    })?;
+    let mut pairs = Vec::new();
+    let mut text = 0usize;
+    let read_error = |e: multer::Error| match e {
+        multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
+            too_large()
+        }
+        _ => bad("the answer could not be read"),
+    };
+    while let Some(mut part) = mp.next_field().await.map_err(read_error)? {
+        let key = part.name().unwrap_or("").to_string();
+        let file_field = spec
+            .fields
+            .iter()
+            .find(|f| f.key == key && f.kind == FormKind::File);
+        let Some(field) = file_field else {
+            let mut value = Vec::new();
+            while let Some(chunk) = part.chunk().await.map_err(read_error)? {
+                text += chunk.len();
+                if text > MAX_ANSWER {
+                    return Err(too_large());
+                }
+                value.extend_from_slice(&chunk);
+            }
+            pairs.push((key, String::from_utf8_lossy(&value).into_owned()));
+            continue;
+        };
+        let name = file_name(part.file_name().unwrap_or(""));
+        if name.is_empty() || spool.files.iter().any(|f| f.key == key) {
+            // No file chosen (an empty part), or a second one for the field: not kept.
+            while part.chunk().await.map_err(read_error)?.is_some() {}
+            continue;
+        }
+        let content_type = part
+            .content_type()
+            .map(|m| m.essence_str().to_string())
+            .unwrap_or_else(|| "application/octet-stream".into());
+        let id = crate::auth::random_token()[..32].to_string();
+        let path = dir.join(&id);
+        let mut out = tokio::fs::File::create(&path).await.map_err(|_| {
+            (StatusCode::SERVICE_UNAVAILABLE, "files cannot be taken now").into_response()
+        })?;
+        let mut spooled = Spooled {
+            key: key.clone(),
+            id,
+            name,
+            content_type,
+            path,
+            size: 0,
+            too_large: false,
+        };
+        while let Some(chunk) = part.chunk().await.map_err(read_error)? {
+            spooled.size += chunk.len() as u64;
+            if spooled.size > field.max_size {
+                spooled.too_large = true;
+                continue;
+            }
+            out.write_all(&chunk).await.map_err(|_| {
+                (StatusCode::SERVICE_UNAVAILABLE, "files cannot be taken now").into_response()
+            })?;
+        }
+        out.flush().await.ok();
+        spool.files.push(spooled);
+    }
+    Ok(pairs)
 }

@@ -307,6 +307,7 @@ async fn take(
         ),
     };
     let event = NewEvent {
+        files: Vec::new(),
         flow_id: flow_id.clone(),
         flow_version: Some(info.current_version),
         source: Source::Webhook,

@@ -82,6 +82,9 @@ pub struct AppState {
     pub(crate) limiter: Arc<auth::LoginLimiter>,
     /// Form answers counted per address (and per form from it), as sign-ins are.
     pub(crate) form_limiter: Arc<auth::LoginLimiter>,
+    /// Form answers with files being taken in at once: beyond it, one is asked to come
+    /// back (503), so a flood of uploads cannot fill the disk or slow the rest.
+    pub(crate) uploads: Arc<tokio::sync::Semaphore>,
     /// (id, YAML) of the built-in templates.
     pub(crate) templates: Vec<(&'static str, &'static str)>,
     /// The identity provider, when single sign-on is configured.
@@ -111,6 +114,7 @@ impl AppState {
                 form_answers,
                 form_answers.saturating_mul(10),
             )),
+            uploads: Arc::new(tokio::sync::Semaphore::new(forms::UPLOADS_AT_ONCE)),
             templates: flowbot_connectors::templates::TEMPLATES
                 .iter()
                 .map(|t| (t.id, t.yaml))

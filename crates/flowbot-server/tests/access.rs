@@ -650,6 +650,7 @@ async fn a_role_of_ones_own_in_a_project_opens_that_project_and_no_other() {
     for id in ["home", "deals"] {
         t.store
             .enqueue(flowbot_store::NewEvent {
+                files: Vec::new(),
                 flow_id: id.into(),
                 flow_version: None,
                 source: flowbot_store::Source::Webhook,

@@ -56,6 +56,7 @@ async fn with_worker(store: &Store) -> common::TestApp {
 async fn queue(store: &Store, flow: &str, trigger: serde_json::Value) -> String {
     let out = store
         .enqueue(NewEvent {
+            files: Vec::new(),
             flow_version: None,
             flow_id: flow.into(),
             source: Source::Manual,

@@ -51,6 +51,9 @@ pub struct NewEvent {
     pub concurrency_key: std::result::Result<Option<String>, String>,
     /// An event whose key was seen within the window is recorded but starts no run.
     pub dedupe: Option<(String, Duration)>,
+    /// Files sent with the event (a form's file fields), already written as pending
+    /// (`Store::save_file`): attached to the event in its transaction.
+    pub files: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -110,8 +113,21 @@ pub(crate) async fn insert_event(
     now: i64,
     ev: &NewEvent,
 ) -> Result<EnqueueOutcome> {
-    if ev.dedupe.is_none() && ev.concurrency_key.is_ok() {
+    if ev.dedupe.is_none() && ev.concurrency_key.is_ok() && ev.files.is_empty() {
         return insert_event_at_once(conn, now, ev).await;
+    }
+    // Every file must be there, pending, before anything is written (a bare write).
+    for id in &ev.files {
+        let pending: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM files WHERE id = $1 AND state = 'pending'")
+                .bind(id.clone())
+                .fetch_optional(&mut *conn)
+                .await?;
+        if pending.is_none() {
+            return Err(StoreError::Conflict(format!(
+                "file {id} is not waiting to be attached to an event"
+            )));
+        }
     }
     let flow = sqlx::query("SELECT current_version, enabled FROM flows WHERE id = $1")
         .bind(ev.flow_id.clone())
@@ -166,6 +182,15 @@ pub(crate) async fn insert_event(
     .execute(&mut *conn)
     .await?;
 
+    if outcome != "duplicate" {
+        for id in &ev.files {
+            sqlx::query("UPDATE files SET state = 'attached', event_id = $2 WHERE id = $1")
+                .bind(id.clone())
+                .bind(event_id.clone())
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
     match outcome {
         "ignored" => return Ok(EnqueueOutcome::Ignored { event_id }),
         "duplicate" => return Ok(EnqueueOutcome::Duplicate { event_id }),

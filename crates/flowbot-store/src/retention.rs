@@ -64,6 +64,8 @@ impl Store {
                 total += self.delete_runs_batched(&select).await?;
             }
         }
+        // Files go with their events (and files whose answer was never stored).
+        events += self.purge_files().await?;
         if total + events > 0 && self.backend() == Backend::Sqlite {
             // Hand freed pages back to the file system (the file was created with
             // incremental auto-vacuum).

@@ -791,6 +791,7 @@ async fn a_run_is_pinned_to_the_version_its_keys_were_rendered_with() {
             .unwrap();
         let pinned = queued(
             &s.enqueue(flowbot_store::NewEvent {
+                files: Vec::new(),
                 flow_version: Some(1),
                 ..event("c1")
             })

@@ -213,6 +213,7 @@ async fn enqueue_all(
                 let trigger = json!({ "i": i });
                 let out = store
                     .enqueue(NewEvent {
+                        files: Vec::new(),
                         flow_version: None,
                         flow_id: flow.clone(),
                         source,

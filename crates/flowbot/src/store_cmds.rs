@@ -225,6 +225,7 @@ pub fn trigger(args: TriggerArgs) -> anyhow::Result<ExitCode> {
         let payload = crate::run::read_payload(args.payload.as_ref())?;
         let outcome = store
             .enqueue(NewEvent {
+                files: Vec::new(),
                 flow_version: None,
                 flow_id: flow.id.clone(),
                 source: Source::Manual,

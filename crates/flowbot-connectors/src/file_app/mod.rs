@@ -370,7 +370,8 @@ impl FileApp {
         token: Option<(String, String)>,
         page: &pages::PageRequest,
     ) -> Result<(Value, usize), ActionError> {
-        let (url, req) = self.build(a, scope, token, page)?;
+        let files = self.files_of(a, scope).await?;
+        let (url, req) = self.build(a, scope, token, page, &files)?;
         self.wait_turn(scope).await;
         let method = self.method(a, scope)?;
         // A URL the user gave whole (a Slack webhook) is a credential: errors show its host.

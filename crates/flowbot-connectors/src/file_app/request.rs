@@ -28,6 +28,9 @@ fn named(template: &str, what: &str) -> String {
         .map_or_else(|| what.to_string(), |n| format!("input `{n}`"))
 }
 
+/// The most the files of one multipart body may weigh together.
+const MAX_BODY_FILES: u64 = 25 * 1024 * 1024;
+
 impl FileApp {
     /// The request's method.
     pub(super) fn method(
@@ -141,6 +144,37 @@ impl FileApp {
         }
     }
 
+    /// The bytes of the files a multipart body sends (values that are a form's files),
+    /// by file id: read before the request is built.
+    pub(super) async fn files_of(
+        &self,
+        a: &ActionDef,
+        scope: &Scope,
+    ) -> Result<std::collections::HashMap<String, Vec<u8>>, ActionError> {
+        let mut out = std::collections::HashMap::new();
+        let Some(fields) = a.request.body.as_ref().and_then(|b| b.multipart.as_ref()) else {
+            return Ok(out);
+        };
+        let v = self.render("the multipart body", &json!(fields), scope)?;
+        let mut total = 0u64;
+        for value in v.as_object().into_iter().flat_map(|m| m.values()) {
+            if let Some(f) = flowbot_core::files::FileRef::from_value(value) {
+                total += f.size;
+                if total > MAX_BODY_FILES {
+                    return Err(ActionError::fatal(format!(
+                        "the files of the multipart body are larger than {} MB in all",
+                        MAX_BODY_FILES / (1024 * 1024)
+                    )));
+                }
+                let bytes = flowbot_core::files::read(&f)
+                    .await
+                    .map_err(ActionError::fatal)?;
+                out.insert(f.file_id, bytes);
+            }
+        }
+        Ok(out)
+    }
+
     /// The request an action makes, signed in as the connection says.
     pub(super) fn build(
         &self,
@@ -148,6 +182,7 @@ impl FileApp {
         scope: &Scope,
         token: Option<(String, String)>,
         page: &pages::PageRequest,
+        files: &std::collections::HashMap<String, Vec<u8>>,
     ) -> Result<(reqwest::Url, reqwest::RequestBuilder), ActionError> {
         let mut url = match &page.url {
             // The next page's URL as the app gave it (a Link header, a `next` URL) — but
@@ -221,7 +256,7 @@ impl FileApp {
             .timeout(self.timeout(a, scope)?);
         let req = match &a.request.body {
             None => req,
-            Some(b) => self.body(b, req, scope)?,
+            Some(b) => self.body(b, req, scope, files)?,
         };
         Ok((url, req))
     }
@@ -231,6 +266,7 @@ impl FileApp {
         b: &BodySpec,
         req: reqwest::RequestBuilder,
         scope: &Scope,
+        files: &std::collections::HashMap<String, Vec<u8>>,
     ) -> Result<reqwest::RequestBuilder, ActionError> {
         if let Some(v) = &b.json {
             return Ok(req.json(&without_nulls(self.render("the body", v, scope)?)));
@@ -242,8 +278,22 @@ impl FileApp {
         if let Some(fields) = &b.multipart {
             let v = self.render("the multipart body", &json!(fields), scope)?;
             let mut form = reqwest::multipart::Form::new();
-            for (name, value) in scalars(&v) {
-                form = form.text(name, value);
+            for (name, value) in v.as_object().into_iter().flatten() {
+                // A form's file goes as a file part, with its name and media type.
+                if let Some(f) = flowbot_core::files::FileRef::from_value(value) {
+                    let bytes = files.get(&f.file_id).cloned().unwrap_or_default();
+                    let named =
+                        |b: Vec<u8>| reqwest::multipart::Part::bytes(b).file_name(f.name.clone());
+                    // A media type reqwest cannot read goes without one.
+                    let part = named(bytes.clone())
+                        .mime_str(&f.content_type)
+                        .unwrap_or_else(|_| named(bytes));
+                    form = form.part(name.clone(), part);
+                    continue;
+                }
+                if !value.is_null() {
+                    form = form.text(name.clone(), text(value));
+                }
             }
             return Ok(req.multipart(form));
         }

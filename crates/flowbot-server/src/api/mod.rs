@@ -6,6 +6,7 @@
 mod apps;
 mod audit;
 mod connections;
+mod files;
 mod flows;
 mod members;
 mod projects;
@@ -47,6 +48,7 @@ pub fn protected() -> Routes {
         .merge(two_factor::routes())
         .merge(projects::routes())
         .merge(tasks::routes())
+        .merge(files::routes())
 }
 
 /// Routes open to anyone: signing in, and the OAuth callback.

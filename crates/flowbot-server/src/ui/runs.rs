@@ -190,6 +190,14 @@ fn cell(v: &Value, reference: Option<&str>, depth: usize) -> Value {
     };
     let rows =
         (nested && depth < ROW_DEPTH).then(|| value_rows(v, &HashMap::new(), reference, depth + 1));
+    // A file sent with a form: a link to download it rather than its reference's fields.
+    if let Some(f) = flowbot_core::form::FileRef::from_value(v) {
+        return json!({
+            "text": f.name, "nested": false, "fold": false,
+            "file": { "id": f.file_id, "name": f.name, "kb": f.size.div_ceil(1024) },
+            "chip": reference.map(|r| format!("{{{{ {r} }}}}")),
+        });
+    }
     json!({
         "text": text,
         "nested": nested,

@@ -133,6 +133,10 @@ async fn context(s: &AppState, req: &RequestInfo, lang: &str) -> Vec<Value> {
         .iter()
         .take(MAX_CONTEXT)
         .map(|(k, v)| {
+            if let Some(f) = flowbot_core::form::FileRef::from_value(v) {
+                return json!({ "label": labels.get(k).cloned().unwrap_or_else(|| k.clone()),
+                               "value": f.name, "file": f.file_id });
+            }
             let text = match v {
                 Value::String(s) => s.clone(),
                 Value::Null => String::new(),

@@ -119,6 +119,7 @@ pub async fn enabled_flow(store: &Store) {
 pub fn event(customer: &str) -> NewEvent {
     let trigger = json!({ "customer": customer });
     NewEvent {
+        files: Vec::new(),
         flow_version: None,
         flow_id: "sync".into(),
         source: Source::Webhook,
