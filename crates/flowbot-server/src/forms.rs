@@ -321,19 +321,7 @@ pub(crate) async fn submit(
             }
             Err(e) => {
                 tracing::error!(error = %e, flow_id = %flow_id, "a form's file could not be stored");
-                let mut r = crate::ui::form_page(
-                    lang,
-                    &view(&spec, lang, &answers, &Default::default()),
-                    &flow_info,
-                    &token,
-                    "unavailable",
-                    StatusCode::SERVICE_UNAVAILABLE,
-                );
-                r.headers_mut().insert(
-                    axum::http::header::RETRY_AFTER,
-                    axum::http::HeaderValue::from_static("5"),
-                );
-                return r;
+                return unavailable(lang, &spec, &answers, &flow_info, &token);
             }
         }
     }
@@ -379,21 +367,33 @@ pub(crate) async fn submit(
         Ok(_) => Redirect::to(&sent).into_response(),
         Err(e) => {
             tracing::error!(error = %e, flow_id = %flow_id, "a form answer could not be stored");
-            let mut r = crate::ui::form_page(
-                lang,
-                &view(&spec, lang, &answers, &Default::default()),
-                &flow_info,
-                &token,
-                "unavailable",
-                StatusCode::SERVICE_UNAVAILABLE,
-            );
-            r.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("5"),
-            );
-            r
+            unavailable(lang, &spec, &answers, &flow_info, &token)
         }
     }
+}
+
+/// The answer could not be stored now: the form again, as it was filled in, asking to send
+/// it again in a moment.
+fn unavailable(
+    lang: &'static str,
+    spec: &FormSpec,
+    answers: &[(String, String)],
+    flow_info: &flowbot_store::FlowInfo,
+    token: &str,
+) -> Response {
+    let mut r = crate::ui::form_page(
+        lang,
+        &view(spec, lang, answers, &Default::default()),
+        flow_info,
+        token,
+        "unavailable",
+        StatusCode::SERVICE_UNAVAILABLE,
+    );
+    r.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("5"),
+    );
+    r
 }
 
 /// A file of an answer being read, spooled to the data directory.
