@@ -515,3 +515,38 @@ async fn a_deadline_takes_the_else_lane_and_an_outsider_link_decides_once() {
         404
     );
 }
+
+#[tokio::test]
+async fn a_run_waiting_when_its_flow_is_edited_goes_on_with_the_version_it_started_with() {
+    let t = setup().await;
+    let run = t.start("refund", json!({"amount": 10})).await;
+    t.until(&run, RunStatus::Waiting).await;
+    // A new version whose approved lane says something else.
+    t.store
+        .import_flow(
+            "refund",
+            "refund",
+            &REFUND.replace(r#"set: { by: "{{ boss.decided_by }}" }"#, r#"set: { by: "v2" }"#),
+            "test",
+        )
+        .await
+        .unwrap();
+    let id = t.open_tasks("alice").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = t.decide("alice", &id, json!({"decision": "approve"})).await;
+    assert_eq!(r.status(), 200);
+    t.until(&run, RunStatus::Succeeded).await;
+    assert_eq!(t.output(&run, "ok").await, json!({"by": "alice"}), "the pinned version ran");
+    // A run started now uses the new version.
+    let next = t.start("refund", json!({"amount": 20})).await;
+    t.until(&next, RunStatus::Waiting).await;
+    let id = t.open_tasks("bob").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    t.decide("bob", &id, json!({"decision": "approve"})).await;
+    t.until(&next, RunStatus::Succeeded).await;
+    assert_eq!(t.output(&next, "ok").await, json!({"by": "v2"}));
+}
