@@ -526,7 +526,10 @@ async fn a_run_waiting_when_its_flow_is_edited_goes_on_with_the_version_it_start
         .import_flow(
             "refund",
             "refund",
-            &REFUND.replace(r#"set: { by: "{{ boss.decided_by }}" }"#, r#"set: { by: "v2" }"#),
+            &REFUND.replace(
+                r#"set: { by: "{{ boss.decided_by }}" }"#,
+                r#"set: { by: "v2" }"#,
+            ),
             "test",
         )
         .await
@@ -538,7 +541,11 @@ async fn a_run_waiting_when_its_flow_is_edited_goes_on_with_the_version_it_start
     let r = t.decide("alice", &id, json!({"decision": "approve"})).await;
     assert_eq!(r.status(), 200);
     t.until(&run, RunStatus::Succeeded).await;
-    assert_eq!(t.output(&run, "ok").await, json!({"by": "alice"}), "the pinned version ran");
+    assert_eq!(
+        t.output(&run, "ok").await,
+        json!({"by": "alice"}),
+        "the pinned version ran"
+    );
     // A run started now uses the new version.
     let next = t.start("refund", json!({"amount": 20})).await;
     t.until(&next, RunStatus::Waiting).await;
