@@ -777,12 +777,19 @@
   function fieldsEditor(id, fields, onchange) {
     fields = Array.isArray(fields) ? fields : [];
     const box = el('div', { id, class: 'form-fields', role: 'group' });
-    const label = (f) => (f.label && typeof f.label === 'object' ? (f.label[lang] || f.label.ja || f.label.en || '') : (f.label || ''));
+    // A label in both languages: `{ ja, en }` when English is given, else one text.
+    const labelIn = (f, which) => (f.label && typeof f.label === 'object' ? (f.label[which] || '') : (which === 'ja' ? (f.label || '') : ''));
+    const setLabel = (f, which, v) => {
+      const ja = which === 'ja' ? v : labelIn(f, 'ja');
+      const en = which === 'en' ? v : labelIn(f, 'en');
+      if (en && ja) f.label = { ja, en }; else f.label = ja || en;
+    };
     const write = () => onchange(fields);
     fields.forEach((f, i) => {
       const row = el('fieldset', { class: 'card form-field', id: `${id}-${i}` }, el('legend', { text: `${T.form_field} ${i + 1}` }));
       const set = (k, v) => { if (v === '' || v === false || v === undefined) delete f[k]; else f[k] = v; write(); };
-      row.append(field(T.form_field_label, textInput(`${id}-${i}-label`, label(f), (v) => set('label', v))));
+      row.append(field(T.form_field_label, textInput(`${id}-${i}-label`, labelIn(f, 'ja'), (v) => { setLabel(f, 'ja', v); write(); })));
+      row.append(field(T.form_field_label_en, textInput(`${id}-${i}-label-en`, labelIn(f, 'en'), (v) => { setLabel(f, 'en', v); write(); }), T.form_field_label_en_help));
       row.append(field(T.form_field_key, textInput(`${id}-${i}-key`, f.key, (v) => set('key', v)), T.form_field_key_help, true));
       const type = el('select', { id: `${id}-${i}-type` }, ...FIELD_TYPES.map((t) => el('option', { value: t, text: T['field_type_' + t] || t })));
       type.value = f.type || 'text';

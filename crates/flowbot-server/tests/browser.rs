@@ -2881,6 +2881,7 @@ async fn a_form_its_approval_and_a_task_are_built_in_the_editor() {
     e.click("#t-fields-0-required").await;
     e.click("#t-fields-add").await;
     e.fill("#t-fields-1-label", "種別").await;
+    e.fill("#t-fields-1-label-en", "Kind").await;
     e.fill("#t-fields-1-key", "kind").await;
     e.choose("#t-fields-1-type", "select").await;
     e.fill("#t-fields-1-choices", "有給, 特別休暇").await;
@@ -2932,6 +2933,12 @@ async fn a_form_its_approval_and_a_task_are_built_in_the_editor() {
     let keys: Vec<&str> = spec.fields.iter().map(|f| f.key.as_str()).collect();
     assert_eq!(keys, ["name", "kind"]);
     assert_eq!(spec.fields[1].choices, ["有給", "特別休暇"]);
+    assert_eq!(
+        (spec.fields[1].label.ja.as_str(), spec.fields[1].label.en.as_str()),
+        ("種別", "Kind"),
+        "a label in both languages"
+    );
+    assert_eq!(spec.fields[0].label.en, "氏名", "one language serves both");
     assert!(spec.fields[0].required);
     let approval = flow.steps.iter().find_map(|s| match &s.kind {
         flowbot_core::model::StepKind::Approval(p) => Some(p),
