@@ -2934,7 +2934,10 @@ async fn a_form_its_approval_and_a_task_are_built_in_the_editor() {
     assert_eq!(keys, ["name", "kind"]);
     assert_eq!(spec.fields[1].choices, ["有給", "特別休暇"]);
     assert_eq!(
-        (spec.fields[1].label.ja.as_str(), spec.fields[1].label.en.as_str()),
+        (
+            spec.fields[1].label.ja.as_str(),
+            spec.fields[1].label.en.as_str()
+        ),
         ("種別", "Kind"),
         "a label in both languages"
     );
