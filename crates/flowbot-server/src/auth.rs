@@ -58,11 +58,7 @@ pub fn random_token() -> String {
 
 /// Tokens are stored as their SHA-256.
 pub fn token_hash(token: &str) -> String {
-    ring::digest::digest(&ring::digest::SHA256, token.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|x| format!("{x:02x}"))
-        .collect()
+    flowbot_store::crypto::sha256_hex(token.as_bytes())
 }
 
 /// Create the admin account on first start: the password from `FLOWBOT_ADMIN_PASSWORD`, or

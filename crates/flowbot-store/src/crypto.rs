@@ -177,6 +177,17 @@ pub(crate) fn write_key_file(path: &Path, key_b64: &str) -> Result<()> {
     Ok(())
 }
 
+/// Lower-case hex of bytes (a digest as stored and compared).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The SHA-256 of `bytes` in hex: how tokens are kept (sessions, API tokens, invitations,
+/// outsiders' links) and how a file's bytes are checked.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

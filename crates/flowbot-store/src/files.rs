@@ -27,10 +27,6 @@ pub struct FileInfo {
     pub event_id: Option<String>,
 }
 
-fn hex(d: &[u8]) -> String {
-    d.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl Store {
     /// Write a file from `reader` as pending (attached later by the enqueue of its event),
     /// under `id`; at most `limit` bytes are taken. Returns its reference.
@@ -121,7 +117,7 @@ impl Store {
                 break;
             }
         }
-        let sha = hex(ctx.finish().as_ref());
+        let sha = crate::crypto::hex(ctx.finish().as_ref());
         let (fid, s) = (id.to_string(), sha.clone());
         self.inner
             .writer
@@ -187,7 +183,7 @@ impl Store {
             out.extend_from_slice(&chunk);
             seq += 1;
         }
-        let sha = hex(ring::digest::digest(&ring::digest::SHA256, &out).as_ref());
+        let sha = crate::crypto::sha256_hex(&out);
         if out.len() as u64 != info.size || sha != info.sha256 {
             return Err(StoreError::Corrupt(format!(
                 "file {id} ({}) does not match its checksum",

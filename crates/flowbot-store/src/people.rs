@@ -142,11 +142,7 @@ const REQUEST_COLUMNS: &str = "id, run_id, flow_id, kind, title, message, status
      deadline_at, created_at, decided_at, spec, needed, escalated";
 
 fn hash(token: &str) -> String {
-    ring::digest::digest(&ring::digest::SHA256, token.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::crypto::sha256_hex(token.as_bytes())
 }
 
 fn request_from(r: &AnyRow) -> Result<(RequestInfo, PeopleRequest)> {
@@ -191,7 +187,22 @@ async fn resolve(
             list.push(v);
         }
     };
-    for name in &asked.members {
+    // The run's starter is asked as a member named like any other.
+    let mut names = asked.members.clone();
+    if asked.starter {
+        let headers: Option<String> = sqlx::query_scalar(
+            "SELECT e.headers FROM runs r JOIN events e ON e.id = r.event_id WHERE r.id = $1",
+        )
+        .bind(run_id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+        names.extend(
+            headers
+                .and_then(|h| serde_json::from_str::<Value>(&h).ok())
+                .and_then(|h| h.get(STARTER_HEADER)?.as_str().map(str::to_string)),
+        );
+    }
+    for name in &names {
         let found: Option<String> = sqlx::query_scalar(
             "SELECT username FROM users WHERE username = $1 AND disabled_at IS NULL",
         )
@@ -227,28 +238,6 @@ async fn resolve(
         match member {
             Some(n) => add(&mut members, n),
             None => add(&mut outsiders, email),
-        }
-    }
-    if asked.starter {
-        let headers: Option<String> = sqlx::query_scalar(
-            "SELECT e.headers FROM runs r JOIN events e ON e.id = r.event_id WHERE r.id = $1",
-        )
-        .bind(run_id.to_string())
-        .fetch_optional(&mut *conn)
-        .await?;
-        let starter = headers
-            .and_then(|h| serde_json::from_str::<Value>(&h).ok())
-            .and_then(|h| h.get(STARTER_HEADER)?.as_str().map(str::to_string));
-        if let Some(name) = starter {
-            let active: Option<String> = sqlx::query_scalar(
-                "SELECT username FROM users WHERE username = $1 AND disabled_at IS NULL",
-            )
-            .bind(name)
-            .fetch_optional(&mut *conn)
-            .await?;
-            if let Some(n) = active {
-                add(&mut members, n);
-            }
         }
     }
     Ok((members, outsiders))

@@ -15,8 +15,10 @@ use flowbot_core::Apps;
 use flowbot_sandbox::salesforce::{self, SalesforceConfig};
 use flowbot_sandbox::sinks;
 use flowbot_store::{NewUser, Role, RunStatus, Store};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
+
+use crate::setup::object;
 
 /// The templates this demo runs.
 pub const TEMPLATES: &[&str] = &["inquiry-form-to-salesforce-lead", "refund-request-approval"];
@@ -34,13 +36,6 @@ struct Demo<'a> {
     store: &'a Store,
     flow: &'a str,
     tokens: HashMap<&'static str, String>,
-}
-
-fn object(v: Value) -> Map<String, Value> {
-    match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    }
 }
 
 pub async fn run(
