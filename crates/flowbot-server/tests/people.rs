@@ -557,3 +557,48 @@ async fn a_run_waiting_when_its_flow_is_edited_goes_on_with_the_version_it_start
     t.until(&next, RunStatus::Succeeded).await;
     assert_eq!(t.output(&next, "ok").await, json!({"by": "v2"}));
 }
+
+#[tokio::test]
+async fn the_member_who_answers_a_members_only_form_is_the_starter_asked() {
+    let t = setup().await;
+    let info = t
+        .store
+        .import_flow(
+            "own",
+            "own",
+            "version: 1\nid: own\nname: own\ntrigger:\n  app: form\n  options:\n    members_only: true\n    fields:\n      - { key: what, label: 内容, required: true }\nsteps:\n  - id: confirm\n    approval:\n      to: { starter: true }\n      message: \"{{ trigger.what }} を確認\"\n",
+            "test",
+        )
+        .await
+        .unwrap();
+    t.store.set_enabled("own", true, "test").await.unwrap();
+    let r = t
+        .http
+        .post(format!("{}/api/v1/login", t.url))
+        .json(&json!({"username": "bob", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = common::set_cookie(&r);
+    let r = t
+        .http
+        .post(format!("{}/forms/own/{}", t.url, info.webhook_token))
+        .header("cookie", &cookie)
+        .form(&[("what", "経費")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    let mut asked = Vec::new();
+    for _ in 0..100 {
+        asked = t.open_tasks("bob").await;
+        if !asked.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(asked.len(), 1, "bob answered the form, so bob is asked");
+    assert_eq!(asked[0]["message"], "経費 を確認");
+    assert!(t.open_tasks("alice").await.is_empty());
+}
