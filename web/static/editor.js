@@ -97,17 +97,23 @@
     clearTimeout(S.timer);
     // `data-pending` says a change is not yet in the YAML (tests and scripts wait on it).
     root.dataset.pending = '1';
+    // Numbered when the change is made, not when it is sent: an answer still on its way
+    // for an earlier change must not clear `pending` while this one waits out its delay.
+    const my = ++S.seq;
     const run = async () => {
-      const my = ++S.seq;
       try {
         const r = await api('POST', '/api/v1/editor/yaml', { doc: S.doc, header: S.header, base: S.yaml });
-        // A newer change already went out: its answer is the one to show.
+        // A newer change came since: its answer is the one to show.
         if (my !== S.seq) return;
         delete root.dataset.pending;
         S.yaml = r.yaml; S.valid = r.valid;
         $('ed-yaml').value = r.yaml;
         showProblems(r.diagnostics);
-      } catch (e) { delete root.dataset.pending; showProblems([{ message: e.message }]); }
+      } catch (e) {
+        if (my !== S.seq) return;
+        delete root.dataset.pending;
+        showProblems([{ message: e.message }]);
+      }
     };
     if (now) return run();
     S.timer = setTimeout(run, 250);
