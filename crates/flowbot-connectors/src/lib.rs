@@ -8,6 +8,7 @@ pub mod file_app;
 pub mod http;
 pub mod messaging;
 pub mod salesforce;
+pub mod table;
 pub mod templates;
 
 use std::path::{Path, PathBuf};
@@ -102,6 +103,7 @@ fn builtin_apps(client: &reqwest::Client) -> Apps {
     for app in builtin::trigger_apps() {
         apps.add(Arc::new(app));
     }
+    apps.add(Arc::new(table::TableApp::default()));
     apps
 }
 

@@ -14,6 +14,7 @@ pub mod form;
 pub mod manifest;
 pub mod model;
 pub mod runner;
+pub mod table;
 pub mod template;
 pub mod validate;
 pub mod yaml_patch;

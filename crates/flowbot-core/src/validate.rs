@@ -212,6 +212,14 @@ impl<'a> Validator<'a, '_> {
             let options = Value::Object(t.options.clone());
             self.fields(&fields, &options, "trigger.options", "trigger option");
         }
+        // A table trigger's condition is read as each row change will read it.
+        if app.id == crate::table::APP {
+            if let Some(c) = t.options.get("condition").filter(|c| !c.is_null()) {
+                if let Err(m) = crate::table::condition_from_json(c) {
+                    self.sink.at_value("trigger.options.condition", m);
+                }
+            }
+        }
         // A form's fields are read as the form page will read them.
         if app.id == "form" {
             if let Err(problems) = crate::form::parse(&t.options) {

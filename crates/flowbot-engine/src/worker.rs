@@ -523,7 +523,11 @@ impl Worker {
         };
         let files: Arc<dyn flowbot_core::files::FileSource> =
             Arc::new(StoreFiles(self.store.clone()));
-        let outcome = flowbot_core::files::with_files(files, runner.run(&c.trigger, &prior))
+        let tables: Arc<dyn flowbot_core::table::TableSource> = Arc::new(
+            flowbot_store::RunTables::new(self.store.clone(), &c.flow_id, &c.lease.run_id),
+        );
+        let run = flowbot_core::table::with_tables(tables, runner.run(&c.trigger, &prior));
+        let outcome = flowbot_core::files::with_files(files, run)
             .await
             .map_err(|e| AttemptError::Journal(e.to_string()))?;
         Ok((outcome, journal.take()))

@@ -40,6 +40,9 @@ pub enum ApiError {
     /// A task's answers with problems: each with the field's key as its path.
     #[error("some answers need fixing")]
     InvalidAnswers(Vec<Diagnostic>),
+    /// Rows (or a table's columns) with problems, each named; nothing was written.
+    #[error("{0}")]
+    InvalidRows(String, Vec<flowbot_store::RowProblem>),
     /// Answered with `Retry-After` (whole seconds, at least one).
     #[error("too many attempts; try again in {} seconds", .0.as_secs().max(1))]
     TooManyAttempts(std::time::Duration),
@@ -75,6 +78,7 @@ impl From<StoreError> for ApiError {
             | StoreError::ConnectionNotFound(_)
             | StoreError::NotFound(_) => ApiError::NotFound(e.to_string()),
             StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::InvalidRows(ref rows) => ApiError::InvalidRows(e.to_string(), rows.clone()),
             // Another process holds the SQLite store; a run's lease moved elsewhere.
             StoreError::Locked(_) | StoreError::LeaseLost(_) => {
                 ApiError::Unavailable(e.to_string())
@@ -111,6 +115,7 @@ impl ApiError {
             ApiError::InvalidFlow(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_flow"),
             ApiError::InvalidApp(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_app"),
             ApiError::InvalidAnswers(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_answers"),
+            ApiError::InvalidRows(..) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_rows"),
             ApiError::TooManyAttempts(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -141,6 +146,10 @@ pub struct ErrorBody {
     /// `invalid_answers`: every answer to fix (the path is the field's key).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub diagnostics: Vec<Diagnostic>,
+    /// With `invalid_rows`: every row to fix — its place (0-based) in the write or the
+    /// import, the column, and what is wrong.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rows: Vec<flowbot_store::RowProblem>,
 }
 
 impl IntoResponse for ApiError {
@@ -155,15 +164,19 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %cause, "request failed");
         }
         let message = self.to_string();
-        let diagnostics = match self {
-            ApiError::InvalidFlow(d) | ApiError::InvalidApp(d) | ApiError::InvalidAnswers(d) => d,
-            _ => Vec::new(),
+        let (diagnostics, rows) = match self {
+            ApiError::InvalidFlow(d) | ApiError::InvalidApp(d) | ApiError::InvalidAnswers(d) => {
+                (d, Vec::new())
+            }
+            ApiError::InvalidRows(_, rows) => (Vec::new(), rows),
+            _ => (Vec::new(), Vec::new()),
         };
         let body = ErrorEnvelope {
             error: ErrorBody {
                 code,
                 message,
                 diagnostics,
+                rows,
             },
         };
         let mut resp = (status, Json(body)).into_response();

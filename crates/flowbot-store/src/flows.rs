@@ -215,11 +215,12 @@ impl Store {
                     sqlx::query("INSERT INTO flow_versions (flow_id, version, yaml, created_at, created_by) VALUES ($1, $2, $3, $4, $5)")
                         .bind(id.clone())
                         .bind(version)
-                        .bind(yaml)
+                        .bind(yaml.clone())
                         .bind(now)
                         .bind(actor.name.clone())
                         .execute(&mut *conn)
                         .await?;
+                    crate::tables::set_watch(conn, &id, &yaml).await?;
                     audit(conn, now, &actor, "flow.import", &id, json!({ "version": version })).await?;
                     let row = sqlx::query(&format!("SELECT {FLOW_COLUMNS} FROM flows WHERE id = $1"))
                         .bind(id)

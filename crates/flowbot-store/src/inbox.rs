@@ -19,6 +19,8 @@ pub enum Source {
     Manual,
     /// An answer to a form trigger's page.
     Form,
+    /// A row of a table changed.
+    Table,
 }
 
 impl Source {
@@ -29,6 +31,7 @@ impl Source {
             Source::Schedule => "schedule",
             Source::Manual => "manual",
             Source::Form => "form",
+            Source::Table => "table",
         }
     }
 }

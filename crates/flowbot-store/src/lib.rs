@@ -33,6 +33,7 @@ mod retention;
 mod runs;
 mod schedule;
 mod sso;
+mod tables;
 pub mod telemetry;
 mod two_factor;
 mod writer;
@@ -65,6 +66,10 @@ pub use retention::Retention;
 pub use runs::{RunFilter, RunInfo, RunStatus};
 pub use schedule::{MissedSlots, Schedule, SlotDecision};
 pub use sso::PendingSso;
+pub use tables::{
+    FilterOp, Page, RowFilter, RowOp, RowProblem, RowQuery, RunTables, TableInfo,
+    Writer as RowWriter, Written, COUNT_CAP, MAX_PAGE, MAX_ROWS_PER_WRITE,
+};
 pub use telemetry::{ApiUsageReading, Telemetry};
 pub use two_factor::TwoFactor;
 
@@ -100,6 +105,10 @@ pub enum StoreError {
     /// connection still in use.
     #[error("{0}")]
     Conflict(String),
+    /// Rows (or a table's columns) that cannot be written, each problem named: nothing
+    /// of the write was kept.
+    #[error("{}", describe_rows(.0))]
+    InvalidRows(Vec<tables::RowProblem>),
     /// The worker no longer holds the run (its lease expired, or the run was canceled):
     /// it must change nothing about it.
     #[error("run {0} is no longer held by this worker (its lease expired, or it was canceled)")]
@@ -660,6 +669,23 @@ pub async fn migrate(pool: &AnyPool, backend: Backend) -> Result<()> {
 }
 
 /// A new random id (time-ordered, so ids sort roughly by creation).
+fn describe_rows(p: &[tables::RowProblem]) -> String {
+    let shown: Vec<String> = p
+        .iter()
+        .take(5)
+        .map(|p| match p.column.as_str() {
+            "" => format!("row {}: {}", p.index + 1, p.message),
+            c => format!("row {}, `{c}`: {}", p.index + 1, p.message),
+        })
+        .collect();
+    let more = if p.len() > 5 {
+        format!(" (and {} more)", p.len() - 5)
+    } else {
+        String::new()
+    };
+    format!("nothing was written: {}{more}", shown.join("; "))
+}
+
 pub(crate) fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }

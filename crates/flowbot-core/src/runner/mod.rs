@@ -994,9 +994,14 @@ fn walk_lanes(steps: &[Step]) -> Vec<&Step> {
 /// Render a flow's concurrency key against a trigger payload: `Ok(None)` when the flow has
 /// none, `Err` with a message naming the missing value when it cannot be rendered.
 pub fn concurrency_key(flow: &Flow, trigger: &Value) -> Result<Option<String>, String> {
-    let Some(template) = &flow.concurrency_key else {
-        return Ok(None);
-    };
+    match &flow.concurrency_key {
+        None => Ok(None),
+        Some(template) => render_key(template, trigger),
+    }
+}
+
+/// A concurrency key template rendered against an event's `trigger` value.
+pub fn render_key(template: &str, trigger: &Value) -> Result<Option<String>, String> {
     let mut scope = Scope::new();
     scope.insert("trigger".to_string(), trigger.clone());
     match crate::template::render_str(template, &scope) {
