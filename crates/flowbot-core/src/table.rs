@@ -97,10 +97,10 @@ pub struct Column {
     pub label: String,
     #[serde(rename = "type")]
     pub kind: ColumnType,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub required: bool,
     /// No two rows hold the same value (empty values excepted).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unique: bool,
     /// The values a `select` column takes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -53,6 +53,7 @@ async fn gate(
         Scope::Flow(p) => Some((ProjectOf::Flow, p)),
         Scope::Connection(p) => Some((ProjectOf::Connection, p)),
         Scope::Run(p) => Some((ProjectOf::Run, p)),
+        Scope::Table(p) => Some((ProjectOf::Table, p)),
     };
     let Some((kind, param)) = named else {
         return if caller.may_somewhere(g.perm, &method) {
@@ -181,6 +182,8 @@ pub enum Scope {
     Connection(&'static str),
     /// The project of the run named by this path parameter.
     Run(&'static str),
+    /// The project of the table named by this path parameter.
+    Table(&'static str),
 }
 
 /// An API route (in the OpenAPI document) or a page of the web UI.
@@ -300,6 +303,12 @@ impl RouteDoc {
     /// The permission is held in the project of the run `{param}` names.
     pub fn of_run(mut self, param: &'static str) -> Self {
         self.scope = Scope::Run(param);
+        self
+    }
+
+    /// The permission is held in the project of the table `{param}` names.
+    pub fn of_table(mut self, param: &'static str) -> Self {
+        self.scope = Scope::Table(param);
         self
     }
 

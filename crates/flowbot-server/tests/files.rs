@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use flowbot_engine::WorkerConfig;
 use flowbot_server::AppConfig;
-use flowbot_store::{NewUser, Role, RunFilter, RunStatus, Store, StoreConfig};
+use flowbot_store::{Role, RunFilter, RunStatus, Store, StoreConfig};
 use serde_json::json;
 
 const PASSWORD: &str = "correct horse battery";
@@ -132,26 +132,7 @@ impl T {
 
     /// A signed-in member's API token.
     async fn token(&self, name: &str, role: Role) -> String {
-        let user = self
-            .store
-            .create_user(
-                NewUser::basic(name, &flowbot_server::auth::hash_password(PASSWORD), role),
-                "t",
-            )
-            .await
-            .unwrap();
-        let token = format!("fbt_{}", flowbot_server::auth::random_token());
-        self.store
-            .create_api_token(
-                &user,
-                "t",
-                false,
-                &flowbot_server::auth::token_hash(&token),
-                "t",
-            )
-            .await
-            .unwrap();
-        token
+        common::member_token(&self.store, name, role).await
     }
 }
 

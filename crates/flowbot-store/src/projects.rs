@@ -443,6 +443,7 @@ impl Store {
         let sql = match kind {
             ProjectOf::Flow => "SELECT project_id FROM flows WHERE id = $1",
             ProjectOf::Connection => "SELECT project_id FROM connections WHERE id = $1",
+            ProjectOf::Table => "SELECT project_id FROM data_tables WHERE id = $1",
             ProjectOf::Run => {
                 "SELECT f.project_id FROM runs r JOIN flows f ON f.id = r.flow_id WHERE r.id = $1"
             }
@@ -460,4 +461,5 @@ pub enum ProjectOf {
     Flow,
     Connection,
     Run,
+    Table,
 }

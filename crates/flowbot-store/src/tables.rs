@@ -51,6 +51,7 @@ pub struct RowProblem {
 
 /// One change of a write.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum RowOp {
     Add {
@@ -79,6 +80,7 @@ pub enum Writer {
 
 /// What a write did to each of its rows, in order: the row after (before, for a deletion).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Written {
     pub rows: Vec<Value>,
     /// For each row, whether the write added it.
@@ -107,6 +109,7 @@ pub struct RowQuery {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RowFilter {
     pub column: String,
     pub op: FilterOp,
@@ -115,6 +118,7 @@ pub struct RowFilter {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FilterOp {
     Equals,
@@ -134,6 +138,7 @@ impl FilterOp {
 
 /// A page of rows.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Page {
     pub rows: Vec<Value>,
     /// The cursor of the next page, when there is one.
@@ -1213,6 +1218,28 @@ impl Store {
             .await?;
         self.wake_workers();
         Ok(queued)
+    }
+
+    /// The flows that start on a table: (id, name, ON).
+    pub async fn flows_watching(&self, table: &str) -> Result<Vec<(String, String, bool)>> {
+        let t = self.table(table).await?;
+        let rows = sqlx::query(
+            "SELECT f.id, f.name, f.enabled FROM table_watches w JOIN flows f ON f.id = w.flow_id \
+             WHERE w.table_name = $1 AND f.project_id = $2 ORDER BY f.name, f.id",
+        )
+        .bind(t.name)
+        .bind(t.project_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("id")?,
+                    r.try_get("name")?,
+                    r.try_get::<i64, _>("enabled")? != 0,
+                ))
+            })
+            .collect()
     }
 
     /// One row.

@@ -27,7 +27,7 @@ pub(super) fn routes() -> Routes {
 }
 
 /// `attachment; filename*=UTF-8''…`: the name percent-encoded, so any name is safe here.
-fn disposition(name: &str) -> HeaderValue {
+pub(super) fn disposition(name: &str) -> HeaderValue {
     let encoded: String = name
         .bytes()
         .map(|b| match b {

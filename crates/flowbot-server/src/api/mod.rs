@@ -13,6 +13,7 @@ mod projects;
 mod runs;
 pub(crate) mod session;
 mod settings;
+mod tables;
 pub(crate) mod tasks;
 mod two_factor;
 
@@ -49,6 +50,7 @@ pub fn protected() -> Routes {
         .merge(projects::routes())
         .merge(tasks::routes())
         .merge(files::routes())
+        .merge(tables::routes())
 }
 
 /// Routes open to anyone: signing in, and the OAuth callback.

@@ -7,6 +7,7 @@ mod admin;
 mod home;
 mod members;
 mod runs;
+mod tables;
 mod tasks;
 
 use std::collections::HashMap;
@@ -112,6 +113,14 @@ const PAGES: &[(&str, &str)] = &[
         "task.html",
         include_str!("../../../../web/templates/task.html"),
     ),
+    (
+        "tables.html",
+        include_str!("../../../../web/templates/tables.html"),
+    ),
+    (
+        "table.html",
+        include_str!("../../../../web/templates/table.html"),
+    ),
 ];
 
 /// UI text: key → (English, Japanese), from `web/text/ui.tsv`.
@@ -121,6 +130,10 @@ static TEXT: std::sync::LazyLock<Vec<(&'static str, &'static str, &'static str)>
 /// The editor's own words, handed to its script, from `web/text/editor.tsv`.
 static EDITOR_TEXT: std::sync::LazyLock<Vec<(&'static str, &'static str, &'static str)>> =
     std::sync::LazyLock::new(|| word_table(include_str!("../../../../web/text/editor.tsv")));
+
+/// The grid's words, handed to its script, from `web/text/tables.tsv`.
+static TABLE_TEXT: std::sync::LazyLock<Vec<(&'static str, &'static str, &'static str)>> =
+    std::sync::LazyLock::new(|| word_table(include_str!("../../../../web/text/tables.tsv")));
 
 /// A word table file: `key<TAB>English<TAB>Japanese` a line; `#` lines are notes. The
 /// files are part of the binary and checked by the tests, so a malformed line is a bug.
@@ -243,6 +256,21 @@ pub fn pages() -> Routes {
             .needs(Perm::Own),
             tasks::task,
         )
+        .add(
+            page_route("/tables", "Tables (データベース): lists kept in flowbot")
+                .needs(Perm::Read)
+                .in_projects(),
+            tables::tables,
+        )
+        .add(
+            page_route(
+                "/tables/{id}",
+                "A table's grid: rows sorted, filtered, edited, imported and exported",
+            )
+            .needs(Perm::Read)
+            .of_table("id"),
+            tables::table,
+        )
 }
 
 /// The pages anyone may open: signing in, and accepting an invitation.
@@ -315,6 +343,10 @@ pub fn assets() -> Router<AppState> {
         .route(
             "/static/chips.js",
             script(include_str!("../../../../web/static/chips.js")),
+        )
+        .route(
+            "/static/tables.js",
+            script(include_str!("../../../../web/static/tables.js")),
         )
         .route(
             "/static/editor.js",
@@ -1047,7 +1079,7 @@ mod word_tables {
 
     #[test]
     fn every_text_has_both_languages_and_one_key() {
-        for table in [&*TEXT, &*EDITOR_TEXT] {
+        for table in [&*TEXT, &*EDITOR_TEXT, &*TABLE_TEXT] {
             let mut seen = std::collections::HashSet::new();
             for (k, en, ja) in table {
                 assert!(seen.insert(*k), "`{k}` twice");

@@ -62,3 +62,30 @@ pub fn set_cookie(r: &reqwest::Response) -> String {
         .unwrap()
         .to_string()
 }
+
+/// A new member with `role` and an API token of theirs.
+pub async fn member_token(store: &Store, name: &str, role: flowbot_store::Role) -> String {
+    let user = store
+        .create_user(
+            flowbot_store::NewUser::basic(
+                name,
+                &flowbot_server::auth::hash_password("correct horse battery"),
+                role,
+            ),
+            "t",
+        )
+        .await
+        .unwrap();
+    let token = format!("fbt_{}", flowbot_server::auth::random_token());
+    store
+        .create_api_token(
+            &user,
+            "t",
+            false,
+            &flowbot_server::auth::token_hash(&token),
+            "t",
+        )
+        .await
+        .unwrap();
+    token
+}
