@@ -103,3 +103,19 @@ fn the_demo_approves_refunds_after_one_send_back_and_answers_by_mail() {
         "{out}"
     );
 }
+
+#[test]
+fn the_demo_fills_a_table_whose_rows_become_accounts_written_back() {
+    let (ok, out) = demo("table-customers-to-salesforce");
+    assert!(ok, "{out}");
+    assert!(out.contains("refused whole (422): line 3 `email`"), "{out}");
+    assert!(
+        out.contains("fixed and imported: 5 rows, 5 runs started"),
+        "{out}"
+    );
+    assert!(
+        out.contains("runs: 6 succeeded, 0 failed · Salesforce Accounts: 6"),
+        "{out}"
+    );
+    assert!(out.contains("rows written back: 6/6"), "{out}");
+}

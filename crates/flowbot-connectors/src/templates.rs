@@ -27,6 +27,7 @@ pub const TEMPLATES: &[Template] = &[
     template!("stripe-payment-failed-to-line"),
     template!("inquiry-form-to-salesforce-lead"),
     template!("refund-request-approval"),
+    template!("table-customers-to-salesforce"),
 ];
 
 pub fn template(id: &str) -> Option<&'static Template> {

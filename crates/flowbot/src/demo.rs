@@ -34,7 +34,8 @@ pub struct Args {
     pub(crate) customers: usize,
     /// Which template to run: `search` (the Yoom-style search by email), `upsert`,
     /// `shopify-customer-to-kintone`, `stripe-payment-failed-to-line`,
-    /// `inquiry-form-to-salesforce-lead` or `refund-request-approval`
+    /// `inquiry-form-to-salesforce-lead`, `refund-request-approval` or
+    /// `table-customers-to-salesforce`
     #[arg(long, default_value = "search")]
     pub(crate) template: String,
     /// Keep the demo's database here instead of a fresh temporary directory
@@ -101,6 +102,7 @@ pub fn template_id(name: &str) -> anyhow::Result<&'static str> {
             crate::demo_apps::TEMPLATES
                 .iter()
                 .chain(crate::demo_people::TEMPLATES)
+                .chain(crate::demo_tables::TEMPLATES)
                 .map(|t| format!("`{t}`"))
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -111,7 +113,8 @@ pub fn template_id(name: &str) -> anyhow::Result<&'static str> {
 async fn demo(args: Args) -> anyhow::Result<ExitCode> {
     let catalogue = crate::demo_apps::TEMPLATES.contains(&args.template.as_str());
     let people = crate::demo_people::TEMPLATES.contains(&args.template.as_str());
-    let template_id = if catalogue || people {
+    let tables = crate::demo_tables::TEMPLATES.contains(&args.template.as_str());
+    let template_id = if catalogue || people || tables {
         ""
     } else {
         template_id(&args.template)?
@@ -138,6 +141,9 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
     }
     if people {
         return crate::demo_people::run(store, apps, &data_dir, &args).await;
+    }
+    if tables {
+        return crate::demo_tables::run(store, apps, &data_dir, &args).await;
     }
 
     let sf = salesforce::start(SalesforceConfig::default(), 0).await?;

@@ -13,6 +13,7 @@ mod connections;
 mod demo;
 mod demo_apps;
 mod demo_people;
+mod demo_tables;
 mod doctor;
 mod run;
 mod sandbox_cmd;
