@@ -14,7 +14,7 @@ use anyhow::Context;
 use flowbot_core::Apps;
 use flowbot_sandbox::salesforce::{self, SalesforceConfig};
 use flowbot_sandbox::sinks;
-use flowbot_store::{NewUser, Role, RunStatus, Store};
+use flowbot_store::{Role, RunStatus, Store};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -59,22 +59,7 @@ pub async fn run(
     let mut passwords = Vec::new();
     let mut tokens = HashMap::new();
     for (name, display, role) in MEMBERS {
-        let password = flowbot_server::auth::random_token()[..16].to_string();
-        let mut new = NewUser::basic(name, &flowbot_server::auth::hash_password(&password), *role);
-        new.display_name = display.to_string();
-        new.email = format!("{name}@example.jp");
-        new.language = "ja".into();
-        let user = store.create_user(new, "demo").await?;
-        let token = format!("fbt_{}", flowbot_server::auth::random_token());
-        store
-            .create_api_token(
-                &user,
-                "demo",
-                false,
-                &flowbot_server::auth::token_hash(&token),
-                "demo",
-            )
-            .await?;
+        let (password, token) = demo_member(&store, name, display, *role).await?;
         tokens.insert(*name, token);
         passwords.push((*name, password));
     }
@@ -418,4 +403,32 @@ async fn refunds(d: &Demo<'_>, n: usize, once: bool, sink: &sinks::Sinks) -> any
         mails.len()
     );
     Ok(failed == 0 && ok == n as i64 && resent && to_customers == n)
+}
+
+/// A demo's member: a random password to sign in with, and an API token the script acts
+/// through. Returns (password, token).
+pub(crate) async fn demo_member(
+    store: &flowbot_store::Store,
+    name: &str,
+    display: &str,
+    role: flowbot_store::Role,
+) -> anyhow::Result<(String, String)> {
+    let password = flowbot_server::auth::random_token()[..16].to_string();
+    let mut new =
+        flowbot_store::NewUser::basic(name, &flowbot_server::auth::hash_password(&password), role);
+    new.display_name = display.to_string();
+    new.email = format!("{name}@example.jp");
+    new.language = "ja".into();
+    let user = store.create_user(new, "demo").await?;
+    let token = format!("fbt_{}", flowbot_server::auth::random_token());
+    store
+        .create_api_token(
+            &user,
+            "demo",
+            false,
+            &flowbot_server::auth::token_hash(&token),
+            "demo",
+        )
+        .await?;
+    Ok((password, token))
 }

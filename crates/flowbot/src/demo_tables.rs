@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use flowbot_core::Apps;
 use flowbot_sandbox::salesforce::{self, SalesforceConfig};
-use flowbot_store::{NewUser, Role, RunStatus, Store};
+use flowbot_store::{Role, RunStatus, Store};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -84,25 +84,8 @@ pub async fn run(
     let url = app.url();
 
     // A member who keeps the list, with a token the script acts through.
-    let password = flowbot_server::auth::random_token()[..16].to_string();
-    let mut new = NewUser::basic(
-        "daicho",
-        &flowbot_server::auth::hash_password(&password),
-        Role::Editor,
-    );
-    new.display_name = "台帳 係".into();
-    new.language = "ja".into();
-    let user = store.create_user(new, "demo").await?;
-    let token = format!("fbt_{}", flowbot_server::auth::random_token());
-    store
-        .create_api_token(
-            &user,
-            "demo",
-            false,
-            &flowbot_server::auth::token_hash(&token),
-            "demo",
-        )
-        .await?;
+    let (password, token) =
+        crate::demo_people::demo_member(&store, "daicho", "台帳 係", Role::Editor).await?;
     let api = Api {
         http: reqwest::Client::new(),
         url: url.clone(),
