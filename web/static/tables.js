@@ -91,7 +91,7 @@
           el('td', {}, el('input', { id: `col-choices-${i}`, 'aria-label': `${T.column_choices} ${i + 1}`, value: c.choices || '', oninput: (e) => { c.choices = e.target.value; } })),
           el('td', {}, el('button', { type: 'button', class: 'small', 'aria-label': fmt(T.column_remove, { col: c.key || i + 1 }), text: '✕', onclick: () => { rows.splice(i, 1); draw(); onkeys(); } })),
         ))));
-      box.replaceChildren(table, el('button', { type: 'button', id: 'col-add', text: `+ ${T.column_add}`, onclick: () => { rows.push({ key: '', type: 'text' }); draw(); document.getElementById(`col-key-${rows.length - 1}`)?.focus(); } }));
+      box.replaceChildren(el('div', { class: 'grid-wrap' }, table), el('button', { type: 'button', id: 'col-add', text: `+ ${T.column_add}`, onclick: () => { rows.push({ key: '', type: 'text' }); draw(); document.getElementById(`col-key-${rows.length - 1}`)?.focus(); } }));
     };
     let onkeys = () => {};
     draw();

@@ -1524,6 +1524,36 @@ async fn seeded() -> (Editor, Vec<String>) {
     pages.push("/tasks".to_string());
     pages.push(format!("/tasks/{}", req.id));
     pages.push(format!("/r/{link}"));
+    // Tables: the list, and a grid with rows.
+    let table = e
+        .store
+        .create_table(
+            flowbot_store::DEFAULT_PROJECT,
+            "会員",
+            serde_json::from_value(json!({ "columns": [
+                { "key": "email", "label": "メール", "type": "email", "required": true, "unique": true },
+                { "key": "points", "type": "number" },
+                { "key": "joined", "type": "date" }
+            ] }))
+            .unwrap(),
+            "t",
+        )
+        .await
+        .unwrap();
+    e.store
+        .write_rows(
+            &table.id,
+            vec![flowbot_store::RowOp::Add {
+                values: obj(
+                    json!({ "email": "a@example.jp", "points": 10, "joined": "2026-04-01" }),
+                ),
+            }],
+            flowbot_store::RowWriter::Run("seed".into()),
+        )
+        .await
+        .unwrap();
+    pages.push("/tables".to_string());
+    pages.push(format!("/tables/{}", table.id));
     (e, pages)
 }
 
@@ -2964,4 +2994,188 @@ async fn a_form_its_approval_and_a_task_are_built_in_the_editor() {
     let fields = task.expect("a task step").fields.clone().unwrap();
     assert_eq!(fields[0]["key"], "ticket");
     assert_eq!(fields.as_array().unwrap().len(), 1, "{yaml}");
+}
+
+/// The rows of the grid as it shows them: row id → the cells' texts.
+async fn grid_rows(c: &Client) -> Vec<Vec<String>> {
+    let v = c
+        .execute(
+            "return [...document.querySelectorAll('#grid tbody tr')].map(r => [...r.children].slice(1).map(td => td.innerText.trim()));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(v).unwrap()
+}
+
+/// Wait until the grid has loaded its page.
+async fn grid_loaded(c: &Client) {
+    let c = c.clone();
+    until("the grid's page", move || {
+        let c = c.clone();
+        async move {
+            c.execute(
+                "return !!document.querySelector('#grid') && document.querySelector('#grid-app').dataset.loading === undefined;",
+                vec![],
+            )
+            .await
+            .is_ok_and(|v| v == json!(true))
+        }
+    })
+    .await;
+}
+
+/// A table built in the browser, a Shift_JIS CSV refused whole for its bad line (named),
+/// fixed and imported — a table-trigger run for each row — then the grid filtered and a row
+/// edited in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_table_is_built_filled_from_a_shift_jis_csv_filtered_and_edited_in_the_grid() {
+    let e = editor_session().await;
+    let c = e.c.clone();
+    e.store
+        .import_flow(
+            "welcome",
+            "会員に挨拶",
+            "version: 1\nid: welcome\nname: 会員に挨拶\ntrigger:\n  app: table\n  event: row_created\n  options: { table: 会員 }\nsteps:\n  - id: hello\n    set: { to: \"{{ trigger.row.email }}\" }\n",
+            "t",
+        )
+        .await
+        .unwrap();
+    e.store.set_enabled("welcome", true, "t").await.unwrap();
+
+    // The table: three columns, made in the new-table form.
+    c.goto(&format!("{}/tables?lang=ja", e.url)).await.unwrap();
+    e.fill("#nt-name", "会員").await;
+    e.fill("#col-key-0", "email").await;
+    e.fill("#col-label-0", "メール").await;
+    e.choose("#col-type-0", "email").await;
+    e.click("#col-required-0").await;
+    e.click("#col-unique-0").await;
+    e.click("#col-add").await;
+    e.fill("#col-key-1", "name").await;
+    e.fill("#col-label-1", "氏名").await;
+    e.click("#col-add").await;
+    e.fill("#col-key-2", "points").await;
+    e.fill("#col-label-2", "ポイント").await;
+    e.choose("#col-type-2", "number").await;
+    e.click("#nt-create").await;
+    let c2 = c.clone();
+    until("the table's page", move || {
+        let c = c2.clone();
+        async move {
+            c.current_url()
+                .await
+                .is_ok_and(|u| u.path().starts_with("/tables/"))
+        }
+    })
+    .await;
+    grid_loaded(&c).await;
+    let table_id = c.current_url().await.unwrap().path()[8..].to_string();
+    assert_eq!(
+        e.store.table(&table_id).await.unwrap().schema.columns.len(),
+        3
+    );
+
+    // A Shift_JIS file whose third line has a bad address: refused whole, the line named.
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let (bytes, _, _) = encoding_rs::SHIFT_JIS.encode(text);
+        let p = dir.path().join(name);
+        std::fs::write(&p, &bytes).unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    let good = "メール,氏名,ポイント\r\nyamada@example.jp,山田 太郎,1200\r\nsato@example.jp,佐藤 花子,300\r\nsuzuki@example.jp,鈴木 一郎,50\r\n";
+    let bad = write("bad.csv", &good.replace("sato@example.jp", "sato@example"));
+    e.click("#import-panel summary").await;
+    e.find("#csv-file").await.send_keys(&bad).await.unwrap();
+    e.choose("#csv-encoding", "shift_jis").await;
+    e.click("#csv-import").await;
+    let refused = e.shown_text("#csv-result ul.problems").await;
+    assert!(
+        refused.contains("3 行目「email」") && refused.contains("sato@example"),
+        "{refused}"
+    );
+    assert_eq!(e.store.table(&table_id).await.unwrap().rows, 0);
+    shot(&c, "50-table-import-refused").await;
+    // Fixed: previewed with the headers mapped to the columns, then imported.
+    let fixed = write("fixed.csv", good);
+    e.find("#csv-file").await.send_keys(&fixed).await.unwrap();
+    e.click("#csv-preview-go").await;
+    e.find("#csv-preview").await;
+    assert_eq!(e.value("#map-1").await, "name");
+    e.click("#csv-import").await;
+    let done = e.shown_text("#csv-done").await;
+    assert!(done.contains("3 件をインポート"), "{done}");
+    grid_loaded(&c).await;
+    // A table-trigger run per row, each done.
+    let s = e.store.clone();
+    until("a run per imported row", move || {
+        let s = s.clone();
+        async move { runs(&s, RunStatus::Succeeded).await.len() == 3 }
+    })
+    .await;
+
+    // Filter: more than 100 points leaves two rows.
+    e.choose("#filter-column", "points").await;
+    e.choose("#filter-op", "greater_than").await;
+    e.fill("#filter-value", "100").await;
+    e.click("#filter-add").await;
+    let c2 = c.clone();
+    until("the filtered page", move || {
+        let c = c2.clone();
+        async move { grid_rows(&c).await.len() == 2 }
+    })
+    .await;
+    assert_eq!(e.find("#grid-total").await.text().await.unwrap(), "2 件");
+    // Sort by points, largest first.
+    // (Each click redraws the grid: the second waits for the first's page.)
+    for order in ["ascending", "descending"] {
+        e.click("#sort-points").await;
+        let c2 = c.clone();
+        until("the sorted page", move || {
+            let c = c2.clone();
+            async move {
+                c.execute(
+                    "const th = document.querySelector('#sort-points')?.closest('th'); return !!th && th.getAttribute('aria-sort') === arguments[0] && document.querySelector('#grid-app').dataset.loading === undefined;",
+                    vec![json!(order)],
+                )
+                .await
+                .is_ok_and(|v| v == json!(true))
+            }
+        })
+        .await;
+    }
+    let c2 = c.clone();
+    until("the largest first", move || {
+        let c = c2.clone();
+        async move { grid_rows(&c).await.first().is_some_and(|r| r[3] == "1200") }
+    })
+    .await;
+    // Edit a row in place: a bad number is refused next to its column, then fixed.
+    e.click(r#"button[data-edit="2"]"#).await;
+    e.fill("#edit-points", "たくさん").await;
+    e.click("#edit-save").await;
+    let problem = e.shown_text("#grid-problems").await;
+    assert!(problem.contains("数値ではありません"), "{problem}");
+    e.fill("#edit-points", "350").await;
+    e.fill("#edit-name", "佐藤 花子（更新）").await;
+    e.click("#edit-save").await;
+    let c2 = c.clone();
+    until("the edited row", move || {
+        let c = c2.clone();
+        async move {
+            grid_rows(&c)
+                .await
+                .iter()
+                .any(|r| r[2] == "佐藤 花子（更新）" && r[3] == "350")
+        }
+    })
+    .await;
+    let row = e.store.table_row(&table_id, "2").await.unwrap();
+    assert_eq!(
+        (row["name"].as_str(), row["points"].as_i64()),
+        (Some("佐藤 花子（更新）"), Some(350))
+    );
+    shot(&c, "51-table-grid").await;
+    e.stop.cancel();
 }
