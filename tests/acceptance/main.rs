@@ -1723,3 +1723,160 @@ async fn s12_people_decide_once_deadlines_pass_once_and_links_work_once() {
         });
     }
 }
+
+const WATCH_FLOW: &str = r#"version: 1
+id: watch
+name: 行の変更を見る
+trigger:
+  app: table
+  events: [row_created, row_updated]
+  options: { table: acc }
+steps:
+  - id: seen
+    set: { key: "{{ trigger.row.key }}", n: "{{ trigger.row.n }}" }
+"#;
+
+const WRITER_FLOW: &str = r#"version: 1
+id: writer
+name: 行を追加する
+trigger: { app: webhook }
+steps:
+  - id: rows
+    for_each:
+      items: "{{ trigger.body.keys }}"
+      max_iterations: 100
+      steps:
+        - id: add
+          app: table
+          action: add_row
+          input: { table: acc, values: { key: "{{ rows.item }}", n: 0 } }
+"#;
+
+/// Ten writers change a table at once — five through the API (each adds 500 rows, then
+/// updates them), five through flows whose table steps add rows (ten runs of 100 rows
+/// each) — and the flow that watches the table gets exactly one run per change.
+#[tokio::test]
+async fn s13_rows_changed_by_ten_writers_at_once_start_exactly_one_run_each() {
+    const API_WRITERS: usize = 5;
+    const API_ROWS: usize = 500;
+    const FLOW_WRITERS: usize = 5;
+    const FLOW_RUNS: usize = 10;
+    const FLOW_ROWS: usize = 100;
+    const CHANGES: usize = API_WRITERS * API_ROWS * 2 + FLOW_WRITERS * FLOW_RUNS * FLOW_ROWS;
+    for db in databases() {
+        let dir = tempfile::tempdir().unwrap();
+        let fb = Flowbot::start(db.clone(), dir.path()).await;
+        let (status, table) = fb
+            .api(
+                Method::POST,
+                "/api/v1/tables",
+                Some(json!({ "name": "acc", "columns": [
+                    { "key": "key", "type": "text", "required": true, "unique": true },
+                    { "key": "n", "type": "number" }
+                ] })),
+            )
+            .await;
+        assert_eq!(status, 201, "{table}");
+        let table = table["id"].as_str().unwrap().to_string();
+        for (yaml, id) in [(WATCH_FLOW, "watch"), (WRITER_FLOW, "writer")] {
+            fb.import_yaml(yaml).await;
+            let (status, _) = fb
+                .api(Method::POST, &format!("/api/v1/flows/{id}/enable"), None)
+                .await;
+            assert!(status < 300, "{status}");
+        }
+        let hook = fb.webhook_url("writer").await;
+        let started = std::time::Instant::now();
+        let fb = std::sync::Arc::new(fb);
+        let mut writers = tokio::task::JoinSet::new();
+        for w in 0..API_WRITERS {
+            let (fb, table) = (fb.clone(), table.clone());
+            writers.spawn(async move {
+                let mut ids = Vec::new();
+                for i in 0..API_ROWS {
+                    let (status, row) = fb
+                        .api(
+                            Method::POST,
+                            &format!("/api/v1/tables/{table}/rows"),
+                            Some(json!({ "values": { "key": format!("api{w}-{i}"), "n": i } })),
+                        )
+                        .await;
+                    assert_eq!(status, 201, "{row}");
+                    ids.push(row["_id"].as_str().unwrap().to_string());
+                }
+                for (i, id) in ids.iter().enumerate() {
+                    let (status, row) = fb
+                        .api(
+                            Method::PATCH,
+                            &format!("/api/v1/tables/{table}/rows/{id}"),
+                            Some(json!({ "values": { "n": i + 1_000_000 } })),
+                        )
+                        .await;
+                    assert_eq!(status, 200, "{row}");
+                }
+            });
+        }
+        for w in 0..FLOW_WRITERS {
+            let hook = hook.clone();
+            writers.spawn(async move {
+                let http = reqwest::Client::new();
+                for r in 0..FLOW_RUNS {
+                    let keys: Vec<String> =
+                        (0..FLOW_ROWS).map(|i| format!("flow{w}-{r}-{i}")).collect();
+                    let resp = http
+                        .post(&hook)
+                        .json(&json!({ "keys": keys }))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(resp.status(), 202);
+                }
+            });
+        }
+        while let Some(done) = writers.join_next().await {
+            done.unwrap();
+        }
+        let writer_runs = fb
+            .settle("writer", FLOW_WRITERS * FLOW_RUNS, Duration::from_secs(600))
+            .await;
+        assert_eq!(
+            succeeded(&writer_runs),
+            FLOW_WRITERS * FLOW_RUNS,
+            "{}",
+            db.name()
+        );
+        let runs = fb.settle("watch", CHANGES, Duration::from_secs(600)).await;
+        let seconds = started.elapsed().as_secs_f64();
+        // Nothing more comes: a change doubled would show as a run after the count.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let runs_after = fb.runs("watch").await.len();
+        let (_, t) = fb
+            .api(Method::GET, &format!("/api/v1/tables/{table}"), None)
+            .await;
+        assert_eq!(
+            t["rows"].as_u64(),
+            Some((API_WRITERS * API_ROWS + FLOW_WRITERS * FLOW_RUNS * FLOW_ROWS) as u64)
+        );
+        let ok = succeeded(&runs);
+        record(&Tally {
+            scenario: "13. rows changed by ten writers at once (API and flow steps)",
+            db: db.name(),
+            events: CHANGES,
+            succeeded: ok,
+            failed: runs.len() - ok,
+            duplicates: runs_after.saturating_sub(CHANGES),
+            lost: CHANGES.saturating_sub(runs_after),
+        });
+        harness::record_figures(&format!(
+            "- tables, {}: {CHANGES} row changes by 10 writers and their {CHANGES} runs in {seconds:.1} s",
+            db.name()
+        ));
+        assert_eq!(
+            runs_after,
+            CHANGES,
+            "{}: exactly one run per change",
+            db.name()
+        );
+        assert_eq!(ok, CHANGES, "{}", db.name());
+    }
+}
