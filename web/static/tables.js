@@ -198,7 +198,13 @@
   async function load() {
     app.dataset.loading = '1';
     try {
-      S.page = await call('GET', `${base}/rows?${query()}`);
+      const page = await call('GET', `${base}/rows?${query()}`);
+      // Only a first page is counted: the pages after it keep its count.
+      if (page.total === null || page.total === undefined) {
+        page.total = S.page ? S.page.total : 0;
+        page.total_capped = S.page ? S.page.total_capped : false;
+      }
+      S.page = page;
       S.selected.clear();
       draw();
     } catch (e) {

@@ -32,6 +32,8 @@ enum What {
     Process(crate::bench_e2e::ProcessArgs),
     /// `flowbot backfill`: time and Salesforce calls per customer
     Backfill(crate::bench_e2e::BackfillBenchArgs),
+    /// A table's grid paged through over HTTP (100,000 rows): each page's time
+    Grid(crate::bench_grid::GridArgs),
 }
 
 #[derive(clap::Args)]
@@ -59,6 +61,7 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
         What::Sync(a) => rt.block_on(crate::bench_e2e::sync(a)),
         What::Process(a) => rt.block_on(crate::bench_e2e::process(a)),
         What::Backfill(a) => rt.block_on(crate::bench_e2e::backfill(a)),
+        What::Grid(a) => rt.block_on(crate::bench_grid::grid(a)),
     }
 }
 

@@ -47,8 +47,20 @@ pub struct E2eArgs {
 /// statistics views (an idle session flushes within ten seconds).
 const STATS_LAG: Duration = Duration::from_secs(11);
 
+/// The PostgreSQL database `--backend` and `--database-url` name (none: SQLite).
+pub(crate) fn database_of(backend: &str, url: Option<&str>) -> anyhow::Result<Option<String>> {
+    Ok(match backend {
+        "sqlite" => None,
+        "postgres" => Some(
+            url.context("--backend postgres needs --database-url (or BENCH_DATABASE_URL)")?
+                .to_string(),
+        ),
+        other => bail!("unknown backend `{other}`: sqlite or postgres"),
+    })
+}
+
 /// A child process killed when dropped, so a failed benchmark leaves nothing running.
-struct Proc(Child);
+pub(crate) struct Proc(pub(crate) Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -215,15 +227,7 @@ pub async fn e2e(args: E2eArgs) -> anyhow::Result<ExitCode> {
     let (_sandbox, apps) = sandbox()?;
     let dir = std::env::temp_dir().join(format!("flowbot-bench-e2e-{}", stamp()));
     std::fs::create_dir_all(&dir)?;
-    let postgres = match args.backend.as_str() {
-        "sqlite" => None,
-        "postgres" => Some(
-            args.database_url
-                .clone()
-                .context("--backend postgres needs --database-url (or BENCH_DATABASE_URL)")?,
-        ),
-        other => bail!("unknown backend `{other}`: sqlite or postgres"),
-    };
+    let postgres = database_of(&args.backend, args.database_url.as_deref())?;
     // The flow, installed before the server starts (as `flowbot import` would).
     let flow_id = format!("bench-{}", stamp());
     if args.workers > 0 && postgres.is_none() {

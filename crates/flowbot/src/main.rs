@@ -7,6 +7,7 @@ mod apps;
 mod apps_test;
 mod bench;
 mod bench_e2e;
+mod bench_grid;
 mod bench_procs;
 mod cluster;
 mod connections;
