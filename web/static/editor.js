@@ -458,6 +458,18 @@
     dl.replaceChildren(...items.map((it) => el('option', { value: it.name, label: it.label ? `${it.label} / ${it.name}${it.type ? ` · ${it.type}${it.length ? ` ${it.length}` : ''}` : ''}` : it.name })));
     return id;
   }
+  // The project's tables, offered for a table trigger's or step's `table` (asked once).
+  function tablesList() {
+    if (!S.tablesAsked) {
+      S.tablesAsked = true;
+      datalist('dl-tables', []);
+      const q = root.dataset.project ? `?project=${encodeURIComponent(root.dataset.project)}` : '';
+      api('GET', `/api/v1/tables${q}`)
+        .then((ts) => datalist('dl-tables', ts.map((t) => ({ name: t.name }))))
+        .catch(() => { /* no suggestions; any name may be typed */ });
+    }
+    return 'dl-tables';
+  }
   async function describeList(appId, slot, object) {
     const conn = S.chosen[slot] || '';
     const key = `${appId}:${conn}:${object || ''}`;
@@ -550,6 +562,7 @@
       default: {
         const extra = {};
         if (step.app === 'salesforce' && f.name === 'object') extra.list = 'dl-objects';
+        if (step.app === 'table' && f.name === 'table') extra.list = tablesList();
         if (f.choices_from) {
           extra.list = `dl-ch-${f.name}`;
           datalist(extra.list, []);
@@ -899,7 +912,7 @@
     for (const t of (chosen.length ? chosen : a.triggers)) for (const o of t.options) opts.set(o.name, o);
     if (tr.app === 'form') { formOptions(box, tr); opts.clear(); }
     for (const o of opts.values()) {
-      box.append(field(`${tx(o.label)} (${o.name})`, textInput(`t-opt-${o.name}`, tr.options?.[o.name], (v) => { tr.options = tr.options || {}; if (v === '') delete tr.options[o.name]; else tr.options[o.name] = v; sync(); }), tx(o.help), o.required));
+      box.append(field(`${tx(o.label)} (${o.name})`, textInput(`t-opt-${o.name}`, tr.options?.[o.name], (v) => { tr.options = tr.options || {}; if (v === '') delete tr.options[o.name]; else tr.options[o.name] = v; sync(); }, tr.app === 'table' && o.name === 'table' ? { list: tablesList() } : undefined), tx(o.help), o.required));
     }
     // A trigger the app calls: its URL is here (known before the first save), with how
     // to register it in the app.

@@ -3177,5 +3177,19 @@ async fn a_table_is_built_filled_from_a_shift_jis_csv_filtered_and_edited_in_the
         (Some("佐藤 花子（更新）"), Some(350))
     );
     shot(&c, "51-table-grid").await;
+    // A new flow's table trigger offers the project's tables by name.
+    c.goto(&format!("{}/flows/new", e.url)).await.unwrap();
+    e.click("#ed-trigger-open").await;
+    e.choose("#t-app", "table").await;
+    assert_eq!(
+        e.find("#t-opt-table")
+            .await
+            .attr("list")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("dl-tables")
+    );
+    e.find(r#"#dl-tables option[value="会員"]"#).await;
     e.stop.cancel();
 }

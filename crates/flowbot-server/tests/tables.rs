@@ -273,6 +273,31 @@ async fn a_table_is_filled_from_a_shift_jis_csv_and_each_row_starts_a_run_that_w
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+    // An editor deletes a row: gone from the table, its unique email free again.
+    let r = t
+        .req(
+            &editor,
+            Method::DELETE,
+            &format!("/api/v1/tables/{id}/rows/4"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = t
+        .req(&viewer, Method::GET, &format!("/api/v1/tables/{id}/rows/4"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(t.store.table(&id).await.unwrap().rows, 3);
+    let r = t
+        .req(&editor, Method::POST, &format!("/api/v1/tables/{id}/rows"))
+        .json(&json!({ "values": { "email": "tanaka@example.jp", "name": "田中" } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
     // "Run on selected rows": the flow once more for row 1, ON or not.
     let r: Value = t
         .req(&editor, Method::POST, &format!("/api/v1/tables/{id}/run"))
@@ -284,11 +309,11 @@ async fn a_table_is_filled_from_a_shift_jis_csv_and_each_row_starts_a_run_that_w
         .await
         .unwrap();
     assert_eq!(r["queued"], 1);
-    let runs = t.settled(5).await;
+    let runs = t.settled(6).await;
     assert_eq!(
         runs.len(),
-        5,
-        "4 created (3 imported, 1 upserted) and 1 selected"
+        6,
+        "5 created (3 imported, 1 upserted, 1 added again) and 1 selected"
     );
 }
 

@@ -224,14 +224,15 @@ impl Store {
                     check_project(conn, &id).await?;
                     let held: i64 = sqlx::query_scalar(
                         "SELECT (SELECT COUNT(*) FROM flows WHERE project_id = $1) + \
-                         (SELECT COUNT(*) FROM connections WHERE project_id = $1)",
+                         (SELECT COUNT(*) FROM connections WHERE project_id = $1) + \
+                         (SELECT COUNT(*) FROM data_tables WHERE project_id = $1)",
                     )
                     .bind(id.clone())
                     .fetch_one(&mut *conn)
                     .await?;
                     if held > 0 {
                         return Err(StoreError::Conflict(
-                            "the project still holds flows or connections: move or delete them first"
+                            "the project still holds flows, connections or tables: move or delete them first"
                                 .into(),
                         ));
                     }

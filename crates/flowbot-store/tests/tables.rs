@@ -249,5 +249,17 @@ async fn rows_are_checked_unique_and_written_with_the_runs_they_start() {
             s.delete_table(&table.id, "owner").await,
             Err(StoreError::Conflict(_))
         ));
+        // Nor is a project that holds a table.
+        let sales = s.create_project("営業", "owner").await.unwrap();
+        let list = s
+            .create_table(&sales.id, "顧客", customers(), "owner")
+            .await
+            .unwrap();
+        assert!(matches!(
+            s.delete_project(&sales.id, "owner").await,
+            Err(StoreError::Conflict(_))
+        ));
+        s.delete_table(&list.id, "owner").await.unwrap();
+        s.delete_project(&sales.id, "owner").await.unwrap();
     }
 }
