@@ -262,6 +262,23 @@ async fn a_table_is_filled_from_a_shift_jis_csv_and_each_row_starts_a_run_that_w
     let text = String::from_utf8(bytes[3..].to_vec()).unwrap();
     assert_eq!(text.lines().count(), 5, "{text}");
     assert!(text.contains("鈴木 一郎,51,synced"), "{text}");
+    // A value a spreadsheet would run as a formula is exported as text.
+    let r = t
+        .req(&editor, Method::POST, &format!("/api/v1/tables/{id}/rows"))
+        .json(&json!({ "values": { "email": "calc@example.jp", "name": "=HYPERLINK(\"x\")" } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let text = t
+        .req(&viewer, Method::GET, &format!("/api/v1/tables/{id}/export"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains(r#""'=HYPERLINK(""x"")""#), "{text}");
     // A viewer may not write rows.
     let r = t
         .req(
@@ -290,7 +307,7 @@ async fn a_table_is_filled_from_a_shift_jis_csv_and_each_row_starts_a_run_that_w
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
-    assert_eq!(t.store.table(&id).await.unwrap().rows, 3);
+    assert_eq!(t.store.table(&id).await.unwrap().rows, 4);
     let r = t
         .req(&editor, Method::POST, &format!("/api/v1/tables/{id}/rows"))
         .json(&json!({ "values": { "email": "tanaka@example.jp", "name": "田中" } }))
@@ -309,11 +326,11 @@ async fn a_table_is_filled_from_a_shift_jis_csv_and_each_row_starts_a_run_that_w
         .await
         .unwrap();
     assert_eq!(r["queued"], 1);
-    let runs = t.settled(6).await;
+    let runs = t.settled(7).await;
     assert_eq!(
         runs.len(),
-        6,
-        "5 created (3 imported, 1 upserted, 1 added again) and 1 selected"
+        7,
+        "6 created (3 imported, 1 upserted, 1 with a formula, 1 added again) and 1 selected"
     );
 }
 

@@ -621,10 +621,15 @@ fn import_refused(problems: Vec<RowProblem>) -> ApiError {
     )
 }
 
-/// A cell's text in CSV: text as it is, other values as JSON.
+/// A cell's text in CSV: text as it is, other values as JSON. Text that a spreadsheet
+/// would run as a formula (`=`, `+`, `-`, `@`, a tab or a carriage return first) gets a `'`
+/// before it, so opening an export never runs what someone typed into a row.
 fn cell(v: Option<&Value>) -> String {
     match v {
         None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) if s.starts_with(['=', '+', '-', '@', '\t', '\r']) => {
+            format!("'{s}")
+        }
         Some(Value::String(s)) => s.clone(),
         Some(Value::Bool(b)) => b.to_string(),
         Some(other) => other.to_string(),
