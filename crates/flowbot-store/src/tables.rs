@@ -379,15 +379,28 @@ struct Watcher {
     concurrency_key: Option<String>,
 }
 
-async fn watchers(conn: &mut AnyConnection, t: &TableInfo) -> Result<Vec<Watcher>> {
-    let rows = sqlx::query(
+/// The flows a change of the table starts (those ON), or — for a run on selected rows —
+/// the one flow asked for, ON or not.
+async fn watchers(
+    conn: &mut AnyConnection,
+    t: &TableInfo,
+    flow: Option<&str>,
+) -> Result<Vec<Watcher>> {
+    let sql = format!(
         "SELECT w.flow_id, w.spec FROM table_watches w JOIN flows f ON f.id = w.flow_id \
-         WHERE w.table_name = $1 AND f.project_id = $2 AND f.enabled <> 0 ORDER BY w.flow_id",
-    )
-    .bind(t.name.clone())
-    .bind(t.project_id.clone())
-    .fetch_all(&mut *conn)
-    .await?;
+         WHERE w.table_name = $1 AND f.project_id = $2 {}",
+        match flow {
+            None => "AND f.enabled <> 0 ORDER BY w.flow_id",
+            Some(_) => "AND w.flow_id = $3",
+        }
+    );
+    let mut query = sqlx::query(&sql)
+        .bind(t.name.clone())
+        .bind(t.project_id.clone());
+    if let Some(f) = flow {
+        query = query.bind(f.to_string());
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
     rows.iter()
         .map(|r| {
             let spec: String = r.try_get("spec")?;
@@ -480,7 +493,7 @@ async fn apply(
     ops: &[RowOp],
 ) -> Result<Written> {
     let t = load_table(conn, table_id).await?;
-    let watchers = watchers(conn, &t).await?;
+    let watchers = watchers(conn, &t, None).await?;
     let mut problems: Vec<RowProblem> = Vec::new();
     let mut rows = Vec::new();
     let mut created = Vec::new();
@@ -987,20 +1000,11 @@ impl Store {
                             if problems.len() >= MAX_PROBLEMS {
                                 break;
                             }
+                            // The changed columns' unique values (the others stand).
                             problems.extend(
-                                claim_uniques(conn, &new, &row_id, &values, Some(&[]), index)
+                                claim_uniques(conn, &new, &row_id, &values, Some(&only), index)
                                     .await?,
                             );
-                            let mut p = Vec::new();
-                            for c in &redone {
-                                if schema.is_unique(&c.key) {
-                                    p.extend(
-                                        claim_uniques(conn, &new, &row_id, &values, Some(std::slice::from_ref(&c.key)), index)
-                                            .await?,
-                                    );
-                                }
-                            }
-                            problems.extend(p);
                             if problems.is_empty() {
                                 sqlx::query("UPDATE table_rows SET data = $3 WHERE table_id = $1 AND row_id = $2")
                                     .bind(id.clone())
@@ -1199,28 +1203,13 @@ impl Store {
             .write(move |conn| {
                 Box::pin(async move {
                     let t = load_table(conn, &table).await?;
-                    let spec: Option<String> = sqlx::query_scalar(
-                        "SELECT w.spec FROM table_watches w JOIN flows f ON f.id = w.flow_id \
-                         WHERE w.flow_id = $1 AND w.table_name = $2 AND f.project_id = $3",
-                    )
-                    .bind(flow_id.clone())
-                    .bind(t.name.clone())
-                    .bind(t.project_id.clone())
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                    let spec: WatchSpec = spec
-                        .and_then(|s| serde_json::from_str(&s).ok())
-                        .ok_or_else(|| {
-                            StoreError::Conflict(format!(
-                                "flow `{flow_id}` does not start on table `{}`",
-                                t.name
-                            ))
-                        })?;
-                    let w = [Watcher {
-                        flow_id: flow_id.clone(),
-                        watch: spec.watch,
-                        concurrency_key: spec.concurrency_key,
-                    }];
+                    let w = watchers(conn, &t, Some(&flow_id)).await?;
+                    if w.is_empty() {
+                        return Err(StoreError::Conflict(format!(
+                            "flow `{flow_id}` does not start on table `{}`",
+                            t.name
+                        )));
+                    }
                     let mut queued = 0;
                     for id in &row_ids {
                         let Some(r) = stored_row(conn, &t.id, id).await? else {
@@ -1482,11 +1471,6 @@ impl Store {
             total,
             total_capped,
         })
-    }
-
-    /// Rows for a flow's search step: at most `limit`, sorted, every filter holding.
-    pub async fn find_rows(&self, table: &str, q: &RowQuery) -> Result<Vec<Value>> {
-        Ok(self.table_rows(table, q).await?.rows)
     }
 }
 
