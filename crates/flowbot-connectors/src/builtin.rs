@@ -121,6 +121,48 @@ pub fn trigger_apps() -> Vec<TriggerApp> {
         },
         TriggerApp {
             manifest: AppManifest {
+                id: flowbot_core::mail::APP.into(),
+                name: Text::new("Mail", "メール"),
+                description: Text::new(
+                    "Start the flow when a mail arrives at the flow's own address (forward mail there from any mailbox).",
+                    "フロー専用のアドレスにメールが届いたときに開始します（任意のメールボックスから転送できます）。",
+                ),
+                connection: Vec::new(),
+                triggers: vec![TriggerSpec {
+                    id: flowbot_core::mail::RECEIVED.into(),
+                    name: Text::new("Mail received", "メールを受信したら"),
+                    options: vec![
+                        FieldSpec::new("conditions", FieldKind::List, Text::new("Conditions", "条件"))
+                            .max_items(flowbot_core::mail::MAX_CONDITIONS)
+                            .help(
+                                "Start only for mails that meet every condition. Each: { field: from | to | subject | body, op: contains | not_contains | regex, value } (contains ignores case)",
+                                "すべての条件を満たすメールのときだけ開始します。各条件: { field: from | to | subject | body, op: contains | not_contains | regex, value }（contains は大文字・小文字を区別しません）",
+                            ),
+                    ],
+                    outputs: vec![
+                        OutputSpec::new("from", FieldKind::Json, Text::new("From", "差出人")),
+                        OutputSpec::new("from_address", FieldKind::Text, Text::new("Sender's address", "差出人のアドレス")),
+                        OutputSpec::new("to", FieldKind::List, Text::new("To", "宛先")),
+                        OutputSpec::new("cc", FieldKind::List, Text::new("Cc", "Cc")),
+                        OutputSpec::new("subject", FieldKind::Text, Text::new("Subject", "件名")),
+                        OutputSpec::new("text", FieldKind::Text, Text::new("Body (text)", "本文（テキスト）")),
+                        OutputSpec::new("html", FieldKind::Text, Text::new("Body (HTML)", "本文（HTML）")),
+                        OutputSpec::new("date", FieldKind::Text, Text::new("Sent at", "送信日時")),
+                        OutputSpec::new("message_id", FieldKind::Text, Text::new("Message ID", "メッセージID")),
+                        OutputSpec::new("attachments", FieldKind::List, Text::new("Attachments", "添付ファイル")),
+                        OutputSpec::new("received_at", FieldKind::Text, Text::new("Received at", "受信日時")),
+                    ],
+                    polling: false,
+                    setup: Some(Text::new(
+                        "Send or forward mail to the flow's address, shown on the flow's page once the server receives mail (`flowbot serve --smtp-addr`).",
+                        "フローのアドレス宛てにメールを送信または転送してください。アドレスは、サーバーがメールを受信する設定（`flowbot serve --smtp-addr`）のとき、フローのページに表示されます。",
+                    )),
+                }],
+                actions: Vec::new(),
+            },
+        },
+        TriggerApp {
+            manifest: AppManifest {
                 id: "manual".into(),
                 name: Text::new("Manual", "手動"),
                 description: Text::new(

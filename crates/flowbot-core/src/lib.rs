@@ -11,6 +11,7 @@ pub mod decode;
 pub mod diag;
 pub mod files;
 pub mod form;
+pub mod mail;
 pub mod manifest;
 pub mod model;
 pub mod runner;

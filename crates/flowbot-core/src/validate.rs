@@ -220,6 +220,15 @@ impl<'a> Validator<'a, '_> {
                 }
             }
         }
+        // A mail trigger's conditions are read as each received mail will read them.
+        if app.id == crate::mail::APP {
+            if let Err(problems) = crate::mail::filter_of(&t.options) {
+                for (path, message) in problems {
+                    self.sink
+                        .at_value(&format!("trigger.options.{path}"), message);
+                }
+            }
+        }
         // A form's fields are read as the form page will read them.
         if app.id == "form" {
             if let Err(problems) = crate::form::parse(&t.options) {

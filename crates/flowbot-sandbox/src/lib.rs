@@ -7,6 +7,7 @@
 pub mod catalogue;
 pub mod ecforce;
 pub mod faults;
+pub mod mail_sender;
 pub mod oidc;
 pub mod salesforce;
 pub mod sinks;

@@ -49,7 +49,10 @@ pub struct App {
     pub store: Store,
     /// Set on a first start without a chosen password: shown once, only its hash is kept.
     pub generated_admin_password: Option<String>,
+    /// Where the mail trigger's receiver listens, when it is on.
+    pub smtp_addr: Option<SocketAddr>,
     server: JoinHandle<std::io::Result<()>>,
+    smtp: Option<JoinHandle<()>>,
     worker: Option<JoinHandle<Result<WorkerStats, EngineError>>>,
 }
 
@@ -88,13 +91,25 @@ impl App {
             ..config.server
         };
         let state = AppState::new(store.clone(), apps, server_config);
+        let (smtp, smtp_addr) = match state.config.mail.clone() {
+            Some(mail) => {
+                let smtp_listener = tokio::net::TcpListener::bind(mail.addr).await?;
+                let smtp_addr = smtp_listener.local_addr()?;
+                tracing::info!(addr = %smtp_addr, domain = %mail.domain, "receiving mail");
+                let task = crate::smtp::serve(smtp_listener, state.clone(), mail, shutdown.clone());
+                (Some(tokio::spawn(task)), Some(smtp_addr))
+            }
+            None => (None, None),
+        };
         let server = tokio::spawn(crate::serve(listener, state, shutdown));
         Ok(App {
             addr,
             public_url,
             store,
             generated_admin_password: generated,
+            smtp_addr,
             server,
+            smtp,
             worker,
         })
     }
@@ -109,6 +124,9 @@ impl App {
         self.server
             .await
             .map_err(|e| AppError::Join(e.to_string()))??;
+        if let Some(smtp) = self.smtp {
+            smtp.await.map_err(|e| AppError::Join(e.to_string()))?;
+        }
         match self.worker {
             Some(w) => Ok(Some(w.await.map_err(|e| AppError::Join(e.to_string()))??)),
             None => Ok(None),

@@ -17,6 +17,7 @@ mod forms;
 mod ingress;
 pub mod openapi;
 pub mod routes;
+pub mod smtp;
 pub mod sso;
 pub mod stored_apps;
 mod ui;
@@ -45,6 +46,8 @@ pub struct ServerConfig {
     pub sso: Option<sso::SsoConfig>,
     /// Answers one address may send to one form in 5 minutes (ten times that to all forms).
     pub form_answers: u32,
+    /// The mail trigger's SMTP receiver; None: mail is not received.
+    pub mail: Option<smtp::MailConfig>,
 }
 
 impl Default for ServerConfig {
@@ -55,6 +58,7 @@ impl Default for ServerConfig {
             limits: conn::Limits::default(),
             sso: None,
             form_answers: 10,
+            mail: None,
         }
     }
 }

@@ -257,6 +257,21 @@ impl Store {
         Ok(info)
     }
 
+    /// The flow whose webhook token is `token`: a mail's address is `<token>@<domain>`, so
+    /// the receiver knows a recipient only by it. None for an unknown token.
+    pub async fn flow_by_token(&self, token: &str) -> Result<Option<FlowInfo>> {
+        if !is_webhook_token(token) {
+            return Ok(None);
+        }
+        let row = sqlx::query(&format!(
+            "SELECT {FLOW_COLUMNS} FROM flows WHERE webhook_token = $1"
+        ))
+        .bind(token.to_string())
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(flow_row).transpose()
+    }
+
     pub async fn flows(&self) -> Result<Vec<FlowInfo>> {
         sqlx::query(&format!(
             "SELECT {FLOW_COLUMNS} FROM flows ORDER BY name, id"

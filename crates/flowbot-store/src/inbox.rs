@@ -21,6 +21,8 @@ pub enum Source {
     Form,
     /// A row of a table changed.
     Table,
+    /// A mail received by the SMTP receiver.
+    Mail,
 }
 
 impl Source {
@@ -32,6 +34,7 @@ impl Source {
             Source::Manual => "manual",
             Source::Form => "form",
             Source::Table => "table",
+            Source::Mail => "mail",
         }
     }
 }

@@ -424,6 +424,33 @@ pub struct ServeArgs {
     /// Answers one address may send to one form in 5 minutes (ten times that to all forms)
     #[arg(long, env = "FLOWBOT_MAX_FORM_ANSWERS", default_value_t = 10)]
     max_form_answers: u32,
+    #[command(flatten)]
+    mail: MailArgs,
+}
+
+/// The mail trigger: an SMTP receiver taking mail for `<flow token>@<domain>`.
+#[derive(clap::Args)]
+pub struct MailArgs {
+    /// Receive mail on this address (e.g. 0.0.0.0:2525; point your domain's MX, or a
+    /// forwarding rule, at it). Without it, mail triggers receive nothing
+    #[arg(long, env = "FLOWBOT_SMTP_ADDR", value_name = "ADDR")]
+    smtp_addr: Option<std::net::SocketAddr>,
+    /// The domain of the flows' mail addresses
+    #[arg(long, env = "FLOWBOT_SMTP_DOMAIN", default_value = "localhost")]
+    smtp_domain: String,
+    /// The largest mail received, in bytes
+    #[arg(long, env = "FLOWBOT_SMTP_MAX_SIZE", default_value_t = flowbot_server::smtp::MailConfig::DEFAULT_MAX_SIZE)]
+    smtp_max_size: usize,
+}
+
+impl MailArgs {
+    fn config(&self) -> Option<flowbot_server::smtp::MailConfig> {
+        self.smtp_addr.map(|addr| flowbot_server::smtp::MailConfig {
+            addr,
+            domain: self.smtp_domain.trim().to_ascii_lowercase(),
+            max_size: self.smtp_max_size,
+        })
+    }
 }
 
 /// Single sign-on through the company's OpenID Connect identity provider (Entra ID, Okta,
@@ -576,6 +603,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                     limits: args.limits.limits(),
                     sso: args.sso.config()?,
                     form_answers: args.max_form_answers,
+                    mail: args.mail.config(),
                 },
                 worker,
                 admin_password: std::env::var("FLOWBOT_ADMIN_PASSWORD").ok(),
@@ -595,6 +623,12 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             if args.no_worker { ", no worker" } else { ", with a worker" },
             app.public_url
         );
+        if let Some(smtp) = app.smtp_addr {
+            eprintln!(
+                "receiving mail on {smtp} for <flow token>@{}",
+                args.mail.smtp_domain.trim().to_ascii_lowercase()
+            );
+        }
         app.wait().await?;
         Ok(ExitCode::SUCCESS)
     })
