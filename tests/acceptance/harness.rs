@@ -538,6 +538,27 @@ impl Flowbot {
         )
     }
 
+    /// Imports a flow, switches its trigger on and gives back its webhook token (which a
+    /// form's page and a mail address are made of).
+    pub async fn import_enabled(&self, yaml: &str, id: &str) -> String {
+        let (status, body) = self
+            .api(
+                Method::POST,
+                "/api/v1/flows",
+                Some(serde_json::json!({ "yaml": yaml })),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let (status, body) = self
+            .api(Method::POST, &format!("/api/v1/flows/{id}/enable"), None)
+            .await;
+        assert!(status < 300, "{status} {body}");
+        let (_, flow) = self
+            .api(Method::GET, &format!("/api/v1/flows/{id}"), None)
+            .await;
+        flow["flow"]["webhook_token"].as_str().unwrap().to_string()
+    }
+
     pub async fn get_text(&self, path: &str) -> (u16, String) {
         let resp = self
             .http

@@ -6,6 +6,7 @@
 
 mod harness;
 mod hostile;
+mod mail;
 #[path = "../support/mod.rs"]
 mod support;
 
@@ -1298,24 +1299,8 @@ async fn s11_form_answers_through_a_server_crash_are_each_stored_once() {
             vec!["--max-form-answers".into(), "10000".into()],
         )
         .await;
-        let (status, _) = fb
-            .api(
-                Method::POST,
-                "/api/v1/flows",
-                Some(json!({ "yaml": FORM_FLOW })),
-            )
-            .await;
-        assert_eq!(status, 201);
-        let (status, _) = fb
-            .api(Method::POST, "/api/v1/flows/inquiry/enable", None)
-            .await;
-        assert!(status < 300, "{status}");
-        let (_, flow) = fb.api(Method::GET, "/api/v1/flows/inquiry", None).await;
-        let url = format!(
-            "{}/forms/inquiry/{}",
-            fb.url,
-            flow["flow"]["webhook_token"].as_str().unwrap()
-        );
+        let token = fb.import_enabled(FORM_FLOW, "inquiry").await;
+        let url = format!("{}/forms/inquiry/{token}", fb.url);
         let sending = {
             let url = url.clone();
             tokio::spawn(async move {

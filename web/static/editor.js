@@ -552,6 +552,21 @@
         return mapRows(id, val, set, sfObject && f.name !== 'headers' ? 'dl-fields' : undefined);
       case 'list':
         return listRows(id, val, set, sfObject ? 'dl-fields' : undefined);
+      case 'code': {
+        // Program text is never rendered, so the picker does not insert into it (no
+        // S.lastFocus). Tab indents; Escape first lets the next Tab leave the box.
+        const t = el('textarea', { id, class: 'code', rows: 12, spellcheck: 'false', autocapitalize: 'off', autocomplete: 'off', wrap: 'off' });
+        t.value = typeof val === 'string' ? val : '';
+        let leave = false;
+        t.addEventListener('keydown', (e) => {
+          if (e.key === 'Escape') { leave = true; return; }
+          if (e.key !== 'Tab' || e.shiftKey || e.altKey || e.ctrlKey || e.metaKey || leave) { leave = false; return; }
+          e.preventDefault();
+          t.setRangeText('  ', t.selectionStart, t.selectionEnd, 'end');
+        });
+        t.addEventListener('change', () => set(t.value));
+        return t;
+      }
       case 'json': {
         const t = el('textarea', { id, rows: 4 });
         t.value = val === undefined ? '' : (typeof val === 'string' ? val : JSON.stringify(val, null, 2));

@@ -225,6 +225,7 @@ fn manifest() -> AppManifest {
                 outputs: customer_outputs(),
                 idempotent: true,
                 writes: false,
+                usage: false,
             },
             ActionSpec {
                 id: "list_customers".into(),
@@ -256,6 +257,7 @@ fn manifest() -> AppManifest {
                 ],
                 idempotent: true,
                 writes: false,
+                usage: false,
             },
             ActionSpec {
                 id: "get_order".into(),
@@ -274,6 +276,7 @@ fn manifest() -> AppManifest {
                 ],
                 idempotent: true,
                 writes: false,
+                usage: false,
             },
         ],
     }

@@ -2,7 +2,9 @@
 //! manifests. A connector talks to exactly one outside service and classifies that
 //! service's errors as retryable or fatal; it never touches the store.
 
+pub mod ai;
 pub mod builtin;
+pub mod code;
 pub mod ecforce;
 pub mod file_app;
 pub mod http;
@@ -10,6 +12,7 @@ pub mod messaging;
 pub mod salesforce;
 pub mod table;
 pub mod templates;
+pub mod transform;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -104,6 +107,9 @@ fn builtin_apps(client: &reqwest::Client) -> Apps {
         apps.add(Arc::new(app));
     }
     apps.add(Arc::new(table::TableApp::default()));
+    apps.add(Arc::new(transform::TransformApp::default()));
+    apps.add(Arc::new(code::CodeApp::default()));
+    apps.add(Arc::new(ai::AiApp::new(client.clone())));
     apps
 }
 

@@ -30,6 +30,7 @@ fn send_action(
         outputs,
         idempotent: false,
         writes: true,
+        usage: false,
     }
 }
 

@@ -95,6 +95,7 @@ fn action(
         outputs,
         idempotent,
         writes,
+        usage: false,
     }
 }
 

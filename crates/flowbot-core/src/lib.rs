@@ -17,6 +17,7 @@ pub mod model;
 pub mod runner;
 pub mod table;
 pub mod template;
+pub mod transform;
 pub mod validate;
 pub mod yaml_patch;
 

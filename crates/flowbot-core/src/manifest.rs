@@ -89,6 +89,9 @@ pub struct ActionSpec {
     pub idempotent: bool,
     /// Changes something in the app; the editor asks before testing it.
     pub writes: bool,
+    /// The output's `usage` reports a language model's tokens (`prompt_tokens`,
+    /// `completion_tokens`), which the engine counts in its metrics for any app that says so.
+    pub usage: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -209,6 +212,9 @@ pub enum FieldKind {
     Json,
     /// HTTP headers: a map whose sensitive entries are redacted in run history.
     Headers,
+    /// Program text: never rendered as a template (code often holds `{{`, and code built
+    /// from data would run what the data says); the editor shows a code box.
+    Code,
 }
 
 impl FieldKind {
@@ -223,6 +229,7 @@ impl FieldKind {
             FieldKind::List => "list",
             FieldKind::Json => "json",
             FieldKind::Headers => "headers",
+            FieldKind::Code => "code",
         }
     }
 
@@ -239,6 +246,7 @@ impl FieldKind {
             FieldKind::Map | FieldKind::Headers => v.is_object(),
             FieldKind::List => v.is_array(),
             FieldKind::Json => true,
+            FieldKind::Code => v.is_string(),
         }
     }
 }
@@ -344,6 +352,7 @@ mod tests {
             outputs: vec![],
             idempotent: true,
             writes: false,
+            usage: false,
         };
         let input = json!({"token": "s3cret", "headers": {"Authorization": "Bearer s3cret", "Accept": "x"}, "other": 1});
         let r = redact_input(&spec, &input);
@@ -360,5 +369,7 @@ mod tests {
         assert!(!FieldKind::Boolean.accepts(&json!("yes")));
         assert!(FieldKind::Map.accepts(&json!({})));
         assert!(!FieldKind::List.accepts(&json!({})));
+        assert!(FieldKind::Code.accepts(&json!("return {{ a }}")));
+        assert!(!FieldKind::Code.accepts(&json!(1)));
     }
 }

@@ -49,6 +49,7 @@ pub fn environment() -> &'static Environment<'static> {
         env.add_filter("uuid5", uuid5);
         env.add_filter("unwrap_values", unwrap_values);
         env.add_function("now", now);
+        crate::transform::register_filters(&mut env);
         env
     })
 }
@@ -331,12 +332,7 @@ pub fn kind_of(v: &Value) -> &'static str {
 fn truncate(s: String, length: usize, kwargs: Kwargs) -> Result<String, MjError> {
     let end: Option<String> = kwargs.get("end")?;
     kwargs.assert_all_used()?;
-    let end = end.unwrap_or_default();
-    if s.chars().count() <= length {
-        return Ok(s);
-    }
-    let keep = length.saturating_sub(end.chars().count());
-    Ok(s.chars().take(keep).chain(end.chars()).collect())
+    Ok(crate::transform::text::truncate(&s, length, &end.unwrap_or_default()).0)
 }
 
 /// Standard base64 of a text's UTF-8 bytes (headers such as kintone's password sign-in).
@@ -519,14 +515,15 @@ pub fn parse_datetime(v: &Value, tz: &TimeZone) -> Option<Zoned> {
     }
 }
 
-/// `date_format(format="%Y-%m-%dT%H:%M:%S%:z", tz="UTC")`: shown in a time zone.
+/// `date_format(format="%Y-%m-%dT%H:%M:%S%:z", tz="UTC")`: shown in a time zone, with
+/// strftime codes and the Japanese ones of the transforms (`%EY` 令和8年, `%Ja` 月).
 fn date_format(v: &MjValue, format: Option<String>, kwargs: Kwargs) -> Result<String, MjError> {
     let tz = time_zone(kwargs.get("tz")?)?;
     kwargs.assert_all_used()?;
     let zoned = to_zoned(v, &tz)?;
     let format = format.unwrap_or_else(|| "%Y-%m-%dT%H:%M:%S%:z".to_string());
-    jiff::fmt::strtime::format(&format, &zoned)
-        .map_err(|e| MjError::new(ErrorKind::InvalidOperation, format!("bad date format: {e}")))
+    crate::transform::date::format(&zoned, &format)
+        .map_err(|e| MjError::new(ErrorKind::InvalidOperation, e))
 }
 
 /// `date_parse(format=None, tz="UTC")`: read a date-time (with an explicit strftime format
@@ -566,12 +563,14 @@ fn to_zoned(v: &MjValue, tz: &TimeZone) -> Result<Zoned, MjError> {
         return Err(MjError::from(ErrorKind::UndefinedError));
     }
     let json = serde_json::to_value(v).unwrap_or(Value::Null);
-    parse_datetime(&json, tz).ok_or_else(|| {
-        MjError::new(
-            ErrorKind::InvalidOperation,
-            format!("`{v}` is not a date or time that flowbot can read"),
-        )
-    })
+    if let Some(z) = parse_datetime(&json, tz) {
+        return Ok(z);
+    }
+    // The transforms read more forms (2026年11月30日, 令和8年…, R8.11.30, mail dates);
+    // what `parse_datetime` reads keeps its meaning because it is tried first.
+    crate::transform::date::parse(&json, crate::transform::date::Order::Ymd, tz)
+        .map(|p| p.zoned)
+        .map_err(|e| MjError::new(ErrorKind::InvalidOperation, e))
 }
 
 /// `now(tz="UTC")`: the current time as RFC 3339 text.
@@ -725,6 +724,14 @@ mod tests {
             (
                 "{{ '29.11.2026' | date_parse('%d.%m.%Y', tz='Asia/Tokyo') }}",
                 json!("2026-11-29T00:00:00+09:00"),
+            ),
+            (
+                "{{ '令和8年11月29日 9時30分' | date_parse(tz='Asia/Tokyo') }}",
+                json!("2026-11-29T09:30:00+09:00"),
+            ),
+            (
+                "{{ customer.created_at | date_format('%EY%-m月%-d日(%Ja)', tz='Asia/Tokyo') }}",
+                json!("令和8年11月29日(日)"),
             ),
             (
                 "{{ 1795912200 | date_format('%Y-%m-%d %H:%M') }}",

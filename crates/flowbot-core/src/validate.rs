@@ -4,12 +4,12 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::connector::Apps;
 use crate::decode::{decode, RESERVED_NAMES};
 use crate::diag::{did_you_mean, join_key, Diagnostic, Positions, Sink};
-use crate::manifest::{AppManifest, FieldSpec};
+use crate::manifest::{AppManifest, FieldKind, FieldSpec};
 use crate::model::*;
 use crate::template::{references, strings};
 
@@ -318,7 +318,8 @@ impl<'a> Validator<'a, '_> {
                 );
                 continue;
             };
-            let is_template = matches!(v, Value::String(s) if crate::template::is_template(s));
+            let is_template = spec.kind != FieldKind::Code
+                && matches!(v, Value::String(s) if crate::template::is_template(s));
             if !is_template && !v.is_null() {
                 if !spec.kind.accepts(v) {
                     self.sink.at_value(
@@ -388,7 +389,19 @@ impl<'a> Validator<'a, '_> {
                 let input = Value::Object(a.input.clone());
                 let ipath = join_key(yaml, "input");
                 self.fields(&fields, &input, &ipath, "input");
-                self.templates_in(&input, &ipath, avail, Some(&s.id));
+                // Program text is never rendered, so `{{` in it is not a template.
+                let templated: Map<String, Value> = a
+                    .input
+                    .iter()
+                    .filter(|(k, _)| {
+                        !spec
+                            .inputs
+                            .iter()
+                            .any(|f| &f.name == *k && f.kind == FieldKind::Code)
+                    })
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                self.templates_in(&Value::Object(templated), &ipath, avail, Some(&s.id));
             }
             StepKind::Set(values) => {
                 let v = Value::Object(values.clone());

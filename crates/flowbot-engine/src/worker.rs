@@ -157,13 +157,15 @@ impl FlowCache {
 /// written together, in one statement, before the next call goes out (with that call's
 /// started record when it changes an app) or with the attempt's conclusion: a run writes
 /// once per call instead of twice per step.
-struct StoreJournal {
+struct StoreJournal<'a> {
     store: Store,
     lease: Lease,
     held: Mutex<Vec<StepRecord>>,
+    /// To know which actions report model usage (their manifests say so).
+    apps: &'a Apps,
 }
 
-impl StoreJournal {
+impl StoreJournal<'_> {
     /// Hold `rec` (the store keeps only the latest record of an execution it is given).
     fn hold(&self, rec: &StepRecord) {
         self.held.lock().expect("held records").push(rec.clone());
@@ -175,10 +177,11 @@ impl StoreJournal {
 }
 
 #[async_trait]
-impl Journal for StoreJournal {
+impl Journal for StoreJournal<'_> {
     async fn record(&self, rec: &StepRecord) -> std::result::Result<(), JournalError> {
         self.hold(rec);
         observe_step(self.store.telemetry(), rec);
+        observe_usage(self.store.telemetry(), self.apps, rec);
         Ok(())
     }
 
@@ -221,6 +224,32 @@ fn observe_step(t: &flowbot_store::Telemetry, rec: &StepRecord) {
             t.step_finished(app, action, status, seconds);
         }
         _ => {}
+    }
+}
+
+/// Tokens of a finished step whose action reports a language model's usage: from its
+/// output, or from its error's details when it failed after spending them (an extraction
+/// that never fit). A record is finished once per execution, so nothing is counted twice.
+fn observe_usage(t: &flowbot_store::Telemetry, apps: &Apps, rec: &StepRecord) {
+    let (Some(app), Some(action)) = (&rec.app, &rec.action) else {
+        return;
+    };
+    if rec.finished_at.is_none()
+        || !apps
+            .manifest(app)
+            .and_then(|m| m.action(action))
+            .is_some_and(|a| a.usage)
+    {
+        return;
+    }
+    let usage = rec
+        .output
+        .as_ref()
+        .and_then(|o| o.get("usage"))
+        .or_else(|| rec.error.as_ref()?.details.as_ref()?.get("usage"));
+    if let Some(u) = usage {
+        let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
+        t.ai_tokens(n("prompt_tokens"), n("completion_tokens"));
     }
 }
 
@@ -513,6 +542,7 @@ impl Worker {
             store: self.store.clone(),
             lease: c.lease.clone(),
             held: Mutex::default(),
+            apps: &self.apps,
         };
         let runner = Runner {
             flow: &flow,
@@ -798,4 +828,83 @@ async fn poll(worker: &Worker, flow: &Flow) -> Result<()> {
         tracing::info!(flow_id = %flow.id, events = n, "poll produced events");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flowbot_core::runner::StepError;
+
+    fn finished(
+        app: &str,
+        action: &str,
+        output: Option<Value>,
+        error: Option<StepError>,
+    ) -> StepRecord {
+        let at: jiff::Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
+        StepRecord {
+            path: "s".into(),
+            step_id: "s".into(),
+            kind: "action".into(),
+            generation: 0,
+            attempt: 1,
+            status: if error.is_some() {
+                StepStatus::Failed
+            } else {
+                StepStatus::Succeeded
+            },
+            app: Some(app.into()),
+            action: Some(action.into()),
+            idempotent: true,
+            input: None,
+            output,
+            error,
+            lane: None,
+            started_at: at,
+            finished_at: Some(at),
+        }
+    }
+
+    #[tokio::test]
+    async fn model_tokens_are_counted_for_actions_that_report_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&flowbot_store::StoreConfig::sqlite(dir.path()))
+            .await
+            .unwrap();
+        let apps = flowbot_connectors::registry();
+        let t = store.telemetry();
+        let usage = |p: u64, c: u64| json!({"usage": {"prompt_tokens": p, "completion_tokens": c}});
+        observe_usage(
+            t,
+            &apps,
+            &finished("ai", "generate", Some(usage(12, 5)), None),
+        );
+        // An extraction that never fit still spent its tokens.
+        let gave_up = StepError {
+            message: "did not fit".into(),
+            retryable: false,
+            code: None,
+            fields: vec![],
+            details: Some(usage(30, 9)),
+        };
+        observe_usage(t, &apps, &finished("ai", "extract", None, Some(gave_up)));
+        // Another app's output that happens to hold `usage` is not a model's.
+        observe_usage(
+            t,
+            &apps,
+            &finished("code", "javascript", Some(usage(1000, 1000)), None),
+        );
+        let mut started = finished("ai", "generate", Some(usage(1000, 1000)), None);
+        started.finished_at = None;
+        observe_usage(t, &apps, &started);
+        let text = t.render(&store, &[]).await.unwrap();
+        assert!(
+            text.contains("flowbot_ai_tokens_total{kind=\"prompt\"} 42"),
+            "{text}"
+        );
+        assert!(
+            text.contains("flowbot_ai_tokens_total{kind=\"completion\"} 14"),
+            "{text}"
+        );
+    }
 }

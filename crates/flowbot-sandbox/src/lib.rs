@@ -4,6 +4,7 @@
 //! through them. Each follows the public shapes of the real API (see the README beside
 //! each module) and must not merely agree with flowbot's own clients.
 
+pub mod ai;
 pub mod catalogue;
 pub mod ecforce;
 pub mod faults;

@@ -553,7 +553,7 @@ pub fn parse(m: &mail_parser::Message<'_>) -> Parsed {
     };
     let attachments: Vec<Attachment> = m
         .attachments()
-        .filter(|p| !p.is_message() || p.contents().len() > 0)
+        .filter(|p| !p.is_message() || !p.contents().is_empty())
         .take(MAX_ATTACHMENTS)
         .enumerate()
         .map(|(i, p)| Attachment {

@@ -49,6 +49,7 @@ pub struct Telemetry {
     run_retries: Family<Labels, Counter>,
     step_seconds: HistogramFamily,
     step_retries: Family<Labels, Counter>,
+    ai_tokens: Family<Labels, Counter>,
     // Read from the database at scrape time.
     runs: Family<Labels, Gauge>,
     queue_depth: Gauge,
@@ -93,6 +94,12 @@ impl Default for Telemetry {
             "Executions of an app step beyond its first, by app and action",
             step_retries.clone(),
         );
+        let ai_tokens = Family::<Labels, Counter>::default();
+        registry.register(
+            "ai_tokens",
+            "Language-model tokens app steps reported using in this process, by kind (prompt or completion)",
+            ai_tokens.clone(),
+        );
         let runs = Family::<Labels, Gauge>::default();
         registry.register(
             "runs",
@@ -136,6 +143,7 @@ impl Default for Telemetry {
             run_retries,
             step_seconds,
             step_retries,
+            ai_tokens,
             runs,
             queue_depth,
             queue_oldest_due,
@@ -182,6 +190,15 @@ impl Telemetry {
         self.step_retries
             .get_or_create(&labels([("app", app), ("action", action)]))
             .inc();
+    }
+
+    /// Tokens a step's language model reported using.
+    pub fn ai_tokens(&self, prompt: u64, completion: u64) {
+        for (kind, n) in [("prompt", prompt), ("completion", completion)] {
+            self.ai_tokens
+                .get_or_create(&labels([("kind", kind)]))
+                .inc_by(n);
+        }
     }
 
     /// The OpenMetrics text: this process's counters, and the deployment's figures read now.

@@ -78,7 +78,7 @@ enum Command {
     /// Queue a manual run of a stored flow with a payload
     Trigger(store_cmds::TriggerArgs),
     /// Serve webhooks (and health checks), with a worker in this process unless --no-worker
-    Serve(store_cmds::ServeArgs),
+    Serve(Box<store_cmds::ServeArgs>),
     /// Execute queued runs until stopped (SIGTERM/SIGINT stop it gracefully)
     Worker(store_cmds::WorkerArgs),
     /// Create or update the database schema
@@ -174,7 +174,7 @@ fn main() -> ExitCode {
         Command::Import(args) => store_cmds::import(args),
         Command::Export(args) => store_cmds::export(args),
         Command::Trigger(args) => store_cmds::trigger(args),
-        Command::Serve(args) => store_cmds::serve(args),
+        Command::Serve(args) => store_cmds::serve(*args),
         Command::Worker(args) => store_cmds::worker(args),
         Command::Migrate(args) => store_cmds::migrate(args),
         Command::RotateKey(args) => store_cmds::rotate_key(args),

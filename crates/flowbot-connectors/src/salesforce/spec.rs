@@ -83,6 +83,7 @@ pub(super) fn action(
         outputs,
         idempotent,
         writes,
+        usage: false,
     }
 }
 

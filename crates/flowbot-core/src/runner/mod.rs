@@ -27,9 +27,9 @@ use tracing::Instrument;
 
 use crate::condition::evaluate;
 use crate::connector::{ActionCall, ActionError, Apps, Connection, ErrorClass};
-use crate::manifest::redact_input;
+use crate::manifest::{redact_input, ActionSpec, FieldKind};
 use crate::model::*;
-use crate::template::{render_value, Scope};
+use crate::template::{render_value, Scope, TemplateError};
 
 /// How long a step may take when neither the step nor the flow says.
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -776,9 +776,8 @@ impl Runner<'_> {
                 .await;
         };
         rec.idempotent = spec.idempotent;
-        let input = match render_value(&Value::Object(a.input.clone()), scope) {
-            Ok(Value::Object(m)) => with_defaults(m, spec),
-            Ok(_) => unreachable!("rendering an object gives an object"),
+        let input = match render_input(spec, &a.input, scope) {
+            Ok(m) => m,
             Err((field, e)) => {
                 return self
                     .fail(rec, format!("input `{field}`: {}", e.message))
@@ -1050,6 +1049,36 @@ pub fn dedupe_key(flow: &Flow, trigger: &Value) -> Option<(String, Duration)> {
         Ok(Value::Null) | Ok(Value::String(_)) | Err(_) => None,
         Ok(other) => Some((other.to_string(), d.window)),
     }
+}
+
+/// An action step's input rendered over the obtained values — all but program text
+/// (`FieldKind::Code`), which the app gets as written — in the order the file gives it,
+/// with the manifest's defaults for inputs left out. An error names the input field it
+/// is in. The runner and the editor's step test both call it, so a test sees what a run
+/// would send.
+pub fn render_input(
+    spec: &ActionSpec,
+    input: &Map<String, Value>,
+    scope: &Scope,
+) -> Result<Map<String, Value>, (String, TemplateError)> {
+    let is_code = |name: &str| {
+        spec.inputs
+            .iter()
+            .any(|f| f.name == name && f.kind == FieldKind::Code)
+    };
+    let templated: Map<String, Value> = input
+        .iter()
+        .filter(|(k, _)| !is_code(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let Value::Object(mut rendered) = render_value(&Value::Object(templated), scope)? else {
+        unreachable!("rendering an object gives an object")
+    };
+    let rendered = input
+        .iter()
+        .map(|(k, v)| (k.clone(), rendered.remove(k).unwrap_or_else(|| v.clone())))
+        .collect();
+    Ok(with_defaults(rendered, spec))
 }
 
 /// Inputs the user left out take the manifest's defaults.

@@ -29,10 +29,12 @@ fn spec(id: &str, idempotent: bool) -> ActionSpec {
         inputs: vec![
             FieldSpec::new("value", FieldKind::Json, Text::new("v", "v")),
             FieldSpec::new("token", FieldKind::Text, Text::new("t", "t")).secret(),
+            FieldSpec::new("script", FieldKind::Code, Text::new("s", "s")),
         ],
         outputs: vec![],
         idempotent,
         writes: !idempotent,
+        usage: false,
     }
 }
 
@@ -297,6 +299,39 @@ async fn a_new_customer_takes_the_create_lane() {
     // Secret inputs are redacted in the record, not in the call.
     assert_eq!(h.last("search").input.unwrap()["token"], "[redacted]");
     assert_eq!(h.crm.calls.lock().unwrap()[0].1["token"], "s3cret");
+}
+
+#[tokio::test]
+async fn program_text_reaches_the_app_unrendered_while_other_inputs_are_rendered() {
+    // Code holds `{{` and `{%` as plain text; neither the checker nor the runner reads it.
+    let src = r#"
+version: 1
+id: code
+name: code
+connections: { crm: { app: crm } }
+trigger: { app: crm_trigger }
+steps:
+  - id: search
+    app: crm
+    action: search
+    connection: crm
+    input:
+      value: "{{ trigger.email }}"
+      script: "return `{{ trigger.email }} {% if x %}` + values.missing;"
+"#;
+    let h = Harness::new(src);
+    assert_eq!(h.run(json!({"email": "a@b"})).await, RunOutcome::Succeeded);
+    let input = h.crm.calls.lock().unwrap()[0].1.clone();
+    assert_eq!(input["value"], "a@b");
+    assert_eq!(
+        input["script"],
+        "return `{{ trigger.email }} {% if x %}` + values.missing;"
+    );
+    assert_eq!(
+        h.last("search").input.unwrap()["script"],
+        input["script"],
+        "the record shows the code as written"
+    );
 }
 
 #[tokio::test]

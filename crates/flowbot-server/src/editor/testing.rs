@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, State};
 use axum::Json;
 use flowbot_core::model::StepKind;
+use flowbot_core::runner::render_input;
 use flowbot_core::template::{render_value, Scope};
 use flowbot_core::{ActionCall, Connection, Flow};
 use serde::{Deserialize, Serialize};
@@ -104,7 +105,13 @@ pub(super) async fn test_step(
             ))
         }
     };
-    let rendered = match render_value(&input, &scope) {
+    // An app step renders as a run would (program text as written, defaults filled in).
+    let spec = action.and_then(|a| s.apps.manifest(&a.app).and_then(|m| m.action(&a.action)));
+    let rendered = match (action, spec) {
+        (Some(a), Some(spec)) => render_input(spec, &a.input, &scope).map(Value::Object),
+        _ => render_value(&input, &scope),
+    };
+    let rendered = match rendered {
         Ok(v) => v,
         Err((at, e)) => {
             let hint = if missing.is_empty() {
@@ -164,11 +171,8 @@ pub(super) async fn test_step(
             ..StepTest::default()
         }));
     }
-    let spec = s
-        .apps
-        .manifest(&a.app)
-        .and_then(|m| m.action(&a.action))
-        .ok_or_else(|| ApiError::BadRequest(format!("unknown action {}.{}", a.app, a.action)))?;
+    let spec =
+        spec.ok_or_else(|| ApiError::BadRequest(format!("unknown action {}.{}", a.app, a.action)))?;
     if spec.writes && !b.confirm {
         return Ok(Json(StepTest {
             needs_confirmation: true,

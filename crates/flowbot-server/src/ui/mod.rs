@@ -873,8 +873,19 @@ async fn flow(
         .as_ref()
         .filter(|f| f.trigger.app == "form" && p.can(Perm::Build))
         .map(|_| format!("{public}/forms/{}/{}", info.id, info.webhook_token));
+    // A mail trigger's address, when this server receives mail.
+    let mail_address = parsed
+        .as_ref()
+        .filter(|f| f.trigger.app == flowbot_core::mail::APP && p.can(Perm::Build))
+        .and(s.config.mail.as_ref())
+        .map(|m| format!("{}@{}", info.webhook_token, m.domain));
+    let mail_off = parsed
+        .as_ref()
+        .is_some_and(|f| f.trigger.app == flowbot_core::mail::APP)
+        && s.config.mail.is_none();
     let extra = json!({
         "targets": targets, "form_url": form_url,
+        "mail_address": mail_address, "mail_off": mail_off,
         "flow": info, "slots": slots, "setup": setup, "settings_open": unbound, "ready": ready,
         // The token is a credential: only those who build here see it.
         "webhook_url": if p.can(Perm::Build) {

@@ -322,6 +322,7 @@ impl AppFile {
                     outputs: a.outputs.clone(),
                     idempotent: a.idempotent,
                     writes: a.writes,
+                    usage: false,
                 })
                 .collect(),
         }
