@@ -119,3 +119,23 @@ fn the_demo_fills_a_table_whose_rows_become_accounts_written_back() {
     );
     assert!(out.contains("rows written back: 6/6"), "{out}");
 }
+
+#[test]
+fn the_demo_reads_inquiry_mails_with_ai_and_tells_slack_tidied() {
+    let (ok, out) = demo("mail-inquiry-ai-to-slack");
+    assert!(ok, "{out}");
+    // The three charsets decoded, full-width digits and half-width kana tidied.
+    assert!(
+        out.contains(
+            "ヤマダ タロウ 様（taro.yamada@example.jp）電話 03-1234-5678・注文番号 AB-12345"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("佐藤 花子 様"), "{out}");
+    assert!(out.contains("スズキ イチロウ 様"), "{out}");
+    // The mail sent twice and the newsletter started no run.
+    assert!(
+        out.contains("runs: 3 succeeded, 0 failed · Slack messages: 3 for 3 inquiries"),
+        "{out}"
+    );
+}

@@ -4,6 +4,7 @@
 //! (docs/reliability.md is copied from there). The suite runs serially (see
 //! .config/nextest.toml): its scenarios kill processes and load the machine.
 
+mod code;
 mod harness;
 mod hostile;
 mod mail;

@@ -564,7 +564,7 @@
           e.preventDefault();
           t.setRangeText('  ', t.selectionStart, t.selectionEnd, 'end');
         });
-        t.addEventListener('change', () => set(t.value));
+        t.addEventListener('input', () => set(t.value));
         return t;
       }
       case 'json': {

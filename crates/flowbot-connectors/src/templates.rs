@@ -28,6 +28,7 @@ pub const TEMPLATES: &[Template] = &[
     template!("inquiry-form-to-salesforce-lead"),
     template!("refund-request-approval"),
     template!("table-customers-to-salesforce"),
+    template!("mail-inquiry-ai-to-slack"),
 ];
 
 pub fn template(id: &str) -> Option<&'static Template> {

@@ -464,8 +464,11 @@ fn email_re() -> &'static Regex {
 fn phone_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| {
-        Regex::new(r"(?:\+\d{1,3}[- ]?)?0?\d{1,4}[-(]\d{1,4}[-)]\d{3,4}|0\d{9,10}")
-            .expect("a regex")
+        // Full-width forms too (０３－１２３４－５６７８): a model copies what was typed.
+        Regex::new(
+            r"(?:[+＋]\d{1,3}[- ]?)?[0０]?\d{1,4}[-－(（]\d{1,4}[-－)）]\d{3,4}|[0０]\d{9,10}",
+        )
+        .expect("a regex")
     })
 }
 

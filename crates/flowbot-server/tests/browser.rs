@@ -786,6 +786,19 @@ impl Editor {
     }
 }
 
+/// The saved flow's current YAML, read back and checked: a flow with no problems.
+async fn saved_flow(e: &Editor, id: &str) -> (flowbot_core::Flow, String) {
+    let version = e.store.flow(id).await.unwrap().current_version;
+    let yaml = e.store.flow_version(id, version).await.unwrap().yaml;
+    let checked = flowbot_core::check(&yaml, &flowbot_connectors::registry());
+    assert!(
+        checked.diagnostics.is_empty(),
+        "{:?}\n{yaml}",
+        checked.diagnostics
+    );
+    (checked.flow.unwrap(), yaml)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_user_builds_the_customer_sync_in_the_editor_without_writing_yaml() {
     let e = editor_session().await;
@@ -996,18 +1009,7 @@ async fn a_user_builds_the_customer_sync_in_the_editor_without_writing_yaml() {
     );
     e.save().await;
     assert_eq!(e.problems().await, "", "the built flow has no problems");
-    let yaml = e
-        .store
-        .flow_version(
-            "customer-sync",
-            e.store.flow("customer-sync").await.unwrap().current_version,
-        )
-        .await
-        .unwrap()
-        .yaml;
-    let flow = flowbot_core::check(&yaml, &flowbot_connectors::registry())
-        .flow
-        .unwrap_or_else(|| panic!("the saved flow is valid:\n{yaml}"));
+    let (flow, yaml) = saved_flow(&e, "customer-sync").await;
     assert_eq!(flow.walk().len(), 5, "{yaml}");
 
     // Turn it ON and let a real webhook through.
@@ -2942,23 +2944,7 @@ async fn a_form_its_approval_and_a_task_are_built_in_the_editor() {
     );
     e.save().await;
 
-    let yaml = e
-        .store
-        .flow_version(
-            "leave",
-            e.store.flow("leave").await.unwrap().current_version,
-        )
-        .await
-        .unwrap()
-        .yaml;
-    let apps = flowbot_connectors::registry();
-    let checked = flowbot_core::check(&yaml, &apps);
-    assert!(
-        checked.diagnostics.is_empty(),
-        "{:?}\n{yaml}",
-        checked.diagnostics
-    );
-    let flow = checked.flow.unwrap();
+    let (flow, yaml) = saved_flow(&e, "leave").await;
     let spec = flowbot_core::form::parse(&flow.trigger.options).unwrap();
     let keys: Vec<&str> = spec.fields.iter().map(|f| f.key.as_str()).collect();
     assert_eq!(keys, ["name", "kind"]);
@@ -3192,4 +3178,80 @@ async fn a_table_is_built_filled_from_a_shift_jis_csv_filtered_and_edited_in_the
     );
     e.find(r#"#dl-tables option[value="会員"]"#).await;
     e.stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_code_step_and_two_transforms_are_built_and_tested_in_the_editor() {
+    let e = editor_session().await;
+    let c = e.c.clone();
+    e.click("#new-flow").await;
+    at(&c, "/flows/new").await;
+    e.fill("#ed-id", "tidy-inquiry").await;
+    e.fill("#ed-name", "問い合わせを整える").await;
+    e.click("#ed-trigger-open").await;
+    e.choose("#t-app", "manual").await;
+
+    // 全角 → 半角, tested on its own.
+    e.add("#ed-add", "全角", "transform.normalize").await;
+    e.fill("#f-id", "tidy").await;
+    e.fill("#f-in-text", "ＴＥＬ：０３－１２３４－５６７８　ﾔﾏﾀﾞ")
+        .await;
+    e.choose("#f-in-mode", "zenkaku_to_hankaku").await;
+    e.settled().await;
+    let out = e.test_step().await;
+    assert_eq!(
+        e.result_value("text").await,
+        "TEL:03-1234-5678 ﾔﾏﾀﾞ",
+        "{out}"
+    );
+
+    // A date with a Japanese era, read into its parts.
+    e.add("#ed-add", "日付を読み取る", "transform.date_parse")
+        .await;
+    e.fill("#f-id", "when").await;
+    e.fill("#f-in-date", "令和8年11月30日 14時05分").await;
+    e.settled().await;
+    e.test_step().await;
+    assert_eq!(e.result_value("iso").await, "2026-11-30T14:05:00+09:00");
+    assert_eq!(e.result_value("weekday_ja").await, "月");
+
+    // A code step over both steps' values, picked from the obtained values.
+    e.add("#ed-add", "JavaScript", "code.javascript").await;
+    e.fill("#f-id", "shape").await;
+    e.fill(
+        "#f-in-code",
+        "const phone = values.text.match(/[0-9-]{10,}/)[0];\nreturn { phone, day: values.day + '曜日' };",
+    )
+    .await;
+    e.click("#f-in-values-add").await;
+    e.fill("#f-in-values-k-0", "text").await;
+    e.pick("#f-in-values-v-0", "tidy.text").await;
+    e.click("#f-in-values-add").await;
+    e.fill("#f-in-values-k-1", "day").await;
+    e.pick("#f-in-values-v-1", "when.weekday_ja").await;
+    e.settled().await;
+    let out = e.test_step().await;
+    assert_eq!(e.result_value("phone").await, "03-1234-5678", "{out}");
+    assert_eq!(e.result_value("day").await, "月曜日", "{out}");
+    shot(&c, "60-editor-code-step").await;
+
+    // A script that never ends is stopped by its limit, and the test says so.
+    e.fill("#f-in-code", "while (true) {}").await;
+    e.fill("#f-in-time_limit_ms", "200").await;
+    e.settled().await;
+    let out = e.test_step().await;
+    assert!(
+        out.contains("200 ms") || out.contains("0.2 s"),
+        "the time limit is named: {out}"
+    );
+    e.fill("#f-in-code", "return { phone: values.text };").await;
+    e.settled().await;
+    assert_eq!(e.problems().await.trim(), "", "no problems");
+    e.save().await;
+
+    let (flow, yaml) = saved_flow(&e, "tidy-inquiry").await;
+    let ids: Vec<&str> = flow.steps.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["tidy", "when", "shape"]);
+    // The program text is kept as typed, never turned into a template.
+    assert!(yaml.contains("return { phone: values.text };"), "{yaml}");
 }

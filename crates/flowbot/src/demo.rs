@@ -34,8 +34,8 @@ pub struct Args {
     pub(crate) customers: usize,
     /// Which template to run: `search` (the Yoom-style search by email), `upsert`,
     /// `shopify-customer-to-kintone`, `stripe-payment-failed-to-line`,
-    /// `inquiry-form-to-salesforce-lead`, `refund-request-approval` or
-    /// `table-customers-to-salesforce`
+    /// `inquiry-form-to-salesforce-lead`, `refund-request-approval`,
+    /// `table-customers-to-salesforce` or `mail-inquiry-ai-to-slack`
     #[arg(long, default_value = "search")]
     pub(crate) template: String,
     /// Keep the demo's database here instead of a fresh temporary directory
@@ -103,6 +103,7 @@ pub fn template_id(name: &str) -> anyhow::Result<&'static str> {
                 .iter()
                 .chain(crate::demo_people::TEMPLATES)
                 .chain(crate::demo_tables::TEMPLATES)
+                .chain(crate::demo_mail::TEMPLATES)
                 .map(|t| format!("`{t}`"))
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -114,7 +115,8 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
     let catalogue = crate::demo_apps::TEMPLATES.contains(&args.template.as_str());
     let people = crate::demo_people::TEMPLATES.contains(&args.template.as_str());
     let tables = crate::demo_tables::TEMPLATES.contains(&args.template.as_str());
-    let template_id = if catalogue || people || tables {
+    let mail = crate::demo_mail::TEMPLATES.contains(&args.template.as_str());
+    let template_id = if catalogue || people || tables || mail {
         ""
     } else {
         template_id(&args.template)?
@@ -144,6 +146,9 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
     }
     if tables {
         return crate::demo_tables::run(store, apps, &data_dir, &args).await;
+    }
+    if mail {
+        return crate::demo_mail::run(store, apps, &data_dir, &args).await;
     }
 
     let sf = salesforce::start(SalesforceConfig::default(), 0).await?;
@@ -214,12 +219,47 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The end of a template's demo: unless `--once`, say how to go on (`keep_running`) and
+/// wait for Ctrl-C; then stop the server and exit 0 only if the script's checks held.
+pub async fn finish(
+    app: App,
+    stop: CancellationToken,
+    once: bool,
+    keep_running: &str,
+    ok: bool,
+) -> anyhow::Result<ExitCode> {
+    if !once {
+        println!("\nthe demo keeps running: {keep_running} Ctrl-C stops it.");
+        let signal = CancellationToken::new();
+        crate::store_cmds::cancel_on_signal(signal.clone()).await;
+    }
+    stop.cancel();
+    let _ = app.wait().await;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 /// The demo's server with its worker, on `bind:port` (any free port when that is taken).
 pub async fn start_server(
     store: &Store,
     apps: &flowbot_core::Apps,
     bind: &str,
     port: u16,
+    stop: CancellationToken,
+) -> anyhow::Result<App> {
+    start_server_with(store, apps, bind, port, None, stop).await
+}
+
+/// [`start_server`], receiving mail when `mail` is given.
+pub async fn start_server_with(
+    store: &Store,
+    apps: &flowbot_core::Apps,
+    bind: &str,
+    port: u16,
+    mail: Option<flowbot_server::smtp::MailConfig>,
     stop: CancellationToken,
 ) -> anyhow::Result<App> {
     let listener = match tokio::net::TcpListener::bind((bind, port)).await {
@@ -241,7 +281,10 @@ pub async fn start_server(
                 ..WorkerConfig::default()
             }),
             admin_password: std::env::var("FLOWBOT_ADMIN_PASSWORD").ok(),
-            ..AppConfig::default()
+            server: flowbot_server::ServerConfig {
+                mail,
+                ..Default::default()
+            },
         },
         listener,
         stop,

@@ -131,18 +131,7 @@ pub async fn run(
         "shopify-customer-to-kintone" => shopify_to_kintone(script).await?,
         _ => stripe_to_line(script).await?,
     };
-    if !args.once {
-        println!("\nthe demo keeps running: open the web UI to see the runs. Ctrl-C stops it.");
-        let signal = CancellationToken::new();
-        crate::store_cmds::cancel_on_signal(signal.clone()).await;
-    }
-    stop.cancel();
-    let _ = app.wait().await;
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    crate::demo::finish(app, stop, args.once, "open the web UI to see the runs.", ok).await
 }
 
 /// Wait until no run of the flow is queued or running (at most a minute).

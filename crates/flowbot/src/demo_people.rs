@@ -156,21 +156,14 @@ pub async fn run(
     } else {
         refunds(&demo, n, args.once, &sink.sim).await?
     };
-    if !args.once {
-        println!(
-            "\nthe demo keeps running: sign in as a member and answer in My Tasks, or send \
-             the form again. Ctrl-C stops it."
-        );
-        let signal = CancellationToken::new();
-        crate::store_cmds::cancel_on_signal(signal.clone()).await;
-    }
-    stop.cancel();
-    let _ = app.wait().await;
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    crate::demo::finish(
+        app,
+        stop,
+        args.once,
+        "sign in as a member and answer in My Tasks, or send the form again.",
+        ok,
+    )
+    .await
 }
 
 const PEOPLE: &[(&str, &str, &str, &str)] = &[

@@ -237,21 +237,14 @@ pub async fn run(
     let good = refused_ok && failed == 0 && ok as usize == n && written_back == n && accounts == n;
     println!("{}", if good { "OK" } else { "NOT OK" });
 
-    if !args.once {
-        println!(
-            "\nthe demo keeps running: add rows in the grid (or import a CSV) and watch each \
-             become a Salesforce Account. Ctrl-C stops it."
-        );
-        let signal = CancellationToken::new();
-        crate::store_cmds::cancel_on_signal(signal.clone()).await;
-    }
-    stop.cancel();
-    let _ = app.wait().await;
-    Ok(if good {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    crate::demo::finish(
+        app,
+        stop,
+        args.once,
+        "add rows in the grid (or import a CSV) and watch each become a Salesforce Account.",
+        good,
+    )
+    .await
 }
 
 /// Wait until every run of the flow has ended (at most a minute).

@@ -13,6 +13,7 @@ mod cluster;
 mod connections;
 mod demo;
 mod demo_apps;
+mod demo_mail;
 mod demo_people;
 mod demo_tables;
 mod doctor;

@@ -1,10 +1,11 @@
 //! `flowbot sandbox`: the simulated ecforce and Salesforce, the catalogue's apps, the
-//! notification sinks and an OpenID Connect identity provider as a process of their own, for black-box tests and for trying flowbot against something that
-//! answers like the real services. Everything it serves is on loopback.
+//! notification sinks, an OpenID Connect identity provider and an OpenAI-compatible model
+//! as a process of their own, for black-box tests and for trying flowbot against something
+//! that answers like the real services. Everything it serves is on loopback.
 
 use std::process::ExitCode;
 
-use flowbot_sandbox::{catalogue, ecforce, oidc, salesforce, sinks};
+use flowbot_sandbox::{ai, catalogue, ecforce, oidc, salesforce, sinks};
 use tokio_util::sync::CancellationToken;
 
 #[derive(clap::Args)]
@@ -24,6 +25,9 @@ pub struct Args {
     /// Port of the OpenID Connect identity provider (0: any free port)
     #[arg(long, default_value_t = 0)]
     oidc_port: u16,
+    /// Port of the OpenAI-compatible model (0: any free port)
+    #[arg(long, default_value_t = 0)]
+    ai_port: u16,
 }
 
 /// Every built-in app file, for the catalogue simulator.
@@ -50,6 +54,7 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
         )
         .await?;
         let idp = oidc::start(Default::default(), args.oidc_port).await?;
+        let model = ai::start(Default::default(), args.ai_port).await?;
         let sf_cfg = sf.sim.config();
         // One `name: value` per line, then `ready`: easy to read for people and programs.
         println!("ecforce: {}", ec.url);
@@ -66,6 +71,10 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
         println!("oidc_issuer: {}", idp.url);
         println!("oidc_client_id: {}", idp_client.client_id);
         println!("oidc_client_secret: {}", idp_client.client_secret);
+        // The `ai` app's connection: base URL, key and model.
+        println!("ai_base_url: {}/v1", model.url);
+        println!("ai_api_key: {}", model.sim.config().api_key);
+        println!("ai_model: {}", model.sim.config().model);
         // Each app under its id: point a connection's URL fields there.
         for (id, name) in apps.sim.apps() {
             println!("app {id}: {}/{id} ({name})", apps.url);

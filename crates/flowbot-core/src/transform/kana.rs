@@ -123,12 +123,18 @@ const HALFWIDTH_KANA: [char; 63] = [
     'ム', 'メ', 'モ', 'ヤ', 'ユ', 'ヨ', 'ラ', 'リ', 'ル', 'レ', 'ロ', 'ワ', 'ン', '゛', '゜',
 ];
 
-const HALFWIDTH_DAKUTEN: char = '\u{FF9E}';
-const HALFWIDTH_HANDAKUTEN: char = '\u{FF9F}';
+/// The voiced mark `c` is, as the half-width, the spacing (゛) or the combining form:
+/// Some(true) for the dakuten, Some(false) for the handakuten.
+fn voiced_mark(c: char) -> Option<bool> {
+    match c {
+        '\u{FF9E}' | '\u{309B}' | '\u{3099}' => Some(true),
+        '\u{FF9F}' | '\u{309C}' | '\u{309A}' => Some(false),
+        _ => None,
+    }
+}
 
 /// The full-width kana a voiced mark turns `base` into (ｶ+ﾞ → ガ, ﾊ+ﾟ → パ, ｳ+ﾞ → ヴ).
-fn join_mark(base: char, mark: char) -> Option<char> {
-    let voiced = mark == HALFWIDTH_DAKUTEN;
+fn join_mark(base: char, voiced: bool) -> Option<char> {
     let code = base as u32;
     match base {
         // カ–ト: each voiced kana follows its plain one, but the small ッ breaks the
@@ -147,20 +153,22 @@ fn join_mark(base: char, mark: char) -> Option<char> {
     }
 }
 
-/// `ｶﾞｷﾞｸﾞ ﾊﾟﾝ` → `ガギグ パン`. Other characters are untouched.
+/// `ｶﾞｷﾞｸﾞ ﾊﾟﾝ` → `ガギグ パン`. A katakana followed by a separate voiced mark is joined
+/// too (`タ゛` → `ダ`): ISO-2022-JP has no half-width kana, so mail programs send ﾀﾞ as
+/// タ゛. Other characters are untouched.
 pub fn halfwidth_kana_to_fullwidth(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
-        if !('\u{FF61}'..='\u{FF9F}').contains(&c) {
-            out.push(c);
-            continue;
-        }
-        let full = HALFWIDTH_KANA[(c as u32 - 0xFF61) as usize];
-        let joined = match chars.peek() {
-            Some(&m) if m == HALFWIDTH_DAKUTEN || m == HALFWIDTH_HANDAKUTEN => join_mark(full, m),
-            _ => None,
+        let full = if ('\u{FF61}'..='\u{FF9F}').contains(&c) {
+            HALFWIDTH_KANA[(c as u32 - 0xFF61) as usize]
+        } else {
+            c
         };
+        let joined = chars
+            .peek()
+            .and_then(|&m| voiced_mark(m))
+            .and_then(|voiced| join_mark(full, voiced));
         match joined {
             Some(j) => {
                 chars.next();
@@ -209,6 +217,9 @@ mod tests {
                 "パピプペポ バビブベボ",
             ),
             (HalfwidthKanaToFullwidth, "ｳﾞｧｲｵﾘﾝ", "ヴァイオリン"),
+            // As ISO-2022-JP mail carries ﾔﾏﾀﾞ, and with combining marks.
+            (HalfwidthKanaToFullwidth, "ヤマタ゛ ハ゜ン", "ヤマダ パン"),
+            (HalfwidthKanaToFullwidth, "カ\u{3099}ヘ\u{309A}", "ガペ"),
             (HalfwidthKanaToFullwidth, "ﾂﾞﾄﾞﾃﾞ", "ヅドデ"),
             (HalfwidthKanaToFullwidth, "ｱﾞｲﾟ", "ア゛イ゜"),
             (HalfwidthKanaToFullwidth, "｢ﾃｽﾄ｣｡､･ｰ", "「テスト」。、・ー"),
