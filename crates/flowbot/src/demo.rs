@@ -210,13 +210,8 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    stop.cancel();
-    let _ = app.wait().await;
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    // Ctrl-C was pressed already, when not `--once`.
+    finish(app, stop, true, "", ok).await
 }
 
 /// The end of a template's demo: unless `--once`, say how to go on (`keep_running`) and
