@@ -864,6 +864,36 @@
     }, text: `+ ${T.add_field}` }));
     return box;
   }
+  // The mail trigger: the conditions a mail must meet, one row each (all must hold).
+  function mailOptions(box, tr) {
+    const conds = Array.isArray(tr.options?.conditions) ? tr.options.conditions : [];
+    const write = () => {
+      if (conds.length) tr.options = { ...(tr.options || {}), conditions: conds };
+      else if (tr.options) { delete tr.options.conditions; if (!Object.keys(tr.options).length) delete tr.options; }
+      sync();
+    };
+    const fs = el('fieldset', { id: 't-conds' }, el('legend', { text: T.mail_conditions }));
+    fs.append(el('p', { class: 'muted', text: T.mail_conditions_help }));
+    const choice = (id, value, options, label, onchange) => {
+      const s = el('select', { id, 'aria-label': label }, ...options.map(([v, t]) => el('option', { value: v, text: t })));
+      s.value = value;
+      s.addEventListener('change', () => onchange(s.value));
+      return s;
+    };
+    conds.forEach((c, i) => {
+      const id = `t-cond-${i}`;
+      fs.append(el('div', { class: 'row' },
+        choice(`${id}-field`, c.field || 'subject', [['from', T.mail_from], ['to', T.mail_to], ['subject', T.mail_subject], ['body', T.mail_body]], `${T.mail_condition} ${i + 1}: ${T.mail_field}`, (v) => { c.field = v; write(); }),
+        choice(`${id}-op`, c.op || 'contains', [['contains', T.op_contains], ['not_contains', T.op_not_contains], ['regex', T.op_matches]], `${T.mail_condition} ${i + 1}: ${T.mail_op}`, (v) => { c.op = v; write(); }),
+        textInput(`${id}-value`, c.value ?? '', (v) => { c.value = v; write(); }, { 'aria-label': `${T.mail_condition} ${i + 1}: ${T.mail_value}` }),
+        el('button', { type: 'button', id: `${id}-remove`, 'aria-label': `${T.remove} ${i + 1}`, onclick: () => { conds.splice(i, 1); write(); renderForm(); }, text: '✕' })));
+    });
+    fs.append(el('button', { type: 'button', id: 't-cond-add', disabled: conds.length >= 20, onclick: () => {
+      conds.push({ field: 'subject', op: 'contains', value: '' });
+      write(); renderForm(); $(`t-cond-${conds.length - 1}-value`)?.focus();
+    }, text: `+ ${T.mail_condition_add}` }));
+    box.append(fs);
+  }
   // The form trigger: its words, who may answer, and its fields.
   function formOptions(box, tr) {
     tr.options = tr.options || {};
@@ -926,12 +956,21 @@
     const opts = new Map();
     for (const t of (chosen.length ? chosen : a.triggers)) for (const o of t.options) opts.set(o.name, o);
     if (tr.app === 'form') { formOptions(box, tr); opts.clear(); }
+    if (tr.app === 'mail') { mailOptions(box, tr); opts.clear(); }
     for (const o of opts.values()) {
       box.append(field(`${tx(o.label)} (${o.name})`, textInput(`t-opt-${o.name}`, tr.options?.[o.name], (v) => { tr.options = tr.options || {}; if (v === '') delete tr.options[o.name]; else tr.options[o.name] = v; sync(); }, tr.app === 'table' && o.name === 'table' ? { list: tablesList() } : undefined), tx(o.help), o.required));
     }
     // A trigger the app calls: its URL is here (known before the first save), with how
     // to register it in the app.
-    if (chosen.some((t) => !t.polling)) {
+    // A mail trigger's address instead of a URL: shown on the flow's page when this server
+    // receives mail (the trigger's setup words say so otherwise).
+    if (tr.app === 'mail') {
+      const address = $('mail-address')?.textContent?.trim();
+      box.append(el('div', { class: 'field' },
+        el('h4', { id: 't-mail-label', text: T.mail_trigger_address }),
+        address ? el('code', { id: 't-mail', class: 'wrap', text: address }) : null,
+        ...chosen.filter((t) => t.setup).slice(0, 1).map((t) => el('p', { class: 'muted', text: tx(t.setup) }))));
+    } else if (chosen.some((t) => !t.polling)) {
       const url = $('webhook-url')?.textContent || '';
       box.append(el('div', { class: 'field' },
         el('h4', { id: 't-hook-label', text: T.webhook_url }),
@@ -951,7 +990,7 @@
     box.append(el('p', { class: 'muted', text: T.trigger_sample_help }));
     const row = el('div', { class: 'row' });
     const noId = !currentId();
-    if (S.flowId) row.append(el('button', { type: 'button', id: 't-wait', onclick: waitWebhook, text: T.wait_webhook }));
+    if (S.flowId) row.append(el('button', { type: 'button', id: 't-wait', onclick: waitWebhook, text: tr.app === 'mail' ? T.wait_mail : T.wait_webhook }));
     if (tr.app === 'ecforce') row.append(el('button', { type: 'button', id: 't-fetch', disabled: noId, onclick: fetchRecent, text: T.fetch_recent }));
     box.append(row);
     const ta = el('textarea', { id: 't-sample', rows: 5 });

@@ -369,7 +369,26 @@ impl<'a> Session<'a> {
         trigger["received_at"] = json!(jiff::Timestamp::now().to_string());
         let filter = mail::filter_of(&flow.trigger.options)
             .map_err(|p| format!("the flow's mail conditions cannot be read: {p:?}"))?;
-        if !filter.accepts(&trigger) {
+        let accepted = filter.accepts(&trigger);
+        // A "test trigger" waiting for this flow sees what the mail gives the flow, as a
+        // webhook's would (attachments by name: they are stored only for a run).
+        if r.flow.capture_until > s.store.clock().now().as_millisecond() {
+            let mut mail = trigger.clone();
+            mail["attachments"] = parsed
+                .attachments
+                .iter()
+                .map(|a| json!({ "name": a.name, "content_type": a.content_type, "size": a.bytes.len() }))
+                .collect();
+            let sample = if accepted {
+                mail
+            } else {
+                json!({ "ignored": "the mail does not meet the trigger's conditions", "mail": mail })
+            };
+            if let Err(e) = s.store.capture_fill(&r.flow.id, &sample).await {
+                tracing::warn!(flow_id = %r.flow.id, error = %e, "a test-trigger capture could not be stored");
+            }
+        }
+        if !accepted {
             tracing::info!(flow_id = %r.flow.id, "a received mail does not meet the flow's conditions: no run");
             return Ok(());
         }

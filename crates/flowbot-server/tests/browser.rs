@@ -3255,3 +3255,47 @@ async fn a_code_step_and_two_transforms_are_built_and_tested_in_the_editor() {
     // The program text is kept as typed, never turned into a template.
     assert!(yaml.contains("return { phone: values.text };"), "{yaml}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_mail_trigger_s_conditions_are_set_in_the_editor() {
+    let e = editor_session().await;
+    let c = e.c.clone();
+    e.click("#new-flow").await;
+    at(&c, "/flows/new").await;
+    e.fill("#ed-id", "inbox").await;
+    e.fill("#ed-name", "問い合わせメール").await;
+    e.click("#ed-trigger-open").await;
+    e.choose("#t-app", "mail").await;
+    e.click("#t-ev-received").await;
+    e.click("#t-cond-add").await;
+    e.fill("#t-cond-0-value", "問い合わせ").await;
+    e.click("#t-cond-add").await;
+    e.choose("#t-cond-1-field", "from").await;
+    e.choose("#t-cond-1-op", "regex").await;
+    e.fill("#t-cond-1-value", r"@example\.co\.jp>?$").await;
+    e.click("#t-cond-add").await;
+    e.click("#t-cond-2-remove").await;
+    // No address before the server receives mail: the trigger says where it will be.
+    let setup = e.shown_text("#t-mail-label + p").await;
+    assert!(setup.contains("--smtp-addr"), "{setup}");
+    e.add("#ed-add", "set", "set").await;
+    e.settled().await;
+    assert_eq!(e.problems().await.trim(), "", "no problems");
+    e.save().await;
+
+    let (flow, yaml) = saved_flow(&e, "inbox").await;
+    let filter = flowbot_core::mail::filter_of(&flow.trigger.options).unwrap();
+    let mail = |subject: &str, from: &str| json!({"subject": subject, "from": {"name": "", "address": from}, "text": ""});
+    assert!(
+        filter.accepts(&mail("お問い合わせ", "taro@example.co.jp")),
+        "{yaml}"
+    );
+    assert!(
+        !filter.accepts(&mail("お問い合わせ", "taro@example.com")),
+        "{yaml}"
+    );
+    assert!(
+        !filter.accepts(&mail("ご案内", "taro@example.co.jp")),
+        "{yaml}"
+    );
+}

@@ -202,6 +202,44 @@ async fn only_mails_that_meet_the_conditions_start_the_flow() {
 }
 
 #[tokio::test]
+async fn a_test_trigger_sees_the_next_mail_even_one_its_conditions_let_pass() {
+    let t = setup(
+        r#"[{ field: subject, op: contains, value: "返品" }]"#,
+        MailConfig::DEFAULT_MAX_SIZE,
+    )
+    .await;
+    for (file, meets) in [("shift_jis.eml", true), ("utf-8.eml", false)] {
+        let capture = t
+            .store
+            .capture_open("inbox", Duration::from_secs(20))
+            .await
+            .unwrap();
+        let d = send_mail(&t.smtp, "a@example.jp", &[&t.address], &fixture(file))
+            .await
+            .unwrap();
+        assert!(d.accepted(), "{d:?}");
+        let seen = t
+            .store
+            .capture_wait(&capture, Duration::from_secs(20))
+            .await
+            .unwrap()
+            .expect("the mail is captured");
+        let mail = if meets {
+            assert!(seen.get("ignored").is_none(), "{seen}");
+            &seen
+        } else {
+            assert!(
+                seen["ignored"].as_str().unwrap().contains("conditions"),
+                "{seen}"
+            );
+            &seen["mail"]
+        };
+        assert!(!mail["subject"].as_str().unwrap().is_empty(), "{seen}");
+        assert!(mail["attachments"].is_array(), "{seen}");
+    }
+}
+
+#[tokio::test]
 async fn refusals_are_clear_and_nothing_is_stored() {
     let t = setup("[]", 4096).await;
     let refused = |r: Result<_, SendError>| match r {
