@@ -397,7 +397,18 @@ impl AiApp {
                 "temperature": temperature,
                 "response_format": {"type": "json_object"},
             });
-            let a = self.chat(ep, &body).await?;
+            // A call that fails after earlier tries still accounts for their tokens.
+            let a = self.chat(ep, &body).await.map_err(|e| {
+                if tries == 1 {
+                    return e;
+                }
+                let mut details = e.details.as_deref().cloned().unwrap_or_else(|| json!({}));
+                if let Value::Object(d) = &mut details {
+                    d.insert("usage".into(), usage.to_value());
+                    d.insert("tries".into(), json!(tries - 1));
+                }
+                e.with_details(details)
+            })?;
             usage.add(a.usage);
             model = a.model;
             match fit_answer(&wanted, &a.text) {
@@ -457,10 +468,25 @@ impl Connector for AiApp {
         {
             let url =
                 Url::parse(base.trim()).map_err(|e| format!("`base_url` is not a URL ({e})"))?;
-            if !matches!(url.scheme(), "http" | "https") {
-                return Err(
-                    "`base_url` must start with https:// (or http:// for a local server)".into(),
-                );
+            // Plain http would carry the key in clear: only to a server on this machine or
+            // the company's own network.
+            let host = url.host_str().unwrap_or("");
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let local = match host.parse::<std::net::IpAddr>() {
+                Ok(std::net::IpAddr::V4(ip)) => ip.is_loopback() || ip.is_private(),
+                Ok(std::net::IpAddr::V6(ip)) => ip.is_loopback(),
+                Err(_) => {
+                    host == "localhost" || host.ends_with(".localhost") || !host.contains('.')
+                }
+            };
+            match url.scheme() {
+                "https" => {}
+                "http" if local => {}
+                _ => {
+                    return Err("`base_url` must start with https:// (http:// only for a server \
+                                on this machine or the local network, e.g. http://127.0.0.1:8000/v1)"
+                        .into())
+                }
             }
         }
         Ok(())

@@ -72,6 +72,8 @@ const PRELUDE: &str = r#"(function (emit) {
     const at = key === '' ? 'the result' : `\`${key}\``;
     const t = typeof v;
     if (t === 'function' || t === 'symbol') throw new TypeError(`${at} is a ${t}`);
+    if (t === 'bigint') throw new TypeError(`${at} is a BigInt: turn it into a Number or a string first`);
+    if (t === 'number' && !Number.isFinite(v)) throw new TypeError(`${at} is ${v}, which JSON cannot hold`);
     if (v instanceof Map || v instanceof Set) throw new TypeError(`${at} is a ${v instanceof Map ? 'Map' : 'Set'}: turn it into an object or array first`);
     if (v instanceof Promise) throw new TypeError(`${at} is a Promise: the code has nothing to wait for, so return the value itself`);
     return v;

@@ -20,7 +20,12 @@ pub fn rotated_refresh_tokens(
         .collect()
 }
 
-/// Seconds in `Retry-After` (the HTTP-date form is rare from APIs and is ignored).
+/// The longest wait a service's `Retry-After` is taken for: a larger (or absurd) value
+/// would park a run for years; the service is asked again after this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// Seconds in `Retry-After`, at most [`MAX_RETRY_AFTER`] (the HTTP-date form is rare from
+/// APIs and is ignored).
 pub fn retry_after(h: &HeaderMap) -> Option<Duration> {
     h.get(RETRY_AFTER)?
         .to_str()
@@ -28,7 +33,7 @@ pub fn retry_after(h: &HeaderMap) -> Option<Duration> {
         .trim()
         .parse::<u64>()
         .ok()
-        .map(Duration::from_secs)
+        .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER))
 }
 
 /// A URL as errors may show it: the query is left out, since it can carry customer data
@@ -80,4 +85,20 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_read_and_capped() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert(RETRY_AFTER, "30".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(30)));
+        // An absurd wait is not taken: the service is asked again within the hour.
+        h.insert(RETRY_AFTER, "9223372036854775".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER));
+    }
 }

@@ -332,3 +332,60 @@ steps:
     let checked = flowbot_core::check(yaml, &flowbot_connectors::registry());
     assert!(checked.diagnostics.is_empty(), "{:?}", checked.diagnostics);
 }
+
+#[test]
+fn plain_http_is_taken_only_for_a_server_nearby() {
+    let check =
+        |url: &str| connector().check_settings(&map(json!({"base_url": url, "model": "m"})));
+    for ok in [
+        "https://api.openai.com/v1",
+        "http://127.0.0.1:8000/v1",
+        "http://[::1]:8000/v1",
+        "http://localhost:11434/v1",
+        "http://10.0.0.5/v1",
+        "http://llm-server/v1",
+    ] {
+        assert!(check(ok).is_ok(), "{ok}: {:?}", check(ok));
+    }
+    for refused in [
+        "http://api.openai.com/v1",
+        "http://8.8.8.8/v1",
+        "ftp://example.com/v1",
+    ] {
+        let e = check(refused).unwrap_err();
+        assert!(e.contains("https://"), "{refused}: {e}");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_second_try_still_accounts_for_the_first() {
+    let sim = ai::start(AiConfig::default(), 0).await.unwrap();
+    let c = conn(&sim.url, "sk-sandbox");
+    sim.sim.bad_answers(BadAnswer::MissingField, 1);
+    sim.sim.faults.set(FaultConfig {
+        every: Some(2),
+        errors: vec![InjectedError {
+            status: 503,
+            code: None,
+            message: None,
+            fields: vec![],
+            retry_after: None,
+        }],
+        max_failures: Some(1),
+        ..FaultConfig::default()
+    });
+    let e = run(
+        &c,
+        "extract",
+        json!({"text": INQUIRY, "fields": inquiry_fields()}),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.is_retryable(), "{e:?}");
+    let details = e.details.expect("the first try's usage");
+    assert_eq!(details["tries"], 1);
+    assert!(
+        details["usage"]["prompt_tokens"].as_u64().unwrap() > 0,
+        "{details}"
+    );
+}

@@ -199,6 +199,14 @@ async fn results_that_are_not_json_are_refused_clearly() {
         .await
         .unwrap_err();
     assert!(e.message.contains("`seen` is a Set"), "{}", e.message);
+    let e = run(json!({"code": "return { big: 10n };"}))
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("`big` is a BigInt"), "{}", e.message);
+    let e = run(json!({"code": "return { ratio: 1 / 0 };"}))
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("`ratio` is Infinity"), "{}", e.message);
     let e = run(json!({"code": "const a = {}; a.self = a; return a;"}))
         .await
         .unwrap_err();

@@ -11,12 +11,13 @@
 //! MIME message itself is read by `mail-parser`. It speaks plain SMTP: put it behind a
 //! mail server or a proxy that terminates TLS when mail crosses a network you do not own.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use flowbot_core::mail;
-use flowbot_core::runner::{concurrency_key, dedupe_key};
+use flowbot_core::runner::concurrency_key;
 use flowbot_store::{EnqueueOutcome, NewEvent, Source};
 use mail_parser::{MessageParser, MimeHeaders};
 use serde_json::{json, Value};
@@ -56,6 +57,12 @@ const MAX_ATTACHMENTS: usize = 50;
 /// The text and HTML bodies kept in the trigger's value (each); a longer body is cut and
 /// marked `truncated`. Attachments are stored as files and are bounded by the mail's size.
 const MAX_BODY_TEXT: usize = 1024 * 1024;
+/// Memory all mails being received and parsed may take together, in MiB. A mail is
+/// charged twice its size (its bytes and what the parser makes of them); one that does not
+/// fit now is told to come back (`452`), so many large mails at once cannot exhaust memory.
+const MEMORY_BUDGET_MIB: u32 = 512;
+/// Connections one address may hold at once: one sender cannot take every slot.
+const MAX_CONNECTIONS_PER_ADDRESS: usize = 16;
 /// The same mail sent again within this window starts no second run.
 const DEDUPE_WINDOW: Duration = Duration::from_secs(3 * 24 * 3600);
 
@@ -67,6 +74,8 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let budget = Arc::new(tokio::sync::Semaphore::new(MEMORY_BUDGET_MIB as usize));
+    let per_address: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     let cfg = Arc::new(cfg);
     loop {
         let (stream, peer) = tokio::select! {
@@ -81,7 +90,9 @@ pub async fn serve(
                 }
             },
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
+        let held = AddressSlot::take(&per_address, peer.ip());
+        let permit = slots.clone().try_acquire_owned();
+        let (Some(held), Ok(permit)) = (held, permit) else {
             tokio::spawn(async move {
                 let mut stream = stream;
                 let _ = stream
@@ -91,9 +102,10 @@ pub async fn serve(
             continue;
         };
         let (state, cfg, shutdown) = (state.clone(), cfg.clone(), shutdown.clone());
+        let budget = budget.clone();
         tokio::spawn(async move {
-            let _permit = permit;
-            let session = Session::new(&state, &cfg, peer);
+            let (_permit, _held) = (permit, held);
+            let session = Session::new(&state, &cfg, peer, budget);
             tokio::select! {
                 _ = shutdown.cancelled() => {}
                 r = tokio::time::timeout(SESSION, session.run(stream)) => {
@@ -103,6 +115,39 @@ pub async fn serve(
                 }
             }
         });
+    }
+}
+
+/// One of an address's connections, given back when dropped.
+struct AddressSlot {
+    counts: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl AddressSlot {
+    fn take(counts: &Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr) -> Option<Self> {
+        let mut c = counts.lock().expect("connection counts");
+        let n = c.entry(ip).or_default();
+        if *n >= MAX_CONNECTIONS_PER_ADDRESS {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            counts: counts.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut c = self.counts.lock().expect("connection counts");
+        if let Some(n) = c.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                c.remove(&self.ip);
+            }
+        }
     }
 }
 
@@ -118,6 +163,7 @@ struct Session<'a> {
     peer: SocketAddr,
     from: Option<String>,
     to: Vec<Recipient>,
+    budget: Arc<tokio::sync::Semaphore>,
 }
 
 /// A line read from the client.
@@ -172,13 +218,19 @@ fn angle_address(arg: &str) -> Option<&str> {
 }
 
 impl<'a> Session<'a> {
-    fn new(state: &'a AppState, cfg: &'a MailConfig, peer: SocketAddr) -> Session<'a> {
+    fn new(
+        state: &'a AppState,
+        cfg: &'a MailConfig,
+        peer: SocketAddr,
+        budget: Arc<tokio::sync::Semaphore>,
+    ) -> Session<'a> {
         Session {
             state,
             cfg,
             peer,
             from: None,
             to: Vec::new(),
+            budget,
         }
     }
 
@@ -226,12 +278,17 @@ impl<'a> Session<'a> {
                         {
                             return;
                         }
-                        let answer = match read_data(&mut read, self.cfg.max_size).await {
-                            Ok(Some(raw)) => self.deliver(&raw).await,
-                            Ok(None) => format!(
+                        let read = read_data(&mut read, self.cfg.max_size, &self.budget).await;
+                        let answer = match read {
+                            Ok(Data::Mail(raw, _charged)) => self.deliver(raw).await,
+                            Ok(Data::TooLarge) => format!(
                                 "552 5.3.4 the mail is larger than {} bytes",
                                 self.cfg.max_size
                             ),
+                            Ok(Data::Busy) => {
+                                "452 4.3.1 too many large mails at once; try again later"
+                                    .to_string()
+                            }
                             Err(_) => return,
                         };
                         self.reset();
@@ -338,14 +395,19 @@ impl<'a> Session<'a> {
     }
 
     /// Store the mail for each recipient's flow; `250` only when every one is stored.
-    async fn deliver(&self, raw: &[u8]) -> String {
-        let Some(message) = MessageParser::default().parse(raw) else {
+    async fn deliver(&self, raw: Vec<u8>) -> String {
+        // Parsing a large mail is CPU work: off the threads that serve connections.
+        let parsed = tokio::task::spawn_blocking(move || {
+            let parsed = MessageParser::default().parse(&raw).map(|m| parse(&m));
+            parsed.map(|p| (p, raw))
+        })
+        .await;
+        let Ok(Some((parsed, raw))) = parsed else {
             return "554 5.6.0 the mail could not be read".to_string();
         };
-        let parsed = parse(&message);
         let mut stored = 0;
         for r in &self.to {
-            match self.store_for(r, &parsed, raw).await {
+            match self.store_for(r, &parsed, &raw).await {
                 Ok(()) => stored += 1,
                 Err(e) => {
                     tracing::error!(error = %e, flow_id = %r.flow.id, peer = %self.peer, "a received mail could not be stored");
@@ -414,12 +476,11 @@ impl<'a> Session<'a> {
         trigger["attachments"] = Value::Array(refs);
         // A sender that lost our `250` sends the mail again: the same Message-ID (or, without
         // one, the same bytes) is stored once.
+        // Hashed: a Message-ID is the sender's text, of any length, and the key is indexed.
+        let sha = |bytes: &[u8]| hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref());
         let key = match &parsed.message_id {
-            Some(id) => format!("mail:{id}"),
-            None => format!(
-                "mail-sha256:{}",
-                hex(ring::digest::digest(&ring::digest::SHA256, raw).as_ref())
-            ),
+            Some(id) => format!("mail:{}", sha(id.as_bytes())),
+            None => format!("mail-sha256:{}", sha(raw)),
         };
         let event = NewEvent {
             flow_id: r.flow.id.clone(),
@@ -428,10 +489,9 @@ impl<'a> Session<'a> {
             headers: json!({ "mail_from": self.from.clone().unwrap_or_default(), "peer": self.peer.ip().to_string() }),
             body: trigger.clone(),
             concurrency_key: concurrency_key(&flow, &trigger),
-            dedupe: Some(match dedupe_key(&flow, &trigger) {
-                Some((k, w)) => (k, w),
-                None => (key, DEDUPE_WINDOW),
-            }),
+            // Always the mail's own key: a flow's `dedupe` must not undo the promise that a
+            // mail sent again starts no second run.
+            dedupe: Some((key, DEDUPE_WINDOW)),
             trigger,
             files,
         };
@@ -468,12 +528,29 @@ async fn reply(w: &mut (impl AsyncWriteExt + Unpin), text: &str) -> std::io::Res
 
 /// The message after `DATA`, dot-unstuffed, up to the line `.`; `None` when it was larger
 /// than `max` (read to its end and dropped, so the sender sees the answer).
+/// What DATA gave.
+enum Data {
+    /// The mail, with its share of the memory budget (held until it is stored).
+    Mail(Vec<u8>, Option<tokio::sync::OwnedSemaphorePermit>),
+    /// Past the size limit: read to its end and dropped.
+    TooLarge,
+    /// The memory budget is spent by other mails now: read to its end and dropped.
+    Busy,
+}
+
 async fn read_data(
     r: &mut (impl AsyncBufRead + Unpin),
     max: usize,
-) -> std::io::Result<Option<Vec<u8>>> {
+    budget: &Arc<tokio::sync::Semaphore>,
+) -> std::io::Result<Data> {
     let mut raw = Vec::new();
     let mut too_large = false;
+    let mut busy = false;
+    let mut charged: Option<tokio::sync::OwnedSemaphorePermit> = None;
+    // The mail ends only at CRLF . CRLF (RFC 5321 4.1.1.4). A `.` line after a bare LF, or
+    // ended by one, is content: ending there would let a message smuggle a second one
+    // past a relay that reads the end differently.
+    let mut after_crlf = true;
     loop {
         // A line is bounded by what is left of the mail (plus its end), so a mail without
         // line ends cannot grow past the limit either.
@@ -492,13 +569,20 @@ async fn read_data(
                 ))
             }
         };
-        if line == b".\r\n" || line == b".\n" {
-            return Ok((!too_large).then_some(raw));
+        if line == b".\r\n" && after_crlf {
+            return Ok(if too_large {
+                Data::TooLarge
+            } else if busy {
+                Data::Busy
+            } else {
+                Data::Mail(raw, charged)
+            });
         }
-        if too_large {
+        after_crlf = line.ends_with(b"\r\n");
+        if too_large || busy {
             continue;
         }
-        let body = if line.first() == Some(&b'.') {
+        let body = if line.first() == Some(&b'.') && line.ends_with(b"\r\n") {
             &line[1..]
         } else {
             &line[..]
@@ -509,6 +593,22 @@ async fn read_data(
             continue;
         }
         raw.extend_from_slice(body);
+        // Twice the mail's MiB so far, rounded up, taken from the budget as it grows.
+        let need = 2 * ((raw.len() >> 20) as u32 + 1);
+        let held = charged.as_ref().map_or(0, |p| p.num_permits() as u32);
+        if need > held {
+            match budget.clone().try_acquire_many_owned(need - held) {
+                Ok(more) => match &mut charged {
+                    Some(p) => p.merge(more),
+                    None => charged = Some(more),
+                },
+                Err(_) => {
+                    busy = true;
+                    raw = Vec::new();
+                    charged = None;
+                }
+            }
+        }
     }
 }
 

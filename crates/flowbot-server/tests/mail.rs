@@ -291,6 +291,43 @@ async fn refusals_are_clear_and_nothing_is_stored() {
         .starts_with("221"));
 }
 
+#[tokio::test]
+async fn a_dot_after_a_bare_line_feed_does_not_end_the_mail() {
+    // SMTP smuggling: a relay that ends DATA only at CRLF . CRLF passes `\n.\n` on as
+    // content; ending the mail there would take what follows as a second mail.
+    let t = setup("[]", MailConfig::DEFAULT_MAX_SIZE).await;
+    let stream = tokio::net::TcpStream::connect(&t.smtp).await.unwrap();
+    let (r, mut w) = stream.into_split();
+    let mut r = BufReader::new(r);
+    let mut line = String::new();
+    r.read_line(&mut line).await.unwrap();
+    exchange(&mut r, &mut w, "EHLO relay\r\n".into()).await;
+    exchange(&mut r, &mut w, "MAIL FROM:<a@example.jp>\r\n".into()).await;
+    let rcpt = exchange(&mut r, &mut w, format!("RCPT TO:<{}>\r\n", t.address)).await;
+    assert!(rcpt.starts_with("250"), "{rcpt}");
+    assert!(exchange(&mut r, &mut w, "DATA\r\n".into())
+        .await
+        .starts_with("354"));
+    let smuggled = format!(
+        "Subject: first\r\nMessage-ID: <first@example.jp>\r\n\r\nhello\n.\nMAIL FROM:<ceo@example.co.jp>\r\n\
+         RCPT TO:<{}>\r\nDATA\r\nSubject: forged\r\n\r\npay now\r\n.\r\n",
+        t.address
+    );
+    let answer = exchange(&mut r, &mut w, smuggled).await;
+    assert!(answer.starts_with("250"), "{answer}");
+    let runs = t.runs().await;
+    assert_eq!(runs.len(), 1, "one mail, not two: {runs:?}");
+    assert_eq!(runs[0].trigger["subject"], "first");
+    assert!(
+        runs[0].trigger["text"]
+            .as_str()
+            .unwrap()
+            .contains("pay now"),
+        "the rest is the first mail's content: {}",
+        runs[0].trigger["text"]
+    );
+}
+
 /// Send one command line and read its whole answer.
 async fn exchange(
     r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,

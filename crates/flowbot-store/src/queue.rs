@@ -266,7 +266,7 @@ impl Store {
                 path, error, delay, ..
             } => (
                 RunStatus::Queued,
-                Some(now + delay.as_millis() as i64),
+                Some(now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX))),
                 Some(error.message.clone()),
                 Some(path.clone()),
                 None,

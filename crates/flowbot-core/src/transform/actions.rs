@@ -152,7 +152,10 @@ pub fn execute(action: &str, input: &Map<String, Value>) -> Result<Value, String
         }
         "normalize" => {
             let mode = Mode::parse(&i.required("mode")?).map_err(|e| at("mode", e))?;
-            Ok(json!({"text": kana::normalize(&i.subject("text")?, mode)}))
+            // NFKC may make a text several times longer (ﷺ is 18 characters).
+            let out = kana::normalize(&i.subject("text")?, mode);
+            super::check_text(&out, "the converted text").map_err(|e| at("text", e))?;
+            Ok(json!({ "text": out }))
         }
         "change_case" => {
             let case = Case::parse(&i.required("case")?).map_err(|e| at("case", e))?;
@@ -397,8 +400,11 @@ impl<'a> Input<'a> {
     }
 
     /// The text being transformed: none reads as empty text.
+    /// The text an action works on (empty for null), bounded like every text input.
     fn subject(&self, name: &str) -> Result<String, String> {
-        Ok(self.optional(name)?.unwrap_or_default())
+        let text = self.optional(name)?.unwrap_or_default();
+        super::check_text(&text, "the text").map_err(|e| at(name, e))?;
+        Ok(text)
     }
 
     fn required(&self, name: &str) -> Result<String, String> {

@@ -78,12 +78,14 @@ fn json_of(v: &MjValue, filter: &str) -> Result<Value, MjError> {
 /// The text a filter transforms; none is empty text.
 fn text_of(v: &MjValue, filter: &str) -> Result<String, MjError> {
     let json = json_of(v, filter)?;
-    scalar_text(&json).ok_or_else(|| {
+    let text = scalar_text(&json).ok_or_else(|| {
         fail(
             filter,
             format!("needs text, not {}", crate::template::kind_of(&json)),
         )
-    })
+    })?;
+    super::check_text(&text, "the text").map_err(|e| fail(filter, e))?;
+    Ok(text)
 }
 
 fn out(json: Value) -> MjValue {
@@ -91,7 +93,9 @@ fn out(json: Value) -> MjValue {
 }
 
 fn convert(v: &MjValue, filter: &str, mode: Mode) -> Result<String, MjError> {
-    Ok(kana::normalize(&text_of(v, filter)?, mode))
+    let out = kana::normalize(&text_of(v, filter)?, mode);
+    super::check_text(&out, "the converted text").map_err(|e| fail(filter, e))?;
+    Ok(out)
 }
 
 /// `regex_replace(pattern, replacement, all=true, ignore_case=false)`

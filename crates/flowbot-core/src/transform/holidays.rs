@@ -198,7 +198,7 @@ impl Calendar {
     /// `days` business days after `date` (before it when negative). Zero gives `date` when
     /// it is a business day, else the next one: "due on a business day" rolls forward.
     pub fn add_business_days(&mut self, date: Date, days: i64) -> Result<Date, String> {
-        if days.abs() > MAX_BUSINESS_DAYS {
+        if days.unsigned_abs() > MAX_BUSINESS_DAYS.unsigned_abs() {
             return Err(format!(
                 "{days} business days is too far: at most {MAX_BUSINESS_DAYS} either way"
             ));

@@ -91,6 +91,9 @@ impl Match {
     }
 }
 
+/// The most text the matches of one call may copy out, groups included.
+const MAX_CAPTURED_BYTES: usize = 8 << 20;
+
 /// The first match, or every match (at most [`super::MAX_ITEMS`]).
 pub fn find_matches(
     text: &str,
@@ -103,8 +106,25 @@ pub fn find_matches(
     let names: Vec<Option<&str>> = re.capture_names().skip(1).collect();
     let mut out = Vec::new();
     let (mut byte_at, mut char_at) = (0, 0);
+    // Each group is a copy of its text (twice when named): nested groups over a long
+    // text would multiply it, so the copies together are bounded too.
+    let mut captured = 0usize;
     for caps in re.captures_iter(text) {
         let whole = caps.get(0).expect("group 0 always takes part");
+        captured += caps
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let named = i > 0 && names[i - 1].is_some();
+                m.map_or(0, |m| m.len()) * if named { 2 } else { 1 }
+            })
+            .sum::<usize>();
+        if captured > MAX_CAPTURED_BYTES {
+            return Err(format!(
+                "the matches and their groups hold more than {} MiB of text: make the pattern narrower",
+                MAX_CAPTURED_BYTES >> 20
+            ));
+        }
         char_at += text[byte_at..whole.start()].chars().count();
         byte_at = whole.start();
         let mut groups = Map::new();
@@ -168,14 +188,23 @@ pub fn regex_replace(
     check_text(text, "the text")?;
     check_text(replacement, "the replacement")?;
     let re = compile(pattern, ignore_case)?;
-    let count = if all {
-        re.find_iter(text).count()
-    } else {
-        usize::from(re.is_match(text))
-    };
-    let out = re
-        .replacen(text, usize::from(!all), replacement)
-        .into_owned();
+    // Built piece by piece and checked as it grows: an empty match puts the replacement
+    // between every two characters, which must be refused before it is allocated.
+    let mut out = String::new();
+    let mut last = 0;
+    let mut count = 0;
+    for caps in re.captures_iter(text) {
+        let m = caps.get(0).expect("group 0 is the match");
+        out.push_str(&text[last..m.start()]);
+        caps.expand(replacement, &mut out);
+        last = m.end();
+        count += 1;
+        check_text(&out, "the replaced text")?;
+        if !all {
+            break;
+        }
+    }
+    out.push_str(&text[last..]);
     check_text(&out, "the replaced text")?;
     Ok((out, count))
 }
@@ -380,8 +409,13 @@ pub fn truncate(text: &str, length: usize, ellipsis: &str) -> (String, bool) {
         return (text.to_string(), false);
     }
     let keep = length.saturating_sub(ellipsis.chars().count());
+    // An ellipsis longer than the length is cut too: the result never passes `length`.
     (
-        text.chars().take(keep).chain(ellipsis.chars()).collect(),
+        text.chars()
+            .take(keep)
+            .chain(ellipsis.chars())
+            .take(length)
+            .collect(),
         true,
     )
 }
@@ -389,6 +423,25 @@ pub fn truncate(text: &str, length: usize, ellipsis: &str) -> (String, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outputs_stay_bounded() {
+        // An empty match puts the replacement between every two characters.
+        let text = "あ".repeat(100_000);
+        let err = regex_replace(&text, "", &text, true, false).unwrap_err();
+        assert!(err.contains("the replaced text"), "{err}");
+        assert_eq!(
+            regex_replace("abc", "", "-", true, false).unwrap(),
+            ("-a-b-c-".to_string(), 4)
+        );
+        // Nested groups over a long text would copy it once per group.
+        let long = "x".repeat(500_000);
+        let nested = format!("{}.*{}", "(".repeat(40), ")".repeat(40));
+        let err = find_matches(&long, &nested, false, false).unwrap_err();
+        assert!(err.contains("narrower"), "{err}");
+        assert_eq!(truncate("abcdef", 2, "..."), ("..".to_string(), true));
+        assert_eq!(truncate("abcdef", 4, "…"), ("abc…".to_string(), true));
+    }
 
     #[test]
     fn regex_extract_table() {
