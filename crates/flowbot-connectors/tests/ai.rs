@@ -25,6 +25,22 @@ fn conn(url: &str, key: &str) -> Connection {
     }
 }
 
+/// The `every`-th call from now fails once with `status`.
+fn fail_once(sim: &ai::AiSim, every: u64, status: u16, retry_after: Option<u64>) {
+    sim.faults.set(FaultConfig {
+        every: Some(every),
+        errors: vec![InjectedError {
+            status,
+            code: None,
+            message: None,
+            fields: vec![],
+            retry_after,
+        }],
+        max_failures: Some(1),
+        ..FaultConfig::default()
+    });
+}
+
 fn connector() -> Arc<dyn Connector> {
     flowbot_connectors::registry().get("ai").unwrap().clone()
 }
@@ -222,18 +238,7 @@ async fn a_wrong_key_is_fatal_with_the_services_message_and_no_key() {
 async fn a_rate_limit_is_retryable_after_the_time_it_asks() {
     let sim = ai::start(AiConfig::default(), 0).await.unwrap();
     let c = conn(&sim.url, "sk-sandbox");
-    sim.sim.faults.set(FaultConfig {
-        every: Some(1),
-        errors: vec![InjectedError {
-            status: 429,
-            code: None,
-            message: None,
-            fields: vec![],
-            retry_after: Some(7),
-        }],
-        max_failures: Some(1),
-        ..FaultConfig::default()
-    });
+    fail_once(&sim.sim, 1, 429, Some(7));
     let e = run(&c, "generate", json!({"prompt": "hello"}))
         .await
         .unwrap_err();
@@ -251,18 +256,7 @@ async fn a_rate_limit_is_retryable_after_the_time_it_asks() {
 async fn the_services_own_troubles_are_retryable_and_bad_requests_are_not() {
     let sim = ai::start(AiConfig::default(), 0).await.unwrap();
     let c = conn(&sim.url, "sk-sandbox");
-    sim.sim.faults.set(FaultConfig {
-        every: Some(1),
-        errors: vec![InjectedError {
-            status: 503,
-            code: None,
-            message: None,
-            fields: vec![],
-            retry_after: None,
-        }],
-        max_failures: Some(1),
-        ..FaultConfig::default()
-    });
+    fail_once(&sim.sim, 1, 503, None);
     let e = run(&c, "generate", json!({"prompt": "hello"}))
         .await
         .unwrap_err();
@@ -362,18 +356,7 @@ async fn a_failed_second_try_still_accounts_for_the_first() {
     let sim = ai::start(AiConfig::default(), 0).await.unwrap();
     let c = conn(&sim.url, "sk-sandbox");
     sim.sim.bad_answers(BadAnswer::MissingField, 1);
-    sim.sim.faults.set(FaultConfig {
-        every: Some(2),
-        errors: vec![InjectedError {
-            status: 503,
-            code: None,
-            message: None,
-            fields: vec![],
-            retry_after: None,
-        }],
-        max_failures: Some(1),
-        ..FaultConfig::default()
-    });
+    fail_once(&sim.sim, 2, 503, None);
     let e = run(
         &c,
         "extract",
