@@ -16,7 +16,7 @@ use flowbot_core::{ActionCall, ActionError, Connection, Connector};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{json, Map, Value};
 
-use crate::http::{retry_after, shown_url, transport_error};
+use crate::http::{read_bounded, retry_after, shown_url, transport_error};
 
 /// One chat call; a long generation needs the step's own `timeout` raised as well.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -262,36 +262,13 @@ impl AiApp {
         if let Some(body) = body {
             req = req.json(body);
         }
-        let mut resp = req
+        let resp = req
             .send()
             .await
             .map_err(|e| transport_error(&method, &url, e))?;
         let status = resp.status();
         let wait = retry_after(resp.headers());
-        let too_large = || {
-            ActionError::fatal(format!(
-                "{method} {}: the answer is larger than {} MiB",
-                shown_url(&url),
-                MAX_ANSWER >> 20
-            ))
-        };
-        if resp
-            .content_length()
-            .is_some_and(|n| n as usize > MAX_ANSWER)
-        {
-            return Err(too_large());
-        }
-        let mut bytes = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| transport_error(&method, &url, e))?
-        {
-            if bytes.len() + chunk.len() > MAX_ANSWER {
-                return Err(too_large());
-            }
-            bytes.extend_from_slice(&chunk);
-        }
+        let bytes = read_bounded(resp, MAX_ANSWER, &method, &url).await?;
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if status.is_success() {
             if body.is_null() {

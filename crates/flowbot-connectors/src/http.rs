@@ -50,6 +50,38 @@ pub fn shown_url(url: &reqwest::Url) -> String {
     shown
 }
 
+/// An answer's body, read up to `max` bytes whatever length it claims; a larger one is a
+/// fatal error (asking again would bring the same answer).
+pub async fn read_bounded(
+    mut resp: reqwest::Response,
+    max: usize,
+    method: &Method,
+    url: &reqwest::Url,
+) -> Result<Vec<u8>, ActionError> {
+    let too_large = || {
+        ActionError::fatal(format!(
+            "{method} {}: the answer is larger than {} MiB",
+            shown_url(url),
+            max >> 20
+        ))
+    };
+    if resp.content_length().is_some_and(|n| n as usize > max) {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| transport_error(method, url, e))?
+    {
+        if bytes.len() + chunk.len() > max {
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
 /// Network-level failures are worth retrying; a request we could not even build is not.
 /// reqwest's own text names the full URL, so it is shown without it.
 pub fn transport_error(method: &Method, url: &reqwest::Url, e: reqwest::Error) -> ActionError {

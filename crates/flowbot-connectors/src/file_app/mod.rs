@@ -20,7 +20,7 @@ use flowbot_core::template::{render_value, Scope};
 use flowbot_core::{ActionCall, ActionError, Connection, Connector, Diagnostic};
 use serde_json::{json, Map, Value};
 
-use crate::http::{retry_after, shown_url, transport_error};
+use crate::http::{read_bounded, retry_after, transport_error};
 use format::{ActionDef, AppFile, Auth};
 
 /// How long one request may take.
@@ -398,33 +398,7 @@ impl FileApp {
         );
         flowbot_core::manifest::redact_headers(&mut headers);
         let wait = retry_after(resp.headers());
-        if resp
-            .content_length()
-            .is_some_and(|n| n as usize > MAX_ANSWER)
-        {
-            return Err(ActionError::fatal(format!(
-                "{method} {}: the answer is larger than {} MiB",
-                shown_url(&url),
-                MAX_ANSWER >> 20
-            )));
-        }
-        // Read up to the bound, whatever the answer claimed its length to be.
-        let mut resp = resp;
-        let mut bytes = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| transport_error(&method, &url, e))?
-        {
-            if bytes.len() + chunk.len() > MAX_ANSWER {
-                return Err(ActionError::fatal(format!(
-                    "{method} {}: the answer is larger than {} MiB",
-                    shown_url(&url),
-                    MAX_ANSWER >> 20
-                )));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
+        let bytes = read_bounded(resp, MAX_ANSWER, &method, &url).await?;
         let text = String::from_utf8_lossy(&bytes);
         // JSON when the answer says so (or says nothing and is JSON); text otherwise; no
         // body is null.
